@@ -1,0 +1,34 @@
+# Third-party libraries MIXL builds on. Every one is a Debian 12 package
+# (scripts/deps.sh installs them); CUDA is optional.
+find_package(PkgConfig REQUIRED)
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(Threads REQUIRED)
+
+pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# msgpack-c 6 renamed the package to msgpack-c; accept both.
+pkg_check_modules(MSGPACK IMPORTED_TARGET msgpack-c)
+if(NOT MSGPACK_FOUND)
+  pkg_check_modules(MSGPACK REQUIRED IMPORTED_TARGET msgpack)
+endif()
+# Name the serial HDF5 explicitly: libhdf5-openmpi-dev re-points hdf5.pc.
+pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
+
+set(MIXL_HAVE_CUDA OFF)
+if(NOT MIXL_WITH_CUDA STREQUAL "OFF")
+  if(NOT CUDAToolkit_ROOT AND EXISTS /usr/local/cuda)
+    set(CUDAToolkit_ROOT /usr/local/cuda)
+  endif()
+  find_package(CUDAToolkit QUIET)
+  if(CUDAToolkit_FOUND)
+    set(MIXL_HAVE_CUDA ON)
+    message(STATUS "MIXL: CUDA ${CUDAToolkit_VERSION} found, device memory support compiled in")
+  elseif(MIXL_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "MIXL_WITH_CUDA=ON but no CUDA toolkit was found")
+  else()
+    message(STATUS "MIXL: no CUDA toolkit, building host-memory support only")
+  endif()
+endif()
+
+pkg_check_modules(CMOCKA IMPORTED_TARGET cmocka)

@@ -1,0 +1,71 @@
+/*
+ * Decoded view of an agent's metadata blob, for tools that show what a peer
+ * published (registry listings, diagnostics). Transfers never need it: the
+ * agent imports blobs with mixl_metadata_import().
+ */
+#ifndef MIXL_METADATA_H
+#define MIXL_METADATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mixl/agent.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Format version written by this library; blobs with another major are refused. */
+#define MIXL_METADATA_FORMAT 1
+
+typedef struct {
+    uint32_t id;       /* region id, unique within the agent */
+    uint64_t addr;     /* base address in the owner's process */
+    uint64_t len;
+    mixl_mem_type_t mem_type;
+    int device;
+    int32_t window;    /* static window index, -1 for the dynamic window, -2 none */
+    uint64_t window_base; /* displacement origin: base of the window the region is in */
+    uint32_t flags;    /* MIXL_MD_REGION_* */
+    uint8_t ipc_handle[64]; /* CUDA IPC handle when flags has MIXL_MD_REGION_IPC */
+} mixl_md_region_t;
+
+#define MIXL_MD_REGION_IPC (1u << 0)    /* ipc_handle is valid */
+#define MIXL_MD_REGION_STAGED (1u << 1) /* device region reached through a host shadow window */
+
+typedef struct {
+    uint32_t format;            /* MIXL_METADATA_FORMAT of the writer */
+    char name[MIXL_NAME_MAX];
+    char engine_id[MIXL_NAME_MAX];
+    char hostname[MIXL_NAME_MAX];
+    char library_version[16];
+    uint64_t mpi_world;         /* fingerprint of the communicator; 0 when none */
+    int32_t mpi_rank;           /* rank in that communicator; -1 when none */
+    char tcp_host[MIXL_NAME_MAX]; /* TCP endpoint; empty when none */
+    int32_t tcp_port;
+    uint32_t region_count;
+    mixl_md_region_t *regions;
+} mixl_metadata_t;
+
+/*
+ * Decode and validate a blob. On error returns MIXL_ERR_BAD_METADATA or
+ * MIXL_ERR_VERSION and writes the reason to err (when err_len > 0).
+ * Free the result with mixl_metadata_free().
+ */
+MIXL_EXPORT mixl_status_t mixl_metadata_decode(const void *blob, size_t len,
+                                               mixl_metadata_t **md_p, char *err,
+                                               size_t err_len);
+
+/* Encode md as a blob (mostly for tests and tools). Free with mixl_free(). */
+MIXL_EXPORT mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p,
+                                               size_t *len_p);
+
+MIXL_EXPORT void mixl_metadata_free(mixl_metadata_t *md);
+
+/* Name of a memory type: "host", "pinned", "cuda". */
+MIXL_EXPORT const char *mixl_mem_type_str(mixl_mem_type_t type);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MIXL_METADATA_H */

@@ -1,0 +1,10 @@
+/* MIXL -- MPI Inference Xfer Library: the one header to include. */
+#ifndef MIXL_MIXL_H
+#define MIXL_MIXL_H
+
+#include <mixl/version.h>
+#include <mixl/status.h>
+#include <mixl/agent.h>
+#include <mixl/metadata.h>
+
+#endif /* MIXL_MIXL_H */

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what is missing, build, and run the whole CTest suite.
+#   scripts/test.sh            normal build, warnings as errors
+#   scripts/test.sh --asan     AddressSanitizer + UBSan build (build-asan/)
+#   scripts/test.sh -L unit    extra arguments go to ctest
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+"$here/scripts/deps.sh"
+
+build="$here/build"
+cmake_args=(-DMIXL_WERROR=ON)
+if [ "${1:-}" = "--asan" ]; then
+  shift
+  build="$here/build-asan"
+  cmake_args+=(-DMIXL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  # MPI and UCX keep allocations for the life of the process; report only ours.
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
+fi
+"$here/scripts/build.sh" "$build" "${cmake_args[@]}"
+
+# Open MPI refuses to run as root without these (CI runs as root).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+cd "$build"
+ctest --output-on-failure --timeout 600 -j2 "$@"

@@ -1,0 +1,152 @@
+/*
+ * The transport ops table: what every data-plane backend (MPI windows, TCP)
+ * implements, and the objects the agent shares with backends.
+ *
+ * The agent validates everything before a backend sees it: descriptors lie
+ * inside registered regions, lists match, the peer is known, contiguous
+ * spans are merged. A backend only moves bytes and notifications.
+ *
+ * Threading: the agent calls a backend from one thread at a time. A backend
+ * may run its own progress thread; it then owns the locking of its state.
+ */
+#ifndef MIXL_TRANSPORT_H
+#define MIXL_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mixl/agent.h>
+#include <mixl/metadata.h>
+
+#include "util/errbuf.h"
+
+/* Backend slots: index into the per-object tp_priv arrays. */
+typedef enum {
+    MIXL_TP_MPI = 0,
+    MIXL_TP_TCP = 1,
+    MIXL_TP_MAX = 2,
+} mixl_tp_id_t;
+
+/* Capability flags. */
+#define MIXL_TP_CAP_HOST (1u << 0)        /* host and pinned memory */
+#define MIXL_TP_CAP_CUDA (1u << 1)        /* device memory (directly or staged) */
+#define MIXL_TP_CAP_NOTIF (1u << 2)       /* notifications ordered after data */
+#define MIXL_TP_CAP_CROSS_WORLD (1u << 3) /* reaches agents outside our MPI world */
+
+/* A registered local region, as backends see it. */
+typedef struct mixl_tp_region {
+    uint32_t id;
+    void *addr;
+    size_t len;
+    mixl_mem_type_t mem_type;
+    int device;
+    /* Exported remote-access information; a backend fills what it owns. */
+    int32_t window;       /* MPI: static window index, -1 dynamic, -2 none */
+    uint64_t window_base; /* MPI: address that displacement 0 of the window maps to */
+    uint32_t md_flags;    /* MIXL_MD_REGION_* */
+    uint8_t ipc_handle[64];
+    void *tp_priv[MIXL_TP_MAX];
+} mixl_tp_region_t;
+
+/* A peer whose metadata was imported. */
+typedef struct mixl_tp_peer {
+    char name[MIXL_NAME_MAX];
+    mixl_metadata_t *md; /* decoded metadata (owned by the agent) */
+    int mpi_rank;        /* rank in the agent's communicator, -1 if not in our world */
+    void *tp_priv[MIXL_TP_MAX];
+} mixl_tp_peer_t;
+
+/* One merged operation: a contiguous local span and a contiguous remote span. */
+typedef struct {
+    uint64_t local_addr;
+    uint64_t remote_addr;
+    uint64_t len;
+    mixl_tp_region_t *local_region;
+    const mixl_md_region_t *remote_region;
+} mixl_tp_op_t;
+
+/* A prepared transfer. */
+typedef struct mixl_tp_xfer {
+    mixl_op_t op;
+    mixl_tp_peer_t *peer;
+    mixl_tp_op_t *ops;
+    size_t nops;
+    uint64_t bytes;
+    uint32_t notif_len; /* 0 = no notification */
+    uint8_t notif[MIXL_NOTIF_MAX];
+    void *tp_priv; /* backend state, set by xfer_prepare */
+} mixl_tp_xfer_t;
+
+typedef struct mixl_tp mixl_tp_t;
+
+typedef struct mixl_tp_ops {
+    size_t size; /* sizeof(mixl_tp_ops_t), checked at registration */
+    const char *name;
+    unsigned caps;     /* MIXL_TP_CAP_* */
+    size_t priv_size;  /* bytes of tp->priv, zeroed before init */
+
+    /*
+     * Set up the backend. For MPI: collective over params->comm. names[] holds
+     * every rank's agent name (already gathered by the agent) when comm is set.
+     * Errors go to tp->eb with the object named.
+     */
+    mixl_status_t (*init)(mixl_tp_t *tp, const mixl_agent_params_t *params);
+    /* Collective step: expose every region registered so far. */
+    mixl_status_t (*start)(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count);
+    /* Tear down (collective for MPI). Never fails. */
+    void (*fini)(mixl_tp_t *tp);
+
+    /* Register a region (before start: remember it; after start: late path). */
+    mixl_status_t (*mem_register)(mixl_tp_t *tp, mixl_tp_region_t *region);
+    mixl_status_t (*mem_deregister)(mixl_tp_t *tp, mixl_tp_region_t *region);
+
+    /* Fill this backend's endpoint fields of the agent's exported metadata. */
+    mixl_status_t (*export_md)(mixl_tp_t *tp, mixl_metadata_t *md);
+    /* MIXL_OK if the backend can reach the peer (and sets peer->tp_priv[id]),
+     * MIXL_ERR_UNREACHABLE if not. */
+    mixl_status_t (*peer_add)(mixl_tp_t *tp, mixl_tp_peer_t *peer);
+    void (*peer_remove)(mixl_tp_t *tp, mixl_tp_peer_t *peer);
+
+    /* Resolve a prepared transfer once (windows, connections); may allocate. */
+    mixl_status_t (*xfer_prepare)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
+    /* Hot path: issue the operations. No allocation, no global lock, no logging. */
+    mixl_status_t (*xfer_post)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
+    /* Hot path: MIXL_OK when done (notification included), MIXL_IN_PROGRESS, or error. */
+    mixl_status_t (*xfer_test)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
+    /* Free what xfer_prepare made. The transfer is not in flight. */
+    void (*xfer_release)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
+
+    /* Send a data-less notification, ordered after earlier transfers to the peer. */
+    mixl_status_t (*notif_send)(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *payload,
+                                size_t len);
+    /* Collect arrived notifications (peer name filled in). */
+    mixl_status_t (*notif_poll)(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_t *count_p);
+
+    /* One line for mixl_agent_path_report(), written into buf. */
+    void (*path_report)(mixl_tp_t *tp, char *buf, size_t len);
+} mixl_tp_ops_t;
+
+/* A backend instance inside an agent. */
+struct mixl_tp {
+    const mixl_tp_ops_t *ops;
+    mixl_tp_id_t id;
+    void *priv;            /* priv_size bytes of backend state */
+    mixl_errbuf_t *eb;     /* the agent's error buffer */
+    const char *agent_name;
+    MPI_Comm comm;         /* the agent's communicator (MPI_COMM_NULL when none) */
+    char (*rank_names)[MIXL_NAME_MAX]; /* agent name of each rank in comm */
+    int rank, nranks;
+    uint64_t mpi_world;    /* communicator fingerprint, 0 when none */
+};
+
+/* Look up a backend by name ("mpi", "tcp") or id; NULL when not built in. */
+const mixl_tp_ops_t *mixl_tp_find(const char *name);
+const mixl_tp_ops_t *mixl_tp_get(mixl_tp_id_t id);
+/* Check an ops table's mandatory entries; MIXL_ERR_INVALID_PARAM names the hole. */
+mixl_status_t mixl_tp_check_ops(const mixl_tp_ops_t *ops, mixl_errbuf_t *eb);
+
+/* Helper for backends: an op that is not supported. */
+mixl_status_t mixl_tp_notif_send_enosys(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *payload,
+                                        size_t len);
+
+#endif /* MIXL_TRANSPORT_H */

@@ -1,0 +1,50 @@
+/* First-error-wins message buffer; see errbuf.h. */
+#include "util/errbuf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "util/log.h"
+
+static mixl_status_t errbuf_vset(mixl_errbuf_t *eb, int quiet, mixl_status_t status,
+                                 const char *fmt, va_list ap)
+{
+    char msg[MIXL_ERRBUF_LEN];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (!quiet) mixl_error("%s (%s)", msg, mixl_status_str(status));
+    if (eb != NULL && !eb->set) {
+        snprintf(eb->msg, sizeof(eb->msg), "%s (%s)", msg, mixl_status_str(status));
+        eb->set = 1;
+    }
+    return status;
+}
+
+mixl_status_t mixl_errbuf_set(mixl_errbuf_t *eb, mixl_status_t status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    status = errbuf_vset(eb, 0, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+mixl_status_t mixl_errbuf_set_quiet(mixl_errbuf_t *eb, mixl_status_t status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    status = errbuf_vset(eb, 1, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void mixl_errbuf_clear(mixl_errbuf_t *eb)
+{
+    eb->msg[0] = '\0';
+    eb->set = 0;
+}
+
+const char *mixl_errbuf_get(const mixl_errbuf_t *eb)
+{
+    return eb->set ? eb->msg : "";
+}
