@@ -1,0 +1,261 @@
+/*
+ * Set-up shared by every role: the control communicator, clock alignment
+ * with the router, KV memory, the agent (one per rank over the job's
+ * communicator, memory registered once before start so it gets a static
+ * window), and the exchange of every rank's metadata.
+ *
+ * Each local step that can fail is followed by an agreement (MPI_Allreduce
+ * of the status) so that when one rank fails every rank stops together
+ * instead of waiting in a later collective.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "disagg/dg_int.h"
+#include "transport/transport.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define DG_TAG_CLOCK 8
+#define DG_CLOCK_ROUNDS 8
+
+/* All ranks agree on the worst status (errors are negative). */
+static mixl_status_t dg_agree(mixl_dg_t *dg, mixl_status_t st)
+{
+    int mine = (int)st, worst = 0;
+    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MIN, dg->ctl) != MPI_SUCCESS)
+        return MIXL_ERR_BACKEND;
+    return worst < 0 ? (mixl_status_t)worst : MIXL_OK;
+}
+
+/* A receive that gives up at the deadline instead of waiting forever. */
+static mixl_status_t dg_recv_deadline(mixl_dg_t *dg, void *buf, int len, int src, int tag)
+{
+    MPI_Request rq;
+    int done = 0;
+    uint64_t deadline = mixl_deadline_ns(dg->timeout_ms);
+    MPI_Irecv(buf, len, MPI_BYTE, src, tag, dg->ctl, &rq);
+    while (!done) {
+        MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (!done && mixl_now_ns() >= deadline) {
+            MPI_Cancel(&rq);
+            MPI_Request_free(&rq);
+            mixl_error("%s: no clock reply from %s within %d ms", dg->names[dg->rank],
+                       dg->names[src], dg->timeout_ms);
+            return MIXL_ERR_TIMED_OUT;
+        }
+    }
+    return MIXL_OK;
+}
+
+/*
+ * Align clocks with the router by ping-pong, keeping the round trip with the
+ * smallest delay (Cristian's method): timelines from different hosts then
+ * share one time axis to within half that round trip.
+ */
+static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
+{
+    mixl_status_t st = MIXL_OK;
+    if (dg->rank == 0) {
+        for (int r = 1; r < dg->world && st == MIXL_OK; r++)
+            for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK; k++) {
+                int64_t ping, t0;
+                st = dg_recv_deadline(dg, &ping, sizeof(ping), r, DG_TAG_CLOCK);
+                t0 = (int64_t)mixl_now_ns();
+                if (st == MIXL_OK) MPI_Send(&t0, sizeof(t0), MPI_BYTE, r, DG_TAG_CLOCK, dg->ctl);
+            }
+        dg->clock_offset_ns = 0;
+        return st;
+    }
+    int64_t best_rtt = INT64_MAX;
+    for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK; k++) {
+        int64_t t1 = (int64_t)mixl_now_ns(), t0 = 0;
+        MPI_Send(&t1, sizeof(t1), MPI_BYTE, 0, DG_TAG_CLOCK, dg->ctl);
+        st = dg_recv_deadline(dg, &t0, sizeof(t0), 0, DG_TAG_CLOCK);
+        int64_t t2 = (int64_t)mixl_now_ns();
+        if (st == MIXL_OK && t2 - t1 < best_rtt) {
+            best_rtt = t2 - t1;
+            dg->clock_offset_ns = t0 - (t1 + t2) / 2;
+        }
+    }
+    return st;
+}
+
+mixl_status_t dg_exchange_metadata(mixl_dg_t *dg, const void *blob, size_t len, void ***blobs_p,
+                                   size_t **lens_p)
+{
+    int mylen = (int)len;
+    int *lens = calloc((size_t)dg->world, sizeof(int));
+    int *displs = calloc((size_t)dg->world, sizeof(int));
+    void **blobs = calloc((size_t)dg->world, sizeof(void *));
+    size_t *out_lens = calloc((size_t)dg->world, sizeof(size_t));
+    char *all = NULL;
+    mixl_status_t st = MIXL_ERR_NO_MEMORY;
+
+    if (lens == NULL || displs == NULL || blobs == NULL || out_lens == NULL) goto out;
+    if (MPI_Allgather(&mylen, 1, MPI_INT, lens, 1, MPI_INT, dg->ctl) != MPI_SUCCESS) {
+        st = MIXL_ERR_BACKEND;
+        goto out;
+    }
+    size_t total = 0;
+    for (int r = 0; r < dg->world; r++) {
+        displs[r] = (int)total;
+        total += (size_t)lens[r];
+    }
+    all = malloc(total ? total : 1);
+    if (all == NULL) goto out;
+    if (MPI_Allgatherv(blob, mylen, MPI_BYTE, all, lens, displs, MPI_BYTE, dg->ctl) !=
+        MPI_SUCCESS) {
+        st = MIXL_ERR_BACKEND;
+        goto out;
+    }
+    for (int r = 0; r < dg->world; r++) {
+        blobs[r] = malloc(lens[r] ? (size_t)lens[r] : 1);
+        if (blobs[r] == NULL) goto out;
+        memcpy(blobs[r], all + displs[r], (size_t)lens[r]);
+        out_lens[r] = (size_t)lens[r];
+    }
+    *blobs_p = blobs;
+    *lens_p = out_lens;
+    blobs = NULL;
+    out_lens = NULL;
+    st = MIXL_OK;
+out:
+    if (blobs != NULL)
+        for (int r = 0; r < dg->world; r++) free(blobs[r]);
+    free(blobs);
+    free(out_lens);
+    free(all);
+    free(lens);
+    free(displs);
+    return st;
+}
+
+static unsigned dg_backends(const mixl_run_config_t *cfg)
+{
+    unsigned b = 0;
+    if (cfg->data_plane.rma_enabled) b |= MIXL_BACKEND_MPI;
+    if (cfg->data_plane.fallback == MIXL_FALLBACK_TCP && mixl_tp_get(MIXL_TP_TCP) != NULL)
+        b |= MIXL_BACKEND_TCP;
+    return b;
+}
+
+static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
+{
+    char err[256];
+    int local_rank = 0;
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (lr == NULL) lr = getenv("SLURM_LOCALID");
+    if (lr != NULL) local_rank = atoi(lr);
+
+    if (dg->me.role == MIXL_ROLE_ROUTER) return MIXL_OK;
+    int decode = dg->me.role == MIXL_ROLE_DECODE;
+    dg->layout = decode ? mixl_dg_decode_layout(&dg->plan, dg->me.tp_rank)
+                        : mixl_dg_prefill_layout(&dg->plan, dg->me.tp_rank);
+    uint64_t bytes = mixl_kv_region_bytes(&dg->layout);
+    mixl_mem_type_t type = decode ? dg->plan.decode_mem : dg->plan.prefill_mem;
+    int device = (int)(decode ? dg->cfg->decode.device : dg->cfg->prefill.device);
+    mixl_status_t st = mixl_kv_mem_alloc(&dg->mem, bytes, type, device, local_rank, err, sizeof(err));
+    if (st != MIXL_OK)
+        mixl_error("%s: %s for its %s (%llu bytes)", dg->names[dg->rank], err,
+                   decode ? "KV pool" : "layer buffers", (unsigned long long)bytes);
+    return st;
+}
+
+mixl_status_t dg_setup(mixl_dg_t *dg)
+{
+    mixl_status_t st;
+    void *blob = NULL, **blobs = NULL;
+    size_t blob_len = 0, *lens = NULL;
+
+    dg->names = calloc((size_t)dg->world, MIXL_NAME_MAX);
+    dg->peer_base = calloc((size_t)dg->world, sizeof(uint64_t));
+    st = (dg->names && dg->peer_base) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+    for (int r = 0; r < dg->world; r++) mixl_dg_rank_name(&dg->plan, r, dg->names[r]);
+    mixl_log_set_tag(dg->names[dg->rank]);
+
+    if ((st = dg_agree(dg, dg_clock_sync(dg))) != MIXL_OK) return st;
+    if ((st = dg_agree(dg, dg_alloc_memory(dg))) != MIXL_OK) return st;
+
+    mixl_agent_params_t ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.size = sizeof(ap);
+    ap.name = dg->names[dg->rank];
+    ap.engine_id = dg->names[dg->rank];
+    ap.comm = dg->ctl;
+    ap.backends = dg_backends(dg->cfg);
+    ap.gpu_path = (mixl_gpu_path_t)dg->cfg->data_plane.gpu_path;
+    ap.notif_ring = (unsigned)dg->cfg->data_plane.notif_ring;
+    ap.timeout_ms = dg->timeout_ms;
+    st = mixl_agent_create(&ap, &dg->agent);
+    if (st != MIXL_OK) {
+        /* Agent creation is collective; a failure is seen by every rank or reported here. */
+        mixl_error("%s: cannot create the agent: %s", dg->names[dg->rank], mixl_status_str(st));
+        dg->agent = NULL;
+    }
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+
+    if (dg->mem.ptr != NULL) {
+        st = mixl_mem_register(dg->agent, dg->mem.ptr, dg->mem.len, dg->mem.type, dg->mem.device,
+                               &dg->region);
+        if (st != MIXL_OK)
+            mixl_error("%s: registering %zu bytes of KV memory: %s", dg->names[dg->rank],
+                       dg->mem.len, mixl_agent_last_error(dg->agent));
+    }
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+    st = mixl_agent_start(dg->agent);
+    if (st != MIXL_OK)
+        mixl_error("%s: starting the agent: %s", dg->names[dg->rank], mixl_agent_last_error(dg->agent));
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+
+    st = mixl_metadata_export(dg->agent, &blob, &blob_len);
+    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
+    st = dg_exchange_metadata(dg, blob, blob_len, &blobs, &lens);
+    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
+    /* Routers move no KV; workers import every worker (their peers in either direction). */
+    if (dg->rank != 0)
+        for (int r = 1; r < dg->world && st == MIXL_OK; r++) {
+            if (r == dg->rank) continue;
+            st = mixl_metadata_import(dg->agent, blobs[r], lens[r], NULL);
+            if (st != MIXL_OK)
+                mixl_error("%s: importing the metadata of %s: %s", dg->names[dg->rank],
+                           dg->names[r], mixl_agent_last_error(dg->agent));
+        }
+    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
+
+    uint64_t base = (uint64_t)(uintptr_t)dg->mem.ptr;
+    if (MPI_Allgather(&base, 1, MPI_UINT64_T, dg->peer_base, 1, MPI_UINT64_T, dg->ctl) !=
+        MPI_SUCCESS)
+        st = MIXL_ERR_BACKEND;
+    st = dg_agree(dg, st);
+    if (st == MIXL_OK && dg->rank == 0)
+        mixl_info("data path: %s", mixl_agent_path_report(dg->agent));
+out:
+    if (blobs != NULL)
+        for (int r = 0; r < dg->world; r++) free(blobs[r]);
+    free(blobs);
+    free(lens);
+    mixl_free(blob);
+    return st;
+}
+
+void dg_teardown(mixl_dg_t *dg)
+{
+    dg_flush(dg, 1);
+    if (dg->agent != NULL) {
+        if (dg->region != NULL) mixl_mem_deregister(dg->agent, dg->region);
+        mixl_agent_destroy(dg->agent);
+        dg->agent = NULL;
+    }
+    mixl_kv_mem_free(&dg->mem);
+    free(dg->names);
+    free(dg->peer_base);
+    free(dg->outbox);
+    free(dg->parked);
+    dg->names = NULL;
+    dg->peer_base = NULL;
+    dg->outbox = NULL;
+    dg->parked = NULL;
+}
