@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One mixl-run end-to-end case.
+#   run_case.sh ok   NP REQUESTS CHECK_ARGS -- mixl-run args...
+#       runs the job, expects exit 0, then checks the results file with check_results
+#   run_case.sh fail NP 'EXPECTED MESSAGE' -- mixl-run args...
+#       expects a non-zero exit and the message on stderr (and no hang: CTest's timeout)
+# Environment: MIXL_RUN (the mixl-run binary), MIXL_CHECK (check_results),
+# MIXL_MPIRUN (mpirun with its flags).
+set -uo pipefail
+kind=$1 np=$2 arg=$3
+shift 3
+extra=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do extra+=("$1"); shift; done
+shift
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+out="$work/results.h5"
+# shellcheck disable=SC2086
+$MIXL_MPIRUN -np "$np" "$MIXL_RUN" "$@" --set run.output="$out" --set run.progress=plain \
+  >"$work/stdout" 2>"$work/stderr"
+rc=$?
+cat "$work/stdout"
+cat "$work/stderr" >&2
+if [ "$kind" = ok ]; then
+  [ $rc -eq 0 ] || { echo "mixl-run exited with $rc" >&2; exit 1; }
+  grep -q "errors 0" "$work/stdout" || { echo "summary does not report 0 errors" >&2; exit 1; }
+  "$MIXL_CHECK" "$out" "$arg" "${extra[@]}"
+else
+  [ $rc -ne 0 ] || { echo "mixl-run accepted a bad configuration" >&2; exit 1; }
+  grep -qF -- "$arg" "$work/stderr" || { echo "expected message not found: $arg" >&2; exit 1; }
+  [ "$(grep -cF -- "$arg" "$work/stderr")" -eq 1 ] || { echo "message printed more than once" >&2; exit 1; }
+  [ ! -e "$out" ] || { echo "a results file was written for a bad configuration" >&2; exit 1; }
+fi
