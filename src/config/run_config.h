@@ -39,7 +39,7 @@ typedef struct {
         int64_t block_size;
     } model;
     struct {
-        int64_t instances, tp, slots;
+        int64_t instances, tp, slots, queue;
         int memory;
         int64_t device;
         double layer_compute_us;

@@ -11,7 +11,9 @@
  * A slot is reused only when its previous layer's transfers are complete,
  * so compute runs ahead of the network by at most prefill.slots layers.
  * The transfers of one request are prepared once, before its first layer,
- * so posting a layer is only the post.
+ * so posting a layer is only the post. Once a request's last layer is
+ * shipped the next request starts computing while the previous one's
+ * transfers drain.
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -51,8 +53,9 @@ typedef struct {
     uint8_t *scratch; /* host staging for device-memory layer buffers */
     dg_msg_t **queue;
     size_t nq, capq;
-    pf_req_t cur;
-    int active;
+    pf_req_t **live;  /* started, not yet reported (the computing one and draining ones) */
+    size_t nlive, caplive;
+    pf_req_t *computing; /* the request whose layers are being computed, or NULL */
     size_t inflight;  /* posted transfers not yet complete */
     int stop;
 } pf_t;
@@ -135,14 +138,35 @@ static void pf_release(pf_t *pf, pf_req_t *r)
     free(r->done_ns);
     free(r->pending);
     free(r->msg);
-    memset(r, 0, sizeof(*r));
+    free(r);
+}
+
+static int pf_grow_live(pf_t *pf)
+{
+    size_t cap = pf->caplive ? 2 * pf->caplive : 8;
+    pf_req_t **l = realloc(pf->live, cap * sizeof(*l));
+    if (l == NULL) return 0;
+    pf->live = l;
+    pf->caplive = cap;
+    return 1;
 }
 
 static void pf_start(pf_t *pf, dg_msg_t *msg)
 {
     mixl_dg_t *dg = pf->dg;
-    pf_req_t *r = &pf->cur;
-    memset(r, 0, sizeof(*r));
+    pf_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || (pf->nlive == pf->caplive && !pf_grow_live(pf))) {
+        free(r);
+        dg_msg_t rep;
+        memset(&rep, 0, sizeof(rep));
+        rep.type = DG_MSG_PREFILL_DONE;
+        rep.status = MIXL_ERR_NO_MEMORY;
+        rep.req = msg->req;
+        mixl_error("request %llu: out of memory starting it", (unsigned long long)msg->req);
+        dg_send(dg, 0, &rep, NULL);
+        free(msg);
+        return;
+    }
     r->msg = msg;
     r->post_ns = calloc((size_t)pf->layers, sizeof(int64_t));
     r->done_ns = calloc((size_t)pf->layers, sizeof(int64_t));
@@ -153,14 +177,15 @@ static void pf_start(pf_t *pf, dg_msg_t *msg)
     pf_targets(pf, r);
     if (r->status == MIXL_OK && dg->cfg->transfer.mode == MIXL_MODE_PUSH)
         r->status = pf_prepare(pf, r);
-    pf->active = 1;
+    pf->live[pf->nlive++] = r;
+    pf->computing = r;
 }
 
-/* Finish the current request: completion notifications, report, release. */
-static void pf_finish(pf_t *pf)
+/* Finish live request idx: completion notifications, report, release. */
+static void pf_finish(pf_t *pf, size_t idx)
 {
     mixl_dg_t *dg = pf->dg;
-    pf_req_t *r = &pf->cur;
+    pf_req_t *r = pf->live[idx];
     int push = dg->cfg->transfer.mode == MIXL_MODE_PUSH;
 
     for (int t = 0; t < r->ntargets; t++) {
@@ -197,13 +222,14 @@ static void pf_finish(pf_t *pf)
         rep.lat_sum_ns = lat;
     }
     dg_send(dg, 0, &rep, NULL);
+    if (pf->computing == r) pf->computing = NULL;
     pf_release(pf, r);
-    pf->active = 0;
+    memmove(pf->live + idx, pf->live + idx + 1, (pf->nlive - idx - 1) * sizeof(*pf->live));
+    pf->nlive--;
 }
 
-static void pf_fail(pf_t *pf, mixl_status_t st, const char *what, int layer)
+static void pf_fail(pf_t *pf, pf_req_t *r, mixl_status_t st, const char *what, int layer)
 {
-    pf_req_t *r = &pf->cur;
     if (r->status != MIXL_OK) return;
     r->status = st;
     mixl_error("request %llu: %s (layer %d): %s", (unsigned long long)r->msg->req, what, layer,
@@ -224,7 +250,7 @@ static void pf_compute(pf_t *pf, pf_req_t *r, int l)
         one.layers = 1;
         mixl_kv_fill_layer(&one, pf->scratch, 0, l, r->msg->req, r->msg->tokens);
         mixl_status_t st = mixl_kv_mem_from_host(&dg->mem, off, pf->scratch, len);
-        if (st != MIXL_OK) pf_fail(pf, st, "copying the layer to the device", l);
+        if (st != MIXL_OK) pf_fail(pf, r, st, "copying the layer to the device", l);
     } else {
         mixl_kv_fill_layer(&dg->layout, dg->mem.ptr, slot, l, r->msg->req, r->msg->tokens);
     }
@@ -256,14 +282,14 @@ static int pf_ship(pf_t *pf, pf_req_t *r, int l)
                 r->nxfers++;
                 pf->inflight++;
             } else {
-                pf_fail(pf, st, "posting the write", l);
+                pf_fail(pf, r, st, "posting the write", l);
                 r->xdone[(size_t)l * r->ntargets + t] = 1;
                 r->pending[l]--;
             }
         } else {
             mixl_status_t st = dg_notify(dg, r->target[t], DG_NOTIF_READY, r->msg->req, l, 0);
             if (st != MIXL_OK) {
-                pf_fail(pf, st, "announcing the layer", l);
+                pf_fail(pf, r, st, "announcing the layer", l);
                 r->pending[l]--;
             }
         }
@@ -286,11 +312,11 @@ static void pf_layer_complete(pf_t *pf, pf_req_t *r, int l)
     pf->slot_busy[l % pf->slots] = 0;
 }
 
-/* One pass over the current request; returns 1 when something happened. */
-static int pf_step(pf_t *pf)
+/* One pass over live request idx; returns 1 when something happened. */
+static int pf_step(pf_t *pf, size_t idx)
 {
     mixl_dg_t *dg = pf->dg;
-    pf_req_t *r = &pf->cur;
+    pf_req_t *r = pf->live[idx];
     int push = dg->cfg->transfer.mode == MIXL_MODE_PUSH;
     int progress = 0;
 
@@ -306,10 +332,10 @@ static int pf_step(pf_t *pf)
                     r->xdone[i] = 1;
                     pf->inflight--;
                     progress = 1;
-                    if (st != MIXL_OK) pf_fail(pf, st, "write to the decode rank", l);
+                    if (st != MIXL_OK) pf_fail(pf, r, st, "write to the decode rank", l);
                     pf_layer_complete(pf, r, l);
                 }
-        if (r->computing && dg_now(dg) >= r->compute_until) {
+        if (r == pf->computing && r->computing && dg_now(dg) >= r->compute_until) {
             r->computing = 0;
             r->ready = 1;
         }
@@ -317,8 +343,10 @@ static int pf_step(pf_t *pf)
             r->ready = 0;
             r->next_layer++;
             progress = 1;
+            /* Every layer shipped: the next request may start computing. */
+            if (r->next_layer == pf->layers) pf->computing = NULL;
         }
-        if (!r->computing && !r->ready && r->next_layer < pf->layers &&
+        if (r == pf->computing && !r->computing && !r->ready && r->next_layer < pf->layers &&
             pf->slot_busy[r->next_layer % pf->slots] == 0) {
             pf_compute(pf, r, r->next_layer);
             progress = 1;
@@ -344,13 +372,21 @@ static int pf_step(pf_t *pf)
                         pf->inflight--;
                     }
                 }
-        for (int s = 0; s < pf->slots && finished; s++) pf->slot_busy[s] = 0;
+        if (finished) {
+            /* Give back the slots this request still holds (not those of other requests). */
+            for (int l = 0; l < r->layers_shipped; l++)
+                if (r->pending[l] > 0) {
+                    r->pending[l] = 0;
+                    pf->slot_busy[l % pf->slots] = 0;
+                }
+            if (r->computing || r->ready) pf->slot_busy[r->next_layer % pf->slots] = 0;
+        }
     } else if (!finished && dg_now(dg) - r->last_progress > (int64_t)dg->timeout_ms * 1000000) {
-        pf_fail(pf, MIXL_ERR_TIMED_OUT, "no transfer progress within run.timeout_ms",
+        pf_fail(pf, r, MIXL_ERR_TIMED_OUT, "no transfer progress within run.timeout_ms",
                 r->layers_done);
     }
     if (finished) {
-        pf_finish(pf);
+        pf_finish(pf, idx);
         progress = 1;
     }
     return progress;
@@ -358,13 +394,15 @@ static int pf_step(pf_t *pf)
 
 static void pf_handle_notif(pf_t *pf, const dg_notif_t *n)
 {
-    pf_req_t *r = &pf->cur;
-    if (!pf->active || n->req != r->msg->req) return; /* a finished request's late news */
+    pf_req_t *r = NULL;
+    for (size_t i = 0; i < pf->nlive && r == NULL; i++)
+        if (pf->live[i]->msg->req == n->req) r = pf->live[i];
+    if (r == NULL) return; /* a finished request's late news */
     if (n->kind == DG_NOTIF_FREED && n->layer < pf->layers && r->pending[n->layer] > 0) {
         pf_layer_complete(pf, r, n->layer);
         r->last_progress = dg_now(pf->dg);
     } else if (n->kind == DG_NOTIF_ABORT) {
-        pf_fail(pf, (mixl_status_t)n->status, "the decode rank gave the request up", n->layer);
+        pf_fail(pf, r, (mixl_status_t)n->status, "the decode rank gave the request up", n->layer);
     }
 }
 
@@ -382,7 +420,7 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         return MIXL_ERR_NO_MEMORY;
 
     unsigned idle = 0;
-    while (!pf.stop || pf.active || pf.nq > 0) {
+    while (!pf.stop || pf.nlive > 0 || pf.nq > 0) {
         int progress = 0, src;
         dg_msg_t *m;
         while (dg_poll(dg, &src, &m)) {
@@ -410,14 +448,15 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         size_t nn = dg_notifs(dg, notes, 32);
         for (size_t i = 0; i < nn; i++) pf_handle_notif(&pf, &notes[i]);
         if (nn > 0) progress = 1;
-        if (!pf.active && pf.nq > 0) {
+        if (pf.computing == NULL && pf.nq > 0) {
             dg_msg_t *next = pf.queue[0];
             memmove(pf.queue, pf.queue + 1, (pf.nq - 1) * sizeof(*pf.queue));
             pf.nq--;
             pf_start(&pf, next);
             progress = 1;
         }
-        if (pf.active) progress |= pf_step(&pf);
+        /* Backwards, so a request pf_step retires does not shift those still to visit. */
+        for (size_t i = pf.nlive; i-- > 0;) progress |= pf_step(&pf, i);
         dg_flush(dg, 0);
         if (progress) {
             idle = 0;
@@ -428,5 +467,6 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
     free(pf.slot_busy);
     free(pf.scratch);
     free(pf.queue);
+    free(pf.live);
     return MIXL_OK;
 }

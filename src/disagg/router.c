@@ -1,8 +1,9 @@
 /*
  * The router (rank 0). Releases requests at their arrival times, and for the
  * oldest waiting one picks the least-loaded decode instance with room for
- * its blocks (back-pressure: when no pool has room the request waits, in
- * order, and nothing is dropped) and the least-loaded prefill instance. It
+ * its blocks and the least-loaded prefill instance with room in its queue
+ * (back-pressure: otherwise the request waits, in order, and nothing is
+ * dropped; blocks are not held by requests that could not start yet). It
  * asks the decode leader for blocks, then sends the RemotePrefillRequest
  * (request, tokens, block runs, decode instance) to the prefill ranks and
  * announces the request to the decode ranks. When every rank involved has
@@ -53,11 +54,14 @@ static int rt_pick_decode(rt_t *rt, uint64_t need)
     return best;
 }
 
+/* Least-loaded prefill instance with room in its queue, or -1. */
 static int rt_pick_prefill(rt_t *rt)
 {
-    int best = 0;
-    for (int i = 1; i < rt->dg->plan.prefill_instances; i++)
-        if (rt->pre_active[i] < rt->pre_active[best]) best = i;
+    int best = -1;
+    for (int i = 0; i < rt->dg->plan.prefill_instances; i++)
+        if (rt->pre_active[i] < rt->dg->cfg->prefill.queue &&
+            (best < 0 || rt->pre_active[i] < rt->pre_active[best]))
+            best = i;
     return best;
 }
 
@@ -70,8 +74,8 @@ static int rt_dispatch(rt_t *rt)
         size_t id = rt->queue[rt->qhead];
         mixl_dg_req_t *r = &rt->res->req[id];
         int j = rt_pick_decode(rt, rt->rq[id].need);
-        if (j < 0) break; /* back-pressure: wait for blocks to be freed */
         int i = rt_pick_prefill(rt);
+        if (j < 0 || i < 0) break; /* back-pressure: wait for blocks or a prefill queue slot */
         rt->qhead++;
         rt->dec_free[j] -= rt->rq[id].need;
         rt->dec_active[j]++;
