@@ -133,8 +133,9 @@ int main(int argc, char **argv)
     }
 
     apply_ucx_env(path, ov, nov);
-    MPI_Init(&argc, &argv);
-    int rank;
+    /* The embedded registry serves requests from a thread on rank 0. */
+    int provided = MPI_THREAD_SINGLE, rank;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
 
     mixl_run_config_t cfg;

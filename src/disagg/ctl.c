@@ -21,7 +21,11 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
 {
     size_t len = sizeof(*msg) + msg->nruns * sizeof(mixl_kv_run_t);
     void *buf = malloc(len);
-    if (buf == NULL) return MIXL_ERR_NO_MEMORY;
+    if (buf == NULL) {
+        mixl_error("%s: no memory for a %zu-byte control message to %s", dg->names[dg->rank], len,
+                   dg->names[dest]);
+        return MIXL_ERR_NO_MEMORY;
+    }
     memcpy(buf, msg, sizeof(*msg));
     if (msg->nruns > 0) memcpy((char *)buf + sizeof(*msg), runs, msg->nruns * sizeof(mixl_kv_run_t));
     if (dg->nout == dg->capout) {
@@ -29,6 +33,8 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
         dg_out_t *o = realloc(dg->outbox, cap * sizeof(*o));
         if (o == NULL) {
             free(buf);
+            mixl_error("%s: no memory to queue a control message to %s", dg->names[dg->rank],
+                       dg->names[dest]);
             return MIXL_ERR_NO_MEMORY;
         }
         dg->outbox = o;

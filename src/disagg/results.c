@@ -95,8 +95,9 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     fprintf(out, "roles: router + %d prefill x TP %d + %d decode x TP %d; %llu blocks of %d tokens per decode rank\n",
             plan->prefill_instances, plan->prefill_tp, plan->decode_instances, plan->decode_tp,
             (unsigned long long)plan->pool_blocks, m->block_size);
-    fprintf(out, "requests: %zu, verified %llu, errors %llu (error rate %.3f%%), bad blocks %llu, most waiting at the router %llu\n",
-            res->count, (unsigned long long)(res->count - errors), (unsigned long long)errors,
+    fprintf(out, "requests: %zu, %s %llu, errors %llu (error rate %.3f%%), bad blocks %llu, most waiting at the router %llu\n",
+            res->count, cfg->decode.verify ? "verified" : "delivered (decode.verify off)",
+            (unsigned long long)(res->count - errors), (unsigned long long)errors,
             res->count ? 100.0 * (double)errors / (double)res->count : 0.0,
             (unsigned long long)bad, (unsigned long long)res->max_queued);
     fmt_bytes(b2, sizeof(b2), (double)bytes);
