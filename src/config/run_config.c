@@ -50,6 +50,8 @@ static const mixl_cfg_entry_t run_entries[] = {
         "CUDA device; -1 = local rank modulo visible devices"),
     DBL("prefill.layer_compute_us", "0", 0, 1e8, prefill.layer_compute_us,
         "emulated compute time per layer (microseconds) on top of the fill"),
+    INT("prefill.corrupt_every", "0", 0, 1e9, prefill.corrupt_every,
+        "fault injection: flip one byte of every Nth request's KV after its fill; 0 = never"),
 
     INT("decode.instances", "1", 1, 4096, decode.instances, "decode instances (TP groups)"),
     INT("decode.tp", "1", 1, 64, decode.tp, "tensor-parallel ranks per decode instance"),

@@ -43,6 +43,7 @@ typedef struct {
         int memory;
         int64_t device;
         double layer_compute_us;
+        int64_t corrupt_every;
     } prefill;
     struct {
         int64_t instances, tp, pool_blocks;

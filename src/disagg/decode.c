@@ -174,7 +174,8 @@ static void dc_verify_layer(dc_t *dc, dc_req_t *r, int l)
                 r->bad_blocks++;
             }
         }
-    if (r->bad_blocks > 0 && r->status == MIXL_OK) r->status = MIXL_ERR_CHECKSUM;
+    /* The request fails once all its KV is in (dc_check_complete), so the
+     * transfer protocol still runs to its end and frees the senders' buffers. */
 }
 
 static void dc_layer_landed(dc_t *dc, dc_req_t *r, int l)
@@ -193,6 +194,11 @@ static void dc_check_complete(dc_t *dc, dc_req_t *r)
     if (push && r->dones < r->nsrc) return;
     r->kv_complete = 1;
     r->notify = dg_now(dc->dg);
+    if (r->bad_blocks > 0 && r->status == MIXL_OK) {
+        r->status = MIXL_ERR_CHECKSUM;
+        mixl_error("request %llu: %llu blocks failed verification", (unsigned long long)r->msg->req,
+                   (unsigned long long)r->bad_blocks);
+    }
 }
 
 static void dc_report(dc_t *dc, dc_req_t *r)

@@ -254,6 +254,16 @@ static void pf_compute(pf_t *pf, pf_req_t *r, int l)
     } else {
         mixl_kv_fill_layer(&dg->layout, dg->mem.ptr, slot, l, r->msg->req, r->msg->tokens);
     }
+    /* Fault injection, to show that verification catches damaged KV: one byte of layer 0, TP rank 0. */
+    int64_t every = dg->cfg->prefill.corrupt_every;
+    if (every > 0 && l == 0 && dg->me.tp_rank == 0 && (r->msg->req + 1) % (uint64_t)every == 0) {
+        uint8_t b = 0;
+        uint64_t off = mixl_kv_offset(&dg->layout, slot, 0, 0, 0, 0);
+        if (mixl_kv_mem_to_host(&dg->mem, off, &b, 1) == MIXL_OK) {
+            b ^= 0x5a;
+            mixl_kv_mem_from_host(&dg->mem, off, &b, 1);
+        }
+    }
     pf->slot_busy[slot] = 1;
     r->computing = 1;
     r->compute_until = t0 + (int64_t)(dg->cfg->prefill.layer_compute_us * 1000.0);

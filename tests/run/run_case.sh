@@ -2,6 +2,8 @@
 # One mixl-run end-to-end case.
 #   run_case.sh ok   NP REQUESTS CHECK_ARGS -- mixl-run args...
 #       runs the job, expects exit 0, then checks the results file with check_results
+#   run_case.sh errors NP REQUESTS K -- mixl-run args...
+#       expects exit 1 (K requests failed verification), then checks the results file
 #   run_case.sh fail NP 'EXPECTED MESSAGE' -- mixl-run args...
 #       expects a non-zero exit and the message on stderr (and no hang: CTest's timeout)
 # Environment: MIXL_RUN (the mixl-run binary), MIXL_CHECK (check_results),
@@ -25,6 +27,10 @@ if [ "$kind" = ok ]; then
   [ $rc -eq 0 ] || { echo "mixl-run exited with $rc" >&2; exit 1; }
   grep -q "errors 0" "$work/stdout" || { echo "summary does not report 0 errors" >&2; exit 1; }
   "$MIXL_CHECK" "$out" "$arg" "${extra[@]}"
+elif [ "$kind" = errors ]; then
+  [ $rc -ne 0 ] || { echo "mixl-run exited 0 although requests failed" >&2; exit 1; }
+  grep -q "errors ${extra[0]} " "$work/stdout" || { echo "summary does not report ${extra[0]} errors" >&2; exit 1; }
+  "$MIXL_CHECK" "$out" "$arg" --errors "${extra[0]}"
 else
   [ $rc -ne 0 ] || { echo "mixl-run accepted a bad configuration" >&2; exit 1; }
   grep -qF -- "$arg" "$work/stderr" || { echo "expected message not found: $arg" >&2; exit 1; }
