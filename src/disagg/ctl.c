@@ -3,8 +3,10 @@
  * here blocks without a deadline: sends are non-blocking and progressed by
  * the event loops, receives are probed first.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "disagg/dg_int.h"
 #include "util/clock.h"
@@ -15,6 +17,18 @@
 int64_t dg_now(const mixl_dg_t *dg)
 {
     return (int64_t)mixl_now_ns() + dg->clock_offset_ns;
+}
+
+void dg_idle(unsigned *idle)
+{
+    unsigned n = ++*idle;
+    if (n < 64) return;
+    if (n < 4096) {
+        sched_yield();
+        return;
+    }
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
 }
 
 mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_kv_run_t *runs)

@@ -9,7 +9,6 @@
  * completion emulates decode steps: every active request advances one token
  * per decode.step_us, batched like a serving engine.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -467,8 +466,8 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
         dg_flush(dg, 0);
         if (progress) {
             idle = 0;
-        } else if (++idle > 64) {
-            sched_yield();
+        } else {
+            dg_idle(&idle);
         }
     }
     if (dc.leader) mixl_kv_alloc_fini(&dc.alloc);

@@ -115,6 +115,13 @@ typedef struct {
 /* Router-clock time now. */
 int64_t dg_now(const mixl_dg_t *dg);
 
+/*
+ * Back off when a loop found nothing to do: spin briefly (lowest latency),
+ * then yield (oversubscribed nodes), then sleep 50 us so idle ranks do not
+ * burn a core. *idle counts consecutive idle passes.
+ */
+void dg_idle(unsigned *idle);
+
 /* Control channel. */
 mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_kv_run_t *runs);
 /* Take one message if there is one: 1 and *msg_p (malloc'd, runs follow), or 0. */

@@ -15,7 +15,6 @@
  * shipped the next request starts computing while the previous one's
  * transfers drain.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,8 +469,8 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         dg_flush(dg, 0);
         if (progress) {
             idle = 0;
-        } else if (++idle > 64) {
-            sched_yield(); /* oversubscribed nodes: let the peers run */
+        } else {
+            dg_idle(&idle);
         }
     }
     free(pf.slot_busy);

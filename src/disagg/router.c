@@ -9,7 +9,6 @@
  * announces the request to the decode ranks. When every rank involved has
  * reported, the blocks are freed and the request's timeline is recorded.
  */
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,8 +277,8 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
             rt_dump_stuck(&rt);
             st = MIXL_ERR_TIMED_OUT;
             goto out;
-        } else if (++idle > 64) {
-            sched_yield();
+        } else {
+            dg_idle(&idle);
         }
         mixl_progress_update(&prog, now, 0,
                              "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
