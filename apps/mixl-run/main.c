@@ -14,6 +14,7 @@
 
 #include <mpi.h>
 
+#include <mixl/launch.h>
 #include <mixl/version.h>
 
 #include "config/run_config.h"
@@ -56,13 +57,6 @@ static void apply_ucx_env(const char *path, const char *const *ov, int nov)
     mixl_run_config_t cfg;
     char err[MIXL_CFG_ERR_MAX];
     if (mixl_run_config_load(&cfg, path, ov, nov, err, sizeof(err)) != MIXL_OK) return;
-    /*
-     * Open MPI 4.1 may pick osc/rdma over the shared-memory BTL, which loses
-     * data of large puts (measured here: a 1 MiB MPI_Put lands 291,800 bytes
-     * after MPI_Win_flush). osc/ucx moves it intact, so ask for it unless the
-     * user chose a component.
-     */
-    if (cfg.data_plane.rma_enabled) setenv("OMPI_MCA_osc", "ucx", 0);
     if (cfg.data_plane.rma_interface[0] != '\0')
         setenv("UCX_NET_DEVICES", cfg.data_plane.rma_interface, 0);
     if (cfg.data_plane.mtu != 0) {
@@ -133,10 +127,18 @@ int main(int argc, char **argv)
     }
 
     apply_ucx_env(path, ov, nov);
-    /* The embedded registry serves requests from a thread on rank 0. */
+    /* UCX components for the one-sided data plane; threads for the embedded registry's server. */
     int provided = MPI_THREAD_SINGLE, rank;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    mixl_status_t ist = mixl_mpi_init(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (ist != MIXL_OK) {
+        /* Every rank got the same answer from the same library, so all leave together. */
+        if (rank == 0)
+            fprintf(stderr, "mixl-run: MPI must provide MPI_THREAD_MULTIPLE (got level %d)\n",
+                    provided);
+        MPI_Finalize();
+        return 3;
+    }
 
     mixl_run_config_t cfg;
     mixl_dg_plan_t plan;
