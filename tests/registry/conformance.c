@@ -467,7 +467,11 @@ static void t_store_lease_lost_republishes(conf_env_t *env, mixl_registry_h reg)
         CHECK(kv->lease != 0 && kv->lease != old_lease);
         mixl_registry_kv_free(kv);
     }
-    mixl_md_store_stats(a, NULL, NULL, &republished);
+    /* The counter moves just after the put that wait() saw. */
+    for (uint64_t until = mixl_deadline_ns(5000); republished == 0 && mixl_now_ns() < until;) {
+        mixl_md_store_stats(a, NULL, NULL, &republished);
+        if (republished == 0) sleep_ms(50);
+    }
     CHECK(republished >= 1);
     mixl_md_store_destroy(a);
 }

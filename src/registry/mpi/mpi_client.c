@@ -3,11 +3,13 @@
  * the server rank (mpi_server.c), over a duplicate of the configured
  * communicator. The embedded default: no external service.
  *
- * One request at a time per handle (a mutex): the answer tag is then
- * unambiguous and the sequence number only has to weed out late answers to
- * requests that timed out. Each request is an MPI_Isend polled with
- * MPI_Test while MPI_Improbe looks for the answer, both against the
- * operation's deadline; no call blocks in MPI.
+ Several threads may have requests in flight on one handle (a store's
+ * keep-alive while the application waits for a peer): each request takes a
+ * slot, and the server answers on the tag REGMPI_TAG_RESP + slot, so each
+ * caller probes only for its own answer. The sequence number weeds out late
+ * answers to an earlier request on the same slot that timed out. Each
+ * request is an MPI_Isend polled with MPI_Test while MPI_Improbe looks for
+ * the answer, both against the operation's deadline; no call blocks in MPI.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,8 @@ typedef struct {
     MPI_Comm comm;
     int rank, nranks, server_rank;
     regmpi_server_t *server; /* on the server rank only */
-    pthread_mutex_t lock;    /* one request in flight per handle */
+    pthread_mutex_t lock;    /* guards slots, seq and orphans (never held while waiting) */
+    uint8_t slot_busy[REGMPI_SLOTS];
     uint32_t seq;
     orphan_t *orphans;       /* sends of timed-out requests still owned by MPI */
     size_t orphan_count, orphan_cap;
@@ -77,7 +80,7 @@ static mixl_status_t call(struct mixl_registry *reg, regmpi_op_t op, const char 
     MPI_Request sreq = MPI_REQUEST_NULL;
     mixl_status_t status = MIXL_ERR_TIMED_OUT;
     unsigned idle = 0;
-    int sent = 0;
+    int sent = 0, slot;
     uint8_t *buf;
 
     if (size > INT32_MAX) {
@@ -87,14 +90,33 @@ static mixl_status_t call(struct mixl_registry *reg, regmpi_op_t op, const char 
     buf = malloc(size);
     if (buf == NULL) return mixl_reg_error(reg, 0, MIXL_ERR_NO_MEMORY, "registry mpi: request buffer");
 
-    pthread_mutex_lock(&c->lock);
-    reap_orphans(c);
+    /* Take a free slot; all busy means as many threads in flight: wait for one. */
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        reap_orphans(c);
+        for (slot = 0; slot < REGMPI_SLOTS && c->slot_busy[slot]; slot++) continue;
+        if (slot < REGMPI_SLOTS) break;
+        pthread_mutex_unlock(&c->lock);
+        if (mixl_now_ns() >= deadline) {
+            free(buf);
+            return mixl_reg_error(reg, 0, MIXL_ERR_BUSY, "registry mpi: %d requests in flight on "
+                                  "one handle", REGMPI_SLOTS);
+        }
+        regmpi_backoff(&idle);
+    }
+    c->slot_busy[slot] = 1;
     h.seq = ++c->seq;
+    h.slot = (uint16_t)slot;
+    pthread_mutex_unlock(&c->lock);
+    idle = 0;
+
     memcpy(buf, &h, sizeof(h));
     if (key_len > 0) memcpy(buf + sizeof(h), key, key_len);
     if (len > 0) memcpy(buf + sizeof(h) + key_len, value, len);
     if (MPI_Isend(buf, (int)size, MPI_BYTE, c->server_rank, REGMPI_TAG_REQ, c->comm, &sreq) !=
         MPI_SUCCESS) {
+        pthread_mutex_lock(&c->lock);
+        c->slot_busy[slot] = 0;
         pthread_mutex_unlock(&c->lock);
         free(buf);
         return mixl_reg_error(reg, 0, MIXL_ERR_BACKEND, "registry mpi: MPI_Isend to server rank %d "
@@ -108,7 +130,7 @@ static mixl_status_t call(struct mixl_registry *reg, regmpi_op_t op, const char 
         regmpi_resp_t rh;
 
         if (!sent) MPI_Test(&sreq, &sent, MPI_STATUS_IGNORE);
-        MPI_Improbe(c->server_rank, REGMPI_TAG_RESP, c->comm, &flag, &m, &st);
+        MPI_Improbe(c->server_rank, REGMPI_TAG_RESP + slot, c->comm, &flag, &m, &st);
         if (!flag) {
             regmpi_backoff(&idle);
             continue;
@@ -137,6 +159,8 @@ static mixl_status_t call(struct mixl_registry *reg, regmpi_op_t op, const char 
         break;
     }
     if (!sent) MPI_Test(&sreq, &sent, MPI_STATUS_IGNORE);
+    pthread_mutex_lock(&c->lock);
+    c->slot_busy[slot] = 0;
     if (sent) free(buf);
     else orphan(c, sreq, buf);
     pthread_mutex_unlock(&c->lock);

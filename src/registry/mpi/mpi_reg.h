@@ -5,8 +5,8 @@
  * Messages travel on a duplicate of the user's communicator, so they never
  * match the application's own traffic. A request goes to the server rank
  * with tag REGMPI_TAG_REQ; the answer comes back with tag REGMPI_TAG_RESP
- * and the request's sequence number, so a late answer to a request that
- * timed out is recognised and dropped. Nobody ever blocks in MPI: sends and
+ * plus the request's slot, carrying the request's sequence number, so a
+ * late answer to a request that timed out is recognised and dropped. Nobody ever blocks in MPI: sends and
  * receives are polled (MPI_Test, MPI_Improbe) against a deadline.
  */
 #ifndef MIXL_REGISTRY_MPI_REG_H
@@ -22,7 +22,8 @@
 #include "registry/reg_ops.h"
 
 #define REGMPI_TAG_REQ 0x4d31
-#define REGMPI_TAG_RESP 0x4d32
+#define REGMPI_TAG_RESP 0x4d40 /* + the request's slot */
+#define REGMPI_SLOTS 64        /* requests one handle may have in flight at once */
 #define REGMPI_MAGIC 0x4d584c52u /* "MXLR" */
 
 typedef enum {
@@ -42,6 +43,8 @@ typedef struct {
     uint16_t op;      /* regmpi_op_t */
     uint16_t flags;   /* MIXL_REGISTRY_KEYS_ONLY for LIST */
     uint32_t seq;
+    uint16_t slot;    /* answer on tag REGMPI_TAG_RESP + slot */
+    uint16_t pad;
     uint32_t key_len;
     uint64_t val_len;
     int64_t lease;    /* PUT, KEEPALIVE, REVOKE */

@@ -22,7 +22,7 @@ typedef struct {
 } out_msg_t;
 
 typedef struct {
-    int src;
+    int src, slot;
     uint32_t seq;
     char *key;
     uint64_t deadline_ns;
@@ -44,8 +44,8 @@ struct regmpi_server {
 };
 
 /* Send a response (header + pairs) without blocking; the buffer lives until the send completes. */
-static void respond(regmpi_server_t *s, int dst, uint32_t seq, mixl_status_t status, int64_t value,
-                    const mixl_registry_kv_t *kvs, size_t count)
+static void respond(regmpi_server_t *s, int dst, int slot, uint32_t seq, mixl_status_t status,
+                    int64_t value, const mixl_registry_kv_t *kvs, size_t count)
 {
     regmpi_resp_t h = {.magic = REGMPI_MAGIC, .status = status, .seq = seq, .value = value};
     size_t size = sizeof(h);
@@ -82,7 +82,7 @@ static void respond(regmpi_server_t *s, int dst, uint32_t seq, mixl_status_t sta
         s->out = n;
         s->out_cap = cap;
     }
-    if (MPI_Isend(buf, (int)size, MPI_BYTE, dst, REGMPI_TAG_RESP, s->comm,
+    if (MPI_Isend(buf, (int)size, MPI_BYTE, dst, REGMPI_TAG_RESP + slot, s->comm,
                   &s->out[s->out_count].req) != MPI_SUCCESS) {
         free(buf);
         mixl_error("registry mpi server: MPI_Isend of the answer to rank %d failed", dst);
@@ -104,7 +104,8 @@ static void reap_sends(regmpi_server_t *s)
     }
 }
 
-static void park(regmpi_server_t *s, int src, uint32_t seq, const char *key, int64_t timeout_ms)
+static void park(regmpi_server_t *s, int src, int slot, uint32_t seq, const char *key,
+                 int64_t timeout_ms)
 {
     parked_t *p;
 
@@ -119,13 +120,14 @@ static void park(regmpi_server_t *s, int src, uint32_t seq, const char *key, int
     p->key = strdup(key);
     if (p->key == NULL) goto err_nomem;
     p->src = src;
+    p->slot = slot;
     p->seq = seq;
     p->deadline_ns = mixl_now_ns() + (uint64_t)timeout_ms * 1000000ull;
     s->parked_count++;
     return;
 
 err_nomem:
-    respond(s, src, seq, MIXL_ERR_NO_MEMORY, 0, NULL, 0);
+    respond(s, src, slot, seq, MIXL_ERR_NO_MEMORY, 0, NULL, 0);
 }
 
 /* Answer parked waits whose key now exists, or whose deadline passed. */
@@ -138,11 +140,11 @@ static void serve_parked(regmpi_server_t *s, const char *changed_key, uint64_t n
 
         if (changed_key != NULL && strcmp(changed_key, p->key) == 0 &&
             mixl_kvdb_get(s->db, p->key, &kv) == MIXL_OK) {
-            respond(s, p->src, p->seq, MIXL_OK, 0, kv, 1);
+            respond(s, p->src, p->slot, p->seq, MIXL_OK, 0, kv, 1);
             mixl_registry_kv_free(kv);
             answered = 1;
         } else if (changed_key == NULL && now >= p->deadline_ns) {
-            respond(s, p->src, p->seq, MIXL_ERR_TIMED_OUT, 0, NULL, 0);
+            respond(s, p->src, p->slot, p->seq, MIXL_ERR_TIMED_OUT, 0, NULL, 0);
             answered = 1;
         }
         if (answered) {
@@ -165,13 +167,13 @@ static void handle(regmpi_server_t *s, int src, const uint8_t *msg, size_t len)
 
     if (len < sizeof(r)) goto err_proto;
     memcpy(&r, msg, sizeof(r));
-    if (r.magic != REGMPI_MAGIC || len - sizeof(r) < r.key_len ||
+    if (r.magic != REGMPI_MAGIC || r.slot >= REGMPI_SLOTS || len - sizeof(r) < r.key_len ||
         len - sizeof(r) - r.key_len != r.val_len) {
         goto err_proto;
     }
     key = malloc((size_t)r.key_len + 1);
     if (key == NULL) {
-        respond(s, src, r.seq, MIXL_ERR_NO_MEMORY, 0, NULL, 0);
+        respond(s, src, r.slot, r.seq, MIXL_ERR_NO_MEMORY, 0, NULL, 0);
         return;
     }
     memcpy(key, msg + sizeof(r), r.key_len);
@@ -181,51 +183,51 @@ static void handle(regmpi_server_t *s, int src, const uint8_t *msg, size_t len)
     switch ((regmpi_op_t)r.op) {
     case REGMPI_PUT:
         status = mixl_kvdb_put(s->db, key, value, (size_t)r.val_len, r.lease, &out);
-        respond(s, src, r.seq, status, out, NULL, 0);
+        respond(s, src, r.slot, r.seq, status, out, NULL, 0);
         if (status == MIXL_OK) serve_parked(s, key, now);
         break;
     case REGMPI_GET:
         status = mixl_kvdb_get(s->db, key, &kvs);
-        respond(s, src, r.seq, status, 0, kvs, status == MIXL_OK ? 1 : 0);
+        respond(s, src, r.slot, r.seq, status, 0, kvs, status == MIXL_OK ? 1 : 0);
         mixl_registry_kvs_free(kvs, status == MIXL_OK ? 1 : 0);
         break;
     case REGMPI_LIST:
         status = mixl_kvdb_list(s->db, key, r.flags, &kvs, &count);
-        respond(s, src, r.seq, status, 0, kvs, count);
+        respond(s, src, r.slot, r.seq, status, 0, kvs, count);
         mixl_registry_kvs_free(kvs, count);
         break;
     case REGMPI_DEL:
-        respond(s, src, r.seq, mixl_kvdb_del(s->db, key), 0, NULL, 0);
+        respond(s, src, r.slot, r.seq, mixl_kvdb_del(s->db, key), 0, NULL, 0);
         break;
     case REGMPI_WAIT:
         status = mixl_kvdb_get(s->db, key, &kvs);
         if (status == MIXL_ERR_NOT_FOUND && r.arg > 0) {
-            park(s, src, r.seq, key, r.arg);
+            park(s, src, r.slot, r.seq, key, r.arg);
         } else {
-            respond(s, src, r.seq, status == MIXL_ERR_NOT_FOUND ? MIXL_ERR_TIMED_OUT : status, 0,
+            respond(s, src, r.slot, r.seq, status == MIXL_ERR_NOT_FOUND ? MIXL_ERR_TIMED_OUT : status, 0,
                     kvs, status == MIXL_OK ? 1 : 0);
             mixl_registry_kvs_free(kvs, status == MIXL_OK ? 1 : 0);
         }
         break;
     case REGMPI_GRANT:
         if (r.arg < 1 || r.arg > 1000000) {
-            respond(s, src, r.seq, MIXL_ERR_INVALID_PARAM, 0, NULL, 0);
+            respond(s, src, r.slot, r.seq, MIXL_ERR_INVALID_PARAM, 0, NULL, 0);
             break;
         }
         status = mixl_kvdb_lease_grant(s->db, (int)r.arg, now, &out);
-        respond(s, src, r.seq, status, out, NULL, 0);
+        respond(s, src, r.slot, r.seq, status, out, NULL, 0);
         break;
     case REGMPI_KEEPALIVE:
-        respond(s, src, r.seq, mixl_kvdb_lease_keepalive(s->db, r.lease, now), 0, NULL, 0);
+        respond(s, src, r.slot, r.seq, mixl_kvdb_lease_keepalive(s->db, r.lease, now), 0, NULL, 0);
         break;
     case REGMPI_REVOKE:
-        respond(s, src, r.seq, mixl_kvdb_lease_revoke(s->db, r.lease), 0, NULL, 0);
+        respond(s, src, r.slot, r.seq, mixl_kvdb_lease_revoke(s->db, r.lease), 0, NULL, 0);
         break;
     case REGMPI_DONE:
         pthread_mutex_lock(&s->lock);
         s->done++;
         pthread_mutex_unlock(&s->lock);
-        respond(s, src, r.seq, MIXL_OK, 0, NULL, 0);
+        respond(s, src, r.slot, r.seq, MIXL_OK, 0, NULL, 0);
         break;
     default:
         free(key);
