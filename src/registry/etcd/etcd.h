@@ -52,10 +52,11 @@ void etcd_conn_fini(etcd_conn_t *c);
  * *resp_p is the parsed answer (json_decref it). Server refusals map to
  * MIXL_ERR_NOT_FOUND (code 5), MIXL_ERR_TOO_LARGE (request too large) or
  * MIXL_ERR_REGISTRY, recorded on the handle; a lost service to
- * MIXL_ERR_UNREACHABLE. not_found_quiet: record NOT_FOUND without logging.
+ * MIXL_ERR_UNREACHABLE. quiet: record NOT_FOUND and UNREACHABLE without
+ * logging (lease keep-alives: the store's thread reports an outage once).
  */
 mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t deadline_ns,
-                        const char *what, int not_found_quiet, json_t **resp_p);
+                        const char *what, int quiet, json_t **resp_p);
 
 /* Set up a fresh easy handle for a streaming request (watch) on the current endpoint. */
 CURL *etcd_stream_handle(etcd_conn_t *c, const char *path, struct curl_slist **headers_p,

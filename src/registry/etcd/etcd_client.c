@@ -33,8 +33,11 @@ static json_t *lease_json(int64_t lease)
     return json_string(id);
 }
 
-/* Convert one "kv" object of an answer into a pair. */
-static mixl_status_t kv_from_json(json_t *j, mixl_registry_kv_t *kv)
+/*
+ * Convert one "kv" object of an answer into a pair. with_value: the answer
+ * carries values, so a missing "value" is an empty one (proto3 drops it).
+ */
+static mixl_status_t kv_from_json(json_t *j, int with_value, mixl_registry_kv_t *kv)
 {
     json_t *k = json_object_get(j, "key"), *v = json_object_get(j, "value");
     void *key = NULL, *value = NULL;
@@ -48,9 +51,8 @@ static mixl_status_t kv_from_json(json_t *j, mixl_registry_kv_t *kv)
         status = etcd_b64_decode(json_string_value(v), &value, &len);
         if (status != MIXL_OK) goto out;
     }
-    status = mixl_reg_kv_fill(kv, key, key_len, value, len);
+    status = mixl_reg_kv_fill(kv, key, key_len, value != NULL ? value : with_value ? "" : NULL, len);
     if (status != MIXL_OK) goto out;
-    /* proto3 drops an empty value: a key without "value" in a full read has an empty one. */
     kv->create_revision = etcd_json_i64(j, "create_revision");
     kv->mod_revision = etcd_json_i64(j, "mod_revision");
     kv->version = etcd_json_i64(j, "version");
@@ -112,7 +114,7 @@ static mixl_status_t range(struct mixl_registry *reg, const char *key, const cha
         }
     }
     for (size_t i = 0; i < n; i++) {
-        status = kv_from_json(json_array_get(kvs, i), &out[i]);
+        status = kv_from_json(json_array_get(kvs, i), !keys_only, &out[i]);
         if (status != MIXL_OK) {
             mixl_registry_kvs_free(out, i);
             status = mixl_reg_error(reg, 0, status, "registry etcd: %s: malformed pair in answer", what);
@@ -210,7 +212,7 @@ static void watch_line(watch_state_t *w, const char *text, size_t len)
         /* proto3 omits the default: no "type" means PUT. */
         if (json_is_string(type) && strcmp(json_string_value(type), "PUT") != 0) continue;
         kv = calloc(1, sizeof(*kv));
-        if (kv == NULL || kv_from_json(json_object_get(ev, "kv"), kv) != MIXL_OK) {
+        if (kv == NULL || kv_from_json(json_object_get(ev, "kv"), 1, kv) != MIXL_OK) {
             free(kv);
             w->failed = 1;
             break;

@@ -182,7 +182,7 @@ static void sleep_until(uint64_t until_ns)
 }
 
 mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t deadline_ns,
-                        const char *what, int not_found_quiet, json_t **resp_p)
+                        const char *what, int quiet, json_t **resp_p)
 {
     struct mixl_registry *reg = c->reg;
     char *text = json_dumps(body, JSON_COMPACT);
@@ -244,16 +244,23 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
             {
                 const char *msg = json_message(x.json);
                 if (x.http == 404) {
-                    status = mixl_reg_error(reg, not_found_quiet, MIXL_ERR_NOT_FOUND,
+                    status = mixl_reg_error(reg, quiet, MIXL_ERR_NOT_FOUND,
                                             "registry etcd %s: %s: %s", c->endpoint[idx], what, msg);
-                } else if (strstr(msg, "too large") != NULL || x.http == 413) {
+                } else if (strstr(msg, "too large") != NULL || strstr(msg, "larger than max") != NULL ||
+                           x.http == 413 || x.http == 429) {
+                    /* etcd's --max-request-bytes ("request is too large") or the gateway's
+                     * gRPC message limit ("received message larger than max", HTTP 429). */
                     status = mixl_reg_error(reg, 0, MIXL_ERR_TOO_LARGE,
                                             "registry etcd %s: %s: %s (raise etcd's "
                                             "--max-request-bytes or publish less)",
                                             c->endpoint[idx], what, msg);
                 } else {
+                    int needs_auth = reg->user == NULL && (x.http == 401 ||
+                                                           strstr(msg, "user name is empty") != NULL);
                     status = mixl_reg_error(reg, 0, MIXL_ERR_REGISTRY, "registry etcd %s: %s: "
-                                            "HTTP %ld: %s", c->endpoint[idx], what, x.http, msg);
+                                            "HTTP %ld: %s%s", c->endpoint[idx], what, x.http, msg,
+                                            needs_auth ? " (the server requires authentication: "
+                                                         "set user and password)" : "");
                 }
                 json_decref(x.json);
                 goto out;
@@ -261,7 +268,7 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
         }
     }
 give_up:
-    status = mixl_reg_error(reg, 0, MIXL_ERR_UNREACHABLE,
+    status = mixl_reg_error(reg, quiet, MIXL_ERR_UNREACHABLE,
                             "registry etcd: %s: no endpoint of %s answered (%d round%s, deadline "
                             "%d ms); last: %s", what, reg->endpoints, reg->params.retries + 1,
                             reg->params.retries ? "s" : "", reg->params.op_timeout_ms, last_err);
