@@ -8,6 +8,9 @@
 #   etcd_fixture.sh kill <dir>    stop it by pid, keeping <dir> (restart brings it back)
 #   etcd_fixture.sh stop <dir>    stop it by pid and remove <dir>
 # ETCD_EXTRA_ARGS adds flags (e.g. --auth-token-ttl 1) to start and restart.
+# TLS=1 with start: make a throwaway CA, server and client certificates in <dir>/tls
+# (ca.crt, client.crt, client.key) and serve https with client-certificate auth; without
+# openssl it writes <dir>/skip instead and the tests report SKIP.
 # Without etcd installed, start prints SKIP and exits 0 writing no endpoint: the tests then
 # report SKIP (77) themselves.
 set -euo pipefail
@@ -17,9 +20,38 @@ dir=${2:?usage: etcd_fixture.sh start|restart|stop <dir>}
 ETCD=${ETCD:-/usr/bin/etcd}
 ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
 
+tls_args=()
+ctl_tls=()
+scheme=http
+if [ -f "$dir/tls/ca.crt" ] || [ "${TLS:-0}" = 1 ]; then scheme=https; fi
+
+set_tls_args() {
+  local t="$dir/tls"
+  tls_args=(--cert-file "$t/server.crt" --key-file "$t/server.key"
+            --client-cert-auth --trusted-ca-file "$t/ca.crt")
+  ctl_tls=(--cacert "$t/ca.crt" --cert "$t/client.crt" --key "$t/client.key")
+}
+
+make_certs() {
+  local t="$dir/tls"
+  mkdir -p "$t"
+  (
+    cd "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 \
+      -subj /CN=mixl-test-ca
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+      -days 2 -extfile san.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=root
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt \
+      -days 2
+  ) >"$dir/openssl.log" 2>&1
+}
+
 healthy() {
-  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$1" --dial-timeout=1s --command-timeout=1s \
-    endpoint health >/dev/null 2>&1
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$1" "${ctl_tls[@]}" --dial-timeout=1s \
+    --command-timeout=1s endpoint health >/dev/null 2>&1
 }
 
 port_free() {
@@ -28,13 +60,13 @@ port_free() {
 
 # Start etcd with client port $1 and peer port $2; 0 once healthy, 1 when it died or never became so.
 launch() {
-  local cp=$1 pp=$2 url="http://127.0.0.1:$1"
+  local cp=$1 pp=$2 url="$scheme://127.0.0.1:$1"
   mkdir -p "$dir"
   setsid "$ETCD" --name mixl-test --data-dir "$dir/data" --unsafe-no-fsync \
     --logger=zap --log-level=warn --log-outputs="$dir/etcd.log" \
     --listen-client-urls "$url" --advertise-client-urls "$url" \
     --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
-    --initial-cluster "mixl-test=http://127.0.0.1:$pp" ${ETCD_EXTRA_ARGS:-} \
+    --initial-cluster "mixl-test=http://127.0.0.1:$pp" "${tls_args[@]}" ${ETCD_EXTRA_ARGS:-} \
     </dev/null >>"$dir/etcd.out" 2>&1 &
   local pid=$!
   echo "$pid" >"$dir/pid"
@@ -70,6 +102,15 @@ start)
   fi
   rm -rf "$dir"
   mkdir -p "$dir"
+  if [ "$scheme" = https ]; then
+    if ! command -v openssl >/dev/null; then
+      echo "openssl not installed: no TLS certificates" >"$dir/skip"
+      echo "SKIP: openssl not installed; TLS etcd tests will report SKIP"
+      exit 0
+    fi
+    make_certs || { cat "$dir/openssl.log" >&2; exit 1; }
+    set_tls_args
+  fi
   for _ in $(seq 1 10); do
     cp=$((20000 + RANDOM % 30000)); pp=$((cp + 1))
     port_free "$cp" && port_free "$pp" || continue
@@ -86,6 +127,7 @@ start)
   ;;
 restart)
   read -r cp pp <"$dir/ports"
+  if [ "$scheme" = https ]; then set_tls_args; fi
   stop_pid
   if [ "${WIPE:-0}" = 1 ]; then rm -rf "$dir/data"; fi
   launch "$cp" "$pp"

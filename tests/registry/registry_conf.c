@@ -2,7 +2,8 @@
  * Driver of the registry conformance suite:
  *   registry_conf local
  *   registry_conf mpi                 (under mpirun, any number of ranks)
- *   registry_conf etcd <endpoint-file> (written by etcd_fixture.sh; exit 77 without etcd)
+ *   registry_conf etcd <endpoint-file> (written by etcd_fixture.sh; exit 77 without etcd;
+ *                                       TLS with the fixture's certificates when it serves https)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +54,18 @@ static void mpi_params(conf_env_t *env, mixl_registry_params_t *p)
     p->server_rank = env->size - 1;
 }
 
+static regtest_tls_t tls;
+static int use_tls;
+
 static void etcd_params(conf_env_t *env, mixl_registry_params_t *p)
 {
     p->backend = "etcd";
     p->endpoints = env->user;
+    if (use_tls) {
+        p->tls_ca = tls.ca;
+        p->tls_cert = tls.cert;
+        p->tls_key = tls.key;
+    }
 }
 
 int main(int argc, char **argv)
@@ -89,6 +98,8 @@ int main(int argc, char **argv)
         if (rc != 0) return rc;
         env.user = endpoint;
         env.params = etcd_params;
+        use_tls = regtest_tls(argv[2], &tls);
+        if (use_tls) env.backend = "etcd-tls";
     } else {
         fprintf(stderr, "registry_conf: unknown backend '%s'\n", argv[1]);
         return 2;

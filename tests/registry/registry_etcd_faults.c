@@ -10,6 +10,9 @@
  *     one, and re-authenticates when the token expires
  *
  *   registry_etcd_faults <etcd_fixture.sh> <private-dir> <shared-endpoint-file>
+ *   registry_etcd_faults --tls <endpoint-file-of-a-TLS-fixture>
+ *     (TLS: the right CA and client certificate work; without the client
+ *     certificate, or without the CA, a clear MIXL_ERR_UNREACHABLE naming why)
  * The shared server (CTest fixture) serves the read-only checks; a private
  * one in <private-dir> is killed, restarted and put under auth.
  */
@@ -264,11 +267,57 @@ static void test_auth(const char *endpoint)
     }
 }
 
+static int tls_checks(const char *endpoint_file)
+{
+    char ep[512];
+    regtest_tls_t t;
+    mixl_registry_params_t p;
+    mixl_registry_h reg = NULL;
+    mixl_status_t st;
+    int rc = regtest_read_endpoint(endpoint_file, ep, sizeof(ep));
+
+    if (rc != 0) return rc;
+    CHECK(regtest_tls(endpoint_file, &t) == 1);
+    mixl_registry_params_init(&p);
+    p.backend = "etcd";
+    p.endpoints = ep;
+    p.ns = "tls";
+    p.op_timeout_ms = 2000;
+    p.tls_ca = t.ca;
+    p.tls_cert = t.cert;
+    p.tls_key = t.key;
+    CHECK(mixl_registry_create(&p, &reg) == MIXL_OK);
+    if (reg != NULL) {
+        mixl_registry_kv_t *kv = NULL;
+        CHECK(mixl_registry_put(reg, "tls/k", "v", 1, 0, NULL) == MIXL_OK);
+        CHECK(mixl_registry_get(reg, "tls/k", &kv) == MIXL_OK);
+        mixl_registry_kv_free(kv);
+        CHECK(mixl_registry_delete(reg, "tls/k") == MIXL_OK);
+        mixl_registry_destroy(reg);
+        reg = NULL;
+    }
+    /* The server demands a client certificate. */
+    p.tls_cert = p.tls_key = NULL;
+    st = mixl_registry_create(&p, &reg);
+    CHECK(st == MIXL_ERR_UNREACHABLE && reg == NULL);
+    printf("TLS without a client certificate: %s\n", mixl_status_name(st));
+    /* The server's certificate is not trusted without our CA. */
+    p.tls_ca = NULL;
+    p.tls_cert = t.cert;
+    p.tls_key = t.key;
+    st = mixl_registry_create(&p, &reg);
+    CHECK(st == MIXL_ERR_UNREACHABLE && reg == NULL);
+    printf("TLS without the CA: %s\n", mixl_status_name(st));
+    printf("etcd TLS: %d failed check(s)\n", failures);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     char shared[512], priv[512], path[1024];
     int rc;
 
+    if (argc == 3 && strcmp(argv[1], "--tls") == 0) return tls_checks(argv[2]);
     if (argc < 4) {
         fprintf(stderr, "usage: %s <etcd_fixture.sh> <private-dir> <shared-endpoint-file>\n", argv[0]);
         return 2;
