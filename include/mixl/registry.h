@@ -193,7 +193,11 @@ MIXL_EXPORT mixl_status_t mixl_md_store_key(mixl_md_store_h store, const char *a
 MIXL_EXPORT mixl_status_t mixl_md_store_publish(mixl_md_store_h store, const char *agent,
                                                 const void *blob, size_t len);
 
-/* Delete agent's entry and forget it (MIXL_ERR_NOT_FOUND if not published by this store). */
+/*
+ * Delete agent's entry and forget it (MIXL_ERR_NOT_FOUND if not published by
+ * this store; an entry already expired counts as deleted). When the registry
+ * cannot be reached the entry stays published and remembered: call again.
+ */
 MIXL_EXPORT mixl_status_t mixl_md_store_unpublish(mixl_md_store_h store, const char *agent);
 
 /*

@@ -286,11 +286,16 @@ mixl_status_t mixl_md_store_unpublish(mixl_md_store_h s, const char *agent)
         return store_error(s, 0, MIXL_ERR_NOT_FOUND, "metadata store: unpublish: agent %s was not "
                            "published by this store", agent);
     }
-    list_remove(&s->published, e);
     status = mixl_registry_delete(s->reg, key);
+    /* Already gone (expired) is what unpublish wants. On any other failure the entry stays
+     * remembered (and its lease alive), so the caller can try again. */
+    if (status == MIXL_ERR_NOT_FOUND) {
+        mixl_registry_clear_error(s->reg);
+        status = MIXL_OK;
+    }
+    if (status == MIXL_OK) list_remove(&s->published, e);
     pthread_mutex_unlock(&s->pub_lock);
-    /* Already gone (expired) is what unpublish wants. */
-    return status == MIXL_ERR_NOT_FOUND ? MIXL_OK : status;
+    return status;
 }
 
 mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h s, mixl_agent_h agent)
