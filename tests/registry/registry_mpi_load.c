@@ -2,6 +2,8 @@
  * The MPI registry under load: every rank publishes and fetches at the same
  * time (a publisher thread and a fetching main thread per rank), thousands
  * of operations in all, then checks that nothing was lost or mixed up.
+ * First, misconfigured creates (server rank out of range, ranks naming
+ * different servers) must fail on every rank with MIXL_ERR_CONFIG.
  *
  *   registry_mpi_load <ops-per-rank>      under mpirun (4 ranks in CTest)
  *   registry_mpi_load --single-threaded   checks the clear refusal without
@@ -87,6 +89,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "MPI provides thread level %d, not MPI_THREAD_MULTIPLE\n", provided);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    /* Misconfigurations fail on every rank alike, without hanging any. */
+    mixl_registry_params_init(&p);
+    p.backend = "mpi";
+    p.server_rank = size; /* no such rank */
+    CHECK(mixl_registry_create(&p, &reg) == MIXL_ERR_CONFIG && reg == NULL);
+    if (size > 1) {
+        p.server_rank = rank; /* ranks disagree */
+        CHECK(mixl_registry_create(&p, &reg) == MIXL_ERR_CONFIG && reg == NULL);
+    }
+
     snprintf(ns, sizeof(ns), "load-%d", (int)MPI_Wtime());
     MPI_Bcast(ns, sizeof(ns), MPI_CHAR, 0, MPI_COMM_WORLD);
     mixl_registry_params_init(&p);

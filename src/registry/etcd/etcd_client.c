@@ -314,15 +314,14 @@ static mixl_status_t etcd_wait(struct mixl_registry *reg, const char *key, int t
         }
         if (w.failed) return mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: %s: bad watch event", what);
         if (rc == CURLE_OPERATION_TIMEDOUT) break;
-        if (rc != CURLE_OK && !w.canceled) {
-            /* The watch connection failed: move to another endpoint and go round again. */
-            etcd_conn_failed(reg->priv, idx);
-            if (mixl_now_ns() < deadline) {
-                struct timespec ts = {0, 50 * 1000000L};
-                nanosleep(&ts, NULL);
-            }
+        /* The watch ended without the key: canceled (compaction), refused, or the connection
+         * failed (then prefer another endpoint). Pause briefly, read again, watch again. */
+        if (rc != CURLE_OK && !w.canceled) etcd_conn_failed(reg->priv, idx);
+        if (mixl_now_ns() + 50 * 1000000ull >= deadline) break;
+        {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
         }
-        if (mixl_now_ns() >= deadline) break;
     }
     return mixl_reg_error(reg, 1, MIXL_ERR_TIMED_OUT, "registry etcd: key %s did not appear within "
                           "%d ms", key, timeout_ms);

@@ -350,6 +350,17 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
     MPI_Comm_size(c->comm, &c->nranks);
     c->server_rank = reg->params.server_rank;
     pthread_mutex_init(&c->lock, NULL);
+    {
+        /* Every rank must name the same server; a mismatch would leave requests unanswered. */
+        int mine[2] = {c->server_rank, -c->server_rank}, agreed[2];
+        MPI_Allreduce(mine, agreed, 2, MPI_INT, MPI_MIN, c->comm);
+        if (agreed[0] != -agreed[1]) {
+            status = mixl_reg_error(reg, 0, MIXL_ERR_CONFIG, "registry mpi: ranks disagree on "
+                                    "server_rank (from %d to %d; this rank: %d)", agreed[0],
+                                    -agreed[1], c->server_rank);
+            goto err_comm;
+        }
+    }
     if (c->server_rank >= c->nranks) {
         status = mixl_reg_error(reg, 0, MIXL_ERR_CONFIG, "registry mpi: server_rank %d but the "
                                 "communicator has %d ranks", c->server_rank, c->nranks);
