@@ -100,7 +100,8 @@ MIXL_EXPORT mixl_status_t mixl_registry_create(const mixl_registry_params_t *par
  * Destroy the client. Backend "mpi": collective over the communicator; each
  * rank tells the server it is done, the server rank waits (bounded by
  * op_timeout_ms) for every rank before its server thread exits. Leases are
- * not revoked here (the store does that); they expire on their own.
+ * not revoked here (the store does that); they expire on their own. Call it
+ * after every store on the handle is destroyed and no other thread uses it.
  */
 MIXL_EXPORT void mixl_registry_destroy(mixl_registry_h reg);
 
