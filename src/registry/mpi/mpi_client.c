@@ -166,9 +166,11 @@ static mixl_status_t call(struct mixl_registry *reg, regmpi_op_t op, const char 
     pthread_mutex_unlock(&c->lock);
 
     if (status == MIXL_ERR_TIMED_OUT) {
+        static const char *const names[] = {"?", "put", "get", "list", "delete", "wait",
+                                            "lease grant", "keepalive", "revoke", "done"};
         return mixl_reg_error(reg, 0, MIXL_ERR_UNREACHABLE, "registry mpi: no answer from server "
-                              "rank %d within %d ms (%s %s)", c->server_rank, timeout_ms,
-                              op == REGMPI_DONE ? "done" : "request for", key ? key : "");
+                              "rank %d within %d ms (%s%s%s)", c->server_rank, timeout_ms,
+                              names[op <= REGMPI_DONE ? op : 0], key ? " " : "", key ? key : "");
     }
     if (status != MIXL_OK) return mixl_reg_error(reg, 0, status, "registry mpi: receiving answer");
     return MIXL_OK;
@@ -346,6 +348,8 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
     if (MPI_Comm_dup(reg->params.comm, &c->comm) != MPI_SUCCESS) {
         return mixl_reg_error(reg, 0, MIXL_ERR_BACKEND, "registry mpi: MPI_Comm_dup failed");
     }
+    /* Errors come back as return codes (and become statuses) instead of aborting the job. */
+    MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->nranks);
     c->server_rank = reg->params.server_rank;
