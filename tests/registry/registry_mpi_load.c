@@ -3,7 +3,8 @@
  * time (a publisher thread and a fetching main thread per rank), thousands
  * of operations in all, then checks that nothing was lost or mixed up.
  * First, misconfigured creates (server rank out of range, ranks naming
- * different servers) must fail on every rank with MIXL_ERR_CONFIG.
+ * different servers) must fail on every rank with MIXL_ERR_CONFIG; last,
+ * a server that left early must give the others MIXL_ERR_UNREACHABLE.
  *
  *   registry_mpi_load <ops-per-rank>      under mpirun (4 ranks in CTest)
  *   registry_mpi_load --single-threaded   checks the clear refusal without
@@ -180,6 +181,24 @@ int main(int argc, char **argv)
     }
 
     mixl_registry_destroy(reg);
+
+    /* Phase 4: the server goes away first. Its destroy stops waiting for the others after
+     * op_timeout_ms; the others' requests then fail with MIXL_ERR_UNREACHABLE, no hang. */
+    if (size > 1) {
+        mixl_registry_kv_t *kv = NULL;
+        mixl_registry_params_init(&p);
+        p.backend = "mpi";
+        p.op_timeout_ms = 500;
+        reg = NULL;
+        CHECK(mixl_registry_create(&p, &reg) == MIXL_OK);
+        if (reg != NULL && rank == 0) mixl_registry_destroy(reg);
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (reg != NULL && rank != 0) {
+            CHECK(mixl_registry_get(reg, "gone/server", &kv) == MIXL_ERR_UNREACHABLE);
+            CHECK(strstr(mixl_registry_last_error(reg), "no answer from server rank 0") != NULL);
+            mixl_registry_destroy(reg);
+        }
+    }
     MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) {
         printf("mpi registry load: %d ranks x (%d puts + %d waits + 100 publishes + 100 gets), "
