@@ -525,6 +525,8 @@ static void keep_alive(struct mixl_md_store *s)
 
     pthread_mutex_lock(&s->pub_lock);
     if (s->lease == 0) goto out;
+    /* The handle keeps the first error; start clean so a warning below names this failure. */
+    mixl_registry_clear_error(s->reg);
     status = mixl_registry_lease_keepalive(s->reg, s->lease);
     if (status == MIXL_ERR_NOT_FOUND) regrant = 1;
     if (regrant || (status == MIXL_OK && s->dirty)) {

@@ -6,7 +6,10 @@
 #   etcd_fixture.sh restart <dir> start it again on the same client port (data kept unless
 #                                 WIPE=1), for reconnect tests
 #   etcd_fixture.sh kill <dir>    stop it by pid, keeping <dir> (restart brings it back)
-#   etcd_fixture.sh stop <dir>    stop it by pid and remove <dir>
+#   etcd_fixture.sh cluster <dir> start a 3-member cluster instead (pids in <dir>/pid.N, all
+#                                 client URLs comma-separated in <dir>/endpoint)
+#   etcd_fixture.sh kill-member <dir> N   stop member N of the cluster by pid
+#   etcd_fixture.sh stop <dir>    stop it (or every member) by pid and remove <dir>
 # ETCD_EXTRA_ARGS adds flags (e.g. --auth-token-ttl 1) to start and restart.
 # TLS=1 with start: make a throwaway CA, server and client certificates in <dir>/tls
 # (ca.crt, client.crt, client.key) and serve https with client-certificate auth; without
@@ -83,6 +86,51 @@ launch() {
   return 1
 }
 
+# Start a 3-member cluster on free ports; 0 once every member is healthy.
+launch_cluster() {
+  local ports=() initial="" urls=""
+  for i in 0 1 2; do
+    local cp pp
+    for _ in $(seq 1 20); do
+      cp=$((20000 + RANDOM % 30000)); pp=$((cp + 1))
+      port_free "$cp" && port_free "$pp" && break
+    done
+    ports+=("$cp" "$pp")
+    initial+="${initial:+,}m$i=http://127.0.0.1:$pp"
+    urls+="${urls:+,}http://127.0.0.1:$cp"
+  done
+  for i in 0 1 2; do
+    local cp=${ports[$((2 * i))]} pp=${ports[$((2 * i + 1))]}
+    setsid "$ETCD" --name "m$i" --data-dir "$dir/data.$i" --unsafe-no-fsync \
+      --logger=zap --log-level=warn --log-outputs="$dir/etcd.$i.log" \
+      --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+      --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+      --initial-cluster "$initial" --initial-cluster-state new \
+      </dev/null >>"$dir/etcd.$i.out" 2>&1 &
+    echo $! >"$dir/pid.$i"
+  done
+  for _ in $(seq 1 150); do
+    if healthy "$urls"; then
+      echo "$urls" >"$dir/endpoint"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_cluster() {
+  for f in "$dir"/pid.*; do
+    [ -f "$f" ] || continue
+    local pid
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
 stop_pid() {
   [ -f "$dir/pid" ] || return 0
   local pid
@@ -132,11 +180,41 @@ restart)
   if [ "${WIPE:-0}" = 1 ]; then rm -rf "$dir/data"; fi
   launch "$cp" "$pp"
   ;;
+cluster)
+  if [ ! -x "$ETCD" ]; then
+    echo "SKIP: $ETCD not installed; etcd tests will report SKIP"
+    exit 0
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  for _ in 1 2 3; do
+    if launch_cluster; then
+      echo "etcd cluster $(cat "$dir/endpoint")"
+      exit 0
+    fi
+    stop_cluster
+    rm -rf "$dir"/data.*
+  done
+  echo "etcd cluster did not start" >&2
+  tail -n 5 "$dir"/etcd.*.log >&2 2>/dev/null || true
+  exit 1
+  ;;
+kill-member)
+  n=${3:?member number}
+  if [ -f "$dir/pid.$n" ]; then
+    pid=$(cat "$dir/pid.$n")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pid.$n"
+  fi
+  ;;
 kill)
   stop_pid
   ;;
 stop)
   stop_pid
+  stop_cluster
   rm -rf "$dir"
   ;;
 *)

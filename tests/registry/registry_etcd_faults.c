@@ -10,6 +10,9 @@
  *     one, and re-authenticates when the token expires
  *
  *   registry_etcd_faults <etcd_fixture.sh> <private-dir> <shared-endpoint-file>
+ *   registry_etcd_faults --cluster <etcd_fixture.sh> <dir>
+ *     (a real 3-member cluster: a client keeps working when the member it
+ *     talks to dies, and fails cleanly once the cluster loses its quorum)
  *   registry_etcd_faults --tls <endpoint-file-of-a-TLS-fixture>
  *     (TLS: the right CA and client certificate work; without the client
  *     certificate, or without the CA, a clear MIXL_ERR_UNREACHABLE naming why)
@@ -312,10 +315,94 @@ static int tls_checks(const char *endpoint_file)
     return failures == 0 ? 0 : 1;
 }
 
+static int cluster_checks(void)
+{
+    char eps[1024], rev[2100], path[1024], *comma;
+    mixl_registry_h a = NULL, b = NULL;
+    mixl_md_store_params_t sp = {.size = sizeof(sp), .flags = MIXL_MD_STORE_RAW, .refresh_ms = 300};
+    mixl_md_store_h sa = NULL, sb = NULL;
+    mixl_registry_kv_t *kv = NULL;
+    void *blob = NULL;
+    size_t len;
+    int rc;
+
+    if (fixture_cmd("cluster", NULL) != 0) {
+        fprintf(stderr, "FAIL: could not start a 3-member etcd cluster\n");
+        return 1;
+    }
+    atexit(stop_private);
+    snprintf(path, sizeof(path), "%s/endpoint", private_dir);
+    rc = regtest_read_endpoint(path, eps, sizeof(eps));
+    if (rc != 0) return rc;
+    /* b lists the members the other way round: it reads from another member than a writes to. */
+    comma = strrchr(eps, ',');
+    snprintf(rev, sizeof(rev), "%s,%.*s", comma ? comma + 1 : eps, comma ? (int)(comma - eps) : 0, eps);
+
+    CHECK(open_reg(eps, "cluster", 3000, &a) == MIXL_OK);
+    CHECK(open_reg(rev, "cluster", 3000, &b) == MIXL_OK);
+    if (a == NULL || b == NULL) goto out;
+    sp.reg = a;
+    CHECK(mixl_md_store_create(&sp, &sa) == MIXL_OK);
+    sp.reg = b;
+    CHECK(mixl_md_store_create(&sp, &sb) == MIXL_OK);
+    if (sa == NULL || sb == NULL) goto out;
+    CHECK(mixl_md_store_publish(sa, "prefill-0", "v1", 2) == MIXL_OK);
+    CHECK(mixl_md_store_get(sb, "prefill-0", 3000, &blob, &len) == MIXL_OK);
+    mixl_free(blob);
+    blob = NULL;
+
+    /* The member a talks to dies: a fails over, its lease stays alive, b sees new values. */
+    {
+        char line[2048];
+        snprintf(line, sizeof(line), "%s kill-member %s 0", fixture, private_dir);
+        CHECK(system(line) == 0);
+    }
+    CHECK(mixl_md_store_publish(sa, "prefill-0", "v2", 2) == MIXL_OK);
+    sleep_ms(1500); /* several keep-alive rounds through the surviving members */
+    CHECK(mixl_md_store_refresh(sb) == MIXL_OK);
+    CHECK(mixl_md_store_get(sb, "prefill-0", 3000, &blob, &len) == MIXL_OK);
+    if (blob != NULL) CHECK(len == 2 && memcmp(blob, "v2", 2) == 0);
+    mixl_free(blob);
+    CHECK(mixl_registry_get(a, "cluster/mixl_metadata/prefill-0", &kv) == MIXL_OK);
+    if (kv != NULL) CHECK(mixl_registry_lease_keepalive(a, kv->lease) == MIXL_OK);
+    mixl_registry_kv_free(kv);
+    kv = NULL;
+    printf("cluster after losing member 0: a still publishes and keeps its lease, b reads\n");
+
+    /* A second member dies: no quorum. Operations fail within their timeout. */
+    {
+        char line[2048];
+        mixl_status_t st;
+        snprintf(line, sizeof(line), "%s kill-member %s 1", fixture, private_dir);
+        CHECK(system(line) == 0);
+        mixl_registry_clear_error(a);
+        st = mixl_registry_put(a, "cluster/no-quorum", "x", 1, 0, NULL);
+        CHECK(st != MIXL_OK);
+        printf("cluster without quorum: %s: %s\n", mixl_status_name(st), mixl_registry_last_error(a));
+    }
+out:
+    mixl_md_store_destroy(sb);
+    mixl_md_store_destroy(sa);
+    mixl_registry_destroy(b);
+    mixl_registry_destroy(a);
+    printf("etcd cluster: %d failed check(s)\n", failures);
+    return failures == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     char shared[512], priv[512], path[1024];
     int rc;
+
+    if (argc == 4 && strcmp(argv[1], "--cluster") == 0) {
+        fixture = argv[2];
+        private_dir = argv[3];
+        if (access("/usr/bin/etcd", X_OK) != 0) {
+            fprintf(stderr, "SKIP: etcd is not installed\n");
+            return REGTEST_SKIP;
+        }
+        return cluster_checks();
+    }
 
     if (argc == 3 && strcmp(argv[1], "--tls") == 0) return tls_checks(argv[2]);
     if (argc < 4) {

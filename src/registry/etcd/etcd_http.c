@@ -4,7 +4,8 @@
  * a round over all of them is repeated up to `retries` more times with a
  * doubling back-off, and the whole operation never outlives its deadline.
  * An answer from a server (even an error) ends the retries, except 401
- * (token expired: authenticate again, once) and 5xx (no leader yet).
+ * (token expired: authenticate again, once), 5xx (no leader yet) and 408
+ * (the member is shutting down).
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -229,7 +230,9 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
                 k--;
                 continue;
             }
-            if (x.http >= 500 || (x.http == 200 && x.json == NULL)) {
+            /* 5xx: no leader yet; 408: the member is shutting down ("the client connection
+             * is closing"); an empty 200: a broken gateway. Another member may answer. */
+            if (x.http >= 500 || x.http == 408 || (x.http == 200 && x.json == NULL)) {
                 snprintf(last_err, sizeof(last_err), "%s: HTTP %ld: %s", c->endpoint[idx], x.http,
                          x.json ? json_message(x.json) : "empty or non-JSON answer");
                 json_decref(x.json);
