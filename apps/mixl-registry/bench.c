@@ -4,6 +4,7 @@
  *   put           mixl_md_store_publish (validate, put bound to the lease)
  *   uncached get  mixl_md_store_invalidate + mixl_md_store_get (a registry round trip + decode check)
  *   cached get    mixl_md_store_get on a cached entry
+ *   verified get  the same with MIXL_MD_STORE_VERIFY (a keys-only revision check first)
  * Median, p99 and mean in microseconds. A measurement, never a test.
  */
 #include <inttypes.h>
@@ -57,7 +58,7 @@ static mixl_status_t make_blob(const char *agent, int regions, void **blob_p, si
 int cli_bench(mixl_registry_h reg, const cli_bench_opts_t *opts, const char *agent, FILE *out)
 {
     mixl_md_store_params_t sp = {.size = sizeof(sp), .reg = reg};
-    mixl_md_store_h store = NULL;
+    mixl_md_store_h store = NULL, verify = NULL;
     uint64_t *ns = calloc((size_t)opts->count, sizeof(*ns));
     void *blob = NULL, *got;
     size_t len = 0, got_len;
@@ -95,12 +96,34 @@ int cli_bench(mixl_registry_h reg, const cli_bench_opts_t *opts, const char *age
         mixl_free(got);
     }
     report(out, "cached get", ns, opts->count);
+
+    /* The same cached entry through a MIXL_MD_STORE_VERIFY store: one keys-only round trip. */
+    sp.flags = MIXL_MD_STORE_VERIFY;
+    if (mixl_md_store_create(&sp, &verify) != MIXL_OK ||
+        mixl_md_store_get(verify, agent, 1000, &got, &got_len) != MIXL_OK) {
+        fprintf(stderr, "mixl-registry bench: verified store: %s\n",
+                verify ? mixl_md_store_last_error(verify) : "cannot create");
+        goto out;
+    }
+    mixl_free(got);
+    for (int i = 0; i < opts->count; i++) {
+        uint64_t t0 = mixl_now_ns();
+        if (mixl_md_store_get(verify, agent, 1000, &got, &got_len) != MIXL_OK) goto err_verify;
+        ns[i] = mixl_now_ns() - t0;
+        mixl_free(got);
+    }
+    report(out, "verified get", ns, opts->count);
     rc = 0;
+    goto out;
+
+err_verify:
+    fprintf(stderr, "mixl-registry bench: %s\n", mixl_md_store_last_error(verify));
     goto out;
 
 err_op:
     fprintf(stderr, "mixl-registry bench: %s\n", mixl_md_store_last_error(store));
 out:
+    mixl_md_store_destroy(verify);
     mixl_md_store_destroy(store);
     mixl_free(blob);
     free(ns);

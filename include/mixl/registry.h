@@ -159,7 +159,9 @@ MIXL_EXPORT void mixl_registry_kvs_free(mixl_registry_kv_t *kvs, size_t count);
 /* ---------------------------------------------------------------------- */
 
 /* Store flags. */
-#define MIXL_MD_STORE_RAW (1u << 0) /* values are opaque bytes: no mixl_metadata_decode() check */
+#define MIXL_MD_STORE_RAW (1u << 0)    /* values are opaque bytes: no mixl_metadata_decode() check */
+#define MIXL_MD_STORE_VERIFY (1u << 1) /* a cache hit is checked against the registry's revision
+                                        * first (one keys-only round trip): never stale, slower */
 
 typedef struct {
     size_t size;           /* sizeof(mixl_md_store_params_t) */
@@ -202,7 +204,8 @@ MIXL_EXPORT mixl_status_t mixl_md_store_publish(mixl_md_store_h store, const cha
 MIXL_EXPORT mixl_status_t mixl_md_store_unpublish(mixl_md_store_h store, const char *agent);
 
 /*
- * Peer agent's blob: from the cache, or fetched, waiting up to timeout_ms
+ * Peer agent's blob: from the cache (checked against the registry first
+ * with MIXL_MD_STORE_VERIFY), or fetched, waiting up to timeout_ms
  * (< 0: the registry's op timeout) for a peer that has not published yet.
  * MIXL_ERR_NOT_FOUND "metadata not found for agent X in namespace Y" when it
  * never appears; MIXL_ERR_BAD_METADATA naming the key when the value does

@@ -316,6 +316,46 @@ mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h s, mixl_agent_h agent)
 
 /* --- lookups ------------------------------------------------------------- */
 
+/*
+ * MIXL_MD_STORE_VERIFY: before serving agent from the cache, compare its revision with the
+ * registry's (a keys-only read: one round trip, no value) and drop it when it changed or went.
+ */
+static mixl_status_t verify_cached(struct mixl_md_store *s, const char *agent, const char *key)
+{
+    mixl_registry_kv_t *kvs = NULL;
+    const mixl_registry_kv_t *kv = NULL;
+    int64_t mod = 0, version = 0;
+    size_t n = 0;
+    md_entry_t *e;
+    mixl_status_t status;
+
+    pthread_mutex_lock(&s->cache_lock);
+    e = list_find(&s->cache, agent);
+    if (e != NULL) {
+        mod = e->mod_revision;
+        version = e->version;
+    }
+    pthread_mutex_unlock(&s->cache_lock);
+    if (e == NULL) return MIXL_OK;
+
+    status = mixl_registry_list(s->reg, key, MIXL_REGISTRY_KEYS_ONLY, &kvs, &n);
+    if (status != MIXL_OK) {
+        return store_error(s, 1, status, "metadata store: verifying cached %s failed: %s", key,
+                           mixl_registry_last_error(s->reg));
+    }
+    for (size_t i = 0; i < n && kv == NULL; i++) {
+        if (strcmp(kvs[i].key, key) == 0) kv = &kvs[i]; /* the prefix also matches longer names */
+    }
+    if (kv == NULL || kv->mod_revision != mod || kv->version != version) {
+        pthread_mutex_lock(&s->cache_lock);
+        e = list_find(&s->cache, agent);
+        if (e != NULL && e->mod_revision == mod) list_remove(&s->cache, e);
+        pthread_mutex_unlock(&s->cache_lock);
+    }
+    mixl_registry_kvs_free(kvs, n);
+    return MIXL_OK;
+}
+
 mixl_status_t mixl_md_store_get(mixl_md_store_h s, const char *agent, int timeout_ms,
                                 void **blob_p, size_t *len_p)
 {
@@ -330,6 +370,10 @@ mixl_status_t mixl_md_store_get(mixl_md_store_h s, const char *agent, int timeou
     }
     status = mixl_md_store_key(s, agent, key, sizeof(key));
     if (status != MIXL_OK) return status;
+    if (s->flags & MIXL_MD_STORE_VERIFY) {
+        status = verify_cached(s, agent, key);
+        if (status != MIXL_OK) return status;
+    }
 
     pthread_mutex_lock(&s->cache_lock);
     e = list_find(&s->cache, agent);

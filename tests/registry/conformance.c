@@ -411,6 +411,38 @@ out:
     mixl_md_store_destroy(a);
 }
 
+static void t_store_verify_never_stale(conf_env_t *env, mixl_registry_h reg)
+{
+    mixl_md_store_params_t sp = {.size = sizeof(sp), .reg = reg,
+                                 .flags = MIXL_MD_STORE_RAW | MIXL_MD_STORE_VERIFY,
+                                 .refresh_ms = 60000}; /* the thread never refreshes here */
+    mixl_md_store_h a = store_new(reg, MIXL_MD_STORE_RAW), b = NULL;
+    char agent[64], longer[80];
+    uint64_t hits = 0, misses = 0;
+
+    CHECK_ST(mixl_md_store_create(&sp, &b), MIXL_OK);
+    if (a == NULL || b == NULL) goto out;
+    agent_of(env, "strict", agent, sizeof(agent));
+    snprintf(longer, sizeof(longer), "%s-longer", agent); /* shares the key prefix */
+    CHECK_ST(mixl_md_store_publish(a, agent, "s1", 2), MIXL_OK);
+    CHECK_ST(mixl_md_store_publish(a, longer, "other", 5), MIXL_OK);
+    expect_blob(b, agent, 1000, "s1");
+    expect_blob(b, agent, 1000, "s1"); /* verified hit */
+    CHECK_ST(mixl_md_store_publish(a, agent, "s2", 2), MIXL_OK);
+    expect_blob(b, agent, 1000, "s2"); /* no refresh needed */
+    mixl_md_store_stats(b, &hits, &misses, NULL);
+    CHECK(hits == 1 && misses == 2);
+    CHECK_ST(mixl_md_store_unpublish(a, agent), MIXL_OK);
+    {
+        void *blob = NULL;
+        size_t len;
+        CHECK_ST(mixl_md_store_get(b, agent, 0, &blob, &len), MIXL_ERR_NOT_FOUND);
+    }
+out:
+    mixl_md_store_destroy(b);
+    mixl_md_store_destroy(a);
+}
+
 static void t_store_expiry_drops_cache(conf_env_t *env, mixl_registry_h reg)
 {
     mixl_md_store_h b = store_new(reg, MIXL_MD_STORE_RAW);
@@ -584,6 +616,7 @@ static const conf_test_t conf_tests[] = {
     {"store_not_found", t_store_not_found},
     {"store_wait_for_publisher", t_store_wait_for_publisher},
     {"store_republish_invalidates", t_store_republish_invalidates},
+    {"store_verify_never_stale", t_store_verify_never_stale},
     {"store_expiry_drops_cache", t_store_expiry_drops_cache},
     {"store_lease_lost_republishes", t_store_lease_lost_republishes},
     {"store_list", t_store_list},
