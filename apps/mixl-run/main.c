@@ -25,14 +25,17 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: mixl-run [options] [config.yaml]\n"
-            "  --set key=value   override one config key (repeatable), e.g. --set workload.requests=4\n"
-            "  -o, --output FILE results file (same as --set run.output=FILE)\n"
-            "  --print-config    print the resolved configuration with every key documented, then exit\n"
-            "  --version         print the version\n"
-            "  -h, --help        this help\n"
-            "Run under mpirun or srun with 1 + prefill.instances*prefill.tp + decode.instances*decode.tp ranks.\n");
+    fprintf(
+        out,
+        "usage: mixl-run [options] [config.yaml]\n"
+        "  --set key=value   override one config key (repeatable), e.g. --set workload.requests=4\n"
+        "  -o, --output FILE results file (same as --set run.output=FILE)\n"
+        "  --print-config    print the resolved configuration with every key documented, then "
+        "exit\n"
+        "  --version         print the version\n"
+        "  -h, --help        this help\n"
+        "Run under mpirun or srun with 1 + prefill.instances*prefill.tp + "
+        "decode.instances*decode.tp ranks.\n");
 }
 
 /* The process's rank before MPI is up, from the launcher's environment (-1 when unknown). */
@@ -144,8 +147,8 @@ int main(int argc, char **argv)
     mixl_dg_plan_t plan;
     mixl_workload_t wl;
     char err[MIXL_CFG_ERR_MAX];
-    mixl_status_t st = mixl_dg_prepare(MPI_COMM_WORLD, path, ov, nov, &cfg, &plan, &wl, err,
-                                       sizeof(err));
+    mixl_status_t st =
+        mixl_dg_prepare(MPI_COMM_WORLD, path, ov, nov, &cfg, &plan, &wl, err, sizeof(err));
     if (st != MIXL_OK) {
         if (rank == 0) fprintf(stderr, "mixl-run: %s\n", err);
         MPI_Finalize();

@@ -112,9 +112,7 @@ void mixl_cfg_expected(const mixl_cfg_entry_t *entry, char *buf, size_t len)
 {
     char lo[32], hi[32];
     switch (entry->type) {
-    case MIXL_CFG_BOOL:
-        snprintf(buf, len, "boolean (true or false)");
-        break;
+    case MIXL_CFG_BOOL: snprintf(buf, len, "boolean (true or false)"); break;
     case MIXL_CFG_INT:
     case MIXL_CFG_DOUBLE:
         cfg_fmt_num(lo, sizeof(lo), entry->min, entry->type == MIXL_CFG_INT);
@@ -176,8 +174,14 @@ static mixl_status_t cfg_parse_scalar(const mixl_cfg_entry_t *e, void *obj, cons
         static const char *const yes[] = {"true", "yes", "on"};
         static const char *const no[] = {"false", "no", "off"};
         for (int i = 0; i < 3; i++) {
-            if (strcasecmp(text, yes[i]) == 0) { *(int *)slot = 1; return MIXL_OK; }
-            if (strcasecmp(text, no[i]) == 0) { *(int *)slot = 0; return MIXL_OK; }
+            if (strcasecmp(text, yes[i]) == 0) {
+                *(int *)slot = 1;
+                return MIXL_OK;
+            }
+            if (strcasecmp(text, no[i]) == 0) {
+                *(int *)slot = 0;
+                return MIXL_OK;
+            }
         }
         return cfg_fail(err, err_len, w, key, "expected %s, got '%s'", expected, text);
     }
@@ -187,8 +191,8 @@ static mixl_status_t cfg_parse_scalar(const mixl_cfg_entry_t *e, void *obj, cons
         if (errno != 0 || end == text || *end != '\0')
             return cfg_fail(err, err_len, w, key, "expected %s, got '%s'", expected, text);
         if ((double)v < e->min || (double)v > e->max)
-            return cfg_fail(err, err_len, w, key, "expected %s, got %lld (out of range)",
-                            expected, v);
+            return cfg_fail(err, err_len, w, key, "expected %s, got %lld (out of range)", expected,
+                            v);
         *(int64_t *)slot = v;
         return MIXL_OK;
     }
@@ -224,11 +228,14 @@ static mixl_status_t cfg_parse_scalar(const mixl_cfg_entry_t *e, void *obj, cons
         while (*p != '\0') {
             const char *comma = strchr(p, ',');
             size_t n = comma ? (size_t)(comma - p) : strlen(p);
-            while (n > 0 && (*p == ' ')) { p++; n--; }
+            while (n > 0 && (*p == ' ')) {
+                p++;
+                n--;
+            }
             while (n > 0 && p[n - 1] == ' ') n--;
             if (list.count == MIXL_CFG_LIST_MAX || n >= MIXL_CFG_STR_MAX)
-                return cfg_fail(err, err_len, w, key, "expected %s (each under %d bytes)",
-                                expected, MIXL_CFG_STR_MAX);
+                return cfg_fail(err, err_len, w, key, "expected %s (each under %d bytes)", expected,
+                                MIXL_CFG_STR_MAX);
             if (n > 0) {
                 memcpy(list.item[list.count], p, n);
                 list.item[list.count][n] = '\0';
@@ -421,7 +428,8 @@ static mixl_status_t cfg_load_parser(const mixl_cfg_schema_t *schema, void *obj,
         goto out;
     if (root->type != YAML_MAPPING_NODE) {
         cfg_where_t w = cfg_mark(&c, root);
-        st = cfg_fail(err, err_len, &w, NULL, "expected a mapping of sections at the top level, got %s",
+        st = cfg_fail(err, err_len, &w, NULL,
+                      "expected a mapping of sections at the top level, got %s",
                       cfg_node_kind(root));
         goto out;
     }
@@ -455,8 +463,7 @@ mixl_status_t mixl_cfg_load_file(const mixl_cfg_schema_t *schema, void *obj, con
     FILE *f = fopen(path, "rb");
 
     if (f == NULL) {
-        snprintf(err, err_len, "%s: cannot open the configuration file: %s", path,
-                 strerror(errno));
+        snprintf(err, err_len, "%s: cannot open the configuration file: %s", path, strerror(errno));
         return MIXL_ERR_IO;
     }
     if (!yaml_parser_initialize(&parser)) {
@@ -527,8 +534,8 @@ mixl_status_t mixl_cfg_defaults(const mixl_cfg_schema_t *schema, void *obj, char
     for (size_t i = 0; i < schema->count; i++) {
         const mixl_cfg_entry_t *e = &schema->entries[i];
         cfg_where_t w = {"<defaults>", i + 1, 1};
-        mixl_status_t st = cfg_parse_scalar(e, obj, e->def, e->type == MIXL_CFG_STRING, &w, e->key,
-                                            err, err_len);
+        mixl_status_t st =
+            cfg_parse_scalar(e, obj, e->def, e->type == MIXL_CFG_STRING, &w, e->key, err, err_len);
         if (st != MIXL_OK) return st;
     }
     return MIXL_OK;

@@ -42,13 +42,13 @@ typedef struct {
 } mixl_cfg_strlist_t;
 
 typedef struct {
-    const char *key;       /* dotted path, e.g. "workload.requests" */
+    const char *key; /* dotted path, e.g. "workload.requests" */
     mixl_cfg_type_t type;
-    const char *def;       /* default in YAML scalar syntax; lists are comma-separated */
-    double min, max;       /* inclusive range for INT and DOUBLE */
-    const char *choices;   /* ENUM only: "push|pull" */
-    size_t offset;         /* offsetof() the value in the target struct */
-    const char *doc;       /* one line for --print-config and the docs */
+    const char *def;     /* default in YAML scalar syntax; lists are comma-separated */
+    double min, max;     /* inclusive range for INT and DOUBLE */
+    const char *choices; /* ENUM only: "push|pull" */
+    size_t offset;       /* offsetof() the value in the target struct */
+    const char *doc;     /* one line for --print-config and the docs */
 } mixl_cfg_entry_t;
 
 typedef struct {

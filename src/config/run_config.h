@@ -11,9 +11,25 @@
 #include "config/config.h"
 
 /* Enum values, in the order of the table's choice strings. */
-typedef enum { MIXL_PROGRESS_AUTO, MIXL_PROGRESS_TTY, MIXL_PROGRESS_PLAIN, MIXL_PROGRESS_OFF } mixl_progress_mode_t;
-typedef enum { MIXL_PRESET_TINY, MIXL_PRESET_LLAMA3_8B, MIXL_PRESET_LLAMA3_70B, MIXL_PRESET_CUSTOM } mixl_preset_t;
-typedef enum { MIXL_DTYPE_PRESET, MIXL_DTYPE_FP16, MIXL_DTYPE_BF16, MIXL_DTYPE_FP32, MIXL_DTYPE_FP8 } mixl_dtype_t;
+typedef enum {
+    MIXL_PROGRESS_AUTO,
+    MIXL_PROGRESS_TTY,
+    MIXL_PROGRESS_PLAIN,
+    MIXL_PROGRESS_OFF
+} mixl_progress_mode_t;
+typedef enum {
+    MIXL_PRESET_TINY,
+    MIXL_PRESET_LLAMA3_8B,
+    MIXL_PRESET_LLAMA3_70B,
+    MIXL_PRESET_CUSTOM
+} mixl_preset_t;
+typedef enum {
+    MIXL_DTYPE_PRESET,
+    MIXL_DTYPE_FP16,
+    MIXL_DTYPE_BF16,
+    MIXL_DTYPE_FP32,
+    MIXL_DTYPE_FP8
+} mixl_dtype_t;
 typedef enum { MIXL_KVMEM_HOST, MIXL_KVMEM_CUDA } mixl_kvmem_t;
 typedef enum { MIXL_MODE_PUSH, MIXL_MODE_PULL } mixl_xfer_mode_t;
 typedef enum { MIXL_ARRIVAL_BURST, MIXL_ARRIVAL_FIXED, MIXL_ARRIVAL_POISSON } mixl_arrival_t;

@@ -36,19 +36,18 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
     size_t len = sizeof(*msg) + msg->nruns * sizeof(mixl_kv_run_t);
     void *buf = malloc(len);
     if (buf == NULL) {
-        mixl_error("%s: no memory for a %zu-byte control message to %s", dg->names[dg->rank], len,
-                   dg->names[dest]);
+        mixl_error("no memory for a %zu-byte control message to %s", len, dg->names[dest]);
         return MIXL_ERR_NO_MEMORY;
     }
     memcpy(buf, msg, sizeof(*msg));
-    if (msg->nruns > 0) memcpy((char *)buf + sizeof(*msg), runs, msg->nruns * sizeof(mixl_kv_run_t));
+    if (msg->nruns > 0)
+        memcpy((char *)buf + sizeof(*msg), runs, msg->nruns * sizeof(mixl_kv_run_t));
     if (dg->nout == dg->capout) {
         size_t cap = dg->capout ? 2 * dg->capout : 32;
         dg_out_t *o = realloc(dg->outbox, cap * sizeof(*o));
         if (o == NULL) {
             free(buf);
-            mixl_error("%s: no memory to queue a control message to %s", dg->names[dg->rank],
-                       dg->names[dest]);
+            mixl_error("no memory to queue a control message to %s", dg->names[dest]);
             return MIXL_ERR_NO_MEMORY;
         }
         dg->outbox = o;
@@ -57,8 +56,8 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
     int rc = MPI_Isend(buf, (int)len, MPI_BYTE, dest, DG_TAG, dg->ctl, &dg->outbox[dg->nout].req);
     if (rc != MPI_SUCCESS) {
         free(buf);
-        mixl_error("%s: control message %u to %s: MPI_Isend failed (%d)", dg->names[dg->rank],
-                   msg->type, dg->names[dest], rc);
+        mixl_error("control message %u to %s: MPI_Isend failed (%d)", msg->type, dg->names[dest],
+                   rc);
         return MIXL_ERR_BACKEND;
     }
     dg->outbox[dg->nout++].buf = buf;
@@ -79,7 +78,7 @@ int dg_poll(mixl_dg_t *dg, int *src_p, dg_msg_t **msg_p)
     MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, DG_TAG, dg->ctl, MPI_STATUS_IGNORE);
     if ((size_t)count < sizeof(dg_msg_t) ||
         (size_t)count != sizeof(dg_msg_t) + ((dg_msg_t *)buf)->nruns * sizeof(mixl_kv_run_t)) {
-        mixl_error("%s: malformed control message of %d bytes from %s", dg->names[dg->rank], count,
+        mixl_error("malformed control message of %d bytes from %s", count,
                    dg->names[st.MPI_SOURCE]);
         free(buf);
         return 0;
@@ -105,8 +104,7 @@ mixl_status_t dg_flush(mixl_dg_t *dg, int drain)
         dg->nout = k;
         if (!drain || dg->nout == 0) return MIXL_OK;
     } while (mixl_now_ns() < deadline);
-    mixl_error("%s: %zu control messages still unsent after %d ms", dg->names[dg->rank], dg->nout,
-               dg->timeout_ms);
+    mixl_error("%zu control messages still unsent after %d ms", dg->nout, dg->timeout_ms);
     return MIXL_ERR_TIMED_OUT;
 }
 
@@ -124,8 +122,8 @@ mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int lay
         size_t got = dg_poll_agent(dg, tmp, 16);
         for (size_t i = 0; i < got; i++) dg_park(dg, &tmp[i]);
         if (mixl_now_ns() >= deadline) {
-            mixl_error("%s: notification to %s: the peer's ring stayed full for %d ms",
-                       dg->names[dg->rank], dg->names[dest], dg->timeout_ms);
+            mixl_error("notification to %s: the peer's ring stayed full for %d ms", dg->names[dest],
+                       dg->timeout_ms);
             return MIXL_ERR_TIMED_OUT;
         }
     }
@@ -137,7 +135,7 @@ void dg_park(mixl_dg_t *dg, const dg_notif_t *n)
         size_t cap = dg->capparked ? 2 * dg->capparked : 64;
         dg_notif_t *p = realloc(dg->parked, cap * sizeof(*p));
         if (p == NULL) {
-            mixl_error("%s: out of memory keeping a notification", dg->names[dg->rank]);
+            mixl_error("out of memory keeping a notification");
             return;
         }
         dg->parked = p;
@@ -159,8 +157,7 @@ static size_t dg_poll_agent(mixl_dg_t *dg, dg_notif_t *out, size_t max)
             if (raw[i].len != sizeof(d)) continue;
             memcpy(&d, raw[i].payload, sizeof(d));
             if (d.magic != DG_NOTIF_MAGIC) {
-                mixl_warn("%s: ignoring a foreign notification from %s", dg->names[dg->rank],
-                          raw[i].peer);
+                mixl_warn("ignoring a foreign notification from %s", raw[i].peer);
                 continue;
             }
             out[n++] = d;

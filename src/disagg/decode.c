@@ -21,17 +21,17 @@
 #define DC_MAX_SOURCES 64
 
 typedef struct {
-    dg_msg_t *msg;             /* the EXPECT message (runs follow) */
+    dg_msg_t *msg; /* the EXPECT message (runs follow) */
     int nsrc;
-    int src[DC_MAX_SOURCES];   /* prefill world ranks */
+    int src[DC_MAX_SOURCES]; /* prefill world ranks */
     mixl_kv_layout_t slayout[DC_MAX_SOURCES];
-    int *landed;               /* per layer: sources whose data is here */
+    int *landed; /* per layer: sources whose data is here */
     uint8_t *verified;
-    int dones;                 /* push: completion notifications */
+    int dones; /* push: completion notifications */
     int layers_complete;
-    mixl_xfer_h *xfers;        /* pull: [layer * nsrc + s] */
-    uint8_t *posted;           /* pull: 1 posted, 2 complete */
-    int64_t *post_ns, *done_ns;/* pull: per xfer */
+    mixl_xfer_h *xfers;         /* pull: [layer * nsrc + s] */
+    uint8_t *posted;            /* pull: 1 posted, 2 complete */
+    int64_t *post_ns, *done_ns; /* pull: per xfer */
     int64_t first_byte, last_byte, notify, first_token, decode_end, last_progress;
     uint64_t bytes, ops, nxfers, bad_blocks;
     uint64_t generated;
@@ -46,9 +46,9 @@ typedef struct {
     mixl_kv_alloc_t alloc;
     dc_req_t **reqs;
     size_t nreqs, capreqs;
-    uint8_t *finished;         /* by request id: late notifications are dropped */
+    uint8_t *finished; /* by request id: late notifications are dropped */
     uint64_t nfinished_cap;
-    uint8_t *row, *block;      /* verification scratch */
+    uint8_t *row, *block; /* verification scratch */
     int64_t next_step;
     int stop;
 } dc_t;
@@ -104,8 +104,8 @@ static mixl_status_t dc_prepare_reads(dc_t *dc, dc_req_t *r)
             for (size_t i = 0; i < k; i++) {
                 local[i] = (mixl_desc_t){(uint64_t)(uintptr_t)dg->mem.ptr + spans[i].dst_off,
                                          spans[i].len, dg->mem.type, dg->mem.device};
-                remote[i] = (mixl_desc_t){dg->peer_base[r->src[s]] + spans[i].src_off,
-                                          spans[i].len, dg->plan.prefill_mem, 0};
+                remote[i] = (mixl_desc_t){dg->peer_base[r->src[s]] + spans[i].src_off, spans[i].len,
+                                          dg->plan.prefill_mem, 0};
             }
             mixl_xfer_params_t xp = {.size = sizeof(xp),
                                      .op = MIXL_OP_READ,
@@ -130,8 +130,7 @@ static void dc_fail(dc_t *dc, dc_req_t *r, mixl_status_t st, const char *what)
 {
     if (r->status != MIXL_OK) return;
     r->status = st;
-    mixl_error("request %llu: %s: %s", (unsigned long long)r->msg->req, what,
-               mixl_status_str(st));
+    mixl_error("request %llu: %s: %s", (unsigned long long)r->msg->req, what, mixl_status_str(st));
     /* In pull mode the prefill ranks wait for our "freed" answers: release them now. */
     if (dc->dg->cfg->transfer.mode == MIXL_MODE_PULL)
         for (int s = 0; s < r->nsrc; s++)
@@ -296,7 +295,8 @@ static int dc_handle_notif(dc_t *dc, const dg_notif_t *n)
     }
     int s = 0;
     while (s < r->nsrc && r->src[s] != n->src_rank) s++;
-    if (s == r->nsrc || (n->kind != DG_NOTIF_DONE && n->kind != DG_NOTIF_ABORT && n->layer >= dc->layers)) {
+    if (s == r->nsrc ||
+        (n->kind != DG_NOTIF_DONE && n->kind != DG_NOTIF_ABORT && n->layer >= dc->layers)) {
         mixl_warn("request %llu: unexpected notification %u from %s", (unsigned long long)n->req,
                   n->kind, dg->names[n->src_rank]);
         return 1;
@@ -331,8 +331,7 @@ static int dc_handle_notif(dc_t *dc, const dg_notif_t *n)
     case DG_NOTIF_ABORT:
         dc_fail(dc, r, (mixl_status_t)n->status, "the prefill rank gave the request up");
         break;
-    default:
-        break;
+    default: break;
     }
     dc_check_complete(dc, r);
     return 1;
@@ -446,7 +445,10 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
         while (dg_poll(dg, &src, &m)) {
             progress = 1;
             switch (m->type) {
-            case DG_MSG_ALLOC: dc_alloc(&dc, m); free(m); break;
+            case DG_MSG_ALLOC:
+                dc_alloc(&dc, m);
+                free(m);
+                break;
             case DG_MSG_FREE:
                 if (mixl_kv_alloc_put(&dc.alloc, dg_runs(m), m->nruns) != MIXL_OK)
                     mixl_error("request %llu: freeing blocks it does not hold",
@@ -454,7 +456,10 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
                 free(m);
                 break;
             case DG_MSG_EXPECT: dc_expect(&dc, m); break;
-            case DG_MSG_STOP: dc.stop = 1; free(m); break;
+            case DG_MSG_STOP:
+                dc.stop = 1;
+                free(m);
+                break;
             default: free(m); break;
             }
         }

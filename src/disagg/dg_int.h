@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <mixl/agent.h>
+#include <mixl/registry.h>
 
 #include "config/run_config.h"
 #include "disagg/plan.h"
@@ -24,16 +25,16 @@
 
 /* Control message types. */
 enum {
-    DG_MSG_ALLOC = 1,       /* router -> decode leader: allocate blocks for req */
-    DG_MSG_ALLOC_OK,        /* leader -> router: the block runs */
-    DG_MSG_ALLOC_FULL,      /* leader -> router: no room now (router requeues) */
-    DG_MSG_PREFILL,         /* router -> prefill ranks: the RemotePrefillRequest */
-    DG_MSG_EXPECT,          /* router -> decode ranks: KV for req is coming */
-    DG_MSG_PREFILL_DONE,    /* prefill rank -> router: timeline and transfer figures */
-    DG_MSG_DECODE_DONE,     /* decode rank -> router: verification, timeline */
-    DG_MSG_FREE,            /* router -> decode leader: release req's blocks */
-    DG_MSG_STOP,            /* router -> all: the run is over */
-    DG_MSG_STOPPED,         /* all -> router: acknowledged */
+    DG_MSG_ALLOC = 1,    /* router -> decode leader: allocate blocks for req */
+    DG_MSG_ALLOC_OK,     /* leader -> router: the block runs */
+    DG_MSG_ALLOC_FULL,   /* leader -> router: no room now (router requeues) */
+    DG_MSG_PREFILL,      /* router -> prefill ranks: the RemotePrefillRequest */
+    DG_MSG_EXPECT,       /* router -> decode ranks: KV for req is coming */
+    DG_MSG_PREFILL_DONE, /* prefill rank -> router: timeline and transfer figures */
+    DG_MSG_DECODE_DONE,  /* decode rank -> router: verification, timeline */
+    DG_MSG_FREE,         /* router -> decode leader: release req's blocks */
+    DG_MSG_STOP,         /* router -> all: the run is over */
+    DG_MSG_STOPPED,      /* all -> router: acknowledged */
 };
 
 /* Timeline slots (ns on the router's clock). */
@@ -53,7 +54,7 @@ enum {
 /* One control message; nruns mixl_kv_run_t follow it. */
 typedef struct {
     uint32_t type;
-    int32_t status;       /* mixl_status_t of the reported step */
+    int32_t status; /* mixl_status_t of the reported step */
     uint64_t req;
     uint64_t tokens;
     uint64_t out_tokens;
@@ -97,10 +98,12 @@ typedef struct {
     int timeout_ms;
     int64_t clock_offset_ns; /* add to the local monotonic clock to get the router's */
     char (*names)[MIXL_NAME_MAX];
-    uint64_t *peer_base;     /* each rank's registered KV memory base address */
+    uint64_t *peer_base; /* each rank's registered KV memory base address */
 
     mixl_agent_h agent;
-    mixl_kv_mem_t mem;       /* pool (decode) or layer buffers (prefill) */
+    mixl_registry_h reg; /* metadata registry (rank 0 serves it for backend mpi) */
+    mixl_md_store_h store;
+    mixl_kv_mem_t mem; /* pool (decode) or layer buffers (prefill) */
     mixl_region_h region;
     mixl_kv_layout_t layout;
 
@@ -146,13 +149,15 @@ void dg_teardown(mixl_dg_t *dg);
 
 /* The roles. Each returns when the router says stop; the router returns the results. */
 struct mixl_dg_results;
-mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl,
-                            struct mixl_dg_results *res);
+mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, struct mixl_dg_results *res);
 mixl_status_t dg_prefill_run(mixl_dg_t *dg);
 mixl_status_t dg_decode_run(mixl_dg_t *dg);
 
-/* The one place peers' metadata blobs are exchanged (collective). */
-mixl_status_t dg_exchange_metadata(mixl_dg_t *dg, const void *blob, size_t len, void ***blobs_p,
-                                   size_t **lens_p);
+/*
+ * The one place peers' metadata is exchanged (collective): every worker
+ * publishes its agent's metadata in the registry and imports the metadata
+ * of every other worker from it.
+ */
+mixl_status_t dg_exchange_metadata(mixl_dg_t *dg);
 
 #endif /* MIXL_DISAGG_DG_INT_H */

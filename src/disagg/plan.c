@@ -46,7 +46,8 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
         return MIXL_ERR_CONFIG;
     }
     if (p.model.kv_heads % p.decode_tp != 0) {
-        snprintf(err, err_len, "decode.tp: %d KV heads of model %s are not divisible by decode.tp=%d",
+        snprintf(err, err_len,
+                 "decode.tp: %d KV heads of model %s are not divisible by decode.tp=%d",
                  p.model.kv_heads, p.model.name, p.decode_tp);
         return MIXL_ERR_CONFIG;
     }
@@ -81,8 +82,10 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
     }
     int64_t mtu = cfg->data_plane.mtu;
     if (mtu != 0 && mtu != 512 && mtu != 1024 && mtu != 2048 && mtu != 4096) {
-        snprintf(err, err_len, "data_plane.tuning.mtu: %lld is not an InfiniBand MTU (512, 1024, 2048, 4096 or 0)",
-                 (long long)mtu);
+        snprintf(
+            err, err_len,
+            "data_plane.tuning.mtu: %lld is not an InfiniBand MTU (512, 1024, 2048, 4096 or 0)",
+            (long long)mtu);
         return MIXL_ERR_CONFIG;
     }
 #ifndef MIXL_HAVE_CUDA
@@ -129,8 +132,8 @@ void mixl_dg_rank_name(const mixl_dg_plan_t *p, int rank, char name[MIXL_NAME_MA
     if (r.role == MIXL_ROLE_ROUTER)
         snprintf(name, MIXL_NAME_MAX, "router");
     else
-        snprintf(name, MIXL_NAME_MAX, "%s-%d.%d", r.role == MIXL_ROLE_PREFILL ? "prefill" : "decode",
-                 r.inst, r.tp_rank);
+        snprintf(name, MIXL_NAME_MAX, "%s-%d.%d",
+                 r.role == MIXL_ROLE_PREFILL ? "prefill" : "decode", r.inst, r.tp_rank);
 }
 
 mixl_kv_layout_t mixl_dg_prefill_layout(const mixl_dg_plan_t *p, int tp_rank)

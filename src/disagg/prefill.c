@@ -26,17 +26,17 @@
 #define PF_MAX_TARGETS 64
 
 typedef struct {
-    dg_msg_t *msg;        /* the request (runs follow it) */
+    dg_msg_t *msg; /* the request (runs follow it) */
     int ntargets;
-    int target[PF_MAX_TARGETS];            /* decode world ranks */
+    int target[PF_MAX_TARGETS]; /* decode world ranks */
     mixl_kv_layout_t tlayout[PF_MAX_TARGETS];
-    mixl_xfer_h *xfers;   /* push: [layer * ntargets + t] */
-    uint8_t *xdone;       /* push: completion flags, same index */
+    mixl_xfer_h *xfers; /* push: [layer * ntargets + t] */
+    uint8_t *xdone;     /* push: completion flags, same index */
     int64_t *post_ns, *done_ns;
-    int *pending;         /* per layer: targets not yet complete */
-    int next_layer;       /* next layer to compute */
-    int computing;        /* a layer is in its emulated compute time */
-    int ready;            /* computed, waiting to be shipped (queue depth) */
+    int *pending;   /* per layer: targets not yet complete */
+    int next_layer; /* next layer to compute */
+    int computing;  /* a layer is in its emulated compute time */
+    int ready;      /* computed, waiting to be shipped (queue depth) */
     int64_t compute_until;
     int layers_shipped, layers_done;
     int64_t t_start, t_end, first_byte, last_byte;
@@ -52,10 +52,10 @@ typedef struct {
     uint8_t *scratch; /* host staging for device-memory layer buffers */
     dg_msg_t **queue;
     size_t nq, capq;
-    pf_req_t **live;  /* started, not yet reported (the computing one and draining ones) */
+    pf_req_t **live; /* started, not yet reported (the computing one and draining ones) */
     size_t nlive, caplive;
     pf_req_t *computing; /* the request whose layers are being computed, or NULL */
-    size_t inflight;  /* posted transfers not yet complete */
+    size_t inflight;     /* posted transfers not yet complete */
     int stop;
 } pf_t;
 
@@ -361,8 +361,7 @@ static int pf_step(pf_t *pf, size_t idx)
             progress = 1;
         }
     }
-    while (r->layers_done < r->layers_shipped && r->pending[r->layers_done] == 0)
-        r->layers_done++;
+    while (r->layers_done < r->layers_shipped && r->pending[r->layers_done] == 0) r->layers_done++;
     if (progress) r->last_progress = dg_now(dg);
 
     int finished = r->layers_done == pf->layers;
@@ -423,8 +422,7 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
     pf.layers = dg->plan.model.layers;
     pf.slots = dg->plan.slots;
     pf.slot_busy = calloc((size_t)pf.slots, sizeof(int));
-    if (dg->mem.type == MIXL_MEM_CUDA)
-        pf.scratch = malloc(mixl_kv_layer_bytes(&dg->layout));
+    if (dg->mem.type == MIXL_MEM_CUDA) pf.scratch = malloc(mixl_kv_layer_bytes(&dg->layout));
     if (pf.slot_busy == NULL || (dg->mem.type == MIXL_MEM_CUDA && pf.scratch == NULL))
         return MIXL_ERR_NO_MEMORY;
 

@@ -92,16 +92,22 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     fprintf(out, "\nmixl-run %s: model %s (%d layers, %d KV heads x %d, %s, %s/token), %s mode\n",
             cfg->run.name, m->name, m->layers, m->kv_heads, m->head_dim, m->dtype, b1,
             mode_names[cfg->transfer.mode]);
-    fprintf(out, "roles: router + %d prefill x TP %d + %d decode x TP %d; %llu blocks of %d tokens per decode rank\n",
+    fprintf(out,
+            "roles: router + %d prefill x TP %d + %d decode x TP %d; %llu blocks of %d tokens per "
+            "decode rank\n",
             plan->prefill_instances, plan->prefill_tp, plan->decode_instances, plan->decode_tp,
             (unsigned long long)plan->pool_blocks, m->block_size);
-    fprintf(out, "requests: %zu, %s %llu, errors %llu (error rate %.3f%%), bad blocks %llu, most waiting at the router %llu\n",
+    fprintf(out,
+            "requests: %zu, %s %llu, errors %llu (error rate %.3f%%), bad blocks %llu, most "
+            "waiting at the router %llu\n",
             res->count, cfg->decode.verify ? "verified" : "delivered (decode.verify off)",
             (unsigned long long)(res->count - errors), (unsigned long long)errors,
-            res->count ? 100.0 * (double)errors / (double)res->count : 0.0,
-            (unsigned long long)bad, (unsigned long long)res->max_queued);
+            res->count ? 100.0 * (double)errors / (double)res->count : 0.0, (unsigned long long)bad,
+            (unsigned long long)res->max_queued);
     fmt_bytes(b2, sizeof(b2), (double)bytes);
-    fprintf(out, "moved %s (%llu bytes; %llu prompt tokens x %llu bytes/token = %llu) in %.3f s wall, %.3f Gbps overall\n",
+    fprintf(out,
+            "moved %s (%llu bytes; %llu prompt tokens x %llu bytes/token = %llu) in %.3f s wall, "
+            "%.3f Gbps overall\n",
             b2, (unsigned long long)bytes, (unsigned long long)tokens,
             (unsigned long long)mixl_kv_bytes_per_token(m),
             (unsigned long long)(tokens * mixl_kv_bytes_per_token(m)), wall,
@@ -163,10 +169,10 @@ static mixl_status_t write_hist(mixl_h5_t *h, const char *name, const double *v,
         if (!isnan(v[i])) mixl_hist_add(&hist, v[i]);
     snprintf(path, sizeof(path), "/histograms/%s", name);
     st = mixl_h5_write_u64(h, path, hist.counts, hist.nbins + 2, "requests");
+    if (st == MIXL_OK) st = mixl_h5_attr_f64v(h, path, "bin_edges_us", hist.edges, hist.nbins + 1);
     if (st == MIXL_OK)
-        st = mixl_h5_attr_f64v(h, path, "bin_edges_us", hist.edges, hist.nbins + 1);
-    if (st == MIXL_OK)
-        st = mixl_h5_attr_str(h, path, "layout", "[underflow, bins between bin_edges_us, overflow]");
+        st =
+            mixl_h5_attr_str(h, path, "layout", "[underflow, bins between bin_edges_us, overflow]");
     mixl_hist_fini(&hist);
     return st;
 }
@@ -242,8 +248,8 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     mixl_h5_write_i32(h, "/requests/decode_instance", i32, n, NULL);
 
     static const char *const tnames[MIXL_DG_T_COUNT] = {
-        "arrival_us", "alloc_us", "prefill_start_us", "prefill_end_us", "first_byte_us",
-        "last_byte_us", "notify_us", "first_token_us", "decode_end_us"};
+        "arrival_us",   "alloc_us",  "prefill_start_us", "prefill_end_us", "first_byte_us",
+        "last_byte_us", "notify_us", "first_token_us",   "decode_end_us"};
     for (int s = 0; s < MIXL_DG_T_COUNT; s++) write_time(h, res, f, s, tnames[s]);
 
     mixl_samples_t s_ttft, s_lat, s_gbps, s_hidden, s_queue, s_span;
@@ -294,7 +300,8 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     mixl_h5_attr_u64(h, "/summary", "bytes", bytes);
     double wall = (double)(res->end_ns - res->start_ns) / 1e9;
     mixl_h5_attr_f64(h, "/summary", "wall_s", wall);
-    mixl_h5_attr_f64(h, "/summary", "aggregate_gbps", wall > 0 ? (double)bytes * 8 / wall / 1e9 : 0);
+    mixl_h5_attr_f64(h, "/summary", "aggregate_gbps",
+                     wall > 0 ? (double)bytes * 8 / wall / 1e9 : 0);
     mixl_h5_attr_u64(h, "/summary", "max_queued", res->max_queued);
     write_summary_attrs(h, "ttft_us", &s_ttft);
     write_summary_attrs(h, "transfer_latency_us", &s_lat);

@@ -31,11 +31,11 @@
 typedef struct {
     uint64_t id, prompt, out_tokens, blocks, runs;
     int32_t prefill_inst, decode_inst;
-    int32_t status;      /* mixl_status_t; 0 = delivered and verified */
+    int32_t status;             /* mixl_status_t; 0 = delivered and verified */
     int64_t t[MIXL_DG_T_COUNT]; /* arrival, alloc, prefill start/end, first/last byte, notify,
                                    first token, decode end (ns, router clock) */
     uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
-    int reports;         /* completion reports received */
+    int reports; /* completion reports received */
 } mixl_dg_req_t;
 
 typedef struct mixl_dg_results {
@@ -43,7 +43,7 @@ typedef struct mixl_dg_results {
     mixl_dg_req_t *req;
     int64_t start_ns, end_ns;
     uint64_t bytes_per_token;
-    uint64_t max_queued;    /* most requests waiting for decode blocks at once */
+    uint64_t max_queued; /* most requests waiting for decode blocks at once */
     char path_report[512];
 } mixl_dg_results_t;
 

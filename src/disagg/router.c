@@ -120,7 +120,8 @@ static void rt_allocated(rt_t *rt, dg_msg_t *m)
     r->runs = m->nruns;
     r->blocks = mixl_kv_runs_blocks(dg_runs(m), m->nruns);
     rt->rq[id].runs = malloc(m->nruns * sizeof(mixl_kv_run_t));
-    if (rt->rq[id].runs != NULL) memcpy(rt->rq[id].runs, dg_runs(m), m->nruns * sizeof(mixl_kv_run_t));
+    if (rt->rq[id].runs != NULL)
+        memcpy(rt->rq[id].runs, dg_runs(m), m->nruns * sizeof(mixl_kv_run_t));
     rt->rq[id].nruns = m->nruns;
     rt->rq[id].state = RQ_RUNNING;
 
@@ -280,15 +281,13 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         } else {
             dg_idle(&idle);
         }
-        mixl_progress_update(&prog, now, 0,
-                             "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
-                             rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead,
-                             (double)rt.bytes / 1048576.0);
+        mixl_progress_update(
+            &prog, now, 0, "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
+            rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead, (double)rt.bytes / 1048576.0);
     }
     res->end_ns = dg_now(dg);
-    mixl_progress_update(&prog, res->end_ns, 1,
-                         "[%zu/%zu] done, %zu failed, %.1f MiB moved", rt.done, n, rt.failed,
-                         (double)rt.bytes / 1048576.0);
+    mixl_progress_update(&prog, res->end_ns, 1, "[%zu/%zu] done, %zu failed, %.1f MiB moved",
+                         rt.done, n, rt.failed, (double)rt.bytes / 1048576.0);
     mixl_progress_end(&prog);
 out:
     if (rt.rq != NULL)

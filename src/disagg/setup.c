@@ -2,7 +2,8 @@
  * Set-up shared by every role: the control communicator, clock alignment
  * with the router, KV memory, the agent (one per rank over the job's
  * communicator, memory registered once before start so it gets a static
- * window), and the exchange of every rank's metadata.
+ * window), and the exchange of the workers' metadata through the registry
+ * (the embedded rank-0 MPI registry or etcd).
  *
  * Each local step that can fail is followed by an agreement (MPI_Allreduce
  * of the status) so that when one rank fails every rank stops together
@@ -41,8 +42,7 @@ static mixl_status_t dg_recv_deadline(mixl_dg_t *dg, void *buf, int len, int src
         if (!done && mixl_now_ns() >= deadline) {
             MPI_Cancel(&rq);
             MPI_Request_free(&rq);
-            mixl_error("%s: no clock reply from %s within %d ms", dg->names[dg->rank],
-                       dg->names[src], dg->timeout_ms);
+            mixl_error("no clock reply from %s within %d ms", dg->names[src], dg->timeout_ms);
             return MIXL_ERR_TIMED_OUT;
         }
     }
@@ -82,54 +82,59 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
     return st;
 }
 
-mixl_status_t dg_exchange_metadata(mixl_dg_t *dg, const void *blob, size_t len, void ***blobs_p,
-                                   size_t **lens_p)
+mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
 {
-    int mylen = (int)len;
-    int *lens = calloc((size_t)dg->world, sizeof(int));
-    int *displs = calloc((size_t)dg->world, sizeof(int));
-    void **blobs = calloc((size_t)dg->world, sizeof(void *));
-    size_t *out_lens = calloc((size_t)dg->world, sizeof(size_t));
-    char *all = NULL;
-    mixl_status_t st = MIXL_ERR_NO_MEMORY;
+    const mixl_run_config_t *cfg = dg->cfg;
+    mixl_registry_params_t rp;
+    char endpoints[MIXL_CFG_LIST_MAX * MIXL_CFG_STR_MAX] = "";
+    mixl_status_t st;
 
-    if (lens == NULL || displs == NULL || blobs == NULL || out_lens == NULL) goto out;
-    if (MPI_Allgather(&mylen, 1, MPI_INT, lens, 1, MPI_INT, dg->ctl) != MPI_SUCCESS) {
-        st = MIXL_ERR_BACKEND;
-        goto out;
+    for (int i = 0; i < cfg->registry.endpoints.count; i++) {
+        if (i > 0) strcat(endpoints, ",");
+        strcat(endpoints, cfg->registry.endpoints.item[i]);
     }
-    size_t total = 0;
-    for (int r = 0; r < dg->world; r++) {
-        displs[r] = (int)total;
-        total += (size_t)lens[r];
+    mixl_registry_params_init(&rp);
+    rp.backend = cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi";
+    rp.ns = cfg->registry.ns;
+    rp.lease_ttl_s = (int)cfg->registry.lease_ttl_s;
+    rp.op_timeout_ms = (int)cfg->registry.timeout_ms;
+    rp.comm = dg->ctl;
+    rp.server_rank = 0;
+    if (endpoints[0] != '\0') rp.endpoints = endpoints;
+    st = mixl_registry_create(&rp, &dg->reg); /* logs its own failure, naming the endpoint */
+    if (st != MIXL_OK) dg->reg = NULL;
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+
+    mixl_md_store_params_t sp;
+    memset(&sp, 0, sizeof(sp));
+    sp.size = sizeof(sp);
+    sp.reg = dg->reg;
+    st = mixl_md_store_create(&sp, &dg->store);
+    if (st != MIXL_OK) {
+        mixl_error("cannot start the metadata store: %s", mixl_registry_last_error(dg->reg));
+        dg->store = NULL;
     }
-    all = malloc(total ? total : 1);
-    if (all == NULL) goto out;
-    if (MPI_Allgatherv(blob, mylen, MPI_BYTE, all, lens, displs, MPI_BYTE, dg->ctl) !=
-        MPI_SUCCESS) {
-        st = MIXL_ERR_BACKEND;
-        goto out;
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+
+    /* The router moves no KV: only workers publish, and they import every other worker. */
+    if (dg->rank != 0) {
+        st = mixl_md_store_publish_agent(dg->store, dg->agent);
+        if (st != MIXL_OK)
+            mixl_error("publishing its metadata: %s", mixl_md_store_last_error(dg->store));
     }
-    for (int r = 0; r < dg->world; r++) {
-        blobs[r] = malloc(lens[r] ? (size_t)lens[r] : 1);
-        if (blobs[r] == NULL) goto out;
-        memcpy(blobs[r], all + displs[r], (size_t)lens[r]);
-        out_lens[r] = (size_t)lens[r];
-    }
-    *blobs_p = blobs;
-    *lens_p = out_lens;
-    blobs = NULL;
-    out_lens = NULL;
-    st = MIXL_OK;
-out:
-    if (blobs != NULL)
-        for (int r = 0; r < dg->world; r++) free(blobs[r]);
-    free(blobs);
-    free(out_lens);
-    free(all);
-    free(lens);
-    free(displs);
-    return st;
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+    if (dg->rank != 0)
+        for (int r = 1; r < dg->world && st == MIXL_OK; r++) {
+            if (r == dg->rank) continue;
+            st = mixl_md_store_fetch_import(dg->store, dg->agent, dg->names[r],
+                                            (int)cfg->registry.timeout_ms);
+            if (st != MIXL_OK)
+                mixl_error("metadata of %s: %s", dg->names[r],
+                           mixl_md_store_last_error(dg->store)[0] != '\0'
+                               ? mixl_md_store_last_error(dg->store)
+                               : mixl_agent_last_error(dg->agent));
+        }
+    return dg_agree(dg, st);
 }
 
 static unsigned dg_backends(const mixl_run_config_t *cfg)
@@ -156,18 +161,17 @@ static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
     uint64_t bytes = mixl_kv_region_bytes(&dg->layout);
     mixl_mem_type_t type = decode ? dg->plan.decode_mem : dg->plan.prefill_mem;
     int device = (int)(decode ? dg->cfg->decode.device : dg->cfg->prefill.device);
-    mixl_status_t st = mixl_kv_mem_alloc(&dg->mem, bytes, type, device, local_rank, err, sizeof(err));
+    mixl_status_t st =
+        mixl_kv_mem_alloc(&dg->mem, bytes, type, device, local_rank, err, sizeof(err));
     if (st != MIXL_OK)
-        mixl_error("%s: %s for its %s (%llu bytes)", dg->names[dg->rank], err,
-                   decode ? "KV pool" : "layer buffers", (unsigned long long)bytes);
+        mixl_error("%s for its %s (%llu bytes)", err, decode ? "KV pool" : "layer buffers",
+                   (unsigned long long)bytes);
     return st;
 }
 
 mixl_status_t dg_setup(mixl_dg_t *dg)
 {
     mixl_status_t st;
-    void *blob = NULL, **blobs = NULL;
-    size_t blob_len = 0, *lens = NULL;
 
     dg->names = calloc((size_t)dg->world, MIXL_NAME_MAX);
     dg->peer_base = calloc((size_t)dg->world, sizeof(uint64_t));
@@ -192,7 +196,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     st = mixl_agent_create(&ap, &dg->agent);
     if (st != MIXL_OK) {
         /* Agent creation is collective; a failure is seen by every rank or reported here. */
-        mixl_error("%s: cannot create the agent: %s", dg->names[dg->rank], mixl_status_str(st));
+        mixl_error("cannot create the agent: %s", mixl_status_str(st));
         dg->agent = NULL;
     }
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
@@ -201,29 +205,29 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
         st = mixl_mem_register(dg->agent, dg->mem.ptr, dg->mem.len, dg->mem.type, dg->mem.device,
                                &dg->region);
         if (st != MIXL_OK)
-            mixl_error("%s: registering %zu bytes of KV memory: %s", dg->names[dg->rank],
-                       dg->mem.len, mixl_agent_last_error(dg->agent));
+            mixl_error("registering %zu bytes of KV memory: %s", dg->mem.len,
+                       mixl_agent_last_error(dg->agent));
     }
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
     st = mixl_agent_start(dg->agent);
-    if (st != MIXL_OK)
-        mixl_error("%s: starting the agent: %s", dg->names[dg->rank], mixl_agent_last_error(dg->agent));
+    if (st != MIXL_OK) mixl_error("starting the agent: %s", mixl_agent_last_error(dg->agent));
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
 
-    st = mixl_metadata_export(dg->agent, &blob, &blob_len);
-    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
-    st = dg_exchange_metadata(dg, blob, blob_len, &blobs, &lens);
-    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
-    /* Routers move no KV; workers import every worker (their peers in either direction). */
-    if (dg->rank != 0)
-        for (int r = 1; r < dg->world && st == MIXL_OK; r++) {
-            if (r == dg->rank) continue;
-            st = mixl_metadata_import(dg->agent, blobs[r], lens[r], NULL);
-            if (st != MIXL_OK)
-                mixl_error("%s: importing the metadata of %s: %s", dg->names[dg->rank],
-                           dg->names[r], mixl_agent_last_error(dg->agent));
-        }
-    if ((st = dg_agree(dg, st)) != MIXL_OK) goto out;
+    if ((st = dg_exchange_metadata(dg)) != MIXL_OK) goto out;
+    /*
+     * The membership of an MPI job is fixed and a dead rank ends the job, so
+     * once every worker holds its peers' metadata the embedded registry has
+     * done its work; its server thread would otherwise keep polling MPI
+     * beside the data plane (about 30% more CPU time for the default run on
+     * a 2-core node). An etcd store stays open: its lease keeps the metadata
+     * visible (etcdctl) for the whole run.
+     */
+    if (dg->cfg->registry.backend == MIXL_REG_MPI) {
+        mixl_md_store_destroy(dg->store);
+        mixl_registry_destroy(dg->reg);
+        dg->store = NULL;
+        dg->reg = NULL;
+    }
 
     uint64_t base = (uint64_t)(uintptr_t)dg->mem.ptr;
     if (MPI_Allgather(&base, 1, MPI_UINT64_T, dg->peer_base, 1, MPI_UINT64_T, dg->ctl) !=
@@ -233,17 +237,17 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     if (st == MIXL_OK && dg->rank == 0)
         mixl_info("data path: %s", mixl_agent_path_report(dg->agent));
 out:
-    if (blobs != NULL)
-        for (int r = 0; r < dg->world; r++) free(blobs[r]);
-    free(blobs);
-    free(lens);
-    mixl_free(blob);
     return st;
 }
 
 void dg_teardown(mixl_dg_t *dg)
 {
     dg_flush(dg, 1);
+    /* The store revokes its lease (removing what it published); the mpi registry ends collectively. */
+    if (dg->store != NULL) mixl_md_store_destroy(dg->store);
+    if (dg->reg != NULL) mixl_registry_destroy(dg->reg);
+    dg->store = NULL;
+    dg->reg = NULL;
     if (dg->agent != NULL) {
         if (dg->region != NULL) mixl_mem_deregister(dg->agent, dg->region);
         mixl_agent_destroy(dg->agent);

@@ -51,7 +51,8 @@ static mixl_status_t wl_read_file(const char *path, uint64_t **lens_p, size_t *n
         while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
         if (errno != 0 || end == p || *end != '\0' || v < 1 || v > 16777216) {
             p[strcspn(p, "\r\n")] = '\0';
-            snprintf(err, err_len, "%s:%zu: workload.prompt.file: expected a prompt length 1..16777216, got '%s'",
+            snprintf(err, err_len,
+                     "%s:%zu: workload.prompt.file: expected a prompt length 1..16777216, got '%s'",
                      path, lineno, p);
             goto err_parse;
         }
@@ -94,14 +95,14 @@ mixl_status_t mixl_workload_build(const mixl_run_config_t *cfg, mixl_workload_t 
     memset(wl, 0, sizeof(*wl));
     if (cfg->workload.prompt_dist == MIXL_PROMPT_UNIFORM &&
         cfg->workload.prompt_min > cfg->workload.prompt_max) {
-        snprintf(err, err_len,
-                 "workload.prompt: min (%lld) is larger than max (%lld)",
+        snprintf(err, err_len, "workload.prompt: min (%lld) is larger than max (%lld)",
                  (long long)cfg->workload.prompt_min, (long long)cfg->workload.prompt_max);
         return MIXL_ERR_CONFIG;
     }
     if (cfg->workload.prompt_dist == MIXL_PROMPT_FILE) {
         if (cfg->workload.prompt_file[0] == '\0') {
-            snprintf(err, err_len, "workload.prompt.file: required when workload.prompt.distribution is file");
+            snprintf(err, err_len,
+                     "workload.prompt.file: required when workload.prompt.distribution is file");
             return MIXL_ERR_CONFIG;
         }
         st = wl_read_file(cfg->workload.prompt_file, &file_lens, &nfile, err, err_len);

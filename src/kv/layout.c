@@ -15,8 +15,7 @@ mixl_kv_layout_t mixl_kv_layout(const mixl_kv_model_t *m, int tp, int tp_rank, i
     return l;
 }
 
-int mixl_kv_head_overlap(const mixl_kv_layout_t *a, const mixl_kv_layout_t *b, int *h0_p,
-                         int *h1_p)
+int mixl_kv_head_overlap(const mixl_kv_layout_t *a, const mixl_kv_layout_t *b, int *h0_p, int *h1_p)
 {
     int h0 = a->head0 > b->head0 ? a->head0 : b->head0;
     int ea = a->head0 + a->heads, eb = b->head0 + b->heads;
@@ -27,8 +26,7 @@ int mixl_kv_head_overlap(const mixl_kv_layout_t *a, const mixl_kv_layout_t *b, i
     return 1;
 }
 
-size_t mixl_kv_spans_max(const mixl_kv_layout_t *src, const mixl_kv_layout_t *dst,
-                         uint64_t tokens)
+size_t mixl_kv_spans_max(const mixl_kv_layout_t *src, const mixl_kv_layout_t *dst, uint64_t tokens)
 {
     uint64_t nb = mixl_kv_blocks_for(tokens, dst->block_size);
     int heads = src->heads < dst->heads ? src->heads : dst->heads;
@@ -49,9 +47,9 @@ static size_t spans_push(mixl_kv_span_t *out, size_t n, uint64_t src, uint64_t d
     return n + 1;
 }
 
-size_t mixl_kv_layer_spans(const mixl_kv_layout_t *src, int src_layer,
-                           const mixl_kv_layout_t *dst, int dst_layer, const mixl_kv_run_t *runs,
-                           size_t nruns, uint64_t tokens, mixl_kv_span_t *out)
+size_t mixl_kv_layer_spans(const mixl_kv_layout_t *src, int src_layer, const mixl_kv_layout_t *dst,
+                           int dst_layer, const mixl_kv_run_t *runs, size_t nruns, uint64_t tokens,
+                           mixl_kv_span_t *out)
 {
     int h0, h1;
     size_t n = 0;
@@ -69,10 +67,9 @@ size_t mixl_kv_layer_spans(const mixl_kv_layout_t *src, int src_layer,
                 uint64_t db = runs[r].start + k;
                 if (i + 1 < nb || last_tokens == (uint64_t)dst->block_size) {
                     /* A full block: the overlapping heads are one contiguous stretch. */
-                    n = spans_push(out, n,
-                                   mixl_kv_offset(src, src_layer, kv, i, h0 - src->head0, 0),
-                                   mixl_kv_offset(dst, dst_layer, kv, db, h0 - dst->head0, 0),
-                                   heads_len);
+                    n = spans_push(
+                        out, n, mixl_kv_offset(src, src_layer, kv, i, h0 - src->head0, 0),
+                        mixl_kv_offset(dst, dst_layer, kv, db, h0 - dst->head0, 0), heads_len);
                 } else {
                     /* The partial last block: each head's filled tokens. */
                     for (int h = h0; h < h1; h++)

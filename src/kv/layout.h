@@ -22,11 +22,11 @@
 #include "kv/runs.h"
 
 typedef struct {
-    int layers;          /* layers in the region */
-    uint64_t blocks;     /* blocks per (layer, K/V) */
-    int heads;           /* heads held by this rank */
-    int head0;           /* global index of the first of them */
-    int block_size;      /* tokens per block */
+    int layers;      /* layers in the region */
+    uint64_t blocks; /* blocks per (layer, K/V) */
+    int heads;       /* heads held by this rank */
+    int head0;       /* global index of the first of them */
+    int block_size;  /* tokens per block */
     int head_dim;
     int elem_bytes;
 } mixl_kv_layout_t;
@@ -60,11 +60,12 @@ static inline uint64_t mixl_kv_region_bytes(const mixl_kv_layout_t *l)
 }
 
 /* Byte offset of (layer, kv, block, local head, token) in the region. */
-static inline uint64_t mixl_kv_offset(const mixl_kv_layout_t *l, int layer, int kv,
-                                      uint64_t block, int head, uint64_t token)
+static inline uint64_t mixl_kv_offset(const mixl_kv_layout_t *l, int layer, int kv, uint64_t block,
+                                      int head, uint64_t token)
 {
     return ((((uint64_t)layer * 2 + (uint64_t)kv) * l->blocks + block) * (uint64_t)l->heads +
-            (uint64_t)head) * (uint64_t)l->block_size * mixl_kv_row_bytes(l) +
+            (uint64_t)head) *
+               (uint64_t)l->block_size * mixl_kv_row_bytes(l) +
            token * mixl_kv_row_bytes(l);
 }
 
@@ -79,8 +80,7 @@ int mixl_kv_head_overlap(const mixl_kv_layout_t *a, const mixl_kv_layout_t *b, i
                          int *h1_p);
 
 /* Upper bound on the spans mixl_kv_layer_spans() writes for a prompt of tokens. */
-size_t mixl_kv_spans_max(const mixl_kv_layout_t *src, const mixl_kv_layout_t *dst,
-                         uint64_t tokens);
+size_t mixl_kv_spans_max(const mixl_kv_layout_t *src, const mixl_kv_layout_t *dst, uint64_t tokens);
 
 /*
  * The spans that copy one layer of a request (tokens long) from src to dst,
@@ -90,9 +90,9 @@ size_t mixl_kv_spans_max(const mixl_kv_layout_t *src, const mixl_kv_layout_t *ds
  * exactly tokens x 2 x kv_heads x row bytes per layer. Adjacent spans that
  * are contiguous on both sides are merged. Returns the number written.
  */
-size_t mixl_kv_layer_spans(const mixl_kv_layout_t *src, int src_layer,
-                           const mixl_kv_layout_t *dst, int dst_layer, const mixl_kv_run_t *runs,
-                           size_t nruns, uint64_t tokens, mixl_kv_span_t *out);
+size_t mixl_kv_layer_spans(const mixl_kv_layout_t *src, int src_layer, const mixl_kv_layout_t *dst,
+                           int dst_layer, const mixl_kv_run_t *runs, size_t nruns, uint64_t tokens,
+                           mixl_kv_span_t *out);
 
 /* Total bytes of a span list. */
 uint64_t mixl_kv_spans_bytes(const mixl_kv_span_t *spans, size_t n);

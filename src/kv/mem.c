@@ -8,7 +8,8 @@
 mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t type, int device,
                                 int local_rank, char *err, size_t err_len)
 {
-    if (type == MIXL_MEM_CUDA) return mixl_kv_cuda_alloc(mem, len, device, local_rank, err, err_len);
+    if (type == MIXL_MEM_CUDA)
+        return mixl_kv_cuda_alloc(mem, len, device, local_rank, err, err_len);
 
     /* Page-aligned and touched now, so registration and the first transfer do not fault pages in. */
     size_t rounded = (len + 4095) & ~(size_t)4095;

@@ -43,7 +43,7 @@ void mixl_kv_cuda_free(mixl_kv_mem_t *mem)
 
 mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_device)
 {
-    cudaError_t ce = cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice
-                                                          : cudaMemcpyDeviceToHost);
+    cudaError_t ce =
+        cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
     return ce == cudaSuccess ? MIXL_OK : MIXL_ERR_BACKEND;
 }

@@ -16,9 +16,9 @@ typedef struct {
     int layers;
     int kv_heads;
     int head_dim;
-    char dtype[8];   /* "fp16", "bf16", "fp32", "fp8" */
+    char dtype[8]; /* "fp16", "bf16", "fp32", "fp8" */
     int elem_bytes;
-    int block_size;  /* tokens per block */
+    int block_size; /* tokens per block */
 } mixl_kv_model_t;
 
 /* Presets by name: "tiny", "llama-3-8b", "llama-3-70b". NULL when unknown. */

@@ -48,8 +48,8 @@ mixl_status_t mixl_h5_create(const char *path, mixl_h5_t **h5_p, char *err, size
     h5_mkdirs(path);
     h->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (h->file < 0) {
-        snprintf(err, err_len, "%s: cannot create the HDF5 results file (folder missing or not writable?)",
-                 path);
+        snprintf(err, err_len,
+                 "%s: cannot create the HDF5 results file (folder missing or not writable?)", path);
         free(h);
         return MIXL_ERR_IO;
     }

@@ -32,8 +32,7 @@ mixl_status_t mixl_h5_write_i32(mixl_h5_t *h5, const char *path, const int32_t *
                                 const char *units);
 
 /* Attributes on an existing object ("/" for the file). */
-mixl_status_t mixl_h5_attr_str(mixl_h5_t *h5, const char *obj, const char *name,
-                               const char *value);
+mixl_status_t mixl_h5_attr_str(mixl_h5_t *h5, const char *obj, const char *name, const char *value);
 mixl_status_t mixl_h5_attr_f64(mixl_h5_t *h5, const char *obj, const char *name, double value);
 mixl_status_t mixl_h5_attr_u64(mixl_h5_t *h5, const char *obj, const char *name, uint64_t value);
 /* A 1-D f64 attribute (histogram edges). */

@@ -61,13 +61,14 @@ static void test_values(void **state)
 {
     mixl_run_config_t cfg;
     char err[MIXL_CFG_ERR_MAX] = "";
-    const char *text = "model:\n  preset: llama-3-70b\n  block_size: 32\n"
-                       "transfer: {mode: pull}\n"
-                       "workload:\n  requests: 7\n  rate: 2.5\n  arrival: poisson\n"
-                       "  prompt:\n    distribution: uniform\n    min: 10\n    max: 0x20\n"
-                       "data_plane:\n  rma:\n    enabled: no\n    interface: \"mlx5_0:1\"\n"
-                       "registry:\n  backend: etcd\n  endpoints:\n    - http://a:1\n    - http://b:2\n"
-                       "  namespace: ~\n";
+    const char *text =
+        "model:\n  preset: llama-3-70b\n  block_size: 32\n"
+        "transfer: {mode: pull}\n"
+        "workload:\n  requests: 7\n  rate: 2.5\n  arrival: poisson\n"
+        "  prompt:\n    distribution: uniform\n    min: 10\n    max: 0x20\n"
+        "data_plane:\n  rma:\n    enabled: no\n    interface: \"mlx5_0:1\"\n"
+        "registry:\n  backend: etcd\n  endpoints:\n    - http://a:1\n    - http://b:2\n"
+        "  namespace: ~\n";
     assert_int_equal(load_text(text, &cfg, err, sizeof(err)), MIXL_OK);
     assert_int_equal(cfg.model.preset, MIXL_PRESET_LLAMA3_70B);
     assert_int_equal(cfg.model.block_size, 32);
@@ -137,13 +138,17 @@ static void test_wrong_type(void **state)
                  "2:9: workload.rate: expected number 0.001..1e+09, got 'fast'");
     expect_error("transfer:\n  mode: sideways\n",
                  "2:9: transfer.mode: expected one of push, pull, got 'sideways'");
-    expect_error("workload:\n  requests:\n", "2:12: workload.requests: expected integer 1..10000000, got no value");
+    expect_error("workload:\n  requests:\n",
+                 "2:12: workload.requests: expected integer 1..10000000, got no value");
     expect_error("workload:\n  requests: [1, 2]\n",
                  "2:13: workload.requests: expected integer 1..10000000, got a sequence");
-    expect_error("model: tiny\n", "1:8: model: expected a mapping (a section of keys), got a scalar");
-    expect_error("- 1\n- 2\n", "1:1: expected a mapping of sections at the top level, got a sequence");
-    expect_error("registry:\n  endpoints:\n    - {a: 1}\n",
-                 "3:7: registry.endpoints: expected list of at most 8 strings, got a mapping in the list");
+    expect_error("model: tiny\n",
+                 "1:8: model: expected a mapping (a section of keys), got a scalar");
+    expect_error("- 1\n- 2\n",
+                 "1:1: expected a mapping of sections at the top level, got a sequence");
+    expect_error(
+        "registry:\n  endpoints:\n    - {a: 1}\n",
+        "3:7: registry.endpoints: expected list of at most 8 strings, got a mapping in the list");
 }
 
 static void test_out_of_range(void **state)
@@ -151,7 +156,8 @@ static void test_out_of_range(void **state)
     expect_error("workload:\n  requests: 0\n",
                  "2:13: workload.requests: expected integer 1..10000000, got 0 (out of range)");
     expect_error("data_plane:\n  tuning:\n    queue_depth: 100000\n",
-                 "3:18: data_plane.tuning.queue_depth: expected integer 1..65536, got 100000 (out of range)");
+                 "3:18: data_plane.tuning.queue_depth: expected integer 1..65536, got 100000 (out "
+                 "of range)");
     expect_error("prefill:\n  layer_compute_us: -1\n",
                  "2:21: prefill.layer_compute_us: expected number 0..1e+08, got -1 (out of range)");
 }
@@ -187,10 +193,12 @@ static void test_overrides(void **state)
 
     const char *bad1[] = {"workload.requests=abc"};
     assert_int_equal(mixl_run_config_load(&cfg, NULL, bad1, 1, err, sizeof(err)), MIXL_ERR_CONFIG);
-    assert_string_equal(err, "--set:1:19: workload.requests: expected integer 1..10000000, got 'abc'");
+    assert_string_equal(err,
+                        "--set:1:19: workload.requests: expected integer 1..10000000, got 'abc'");
     const char *bad2[] = {"workload.request=3"};
     assert_int_equal(mixl_run_config_load(&cfg, NULL, bad2, 1, err, sizeof(err)), MIXL_ERR_CONFIG);
-    assert_string_equal(err, "--set:1:1: workload.request: unknown key (did you mean workload.requests?)");
+    assert_string_equal(
+        err, "--set:1:1: workload.request: unknown key (did you mean workload.requests?)");
     const char *bad3[] = {"workload.requests"};
     assert_int_equal(mixl_run_config_load(&cfg, NULL, bad3, 1, err, sizeof(err)), MIXL_ERR_CONFIG);
     assert_string_equal(err, "--set:1:1: expected key=value, got 'workload.requests'");
@@ -209,8 +217,8 @@ static void test_print_roundtrip(void **state)
     assert_non_null(text);
     memset(&b, 0, sizeof(b));
     assert_int_equal(mixl_cfg_defaults(schema, &b, err, sizeof(err)), MIXL_OK);
-    assert_int_equal(mixl_cfg_load_string(schema, &b, "printed", text, strlen(text), err,
-                                          sizeof(err)), MIXL_OK);
+    assert_int_equal(
+        mixl_cfg_load_string(schema, &b, "printed", text, strlen(text), err, sizeof(err)), MIXL_OK);
     free(text);
     assert_memory_equal(&a, &b, sizeof(a));
 
@@ -221,7 +229,8 @@ static void test_print_roundtrip(void **state)
     mixl_cfg_print(schema, &a, f, 1);
     fclose(f);
     assert_non_null(strstr(buf, "# requests to run [integer 1..10000000]"));
-    assert_int_equal(mixl_cfg_load_string(schema, &b, "printed", buf, len, err, sizeof(err)), MIXL_OK);
+    assert_int_equal(mixl_cfg_load_string(schema, &b, "printed", buf, len, err, sizeof(err)),
+                     MIXL_OK);
     free(buf);
     assert_memory_equal(&a, &b, sizeof(a));
 }
@@ -244,8 +253,8 @@ static void test_docs_cover_every_key(void **state)
 
 static void test_shipped_configs_load(void **state)
 {
-    static const char *names[] = {"default", "llama3-8b", "llama3-70b", "tp-mismatch", "pull",
-                                  "etcd"};
+    static const char *names[] = {"default",     "llama3-8b", "llama3-70b",
+                                  "tp-mismatch", "pull",      "etcd"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char path[512], err[MIXL_CFG_ERR_MAX] = "";
         mixl_run_config_t cfg;
@@ -258,13 +267,20 @@ static void test_shipped_configs_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_values),
-        cmocka_unit_test(test_empty_file),      cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_unknown_key),     cmocka_unit_test(test_duplicate_key),
-        cmocka_unit_test(test_wrong_type),      cmocka_unit_test(test_out_of_range),
-        cmocka_unit_test(test_second_document), cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_overrides),       cmocka_unit_test(test_print_roundtrip),
-        cmocka_unit_test(test_docs_cover_every_key), cmocka_unit_test(test_shipped_configs_load),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_duplicate_key),
+        cmocka_unit_test(test_wrong_type),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_second_document),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_print_roundtrip),
+        cmocka_unit_test(test_docs_cover_every_key),
+        cmocka_unit_test(test_shipped_configs_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,8 +34,8 @@ static void test_presets(void **state)
 
     mixl_kv_model_t r;
     char err[256];
-    assert_int_equal(mixl_kv_model_resolve("llama-3-70b", 0, 0, 0, "fp32", 32, &r, err, sizeof(err)),
-                     MIXL_OK);
+    assert_int_equal(
+        mixl_kv_model_resolve("llama-3-70b", 0, 0, 0, "fp32", 32, &r, err, sizeof(err)), MIXL_OK);
     assert_int_equal(mixl_kv_bytes_per_token(&r), 640 * 1024);
     assert_int_equal(r.block_size, 32);
     assert_int_equal(mixl_kv_model_resolve("custom", 2, 0, 64, "fp16", 0, &r, err, sizeof(err)),
@@ -61,7 +61,8 @@ static void test_layout_offsets(void **state)
     assert_int_equal(mixl_kv_offset(&l, 0, 0, 0, 2, 0), 2 * hb);
     assert_int_equal(mixl_kv_offset(&l, 0, 0, 7, 0, 0), 7 * bb);
     assert_int_equal(mixl_kv_offset(&l, 0, 1, 0, 0, 0), 100 * bb);
-    assert_int_equal(mixl_kv_offset(&l, 5, 1, 2, 3, 4), (5 * 2 + 1) * 100 * bb + 2 * bb + 3 * hb + 4 * row);
+    assert_int_equal(mixl_kv_offset(&l, 5, 1, 2, 3, 4),
+                     (5 * 2 + 1) * 100 * bb + 2 * bb + 3 * hb + 4 * row);
     assert_int_equal(mixl_kv_blocks_for(1, 16), 1);
     assert_int_equal(mixl_kv_blocks_for(16, 16), 1);
     assert_int_equal(mixl_kv_blocks_for(17, 16), 2);
@@ -148,7 +149,8 @@ static void tp_roundtrip(int ptp, int dtp, uint64_t tokens, const uint64_t *ids,
             for (int d = 0; d < dtp; d++) {
                 mixl_kv_span_t spans[256];
                 assert_true(mixl_kv_spans_max(&sl, &dl[d], tokens) <= 256);
-                size_t n = mixl_kv_layer_spans(&sl, l % slots, &dl[d], l, runs, nruns, tokens, spans);
+                size_t n =
+                    mixl_kv_layer_spans(&sl, l % slots, &dl[d], l, runs, nruns, tokens, spans);
                 for (size_t i = 0; i < n; i++) {
                     assert_true(spans[i].src_off + spans[i].len <= mixl_kv_region_bytes(&sl));
                     assert_true(spans[i].dst_off + spans[i].len <= mixl_kv_region_bytes(&dl[d]));
@@ -172,8 +174,9 @@ static void tp_roundtrip(int ptp, int dtp, uint64_t tokens, const uint64_t *ids,
                     assert_int_equal(mixl_kv_block_crc(&dl[d], blk, ntok),
                                      mixl_kv_expected_crc(&dl[d], req, l, kv, i, ntok, row));
                     /* Another request's expected content does not match. */
-                    assert_int_not_equal(mixl_kv_block_crc(&dl[d], blk, ntok),
-                                         mixl_kv_expected_crc(&dl[d], req + 1, l, kv, i, ntok, row));
+                    assert_int_not_equal(
+                        mixl_kv_block_crc(&dl[d], blk, ntok),
+                        mixl_kv_expected_crc(&dl[d], req + 1, l, kv, i, ntok, row));
                 }
         free(dst[d]);
     }
@@ -230,8 +233,8 @@ static void test_fill_distinct(void **state)
     mixl_kv_fill_row(1, 2, 0, 3, 4, a, sizeof(a));
     mixl_kv_fill_row(1, 2, 0, 3, 4, b, sizeof(b));
     assert_memory_equal(a, b, sizeof(a));
-    const int variants[][5] = {{2, 2, 0, 3, 4}, {1, 3, 0, 3, 4}, {1, 2, 1, 3, 4}, {1, 2, 0, 4, 4},
-                               {1, 2, 0, 3, 5}};
+    const int variants[][5] = {
+        {2, 2, 0, 3, 4}, {1, 3, 0, 3, 4}, {1, 2, 1, 3, 4}, {1, 2, 0, 4, 4}, {1, 2, 0, 3, 5}};
     for (size_t i = 0; i < 5; i++) {
         mixl_kv_fill_row((uint64_t)variants[i][0], variants[i][1], variants[i][2], variants[i][3],
                          (uint64_t)variants[i][4], b, sizeof(b));
@@ -248,10 +251,10 @@ static void test_fill_distinct(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_presets),      cmocka_unit_test(test_layout_offsets),
-        cmocka_unit_test(test_runs),         cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_tp_same),      cmocka_unit_test(test_tp_merge),
-        cmocka_unit_test(test_tp_split),     cmocka_unit_test(test_span_merging),
+        cmocka_unit_test(test_presets),       cmocka_unit_test(test_layout_offsets),
+        cmocka_unit_test(test_runs),          cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_tp_same),       cmocka_unit_test(test_tp_merge),
+        cmocka_unit_test(test_tp_split),      cmocka_unit_test(test_span_merging),
         cmocka_unit_test(test_fill_distinct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

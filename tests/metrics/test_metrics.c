@@ -25,7 +25,8 @@ static void test_percentiles(void **state)
     mixl_samples_init(&s);
     assert_true(mixl_samples_percentile(&s, 50) == 0);
     /* 1..100 shuffled: nearest rank gives p50 = 50, p90 = 90, p99 = 99. */
-    for (int i = 0; i < 100; i++) assert_int_equal(mixl_samples_add(&s, (double)((i * 37) % 100 + 1)), MIXL_OK);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(mixl_samples_add(&s, (double)((i * 37) % 100 + 1)), MIXL_OK);
     mixl_summary_t r = mixl_samples_summary(&s);
     assert_int_equal(r.count, 100);
     assert_true(r.min == 1 && r.max == 100);

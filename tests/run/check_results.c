@@ -17,14 +17,14 @@
 
 static int failures;
 
-#define CHECK(cond, ...)                         \
-    do {                                         \
-        if (!(cond)) {                           \
-            fprintf(stderr, "check failed: ");   \
-            fprintf(stderr, __VA_ARGS__);        \
-            fputc('\n', stderr);                 \
-            failures++;                          \
-        }                                        \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "check failed: ");                                                     \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static int read_u64(hid_t f, const char *path, uint64_t *out, size_t n)
@@ -33,7 +33,10 @@ static int read_u64(hid_t f, const char *path, uint64_t *out, size_t n)
     if (d < 0) return -1;
     hid_t s = H5Dget_space(d);
     hssize_t len = H5Sget_simple_extent_npoints(s);
-    int rc = (len == (hssize_t)n && H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0) ? 0 : -1;
+    int rc = (len == (hssize_t)n &&
+              H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0)
+                 ? 0
+                 : -1;
     H5Sclose(s);
     H5Dclose(d);
     return rc;
@@ -45,7 +48,10 @@ static int read_f64(hid_t f, const char *path, double *out, size_t n)
     if (d < 0) return -1;
     hid_t s = H5Dget_space(d);
     hssize_t len = H5Sget_simple_extent_npoints(s);
-    int rc = (len == (hssize_t)n && H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0) ? 0 : -1;
+    int rc = (len == (hssize_t)n &&
+              H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0)
+                 ? 0
+                 : -1;
     H5Sclose(s);
     H5Dclose(d);
     return rc;
@@ -98,13 +104,14 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    static const char *const u64_sets[] = {"id", "prompt_tokens", "output_tokens", "blocks",
-                                           "block_runs", "bytes", "rma_ops", "transfers",
-                                           "bad_blocks"};
+    static const char *const u64_sets[] = {"id",      "prompt_tokens", "output_tokens",
+                                           "blocks",  "block_runs",    "bytes",
+                                           "rma_ops", "transfers",     "bad_blocks"};
     static const char *const f64_sets[] = {
-        "arrival_us", "alloc_us", "prefill_start_us", "prefill_end_us", "first_byte_us",
-        "last_byte_us", "notify_us", "first_token_us", "decode_end_us", "ttft_us",
-        "queue_us", "transfer_latency_us", "transfer_span_us", "bandwidth_gbps", "hidden_share"};
+        "arrival_us",       "alloc_us",       "prefill_start_us", "prefill_end_us",
+        "first_byte_us",    "last_byte_us",   "notify_us",        "first_token_us",
+        "decode_end_us",    "ttft_us",        "queue_us",         "transfer_latency_us",
+        "transfer_span_us", "bandwidth_gbps", "hidden_share"};
     uint64_t *u = calloc(n, sizeof(uint64_t)), *prompt = calloc(n, sizeof(uint64_t)),
              *bytes = calloc(n, sizeof(uint64_t)), *bad = calloc(n, sizeof(uint64_t));
     double *d = calloc(n, sizeof(double)), *fb = calloc(n, sizeof(double)),
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
     CHECK(st >= 0, "/requests/status missing");
     if (st >= 0) {
         int32_t *s = calloc(n, sizeof(int32_t));
-        CHECK(H5Dread(st, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0, "reading status");
+        CHECK(H5Dread(st, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s) >= 0,
+              "reading status");
         long failed = 0;
         for (size_t i = 0; i < n; i++) {
             if (s[i] == 0) continue;
@@ -143,12 +151,14 @@ int main(int argc, char **argv)
             CHECK(bytes[i] == prompt[i] * bpt,
                   "request %zu moved %" PRIu64 " bytes, expected %" PRIu64 " tokens x %" PRIu64, i,
                   bytes[i], prompt[i], bpt);
-            CHECK(want_errors > 0 || bad[i] == 0, "request %zu has %" PRIu64 " bad blocks", i, bad[i]);
+            CHECK(want_errors > 0 || bad[i] == 0, "request %zu has %" PRIu64 " bad blocks", i,
+                  bad[i]);
             sum_bytes += bytes[i];
             sum_tokens += prompt[i];
         }
-        CHECK(sum_bytes == sum_tokens * bpt, "total bytes %" PRIu64 " != %" PRIu64 " tokens x %" PRIu64,
-              sum_bytes, sum_tokens, bpt);
+        CHECK(sum_bytes == sum_tokens * bpt,
+              "total bytes %" PRIu64 " != %" PRIu64 " tokens x %" PRIu64, sum_bytes, sum_tokens,
+              bpt);
     }
     if (read_f64(f, "/requests/first_byte_us", fb, n) == 0 &&
         read_f64(f, "/requests/last_byte_us", lb, n) == 0)
@@ -158,8 +168,8 @@ int main(int argc, char **argv)
     CHECK(read_attr_u64(f, "/summary", "requests", &reqs) == 0 && reqs == n, "summary requests");
     CHECK(read_attr_u64(f, "/summary", "errors", &errors) == 0 && errors == (uint64_t)want_errors,
           "summary errors");
-    static const char *const attrs[] = {"config", "mixl_version", "mpi_library_version",
-                                        "hdf5_version", "model", "transfer_mode"};
+    static const char *const attrs[] = {"config",       "mixl_version", "mpi_library_version",
+                                        "hdf5_version", "model",        "transfer_mode"};
     for (size_t i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++)
         CHECK(read_attr_str(f, "/", attrs[i], sval, sizeof(sval)) == 0 && sval[0] != '\0',
               "root attribute %s", attrs[i]);
@@ -184,7 +194,8 @@ int main(int argc, char **argv)
     free(fb);
     free(lb);
     H5Fclose(f);
-    if (failures == 0) printf("%s: %zu requests verified, %" PRIu64 " bytes = %" PRIu64 " tokens x %" PRIu64 "\n",
-                              file, n, sum_bytes, sum_tokens, bpt);
+    if (failures == 0)
+        printf("%s: %zu requests verified, %" PRIu64 " bytes = %" PRIu64 " tokens x %" PRIu64 "\n",
+               file, n, sum_bytes, sum_tokens, bpt);
     return failures ? 1 : 0;
 }

@@ -168,27 +168,32 @@ static void expect_plan_error(mixl_run_config_t *cfg, int world, uint64_t max_pr
 {
     mixl_dg_plan_t p;
     char err[512] = "";
-    assert_int_equal(mixl_dg_plan_build(cfg, world, max_prompt, &p, err, sizeof(err)), MIXL_ERR_CONFIG);
+    assert_int_equal(mixl_dg_plan_build(cfg, world, max_prompt, &p, err, sizeof(err)),
+                     MIXL_ERR_CONFIG);
     assert_string_equal(err, want);
 }
 
 static void test_impossible(void **state)
 {
     mixl_run_config_t cfg = base();
-    expect_plan_error(&cfg, 2, 10,
-                      "fewer ranks than roles: the config needs 3 ranks (1 router + 1 prefill x TP 1 "
-                      "+ 1 decode x TP 1) but the job has 2");
-    expect_plan_error(&cfg, 4, 10,
-                      "more ranks than roles: the config needs 3 ranks (1 router + 1 prefill x TP 1 "
-                      "+ 1 decode x TP 1) but the job has 4");
+    expect_plan_error(
+        &cfg, 2, 10,
+        "fewer ranks than roles: the config needs 3 ranks (1 router + 1 prefill x TP 1 "
+        "+ 1 decode x TP 1) but the job has 2");
+    expect_plan_error(
+        &cfg, 4, 10,
+        "more ranks than roles: the config needs 3 ranks (1 router + 1 prefill x TP 1 "
+        "+ 1 decode x TP 1) but the job has 4");
     expect_plan_error(&cfg, 3, 256 * 16 + 1,
                       "decode.pool_blocks: the longest prompt (4097 tokens) needs 257 blocks of 16 "
                       "tokens but a decode pool holds 256");
     cfg.prefill.tp = 3;
-    expect_plan_error(&cfg, 5, 10, "prefill.tp: 4 KV heads of model tiny are not divisible by prefill.tp=3");
+    expect_plan_error(&cfg, 5, 10,
+                      "prefill.tp: 4 KV heads of model tiny are not divisible by prefill.tp=3");
     cfg.prefill.tp = 1;
     cfg.decode.tp = 8;
-    expect_plan_error(&cfg, 10, 10, "decode.tp: 4 KV heads of model tiny are not divisible by decode.tp=8");
+    expect_plan_error(&cfg, 10, 10,
+                      "decode.tp: 4 KV heads of model tiny are not divisible by decode.tp=8");
     cfg.decode.tp = 1;
     cfg.data_plane.rma_enabled = 0;
     cfg.data_plane.fallback = MIXL_FALLBACK_NONE;
@@ -197,8 +202,9 @@ static void test_impossible(void **state)
                       "data_plane.fallback is none");
     cfg.data_plane.rma_enabled = 1;
     cfg.data_plane.mtu = 1500;
-    expect_plan_error(&cfg, 3, 10,
-                      "data_plane.tuning.mtu: 1500 is not an InfiniBand MTU (512, 1024, 2048, 4096 or 0)");
+    expect_plan_error(
+        &cfg, 3, 10,
+        "data_plane.tuning.mtu: 1500 is not an InfiniBand MTU (512, 1024, 2048, 4096 or 0)");
     cfg.data_plane.mtu = 0;
     cfg.model.preset = MIXL_PRESET_CUSTOM;
     cfg.model.layers = 2;
