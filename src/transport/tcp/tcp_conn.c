@@ -163,12 +163,12 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
     }
 }
 
-static void conn_io_error(tcp_conn_t *c, const char *what, ssize_t n)
+static void conn_io_error(tcp_conn_t *c, const char *where, ssize_t n)
 {
     if (n == 0)
-        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "peer closed the connection%s", what);
+        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "peer closed the connection%s", where);
     else
-        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "%s: %s", what, strerror(errno));
+        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "%s%s", strerror(errno), where);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -634,7 +634,7 @@ static void srv_write(tcp_conn_t *c)
         if (c->tx.active) {
             int r = send_frame(c);
             if (r < 0) {
-                conn_io_error(c, "send failed", -1);
+                conn_io_error(c, " while sending", -1);
                 return;
             }
             if (r == 0) break;
@@ -745,7 +745,7 @@ static void cli_write(tcp_conn_t *c)
         if (c->tx.active) {
             int r = send_frame(c);
             if (r < 0) {
-                conn_io_error(c, "send failed", -1);
+                conn_io_error(c, " while sending", -1);
                 return;
             }
             if (r == 0) break;
