@@ -245,16 +245,23 @@ static void detach_call(tcp_t *tcp, void *arg)
     tcp_conn_abort(c, MIXL_OK, "closed by agent %s", tcp->name);
 }
 
+/* Runs on the progress thread, which may be inside an abort of c until it
+ * picks up this call: only it may free a connection it has served. */
+static void free_call(tcp_t *tcp, void *arg)
+{
+    tcp_conn_t *c = arg;
+
+    if (c->in_engine) detach_call(tcp, c);
+    tcp_conn_free(c);
+}
+
 static void conn_put(tcp_t *tcp, tcp_conn_t *c)
 {
     if (c == NULL || --c->refs > 0) return;
-    if (c->in_engine && tcp_engine_call(tcp, detach_call, c) != MIXL_OK) {
+    if (tcp_engine_call(tcp, free_call, c) != MIXL_OK)
         /* The progress thread did not answer: leak rather than free memory
          * it may still touch. */
         mixl_error("tcp agent %s: connection to %s not released", tcp->name, c->peer_name);
-        return;
-    }
-    tcp_conn_free(c);
 }
 
 /* Contract: no prepared transfer to the peer remains (the agent checks). */

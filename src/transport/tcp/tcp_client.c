@@ -110,9 +110,17 @@ static mixl_status_t recv_all(int fd, uint8_t *p, size_t len, uint64_t deadline)
     return MIXL_OK;
 }
 
+typedef struct {
+    tcp_conn_t *conn;
+    int attached;
+} attach_arg_t;
+
 static void attach_call(tcp_t *tcp, void *arg)
 {
-    tcp_engine_attach(tcp, arg);
+    attach_arg_t *a = arg;
+
+    tcp_engine_attach(tcp, a->conn);
+    a->attached = a->conn->in_engine;
 }
 
 mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn_p)
@@ -219,8 +227,9 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
                              peer->name);
         goto err_free;
     }
-    st = tcp_engine_call(tcp, attach_call, c);
-    if (st != MIXL_OK || !c->in_engine) {
+    attach_arg_t aa = {.conn = c, .attached = 0};
+    st = tcp_engine_call(tcp, attach_call, &aa);
+    if (st != MIXL_OK || !aa.attached) {
         st = mixl_errbuf_set(eb, st != MIXL_OK ? st : MIXL_ERR_IO,
                              "tcp agent %s: progress thread did not take the connection to %s",
                              tcp->name, peer->name);
