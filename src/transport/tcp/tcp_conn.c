@@ -121,10 +121,17 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
     snprintf(msg, sizeof(msg), "tcp %s agent %s (%.60s): %.100s",
              c->role == ROLE_CLIENT ? "connection to" : "connection from",
              c->peer_name[0] ? c->peer_name : "?", c->where, why);
+    pthread_mutex_lock(&c->lock);
+    int affected = c->q_head != NULL || c->inflight > 0;
+    pthread_mutex_unlock(&c->lock);
+    /* An error only where it costs a transfer or came from a bad peer; an
+     * idle connection whose peer went away is news, not an error. */
     if (status == MIXL_OK)
         mixl_debug("%s", msg);
-    else if (c->role == ROLE_CLIENT)
+    else if (c->role == ROLE_CLIENT && affected)
         mixl_error("%s (%s)", msg, mixl_status_str(status));
+    else if (c->role == ROLE_CLIENT || status == MIXL_ERR_DISCONNECTED)
+        mixl_info("%s (%s)", msg, mixl_status_str(status));
     else
         mixl_warn("%s (%s)", msg, mixl_status_str(status));
 
