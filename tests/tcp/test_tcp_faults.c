@@ -419,6 +419,37 @@ static void test_silent_peer_times_out(void **state)
     h_agent_fini(&a);
 }
 
+/* Releasing a transfer still in flight cancels it; nothing touches it afterwards. */
+static void test_release_in_flight(void **state)
+{
+    h_agent_t a;
+    h_peer_t p;
+    h_xfer_t hx[2];
+    static uint8_t mem[1u << 20];
+    int port;
+    (void)state;
+
+    assert_int_equal(h_agent_init(&a, "hasty", 20000), MIXL_OK);
+    mixl_tp_region_t *ar = h_register(&a, mem, sizeof(mem));
+    pid_t pid = fake_start(FAKE_SILENT, &port);
+    assert_int_equal(h_peer_at(&a, "fake", port, 0x1000, sizeof(mem), &p), MIXL_OK);
+    for (int i = 0; i < 2; i++) {
+        h_xfer_init(&hx[i], MIXL_OP_WRITE, &p);
+        h_xfer_span(&hx[i], ar, mem, &p.regions[0], 0x1000, sizeof(mem));
+        assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &hx[i].x), MIXL_OK);
+        assert_int_equal(mixl_tp_tcp_ops.xfer_post(&a.tp, &hx[i].x), MIXL_IN_PROGRESS);
+    }
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &hx[0].x);
+    assert_null(hx[0].x.tp_priv);
+    /* Its connection is gone, and the other transfer on it failed with it. */
+    mixl_status_t st = h_wait(&a, &hx[1], 5000);
+    assert_true(st == MIXL_ERR_CANCELED || st == MIXL_ERR_DISCONNECTED);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &hx[1].x);
+    fake_reap(pid);
+    mixl_tp_tcp_ops.peer_remove(&a.tp, &p.peer);
+    h_agent_fini(&a);
+}
+
 /* A killed peer fails its transfers with DISCONNECTED; another peer's go on. */
 static void test_peer_killed_mid_transfer(void **state)
 {
@@ -518,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_version_mismatch_at_client),
         cmocka_unit_test(test_unknown_request_ids),
         cmocka_unit_test(test_silent_peer_times_out),
+        cmocka_unit_test(test_release_in_flight),
         cmocka_unit_test(test_peer_killed_mid_transfer),
         cmocka_unit_test(test_target_closes),
     };

@@ -397,11 +397,31 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     return (mixl_status_t)st;
 }
 
+static void cancel_call(tcp_t *tcp, void *arg)
+{
+    tcp_xfer_t *xf = arg;
+
+    /* Frames of it may be half sent: the stream cannot carry on. */
+    if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
+        tcp_conn_abort(xf->conn, MIXL_ERR_CANCELED,
+                       "a transfer was released while still in flight");
+}
+
+/* Contract: normally the transfer is not in flight. One that is (its wait
+ * gave up before our deadline did) is cancelled by dropping its connection,
+ * so the progress thread holds no reference to it when this returns. */
 static void tcp_xfer_release(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     tcp_xfer_t *xf = xfer->tp_priv;
 
     if (xf == NULL) return;
+    if (atomic_load(&xf->status) == MIXL_IN_PROGRESS &&
+        tcp_engine_call(tp->priv, cancel_call, xf) != MIXL_OK) {
+        mixl_error("tcp agent %s: in-flight transfer to %s could not be cancelled; leaking it",
+                   ((tcp_t *)tp->priv)->name, xfer->peer->name);
+        xfer->tp_priv = NULL;
+        return;
+    }
     conn_put(tp->priv, xf->conn);
     free(xf);
     xfer->tp_priv = NULL;
@@ -449,13 +469,7 @@ static mixl_status_t tcp_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const v
         }
         nanosleep(&pause, NULL);
     }
-    if (st == MIXL_ERR_TIMED_OUT && atomic_load(&xf->status) == MIXL_IN_PROGRESS) {
-        /* Still queued: the transfer state must outlive the progress
-         * thread's reference, so drop the connection first. */
-        tcp_conn_t *c = xf->conn;
-        tcp_engine_call(tcp, detach_call, c);
-    }
-    tcp_xfer_release(tp, &x);
+    tcp_xfer_release(tp, &x); /* cancels it if still in flight */
     return st;
 }
 

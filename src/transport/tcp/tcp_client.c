@@ -129,7 +129,7 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     uint64_t deadline = mixl_deadline_ns(tcp->timeout_ms);
     struct addrinfo hints, *res = NULL;
     char port[16], where[96], err[200];
-    int fd = -1, cerr = ECONNREFUSED, one = 1;
+    int fd = -1, cerr = ECONNREFUSED;
     uint8_t buf[MIXL_TCP_HELLO_MAX];
     mixl_tcp_hello_t h;
     size_t len, need;
@@ -152,7 +152,7 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
         return mixl_errbuf_set(eb, cerr == ETIMEDOUT ? MIXL_ERR_TIMED_OUT : MIXL_ERR_UNREACHABLE,
                                "tcp agent %s: cannot connect to peer %s at %s: %s", tcp->name,
                                peer->name, where, strerror(cerr));
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tcp_socket_options(fd);
 
     memset(&h, 0, sizeof(h));
     h.version = MIXL_TCP_VERSION;

@@ -71,12 +71,22 @@ void tcp_engine_wake(tcp_t *tcp)
         atomic_store(&tcp->wake_pending, 0);
 }
 
+void tcp_socket_options(int fd)
+{
+    int one = 1, idle = 10, intvl = 5, cnt = 3;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 static void engine_accept(tcp_t *tcp)
 {
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
-        int one = 1;
         int fd = accept4(tcp->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
@@ -84,7 +94,7 @@ static void engine_accept(tcp_t *tcp)
                 mixl_warn("tcp agent %s: accept: %s", tcp->name, strerror(errno));
             return;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        tcp_socket_options(fd);
         tcp_conn_t *c = tcp_conn_new(tcp, fd, ROLE_SERVER);
         if (c == NULL) {
             mixl_warn("tcp agent %s: no memory for an incoming connection", tcp->name);

@@ -229,6 +229,10 @@ void tcp_conn_handshake(tcp_conn_t *conn);
 /* Client: allocate the buffers sized by the negotiated frame size. */
 int tcp_conn_client_buffers(tcp_conn_t *conn);
 
+/* tcp_engine.c: options every MIXL socket gets (no Nagle, keepalive probes
+ * so a half-open connection to a vanished host is found). */
+void tcp_socket_options(int fd);
+
 /* tcp_client.c: connect and handshake on the agent's thread. */
 mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn_p);
 
