@@ -254,6 +254,86 @@ static void test_offset_outside_region(void **state)
     assert_server_healthy(s);
 }
 
+static void test_bad_crc(void **state)
+{
+    server_t *s = *state;
+    mixl_tcp_frame_t f, a;
+    uint8_t pay[256], ans[MIXL_TCP_ERROR_MAX];
+    char msg[MIXL_TCP_ERROR_MAX];
+    mixl_notif_t n[4];
+    size_t cnt;
+    int fd = h_raw_client(s->port, "corrupt", "srv");
+
+    assert_true(fd >= 0);
+    memset(pay, 0x11, sizeof(pay));
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_WRITE;
+    f.flags = MIXL_TCP_F_CRC;
+    f.req_id = 77;
+    f.region = s->r->id;
+    f.payload_len = sizeof(pay);
+    f.length = sizeof(pay);
+    f.crc = 0x12345678; /* not the payload's */
+    assert_int_equal(h_send_frame(fd, &f, pay), 0);
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_NOTIF;
+    f.flags = MIXL_TCP_F_LAST;
+    f.req_id = 77;
+    f.payload_len = 4;
+    f.length = 4;
+    assert_int_equal(h_send_frame(fd, &f, "evil"), 0);
+    assert_int_equal(h_recv_frame(fd, &a, ans, sizeof(ans)), 0);
+    assert_int_equal(a.type, MIXL_TCP_ERROR);
+    assert_int_equal(mixl_tcp_error_decode(ans, a.payload_len, msg, sizeof(msg)), MIXL_ERR_CHECKSUM);
+    /* The application is never told about data that failed its checksum. */
+    mixl_tp_tcp_ops.notif_poll(&s->srv.tp, n, 4, &cnt);
+    assert_int_equal(cnt, 0);
+    close(fd);
+    assert_server_healthy(s);
+}
+
+static void test_deregistered_mid_frame(void **state)
+{
+    server_t *s = *state;
+    mixl_tcp_frame_t f, a;
+    static uint8_t pay[65536];
+    uint8_t ans[MIXL_TCP_ERROR_MAX];
+    char msg[MIXL_TCP_ERROR_MAX];
+    uint8_t *mem2 = malloc(65536);
+    mixl_tp_region_t *r2 = h_register(&s->srv, mem2, 65536);
+    int fd = h_raw_client(s->port, "slowpoke", "srv");
+
+    assert_non_null(r2);
+    assert_true(fd >= 0);
+    memset(mem2, 0, 65536);
+    memset(pay, 0x99, sizeof(pay));
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_WRITE;
+    f.flags = MIXL_TCP_F_LAST;
+    f.req_id = 88;
+    f.region = r2->id;
+    f.payload_len = 16384;
+    f.length = 16384;
+    uint8_t hdr[MIXL_TCP_HDR_LEN];
+    mixl_tcp_frame_encode(&f, hdr);
+    assert_int_equal(h_send_all(fd, hdr, sizeof(hdr)), 0);
+    assert_int_equal(h_send_all(fd, pay, 4096), 0);
+    /* The region goes away with the frame half received. */
+    assert_int_equal(mixl_tp_tcp_ops.mem_deregister(&s->srv.tp, r2), MIXL_OK);
+    memset(mem2, 0, 65536);
+    assert_int_equal(h_send_all(fd, pay + 4096, 16384 - 4096), 0);
+    assert_int_equal(h_recv_frame(fd, &a, ans, sizeof(ans)), 0);
+    assert_int_equal(a.type, MIXL_TCP_ERROR);
+    assert_int_equal(mixl_tcp_error_decode(ans, a.payload_len, msg, sizeof(msg)),
+                     MIXL_ERR_NOT_REGISTERED);
+    /* Not one byte landed after the deregistration returned. */
+    for (size_t i = 0; i < 65536; i++)
+        if (mem2[i] != 0) fail_msg("byte %zu written after deregistration", i);
+    close(fd);
+    free(mem2);
+    assert_server_healthy(s);
+}
+
 /* --- fake servers for the client side ------------------------------------ */
 
 typedef struct {
@@ -543,7 +623,8 @@ int main(void)
     const struct CMUnitTest server_tests[] = {
         cmocka_unit_test(test_wrong_magic),        cmocka_unit_test(test_version_mismatch_at_server),
         cmocka_unit_test(test_truncated_frames),   cmocka_unit_test(test_oversize_length),
-        cmocka_unit_test(test_offset_outside_region),
+        cmocka_unit_test(test_offset_outside_region), cmocka_unit_test(test_bad_crc),
+        cmocka_unit_test(test_deregistered_mid_frame),
     };
     const struct CMUnitTest client_tests[] = {
         cmocka_unit_test(test_version_mismatch_at_client),
