@@ -3,6 +3,7 @@
  * agent with a TCP endpoint in its metadata, inside or outside our MPI world,
  * and moves bytes over the framed stream described in docs/tcp-protocol.md.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,14 +382,20 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     return MIXL_IN_PROGRESS;
 }
 
-/* Contract (hot path): one atomic load; the progress thread does the work
- * and enforces the deadline. An error's message is copied to the agent's
+/* Contract (hot path): one atomic load (and a yield while in progress); the
+ * progress thread does the work and enforces the deadline. An error's message is copied to the agent's
  * buffer once, without logging (the progress thread logged it). */
 static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     tcp_xfer_t *xf = xfer->tp_priv;
     int st = atomic_load_explicit(&xf->status, memory_order_acquire);
 
+    if (st == MIXL_IN_PROGRESS) {
+        /* The progress thread does the work: a caller spinning on test
+         * must not starve it where cores are few. */
+        sched_yield();
+        return MIXL_IN_PROGRESS;
+    }
     if (st < 0 && !xf->reported) {
         xf->reported = 1;
         mixl_errbuf_set_quiet(tp->eb, (mixl_status_t)st, "tcp transfer to %s: %s",
