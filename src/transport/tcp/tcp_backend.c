@@ -92,14 +92,19 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     pthread_mutex_init(&tcp->regions_lock, NULL);
     pthread_mutex_init(&tcp->notif_lock, NULL);
     st = tcp_engine_start(tcp);
-    if (st != MIXL_OK) {
-        tcp_engine_stop(tcp);
-        free(tcp->notifs);
-        tcp->notifs = NULL;
-        return st;
-    }
+    if (st != MIXL_OK) goto err_engine;
     mixl_info("tcp agent %s: listening on %s:%d", tcp->name, tcp->bind_host, tcp->port);
     return MIXL_OK;
+
+err_engine:
+    tcp_engine_stop(tcp);
+    pthread_mutex_destroy(&tcp->notif_lock);
+    pthread_mutex_destroy(&tcp->regions_lock);
+    pthread_cond_destroy(&tcp->call_cond);
+    pthread_mutex_destroy(&tcp->call_lock);
+    free(tcp->notifs);
+    tcp->notifs = NULL;
+    return st;
 }
 
 /* Contract: nothing to do collectively; the server listens since init. */
@@ -189,6 +194,7 @@ static mixl_status_t tcp_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *region)
 /* ------------------------------------------------------------------------ */
 /* Peers                                                                     */
 
+/* Contract: fills tcp_host and tcp_port, the endpoint peers connect to. */
 static mixl_status_t tcp_export_md(mixl_tp_t *tp, mixl_metadata_t *md)
 {
     tcp_t *tcp = tp->priv;
@@ -480,6 +486,8 @@ static mixl_status_t tcp_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const v
     return st;
 }
 
+/* Contract: takes arrived notifications, oldest first; frees room so that a
+ * connection paused on a full queue resumes. Never blocks on the network. */
 static mixl_status_t tcp_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max,
                                     size_t *count_p)
 {
@@ -498,6 +506,8 @@ static mixl_status_t tcp_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max
     return MIXL_OK;
 }
 
+/* Contract: one line naming the endpoint, frame size, checksums and the
+ * device-memory path, so nobody benchmarks TCP without knowing it. */
 static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
 {
     tcp_t *tcp = tp->priv;
