@@ -222,7 +222,7 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     c->caps = h.caps & tcp->caps;
     c->max_frame = h.max_frame;
     atomic_store(&c->state, CONN_UP);
-    if (!tcp_conn_client_buffers(c)) {
+    if (!tcp_conn_buffers(c)) {
         st = mixl_errbuf_set(eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: buffers for %s", tcp->name,
                              peer->name);
         goto err_free;

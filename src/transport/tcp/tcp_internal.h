@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "transport/tcp/tcp_proto.h"
 #include "transport/transport.h"
@@ -215,19 +216,37 @@ void tcp_engine_attach(tcp_t *tcp, tcp_conn_t *conn);
 void tcp_engine_detach(tcp_t *tcp, tcp_conn_t *conn);
 void tcp_conn_set_events(tcp_conn_t *conn, uint32_t ev);
 
-/* tcp_conn.c: progress-thread handlers */
+/* tcp_conn.c: what both roles share (progress thread unless said otherwise) */
 tcp_conn_t *tcp_conn_new(tcp_t *tcp, int fd, int role);
 void tcp_conn_free(tcp_conn_t *conn);
+/* Buffers sized by the negotiated frame size; 0 when out of memory. */
+int tcp_conn_buffers(tcp_conn_t *conn);
+#ifdef MIXL_HAVE_CUDA
+uint8_t *tcp_conn_stage(tcp_conn_t *conn); /* pinned staging buffer, made on first use */
+#endif
 void tcp_conn_readable(tcp_conn_t *conn);
 void tcp_conn_writable(tcp_conn_t *conn);
-/* Fail everything on the connection and close its socket (progress thread). */
+/* Fail everything on the connection and close its socket. */
 void tcp_conn_abort(tcp_conn_t *conn, mixl_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Abort after a failed recv/send (n = its result; errno set when n < 0). */
+void tcp_conn_io_error(tcp_conn_t *conn, const char *where, ssize_t n);
+/* Start writing a frame; tcp_send_frame() then returns 1 sent, 0 socket full, -1 error. */
+void tcp_frame_start(tcp_conn_t *conn, const mixl_tcp_frame_t *f, const uint8_t *pay);
+int tcp_send_frame(tcp_conn_t *conn);
+/* Publish a transfer's end (release store read by xfer_test). */
+void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st);
+void tcp_slot_release(tcp_conn_t *conn, tcp_xfer_t *xf);
+
+/* tcp_server.c */
+void tcp_server_handshake(tcp_conn_t *conn);
+void tcp_server_readable(tcp_conn_t *conn);
+void tcp_server_writable(tcp_conn_t *conn);
+
+/* tcp_client_io.c */
+void tcp_client_readable(tcp_conn_t *conn);
+void tcp_client_writable(tcp_conn_t *conn);
 void tcp_conn_check_deadlines(tcp_conn_t *conn, uint64_t now);
-/* Server: handshake bytes arrived. */
-void tcp_conn_handshake(tcp_conn_t *conn);
-/* Client: allocate the buffers sized by the negotiated frame size. */
-int tcp_conn_client_buffers(tcp_conn_t *conn);
 
 /* tcp_engine.c: options every MIXL socket gets (no Nagle, keepalive probes
  * so a half-open connection to a vanished host is found). */
