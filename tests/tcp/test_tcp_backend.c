@@ -324,6 +324,51 @@ static void test_unreachable_peer(void **state)
     h_agent_fini(&a);
 }
 
+/* A configured port is used as given; one already taken fails init, naming it. */
+static void test_fixed_port(void **state)
+{
+    h_agent_t a;
+    mixl_tp_t tp;
+    mixl_errbuf_t eb;
+    mixl_agent_params_t p;
+    char want[32];
+    (void)state;
+
+    assert_int_equal(h_agent_init(&a, "first", 2000), MIXL_OK);
+    int port = h_port(&a);
+    assert_true(port > 0);
+    memset(&tp, 0, sizeof(tp));
+    memset(&eb, 0, sizeof(eb));
+    memset(&p, 0, sizeof(p));
+    p.size = sizeof(p);
+    p.name = "second";
+    p.tcp_bind = "127.0.0.1";
+    p.tcp_port = port;
+    tp.ops = &mixl_tp_tcp_ops;
+    tp.eb = &eb;
+    tp.agent_name = "second";
+    tp.priv = calloc(1, mixl_tp_tcp_ops.priv_size);
+    assert_int_equal(mixl_tp_tcp_ops.init(&tp, &p), MIXL_ERR_IO);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    assert_non_null(strstr(mixl_errbuf_get(&eb), want));
+    free(tp.priv);
+    /* Freed, the port can be taken by the next agent as configured. */
+    h_agent_fini(&a);
+    memset(&tp, 0, sizeof(tp));
+    tp.ops = &mixl_tp_tcp_ops;
+    tp.eb = &eb;
+    tp.agent_name = "second";
+    tp.priv = calloc(1, mixl_tp_tcp_ops.priv_size);
+    assert_int_equal(mixl_tp_tcp_ops.init(&tp, &p), MIXL_OK);
+    mixl_metadata_t md;
+    memset(&md, 0, sizeof(md));
+    mixl_tp_tcp_ops.export_md(&tp, &md);
+    assert_int_equal(md.tcp_port, port);
+    assert_string_equal(md.tcp_host, "127.0.0.1");
+    mixl_tp_tcp_ops.fini(&tp);
+    free(tp.priv);
+}
+
 int main(void)
 {
     const struct CMUnitTest pair_tests[] = {
@@ -334,6 +379,7 @@ int main(void)
     const struct CMUnitTest solo_tests[] = {
         cmocka_unit_test(test_crc),
         cmocka_unit_test(test_unreachable_peer),
+        cmocka_unit_test(test_fixed_port),
     };
     int failed = cmocka_run_group_tests_name("tcp pair", pair_tests, pair_setup, pair_teardown);
     failed += cmocka_run_group_tests_name("tcp solo", solo_tests, NULL, NULL);
