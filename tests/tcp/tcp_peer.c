@@ -9,7 +9,9 @@
  *   mixl-tcp-peer --role target|initiator --name NAME --peer NAME --exchange SPEC
  *                 [--size MiB] [--rounds N] [--timeout-ms MS]
  *
- * SPEC is dir:PATH (blobs as files in a shared directory).
+ * SPEC is dir:PATH (blobs as files in a shared directory) or, when MIXL is
+ * built with its registry, etcd:URL (the metadata store over a real etcd:
+ * mixl_md_store_publish_agent / mixl_md_store_get).
  * Exit 0 when every byte and notification was right.
  */
 #include <errno.h>
@@ -21,6 +23,10 @@
 
 #include <mixl/agent.h>
 #include <mixl/metadata.h>
+
+#ifdef MIXL_TCP_PEER_REGISTRY
+#include <mixl/registry.h>
+#endif
 
 #include "util/clock.h"
 
@@ -70,12 +76,45 @@ static void *dir_fetch(const char *dir, const char *name, size_t *len_p)
     return NULL;
 }
 
+#ifdef MIXL_TCP_PEER_REGISTRY
+static mixl_registry_h g_reg;
+static mixl_md_store_h g_store;
+
+static int etcd_open(const char *url)
+{
+    mixl_registry_params_t rp;
+    mixl_md_store_params_t sp = {.size = sizeof(sp)};
+
+    mixl_registry_params_init(&rp);
+    rp.backend = "etcd";
+    rp.endpoints = url;
+    rp.ns = "mixl-tcp-peer";
+    if (mixl_registry_create(&rp, &g_reg) != MIXL_OK) return -1;
+    sp.reg = g_reg;
+    return mixl_md_store_create(&sp, &g_store) == MIXL_OK ? 0 : -1;
+}
+
+static void etcd_close(void)
+{
+    if (g_store != NULL) mixl_md_store_destroy(g_store);
+    if (g_reg != NULL) mixl_registry_destroy(g_reg);
+}
+#endif
+
+static int is_etcd(void)
+{
+    return strncmp(g_exchange, "etcd:", 5) == 0;
+}
+
 static int publish(mixl_agent_h a)
 {
     void *blob;
     size_t len;
+#ifdef MIXL_TCP_PEER_REGISTRY
+    if (is_etcd()) return mixl_md_store_publish_agent(g_store, a) == MIXL_OK ? 0 : -1;
+#endif
     if (mixl_metadata_export(a, &blob, &len) != MIXL_OK) return -1;
-    int rc = strncmp(g_exchange, "dir:", 4) == 0 ? dir_publish(g_exchange + 4, g_name, blob, len) : -1;
+    int rc = dir_publish(g_exchange + 4, g_name, blob, len);
     mixl_free(blob);
     return rc;
 }
@@ -84,11 +123,18 @@ static int publish(mixl_agent_h a)
 static int fetch_peer(mixl_agent_h a, uint64_t *base_p)
 {
     size_t len = 0;
-    void *blob = strncmp(g_exchange, "dir:", 4) == 0 ? dir_fetch(g_exchange + 4, g_peer, &len) : NULL;
+    void *blob = NULL;
     mixl_metadata_t *md;
     char err[128];
     int rc = -1;
 
+#ifdef MIXL_TCP_PEER_REGISTRY
+    if (is_etcd() && mixl_md_store_get(g_store, g_peer, g_timeout, &blob, &len) != MIXL_OK) {
+        fprintf(stderr, "mixl-tcp-peer %s: %s\n", g_name, mixl_md_store_last_error(g_store));
+        return -1;
+    }
+#endif
+    if (!is_etcd()) blob = dir_fetch(g_exchange + 4, g_peer, &len);
     if (blob == NULL) return -1;
     if (mixl_metadata_import(a, blob, len, NULL) == MIXL_OK &&
         mixl_metadata_decode(blob, len, &md, err, sizeof(err)) == MIXL_OK) {
@@ -98,7 +144,10 @@ static int fetch_peer(mixl_agent_h a, uint64_t *base_p)
         }
         mixl_metadata_free(md);
     }
-    free(blob);
+    if (is_etcd())
+        mixl_free(blob);
+    else
+        free(blob);
     return rc;
 }
 
@@ -206,11 +255,19 @@ int main(int argc, char **argv)
         else break;
     }
     if (g_role == NULL || g_name == NULL || g_peer == NULL || g_exchange == NULL || g_size == 0 ||
-        g_rounds < 1 || g_rounds > 200 || strncmp(g_exchange, "dir:", 4) != 0) {
+        g_rounds < 1 || g_rounds > 200 ||
+        (strncmp(g_exchange, "dir:", 4) != 0 && !is_etcd())) {
         fprintf(stderr, "usage: %s --role target|initiator --name NAME --peer NAME "
-                        "--exchange dir:PATH [--size MiB] [--rounds N] [--timeout-ms MS]\n",
+                        "--exchange dir:PATH|etcd:URL [--size MiB] [--rounds N] [--timeout-ms MS]\n",
                 argv[0]);
         return 2;
+    }
+    if (is_etcd()) {
+#ifdef MIXL_TCP_PEER_REGISTRY
+        if (etcd_open(g_exchange + 5) != 0) FAIL("cannot reach etcd at %s", g_exchange + 5);
+#else
+        FAIL("this build has no registry: etcd exchange unavailable");
+#endif
     }
     mixl_agent_params_t p;
     memset(&p, 0, sizeof(p));
@@ -228,6 +285,9 @@ int main(int argc, char **argv)
         FAIL("cannot set up: %s", mixl_agent_last_error(a));
     int rc = strcmp(g_role, "target") == 0 ? run_target(a, mem) : run_initiator(a, mem);
     mixl_agent_destroy(a);
+#ifdef MIXL_TCP_PEER_REGISTRY
+    etcd_close();
+#endif
     free(mem);
     return rc;
 }
