@@ -171,7 +171,7 @@ static void srv_frame_end(tcp_conn_t *c)
         if (mode == RX_DIRECT || mode == RX_STAGE) {
             pthread_mutex_lock(&tcp->regions_lock);
             tcp_region_t *r = tcp_region_find(tcp, c->rx_region_id);
-            if (r == NULL) {
+            if (r == NULL || c->rx_dst < r->addr || c->rx_dst + f->payload_len > r->addr + r->len) {
                 rx_fail(c, f->req_id, MIXL_ERR_NOT_REGISTERED,
                         "region %u of agent %s was deregistered while being written", f->region,
                         tcp->name);
