@@ -3,6 +3,11 @@
  * region table, connections (client = we initiate transfers on it, server =
  * a peer initiates transfers into our memory), and the per-transfer state.
  *
+ * Files: tcp_proto.c (wire codec), tcp_backend.c (the ops table), tcp_engine.c
+ * (listener, epoll, progress thread), tcp_client.c (connect and handshake),
+ * tcp_conn.c (what both roles share), tcp_server.c and tcp_client_io.c (each
+ * role's frames), tcp_cuda.c (device-memory staging, CUDA builds only).
+ *
  * Threads: the agent's thread calls the ops; one progress thread per backend
  * owns every socket after its handshake. They meet at four points only:
  *   - conn->lock guards a client connection's post queue and state;
