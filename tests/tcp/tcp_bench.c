@@ -3,7 +3,10 @@
  * send/recv loop moving the same bytes between the same two processes over
  * loopback, in the same run.
  *
- *   mixl-tcp-bench [--size MiB] [--iters N] [--spin]
+ *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin]
+ *
+ * The two paths run alternately P times (default 3) so that drifting
+ * machine load hits both alike; the medians are compared.
  *
  * Both sides complete an iteration the same way: the receiver has every
  * byte in its buffer and the sender knows it (MIXL: the target's ACK; plain:
@@ -31,6 +34,13 @@
 static size_t g_size = 64u << 20;
 static int g_iters = 20;
 static int g_spin;
+static int g_pairs = 3;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static int send_all(int fd, const void *p, size_t n)
 {
@@ -221,33 +231,40 @@ int main(int argc, char **argv)
             g_size = (size_t)strtoul(argv[++i], NULL, 0) << 20;
         else if (strcmp(argv[i], "--iters") == 0 && i + 1 < argc)
             g_iters = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
+            g_pairs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             g_spin = 1;
         else {
-            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--spin]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin]\n", argv[0]);
             return 2;
         }
     }
-    if (g_size == 0 || g_iters < 1) return 2;
+    if (g_size == 0 || g_iters < 1 || g_pairs < 1 || g_pairs > 50) return 2;
     signal(SIGPIPE, SIG_IGN);
     uint8_t *src = malloc(g_size);
     if (src == NULL) return 1;
     for (size_t i = 0; i < g_size; i++) src[i] = (uint8_t)(i * 31);
     /* Alternate so drift in machine load hits both alike. */
-    double plain1 = plain_run(src), mixl1 = mixl_run(src);
-    double plain2 = plain_run(src), mixl2 = mixl_run(src);
-    if (plain1 < 0 || plain2 < 0 || mixl1 < 0 || mixl2 < 0) {
-        fprintf(stderr, "mixl-tcp-bench: a run failed\n");
-        return 1;
+    double plain[50], mixl[50];
+    for (int k = 0; k < g_pairs; k++) {
+        plain[k] = plain_run(src);
+        mixl[k] = mixl_run(src);
+        if (plain[k] < 0 || mixl[k] < 0) {
+            fprintf(stderr, "mixl-tcp-bench: a run failed\n");
+            return 1;
+        }
     }
-    double plain = (plain1 + plain2) / 2, mixl = (mixl1 + mixl2) / 2;
-    printf("size %zu MiB x %d iterations, loopback, wait=%s\n", g_size >> 20, g_iters,
-           g_spin ? "mixl_xfer_wait" : "test+yield");
-    printf("plain send/recv : %8.2f GB/s  (runs %.2f, %.2f)\n", plain / 1e9, plain1 / 1e9,
-           plain2 / 1e9);
-    printf("mixl tcp WRITE  : %8.2f GB/s  (runs %.2f, %.2f)\n", mixl / 1e9, mixl1 / 1e9,
-           mixl2 / 1e9);
-    printf("ratio           : %8.3f\n", mixl / plain);
+    printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s\n", g_size >> 20, g_iters,
+           g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield");
+    printf("plain send/recv GB/s:");
+    for (int k = 0; k < g_pairs; k++) printf(" %.2f", plain[k] / 1e9);
+    printf("\nmixl tcp WRITE  GB/s:");
+    for (int k = 0; k < g_pairs; k++) printf(" %.2f", mixl[k] / 1e9);
+    qsort(plain, (size_t)g_pairs, sizeof(double), cmp_double);
+    qsort(mixl, (size_t)g_pairs, sizeof(double), cmp_double);
+    double mp = plain[g_pairs / 2], mm = mixl[g_pairs / 2];
+    printf("\nmedian: plain %.2f GB/s, mixl %.2f GB/s, ratio %.3f\n", mp / 1e9, mm / 1e9, mm / mp);
     free(src);
     return 0;
 }
