@@ -100,6 +100,8 @@ static const mixl_cfg_entry_t run_entries[] = {
          "device memory path: self-tested device windows, pinned staging, or device windows only"),
     INT("data_plane.notif_ring", "256", 16, 65536, data_plane.notif_ring,
         "notification slots per peer"),
+    STR("data_plane.tcp.bind", "127.0.0.1", data_plane.tcp_bind,
+        "TCP fallback listen address; 0.0.0.0 publishes the host name (several nodes)"),
 
     ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
          "metadata registry: embedded rank-0 MPI service or an etcd cluster"),

@@ -88,6 +88,7 @@ typedef struct {
         int completion_mode;
         int gpu_path;
         int64_t notif_ring;
+        char tcp_bind[MIXL_CFG_STR_MAX];
     } data_plane;
     struct {
         int backend;

@@ -193,6 +193,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     ap.gpu_path = (mixl_gpu_path_t)dg->cfg->data_plane.gpu_path;
     ap.notif_ring = (unsigned)dg->cfg->data_plane.notif_ring;
     ap.timeout_ms = dg->timeout_ms;
+    ap.tcp_bind = dg->cfg->data_plane.tcp_bind[0] != '\0' ? dg->cfg->data_plane.tcp_bind : NULL;
     st = mixl_agent_create(&ap, &dg->agent);
     if (st != MIXL_OK) {
         /* Agent creation is collective; a failure is seen by every rank or reported here. */
