@@ -1,12 +1,52 @@
 /* Preparation (config agreement) and the run of every role; see disagg.h. */
 #include "disagg/disagg.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "disagg/dg_int.h"
 #include "disagg/results.h"
 #include "util/log.h"
+
+/* The results file must be writable: found out now rather than after the whole run. */
+static mixl_status_t dg_check_output(const char *path, char *err, size_t err_len)
+{
+    char dir[MIXL_CFG_STR_MAX];
+    if (path[0] == '\0') return MIXL_OK;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    /* Create missing parents, as the writer will. */
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(dir, 0777);
+        *p = '/';
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, err_len, "run.output: cannot create the folder %s for %s: %s", dir, path,
+                 strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, err_len, "run.output: cannot write %s: folder %s: %s", path, dir,
+                 strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        snprintf(err, err_len, "run.output: cannot overwrite %s: %s", path, strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    return MIXL_OK;
+}
 
 mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const *overrides,
                               int noverrides, mixl_run_config_t *cfg, mixl_dg_plan_t *plan,
@@ -27,6 +67,7 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
             max_prompt = wl->max_prompt;
             st = mixl_dg_plan_build(cfg, world, max_prompt, plan, msg, sizeof(msg));
         }
+        if (st == MIXL_OK) st = dg_check_output(cfg->run.output, msg, sizeof(msg));
         if (st != MIXL_OK) mixl_workload_free(wl);
     }
     /* Everyone learns the outcome before anyone allocates. */

@@ -28,7 +28,7 @@ if [ -n "${MIXL_ETCD_DIR:-}" ]; then
   etcd_args=(--set "registry.endpoints=$endpoint")
 fi
 # shellcheck disable=SC2086
-$MIXL_MPIRUN -np "$np" "$MIXL_RUN" "$@" "${etcd_args[@]}" --set run.output="$out" --set run.progress=plain \
+$MIXL_MPIRUN -np "$np" "$MIXL_RUN" --set run.output="$out" --set run.progress=plain "$@" "${etcd_args[@]}" \
   >"$work/stdout" 2>"$work/stderr"
 rc=$?
 cat "$work/stdout"
