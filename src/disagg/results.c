@@ -217,6 +217,13 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     mixl_h5_attr_str(h, "/", "finished_utc", when);
     mixl_h5_attr_str(h, "/", "data_path", res->path_report);
     mixl_h5_attr_str(h, "/", "model", plan->model.name);
+    mixl_h5_attr_u64(h, "/", "model_layers", (uint64_t)plan->model.layers);
+    mixl_h5_attr_u64(h, "/", "model_kv_heads", (uint64_t)plan->model.kv_heads);
+    mixl_h5_attr_u64(h, "/", "model_head_dim", (uint64_t)plan->model.head_dim);
+    mixl_h5_attr_str(h, "/", "model_dtype", plan->model.dtype);
+    mixl_h5_attr_u64(h, "/", "block_size", (uint64_t)plan->model.block_size);
+    mixl_h5_attr_u64(h, "/", "prefill_tp", (uint64_t)plan->prefill_tp);
+    mixl_h5_attr_u64(h, "/", "decode_tp", (uint64_t)plan->decode_tp);
     mixl_h5_attr_str(h, "/", "transfer_mode", mode_names[cfg->transfer.mode]);
     mixl_h5_attr_u64(h, "/", "world_size", (uint64_t)world);
     mixl_h5_attr_u64(h, "/", "kv_bytes_per_token", res->bytes_per_token);
