@@ -237,8 +237,15 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
     res->bytes_per_token = mixl_kv_bytes_per_token(&dg->plan.model);
     mixl_progress_init(&prog, stdout, dg->cfg->run.progress, dg->cfg->run.progress_interval_ms);
 
-    /* Workers report their own timeouts; give them time to do so before giving up here. */
-    int64_t patience = 2 * (int64_t)dg->timeout_ms * 1000000 + 1000000000;
+    /*
+     * Workers report their own timeouts; give them time to do so, plus the
+     * emulated compute of the requests a prefill instance may hold, before
+     * concluding that a rank stopped answering. Only worker messages count
+     * as progress (arrivals and dispatches do not).
+     */
+    int64_t patience = 2 * (int64_t)dg->timeout_ms * 1000000 + 1000000000 +
+                       (int64_t)(dg->cfg->prefill.layer_compute_us * 1000.0) *
+                           dg->plan.model.layers * dg->cfg->prefill.queue;
     int64_t start = dg_now(dg), last_event = start;
     size_t next = 0;
     unsigned idle = 0;
@@ -256,6 +263,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         dg_msg_t *m;
         while (dg_poll(dg, &src, &m)) {
             progress = 1;
+            last_event = dg_now(dg);
             if (m->req >= n) {
                 mixl_warn("control message %u from %s for unknown request %llu", m->type,
                           dg->names[src], (unsigned long long)m->req);
@@ -268,19 +276,19 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         }
         dg_flush(dg, 0);
         now = dg_now(dg);
-        if (progress) {
-            last_event = now;
-            idle = 0;
-        } else if (rt.inflight > 0 && now - last_event > patience) {
+        if (rt.inflight == 0) last_event = now; /* nothing is owed to us */
+        if (rt.inflight > 0 && now - last_event > patience) {
             mixl_progress_end(&prog);
             mixl_error("no progress for %lld ms with %zu requests in flight",
                        (long long)(patience / 1000000), rt.inflight);
             rt_dump_stuck(&rt);
             st = MIXL_ERR_TIMED_OUT;
             goto out;
-        } else {
-            dg_idle(&idle);
         }
+        if (progress)
+            idle = 0;
+        else
+            dg_idle(&idle);
         mixl_progress_update(
             &prog, now, 0, "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
             rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead, (double)rt.bytes / 1048576.0);
