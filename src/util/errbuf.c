@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "util/log.h"
 
@@ -10,11 +11,18 @@ static mixl_status_t errbuf_vset(mixl_errbuf_t *eb, int quiet, mixl_status_t sta
                                  const char *fmt, va_list ap)
 {
     char msg[MIXL_ERRBUF_LEN];
+    const char *why = mixl_status_str(status);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
 
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (!quiet) mixl_error("%s (%s)", msg, mixl_status_str(status));
+    /* Append " (reason)" when it fits; a cut message still names the object first. */
+    if (n >= 0 && (size_t)n + strlen(why) + 4 < sizeof(msg)) {
+        strcat(msg, " (");
+        strcat(msg, why);
+        strcat(msg, ")");
+    }
+    if (!quiet) mixl_error("%s", msg);
     if (eb != NULL && !eb->set) {
-        snprintf(eb->msg, sizeof(eb->msg), "%s (%s)", msg, mixl_status_str(status));
+        memcpy(eb->msg, msg, sizeof(msg));
         eb->set = 1;
     }
     return status;

@@ -12,12 +12,13 @@ static char log_tag[64];
 static int log_level_from_env(void)
 {
     const char *s = getenv("MIXL_LOG_LEVEL");
-    if (s == NULL) return MIXL_LOG_WARN;
+    if (s == NULL) return MIXL_LOG_NOTICE;
     if (!strcasecmp(s, "error")) return MIXL_LOG_ERROR;
     if (!strcasecmp(s, "warn")) return MIXL_LOG_WARN;
+    if (!strcasecmp(s, "notice")) return MIXL_LOG_NOTICE;
     if (!strcasecmp(s, "info")) return MIXL_LOG_INFO;
     if (!strcasecmp(s, "debug")) return MIXL_LOG_DEBUG;
-    return MIXL_LOG_WARN;
+    return MIXL_LOG_NOTICE;
 }
 
 int mixl_log_enabled(mixl_log_level_t level)
@@ -34,7 +35,7 @@ void mixl_log_set_tag(const char *tag)
 
 void mixl_vlog(mixl_log_level_t level, const char *fmt, va_list ap)
 {
-    static const char *const names[] = {"error", "warn", "info", "debug"};
+    static const char *const names[] = {"error", "warn", "notice", "info", "debug"};
     char line[1024];
     int n;
 

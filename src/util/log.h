@@ -1,7 +1,7 @@
 /*
  * Library logging: one line per event on stderr, prefixed with the level and
  * the process's tag (set by apps to e.g. "rank 3"). Level from the
- * environment variable MIXL_LOG_LEVEL (error, warn, info, debug; default warn).
+ * environment variable MIXL_LOG_LEVEL (error, warn, notice, info, debug; default notice).
  * Never called on the transfer post/poll path.
  */
 #ifndef MIXL_UTIL_LOG_H
@@ -12,8 +12,9 @@
 typedef enum {
     MIXL_LOG_ERROR = 0,
     MIXL_LOG_WARN = 1,
-    MIXL_LOG_INFO = 2,
-    MIXL_LOG_DEBUG = 3,
+    MIXL_LOG_NOTICE = 2, /* once-per-run facts a user must see (data path chosen) */
+    MIXL_LOG_INFO = 3,
+    MIXL_LOG_DEBUG = 4,
 } mixl_log_level_t;
 
 int mixl_log_enabled(mixl_log_level_t level);
@@ -24,6 +25,7 @@ void mixl_log_set_tag(const char *tag);
 
 #define mixl_error(...) mixl_log(MIXL_LOG_ERROR, __VA_ARGS__)
 #define mixl_warn(...) mixl_log(MIXL_LOG_WARN, __VA_ARGS__)
+#define mixl_notice(...) mixl_log(MIXL_LOG_NOTICE, __VA_ARGS__)
 #define mixl_info(...) mixl_log(MIXL_LOG_INFO, __VA_ARGS__)
 #define mixl_debug(...) \
     do { if (mixl_log_enabled(MIXL_LOG_DEBUG)) mixl_log(MIXL_LOG_DEBUG, __VA_ARGS__); } while (0)

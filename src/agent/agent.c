@@ -1,0 +1,318 @@
+/*
+ * Agent life cycle: create (collective over the communicator), start
+ * (collective window creation), destroy, error reporting, path report.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "util/log.h"
+
+static int name_valid(const char *name)
+{
+    size_t n;
+    if (name == NULL) return 0;
+    n = strlen(name);
+    if (n == 0 || n >= MIXL_NAME_MAX) return 0;
+    /* Names become registry keys and log text: printable, no '/'. */
+    for (size_t i = 0; i < n; i++)
+        if (name[i] <= ' ' || name[i] == '/' || name[i] == 0x7f) return 0;
+    return 1;
+}
+
+mixl_status_t mixl_agent_agree(mixl_agent_h agent, mixl_status_t local)
+{
+    int in = (int)local, out = in;
+    if (agent->comm == MPI_COMM_NULL) return local;
+    if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MIN, agent->comm) != MPI_SUCCESS)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Allreduce failed",
+                               agent->name);
+    return (mixl_status_t)out;
+}
+
+static uint64_t random_u64(void)
+{
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) v = 0;
+        close(fd);
+    }
+    if (v == 0) v = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&v ^ 0x9e3779b97f4a7c15ull;
+    return v;
+}
+
+/* Gather every rank's agent name and a world fingerprint; refuse duplicates. */
+static mixl_status_t agent_setup_comm(mixl_agent_h agent, MPI_Comm comm)
+{
+    mixl_status_t st = MIXL_OK;
+
+    if (MPI_Comm_dup(comm, &agent->comm) != MPI_SUCCESS)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Comm_dup failed",
+                               agent->name);
+    MPI_Comm_set_errhandler(agent->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(agent->comm, &agent->rank);
+    MPI_Comm_size(agent->comm, &agent->nranks);
+    agent->rank_names = calloc((size_t)agent->nranks, MIXL_NAME_MAX);
+    if (agent->rank_names == NULL) st = MIXL_ERR_NO_MEMORY;
+    st = mixl_agent_agree(agent, st);
+    if (st != MIXL_OK)
+        return mixl_errbuf_set(&agent->eb, st, "agent %s: cannot allocate the rank table",
+                               agent->name);
+
+    if (MPI_Allgather(agent->name, MIXL_NAME_MAX, MPI_CHAR, agent->rank_names, MIXL_NAME_MAX,
+                      MPI_CHAR, agent->comm) != MPI_SUCCESS)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Allgather of names failed",
+                               agent->name);
+    for (int i = 0; i < agent->nranks; i++)
+        for (int j = i + 1; j < agent->nranks; j++)
+            if (strcmp(agent->rank_names[i], agent->rank_names[j]) == 0)
+                return mixl_errbuf_set(&agent->eb, MIXL_ERR_EXISTS,
+                                       "agent name '%s' is used by ranks %d and %d",
+                                       agent->rank_names[i], i, j);
+
+    if (agent->rank == 0) agent->mpi_world = random_u64();
+    if (MPI_Bcast(&agent->mpi_world, 1, MPI_UINT64_T, 0, agent->comm) != MPI_SUCCESS)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Bcast failed",
+                               agent->name);
+    return MIXL_OK;
+}
+
+static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_params_t *params)
+{
+    size_t n = params->size < sizeof(agent->params) ? params->size : sizeof(agent->params);
+
+    memcpy(&agent->params, params, n);
+    snprintf(agent->name, sizeof(agent->name), "%s", params->name);
+    snprintf(agent->engine_id, sizeof(agent->engine_id), "%s",
+             params->engine_id != NULL && params->engine_id[0] ? params->engine_id : params->name);
+    snprintf(agent->tcp_bind, sizeof(agent->tcp_bind), "%s",
+             n > offsetof(mixl_agent_params_t, tcp_bind) && params->tcp_bind ? params->tcp_bind
+                                                                             : "127.0.0.1");
+    agent->params.name = agent->name;
+    agent->params.engine_id = agent->engine_id;
+    agent->params.tcp_bind = agent->tcp_bind;
+    if (agent->params.notif_ring == 0) agent->params.notif_ring = MIXL_DEFAULT_NOTIF_RING;
+    if (agent->params.staging_slots == 0) agent->params.staging_slots = MIXL_DEFAULT_STAGING_SLOTS;
+    if (agent->params.staging_slot_bytes == 0)
+        agent->params.staging_slot_bytes = MIXL_DEFAULT_STAGING_BYTES;
+    if (agent->params.timeout_ms == 0) agent->params.timeout_ms = MIXL_DEFAULT_TIMEOUT_MS;
+    if (agent->params.backends == 0)
+        agent->params.backends = params->comm != MPI_COMM_NULL ? MIXL_BACKEND_MPI : MIXL_BACKEND_TCP;
+    if (gethostname(agent->hostname, sizeof(agent->hostname) - 1) != 0)
+        snprintf(agent->hostname, sizeof(agent->hostname), "unknown");
+
+    if (agent->params.staging_slots < 2)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                               "agent %s: staging_slots is %u, at least 2 are needed to overlap "
+                               "copies with the network", agent->name, agent->params.staging_slots);
+    if (agent->params.notif_ring > (1u << 16))
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                               "agent %s: notif_ring %u exceeds 65536", agent->name,
+                               agent->params.notif_ring);
+    if ((agent->params.backends & MIXL_BACKEND_MPI) && params->comm == MPI_COMM_NULL)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                               "agent %s: the MPI backend needs a communicator", agent->name);
+    if (agent->params.backends & ~(unsigned)(MIXL_BACKEND_MPI | MIXL_BACKEND_TCP))
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                               "agent %s: unknown backend bits 0x%x", agent->name,
+                               agent->params.backends);
+    return MIXL_OK;
+}
+
+static mixl_status_t agent_init_backends(mixl_agent_h agent)
+{
+    static const struct {
+        mixl_tp_id_t id;
+        unsigned bit;
+    } wanted[] = {{MIXL_TP_MPI, MIXL_BACKEND_MPI}, {MIXL_TP_TCP, MIXL_BACKEND_TCP}};
+    mixl_status_t st = MIXL_OK;
+
+    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]) && st == MIXL_OK; i++) {
+        const mixl_tp_ops_t *ops;
+        mixl_tp_t *tp = &agent->tps[wanted[i].id];
+
+        if (!(agent->params.backends & wanted[i].bit)) continue;
+        ops = mixl_tp_get(wanted[i].id);
+        if (ops == NULL) {
+            st = mixl_errbuf_set(&agent->eb, MIXL_ERR_NOT_SUPPORTED,
+                                 "agent %s: transport backend #%d is not built into this library",
+                                 agent->name, (int)wanted[i].id);
+            break;
+        }
+        st = mixl_tp_check_ops(ops, &agent->eb);
+        if (st != MIXL_OK) break;
+        tp->ops = ops;
+        tp->id = wanted[i].id;
+        tp->eb = &agent->eb;
+        tp->agent_name = agent->name;
+        tp->comm = agent->comm;
+        tp->rank_names = agent->rank_names;
+        tp->rank = agent->rank;
+        tp->nranks = agent->nranks;
+        tp->mpi_world = agent->mpi_world;
+        tp->priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
+        if (tp->priv == NULL) {
+            st = MIXL_ERR_NO_MEMORY;
+            break;
+        }
+        st = ops->init(tp, &agent->params);
+        if (st != MIXL_OK) {
+            free(tp->priv);
+            tp->priv = NULL;
+            break;
+        }
+        agent->tp_active[wanted[i].id] = 1;
+    }
+    return st;
+}
+
+static void agent_fini_backends(mixl_agent_h agent)
+{
+    for (int i = MIXL_TP_MAX - 1; i >= 0; i--) {
+        if (!agent->tp_active[i]) continue;
+        agent->tps[i].ops->fini(&agent->tps[i]);
+        free(agent->tps[i].priv);
+        agent->tps[i].priv = NULL;
+        agent->tp_active[i] = 0;
+    }
+}
+
+mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h *agent_p)
+{
+    mixl_agent_h agent;
+    mixl_status_t st;
+    int collective;
+
+    if (params == NULL || agent_p == NULL || params->size < offsetof(mixl_agent_params_t, gpu_path)) {
+        mixl_error("mixl_agent_create: params missing or params.size not set");
+        return MIXL_ERR_INVALID_PARAM;
+    }
+    collective = params->comm != MPI_COMM_NULL;
+    agent = calloc(1, sizeof(*agent));
+    if (agent == NULL) return MIXL_ERR_NO_MEMORY;
+    agent->comm = MPI_COMM_NULL;
+    agent->rank = -1;
+
+    if (!name_valid(params->name)) {
+        st = mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                             "agent name '%s' is empty, too long (max %d) or has spaces or '/'",
+                             params->name ? params->name : "(null)", MIXL_NAME_MAX - 1);
+    } else {
+        st = agent_copy_params(agent, params);
+    }
+    if (collective) {
+        /* Every rank must take the same path through the collectives below. */
+        int in = (int)st, out;
+        if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MIN, params->comm) != MPI_SUCCESS)
+            out = MIXL_ERR_BACKEND;
+        if (out != MIXL_OK && st == MIXL_OK)
+            st = mixl_errbuf_set(&agent->eb, (mixl_status_t)out,
+                                 "agent %s: another rank refused its parameters", agent->name);
+        if (st != MIXL_OK) goto err_free;
+        st = agent_setup_comm(agent, params->comm);
+        st = mixl_agent_agree(agent, st);
+        if (st != MIXL_OK) goto err_comm;
+    } else if (st != MIXL_OK) {
+        goto err_free;
+    }
+
+    st = agent_init_backends(agent);
+    st = mixl_agent_agree(agent, st);
+    if (st != MIXL_OK) goto err_backends;
+
+    *agent_p = agent;
+    return MIXL_OK;
+
+err_backends:
+    agent_fini_backends(agent);
+err_comm:
+    if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
+    free(agent->rank_names);
+err_free:
+    free(agent);
+    return st;
+}
+
+mixl_status_t mixl_agent_start(mixl_agent_h agent)
+{
+    mixl_status_t st = MIXL_OK;
+    mixl_tp_region_t **views;
+    char *p;
+    size_t left;
+
+    if (agent == NULL) return MIXL_ERR_INVALID_PARAM;
+    if (agent->started)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BAD_STATE, "agent %s: already started",
+                               agent->name);
+    views = calloc(agent->nregions ? agent->nregions : 1, sizeof(*views));
+    if (views == NULL) st = MIXL_ERR_NO_MEMORY;
+    st = mixl_agent_agree(agent, st);
+    if (st != MIXL_OK) goto out;
+    for (size_t i = 0; i < agent->nregions; i++) views[i] = &agent->regions[i]->tp;
+    for (int i = 0; i < MIXL_TP_MAX && st == MIXL_OK; i++) {
+        if (!agent->tp_active[i]) continue;
+        st = agent->tps[i].ops->start(&agent->tps[i], views, agent->nregions);
+        st = mixl_agent_agree(agent, st);
+    }
+    if (st != MIXL_OK) goto out;
+    agent->started = 1;
+
+    p = agent->path_report;
+    left = sizeof(agent->path_report);
+    p[0] = '\0';
+    for (int i = 0; i < MIXL_TP_MAX; i++) {
+        size_t n;
+        if (!agent->tp_active[i]) continue;
+        if (p != agent->path_report && left > 2) {
+            strcat(p, "; ");
+            p += 2;
+            left -= 2;
+        }
+        agent->tps[i].ops->path_report(&agent->tps[i], p, left);
+        n = strlen(p);
+        p += n;
+        left -= n;
+    }
+    if (agent->rank <= 0) mixl_notice("agent %s data path: %s", agent->name, agent->path_report);
+out:
+    free(views);
+    return st;
+}
+
+void mixl_agent_destroy(mixl_agent_h agent)
+{
+    if (agent == NULL) return;
+    mixl_xfers_destroy(agent);
+    mixl_peers_destroy(agent);
+    /* Backends first: windows reference region memory until freed collectively. */
+    agent_fini_backends(agent);
+    mixl_regions_destroy(agent);
+    if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
+    free(agent->rank_names);
+    free(agent);
+}
+
+const char *mixl_agent_name(mixl_agent_h agent)
+{
+    return agent != NULL ? agent->name : "";
+}
+
+const char *mixl_agent_last_error(mixl_agent_h agent)
+{
+    return agent != NULL ? mixl_errbuf_get(&agent->eb) : "no agent";
+}
+
+void mixl_agent_clear_error(mixl_agent_h agent)
+{
+    if (agent != NULL) mixl_errbuf_clear(&agent->eb);
+}
+
+const char *mixl_agent_path_report(mixl_agent_h agent)
+{
+    if (agent == NULL) return "";
+    return agent->started ? agent->path_report : "not started";
+}

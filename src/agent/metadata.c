@@ -1,0 +1,442 @@
+/*
+ * The metadata blob: an agent's name, engine id, endpoints and every
+ * registered region's remote-access information, as a msgpack map.
+ *
+ *   {"crc": uint32, "magic": "MIXL-MD", "format": 1, "lib": "0.1.0", "name": str, "engine": str,
+ *    "host": str, "mpi_world": uint, "mpi_rank": int, "tcp_host": str, "tcp_port": int,
+ *    "regions": [{"id", "addr", "len", "mem", "dev", "win", "wbase", "flags", "ipc": bin}]}
+ *
+ * "crc" is always the first key, written as a fixed 5-byte uint32 (0xce + 4
+ * bytes big-endian), holding the CRC32C of the whole blob with those 4 bytes
+ * zeroed: msgpack alone cannot tell a flipped bit in an address from a value.
+ * The magic tells a MIXL blob from anything else stored under the same key;
+ * the format number is checked before any other field. Unknown keys are
+ * ignored so a later minor revision can add fields. Decoding copies every
+ * string out of the input (msgpack objects point into it).
+ */
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mixl/metadata.h>
+#include <mixl/version.h>
+
+#include "util/crc32c.h"
+
+#define MD_MAGIC "MIXL-MD"
+/* Upper bound on regions in one blob: far above any real pool count, low
+ * enough that a corrupted count cannot make us allocate gigabytes. */
+#define MD_MAX_REGIONS 65536
+
+const char *mixl_mem_type_str(mixl_mem_type_t type)
+{
+    switch (type) {
+    case MIXL_MEM_HOST: return "host";
+    case MIXL_MEM_PINNED: return "pinned";
+    case MIXL_MEM_CUDA: return "cuda";
+    }
+    return "unknown";
+}
+
+void mixl_free(void *ptr)
+{
+    free(ptr);
+}
+
+/* --- encoding --------------------------------------------------------- */
+
+/* Offset of the 4 CRC bytes: after the map header, the key "crc" and 0xce;
+ * 0 when the blob does not start that way. */
+static size_t md_crc_offset(const void *blob, size_t len)
+{
+    static const uint8_t crc_key[] = {0xa3, 'c', 'r', 'c', 0xce};
+    const uint8_t *b = blob;
+    size_t h;
+
+    if (len < 1) return 0;
+    if ((b[0] & 0xf0) == 0x80) h = 1;  /* fixmap */
+    else if (b[0] == 0xde) h = 3;      /* map 16 */
+    else if (b[0] == 0xdf) h = 5;      /* map 32 */
+    else return 0;
+    if (len < h + sizeof(crc_key) + 4 || memcmp(b + h, crc_key, sizeof(crc_key)) != 0) return 0;
+    return h + sizeof(crc_key);
+}
+
+static uint32_t md_crc_compute(const void *blob, size_t len, size_t at)
+{
+    static const uint8_t zero[4];
+    uint32_t crc = mixl_crc32c(0, blob, at);
+    crc = mixl_crc32c(crc, zero, 4);
+    return mixl_crc32c(crc, (const uint8_t *)blob + at + 4, len - at - 4);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_key(msgpack_packer *pk, const char *key)
+{
+    pack_str(pk, key);
+}
+
+mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, size_t *len_p)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    void *blob;
+
+    if (md == NULL || blob_p == NULL || len_p == NULL) return MIXL_ERR_INVALID_PARAM;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    msgpack_pack_map(&pk, 12);
+    pack_key(&pk, "crc");
+    msgpack_sbuffer_write(&sb, "\xce\0\0\0\0", 5);
+    pack_key(&pk, "magic");
+    pack_str(&pk, MD_MAGIC);
+    pack_key(&pk, "format");
+    msgpack_pack_uint32(&pk, md->format ? md->format : MIXL_METADATA_FORMAT);
+    pack_key(&pk, "lib");
+    pack_str(&pk, md->library_version[0] ? md->library_version : MIXL_VERSION_STRING);
+    pack_key(&pk, "name");
+    pack_str(&pk, md->name);
+    pack_key(&pk, "engine");
+    pack_str(&pk, md->engine_id);
+    pack_key(&pk, "host");
+    pack_str(&pk, md->hostname);
+    pack_key(&pk, "mpi_world");
+    msgpack_pack_uint64(&pk, md->mpi_world);
+    pack_key(&pk, "mpi_rank");
+    msgpack_pack_int32(&pk, md->mpi_rank);
+    pack_key(&pk, "tcp_host");
+    pack_str(&pk, md->tcp_host);
+    pack_key(&pk, "tcp_port");
+    msgpack_pack_int32(&pk, md->tcp_port);
+    pack_key(&pk, "regions");
+    msgpack_pack_array(&pk, md->region_count);
+    for (uint32_t i = 0; i < md->region_count; i++) {
+        const mixl_md_region_t *r = &md->regions[i];
+        int ipc = (r->flags & MIXL_MD_REGION_IPC) != 0;
+        msgpack_pack_map(&pk, 8 + ipc);
+        pack_key(&pk, "id");
+        msgpack_pack_uint32(&pk, r->id);
+        pack_key(&pk, "addr");
+        msgpack_pack_uint64(&pk, r->addr);
+        pack_key(&pk, "len");
+        msgpack_pack_uint64(&pk, r->len);
+        pack_key(&pk, "mem");
+        msgpack_pack_uint32(&pk, (uint32_t)r->mem_type);
+        pack_key(&pk, "dev");
+        msgpack_pack_int32(&pk, r->device);
+        pack_key(&pk, "win");
+        msgpack_pack_int32(&pk, r->window);
+        pack_key(&pk, "wbase");
+        msgpack_pack_uint64(&pk, r->window_base);
+        pack_key(&pk, "flags");
+        msgpack_pack_uint32(&pk, r->flags);
+        if (ipc) {
+            pack_key(&pk, "ipc");
+            msgpack_pack_bin(&pk, sizeof(r->ipc_handle));
+            msgpack_pack_bin_body(&pk, r->ipc_handle, sizeof(r->ipc_handle));
+        }
+    }
+
+    blob = malloc(sb.size);
+    if (blob == NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    memcpy(blob, sb.data, sb.size);
+    {
+        size_t at = md_crc_offset(blob, sb.size);
+        uint32_t crc = mixl_crc32c(0, blob, sb.size);
+        uint8_t *b = (uint8_t *)blob + at;
+        b[0] = (uint8_t)(crc >> 24);
+        b[1] = (uint8_t)(crc >> 16);
+        b[2] = (uint8_t)(crc >> 8);
+        b[3] = (uint8_t)crc;
+    }
+    *len_p = sb.size;
+    *blob_p = blob;
+    msgpack_sbuffer_destroy(&sb);
+    return MIXL_OK;
+}
+
+/* --- decoding --------------------------------------------------------- */
+
+typedef struct {
+    char *err;
+    size_t err_len;
+} md_err_t;
+
+static mixl_status_t md_fail(md_err_t *e, mixl_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static mixl_status_t md_fail(md_err_t *e, mixl_status_t status, const char *fmt, ...)
+{
+    va_list ap;
+    if (e->err != NULL && e->err_len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(e->err, e->err_len, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+static int key_is(const msgpack_object *k, const char *name)
+{
+    size_t n = strlen(name);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static mixl_status_t get_str(md_err_t *e, const char *field, const msgpack_object *o, char *dst,
+                             size_t cap)
+{
+    if (o->type != MSGPACK_OBJECT_STR)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "field '%s' is not a string", field);
+    if (o->via.str.size >= cap)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "field '%s' is %u bytes, limit %zu", field,
+                       o->via.str.size, cap - 1);
+    memcpy(dst, o->via.str.ptr, o->via.str.size);
+    dst[o->via.str.size] = '\0';
+    return MIXL_OK;
+}
+
+/* Integers: msgpack picks the kind from the value, so accept both and range-check. */
+static mixl_status_t get_int(md_err_t *e, const char *field, const msgpack_object *o,
+                             int64_t lo, int64_t hi, int64_t *v_p)
+{
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX) goto err_range;
+        v = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        v = o->via.i64;
+    } else {
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "field '%s' is not an integer", field);
+    }
+    if (v < lo || v > hi) goto err_range;
+    *v_p = v;
+    return MIXL_OK;
+err_range:
+    return md_fail(e, MIXL_ERR_BAD_METADATA, "field '%s' is out of range", field);
+}
+
+static mixl_status_t get_u64(md_err_t *e, const char *field, const msgpack_object *o,
+                             uint64_t *v_p)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "field '%s' is not an unsigned integer", field);
+    *v_p = o->via.u64;
+    return MIXL_OK;
+}
+
+static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_object *o,
+                                   mixl_md_region_t *r)
+{
+    enum { HAVE_ID = 1, HAVE_ADDR = 2, HAVE_LEN = 4, HAVE_MEM = 8 };
+    unsigned have = 0;
+    mixl_status_t st = MIXL_OK;
+    int64_t v;
+
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u is not a map", index);
+    memset(r, 0, sizeof(*r));
+    r->window = -2;
+    for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
+        if (key_is(k, "id")) {
+            st = get_int(e, "regions[].id", val, 0, UINT32_MAX, &v);
+            r->id = (uint32_t)v;
+            have |= HAVE_ID;
+        } else if (key_is(k, "addr")) {
+            st = get_u64(e, "regions[].addr", val, &r->addr);
+            have |= HAVE_ADDR;
+        } else if (key_is(k, "len")) {
+            st = get_u64(e, "regions[].len", val, &r->len);
+            have |= HAVE_LEN;
+        } else if (key_is(k, "mem")) {
+            st = get_int(e, "regions[].mem", val, MIXL_MEM_HOST, MIXL_MEM_CUDA, &v);
+            r->mem_type = (mixl_mem_type_t)v;
+            have |= HAVE_MEM;
+        } else if (key_is(k, "dev")) {
+            st = get_int(e, "regions[].dev", val, -1, 1024, &v);
+            r->device = (int)v;
+        } else if (key_is(k, "win")) {
+            st = get_int(e, "regions[].win", val, -2, INT32_MAX, &v);
+            r->window = (int32_t)v;
+        } else if (key_is(k, "wbase")) {
+            st = get_u64(e, "regions[].wbase", val, &r->window_base);
+        } else if (key_is(k, "flags")) {
+            st = get_int(e, "regions[].flags", val, 0, UINT32_MAX, &v);
+            r->flags = (uint32_t)v;
+        } else if (key_is(k, "ipc")) {
+            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(r->ipc_handle))
+                st = md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: 'ipc' is not a %zu-byte binary",
+                             index, sizeof(r->ipc_handle));
+            else
+                memcpy(r->ipc_handle, val->via.bin.ptr, sizeof(r->ipc_handle));
+        }
+    }
+    if (st != MIXL_OK) return st;
+    if (have != (HAVE_ID | HAVE_ADDR | HAVE_LEN | HAVE_MEM))
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u lacks one of id, addr, len, mem", index);
+    if (r->len == 0 || r->addr + r->len < r->addr)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u has an invalid span", index);
+    if ((r->flags & MIXL_MD_REGION_IPC) && r->mem_type != MIXL_MEM_CUDA)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: IPC handle on non-device memory", index);
+    return MIXL_OK;
+}
+
+static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_metadata_t *md)
+{
+    enum { HAVE_NAME = 1, HAVE_REGIONS = 2 };
+    const msgpack_object *magic = NULL, *format = NULL;
+    unsigned have = 0;
+    mixl_status_t st = MIXL_OK;
+    int64_t v;
+
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "not a MIXL metadata blob (top level is not a map)");
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object *k = &root->via.map.ptr[i].key;
+        if (key_is(k, "magic")) magic = &root->via.map.ptr[i].val;
+        if (key_is(k, "format")) format = &root->via.map.ptr[i].val;
+    }
+    if (magic == NULL || magic->type != MSGPACK_OBJECT_STR ||
+        magic->via.str.size != strlen(MD_MAGIC) ||
+        memcmp(magic->via.str.ptr, MD_MAGIC, strlen(MD_MAGIC)) != 0)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "not a MIXL metadata blob (magic missing or wrong)");
+    if (format == NULL || get_int(e, "format", format, 0, UINT32_MAX, &v) != MIXL_OK)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "metadata has no valid format number");
+    md->format = (uint32_t)v;
+    if (md->format != MIXL_METADATA_FORMAT)
+        return md_fail(e, MIXL_ERR_VERSION, "metadata format %u, this library reads format %u",
+                       md->format, MIXL_METADATA_FORMAT);
+
+    md->mpi_rank = -1;
+    for (uint32_t i = 0; i < root->via.map.size && st == MIXL_OK; i++) {
+        const msgpack_object *k = &root->via.map.ptr[i].key, *val = &root->via.map.ptr[i].val;
+        if (key_is(k, "name")) {
+            st = get_str(e, "name", val, md->name, sizeof(md->name));
+            if (st == MIXL_OK && md->name[0] == '\0')
+                st = md_fail(e, MIXL_ERR_BAD_METADATA, "field 'name' is empty");
+            have |= HAVE_NAME;
+        } else if (key_is(k, "engine")) {
+            st = get_str(e, "engine", val, md->engine_id, sizeof(md->engine_id));
+        } else if (key_is(k, "lib")) {
+            st = get_str(e, "lib", val, md->library_version, sizeof(md->library_version));
+        } else if (key_is(k, "host")) {
+            st = get_str(e, "host", val, md->hostname, sizeof(md->hostname));
+        } else if (key_is(k, "mpi_world")) {
+            st = get_u64(e, "mpi_world", val, &md->mpi_world);
+        } else if (key_is(k, "mpi_rank")) {
+            st = get_int(e, "mpi_rank", val, -1, INT32_MAX, &v);
+            md->mpi_rank = (int32_t)v;
+        } else if (key_is(k, "tcp_host")) {
+            st = get_str(e, "tcp_host", val, md->tcp_host, sizeof(md->tcp_host));
+        } else if (key_is(k, "tcp_port")) {
+            st = get_int(e, "tcp_port", val, -1, 65535, &v);
+            md->tcp_port = (int32_t)v;
+        } else if (key_is(k, "regions")) {
+            if (val->type != MSGPACK_OBJECT_ARRAY)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'regions' is not an array");
+            if (val->via.array.size > MD_MAX_REGIONS)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "%u regions, limit %d",
+                               val->via.array.size, MD_MAX_REGIONS);
+            if (md->regions != NULL)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'regions' appears twice");
+            md->regions = calloc(val->via.array.size ? val->via.array.size : 1, sizeof(*md->regions));
+            if (md->regions == NULL) return MIXL_ERR_NO_MEMORY;
+            md->region_count = val->via.array.size;
+            for (uint32_t j = 0; j < md->region_count && st == MIXL_OK; j++)
+                st = decode_region(e, j, &val->via.array.ptr[j], &md->regions[j]);
+            have |= HAVE_REGIONS;
+        }
+    }
+    if (st != MIXL_OK) return st;
+    if (!(have & HAVE_NAME)) return md_fail(e, MIXL_ERR_BAD_METADATA, "metadata has no agent name");
+    if (!(have & HAVE_REGIONS)) return md_fail(e, MIXL_ERR_BAD_METADATA, "metadata has no region list");
+    for (uint32_t i = 0; i < md->region_count; i++)
+        for (uint32_t j = i + 1; j < md->region_count; j++)
+            if (md->regions[i].id == md->regions[j].id)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "region id %u appears twice",
+                               md->regions[i].id);
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t **md_p,
+                                   char *err, size_t err_len)
+{
+    md_err_t e = {err, err_len};
+    msgpack_unpacked up;
+    msgpack_unpack_return ret;
+    mixl_metadata_t *md;
+    mixl_status_t st;
+    size_t off = 0;
+
+    if (err != NULL && err_len > 0) err[0] = '\0';
+    if (blob == NULL || md_p == NULL)
+        return md_fail(&e, MIXL_ERR_INVALID_PARAM, "no blob or no output pointer");
+    if (len == 0) return md_fail(&e, MIXL_ERR_BAD_METADATA, "empty metadata blob");
+
+    msgpack_unpacked_init(&up);
+    ret = msgpack_unpack_next(&up, blob, len, &off);
+    /* A truncated blob gives CONTINUE (and still moves off), not an error. */
+    if (ret == MSGPACK_UNPACK_CONTINUE) {
+        st = md_fail(&e, MIXL_ERR_BAD_METADATA, "metadata blob is truncated (%zu bytes)", len);
+        goto err_unpacked;
+    }
+    if (ret != MSGPACK_UNPACK_SUCCESS) {
+        st = md_fail(&e, MIXL_ERR_BAD_METADATA, "metadata blob is not valid msgpack");
+        goto err_unpacked;
+    }
+    if (off != len) {
+        st = md_fail(&e, MIXL_ERR_BAD_METADATA, "metadata blob has %zu trailing bytes", len - off);
+        goto err_unpacked;
+    }
+    md = calloc(1, sizeof(*md));
+    if (md == NULL) {
+        st = MIXL_ERR_NO_MEMORY;
+        goto err_unpacked;
+    }
+    st = decode_root(&e, &up.data, md);
+    if (st != MIXL_OK) goto err_md;
+    {
+        size_t at = md_crc_offset(blob, len);
+        const uint8_t *b = (const uint8_t *)blob + at;
+        uint32_t stored = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
+                          ((uint32_t)b[2] << 8) | b[3];
+        if (at == 0) {
+            st = md_fail(&e, MIXL_ERR_BAD_METADATA, "metadata blob has no checksum");
+            goto err_md;
+        }
+        if (stored != md_crc_compute(blob, len, at)) {
+            st = md_fail(&e, MIXL_ERR_BAD_METADATA,
+                         "metadata blob of agent '%s' is corrupted (checksum mismatch)", md->name);
+            goto err_md;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    *md_p = md;
+    return MIXL_OK;
+
+err_md:
+    mixl_metadata_free(md);
+err_unpacked:
+    msgpack_unpacked_destroy(&up);
+    return st;
+}
+
+void mixl_metadata_free(mixl_metadata_t *md)
+{
+    if (md == NULL) return;
+    free(md->regions);
+    free(md);
+}
