@@ -37,6 +37,10 @@ void mixl_diag_probe_rdma(mixl_diag_t *d);
 void mixl_diag_probe_registry(mixl_diag_t *d);
 /* Collective: one-sided put/get + flush latency and bandwidth between ranks 0 and 1. */
 void mixl_diag_selftest_rma(mixl_diag_t *d);
+/* Collective: the same through the MIXL agent API (metadata, requests, notifications). */
+void mixl_diag_selftest_agent(mixl_diag_t *d);
+/* Collective: whether ranks 0 and 1 share a node (MPI_COMM_TYPE_SHARED). */
+int mixl_diag_same_node_0_1(void);
 /* Derive the findings array from the collected sections. */
 void mixl_diag_findings(mixl_diag_t *d);
 /* Print the report as a readable table on stdout. */

@@ -175,15 +175,23 @@ static void selftest_findings(json_t *r)
             continue;
         }
         const char *where = json_is_true(json_object_get(t, "same_node")) ? "same node" : "between nodes";
-        double lat = json_real_value(json_object_get(t, "put_latency_us"));
-        double bw = json_real_value(json_object_get(t, "put_bandwidth_gbit_s"));
+        /* Raw MPI names its numbers put/get, the agent write/read. */
+        json_t *lv = json_object_get(t, "put_latency_us");
+        json_t *bv = json_object_get(t, "put_bandwidth_gbit_s");
+        if (!lv)
+            lv = json_object_get(t, "write_latency_us");
+        if (!bv)
+            bv = json_object_get(t, "write_bandwidth_gbit_s");
+        if (!lv || !bv)
+            continue;
+        double lat = json_real_value(lv), bw = json_real_value(bv);
         if (lat > TARGET_LAT_US)
             mixl_diag_add_finding(r, "warning", "latency_above_target",
-                                  "%s put latency %.1f us (%s) is above the %.0f us target", path,
+                                  "%s write latency %.1f us (%s) is above the %.0f us target", path,
                                   lat, where, TARGET_LAT_US);
         if (bw < TARGET_BW_GBIT)
             mixl_diag_add_finding(r, "info", "bandwidth_below_target",
-                                  "%s put bandwidth %.1f Gbit/s (%s) is below the %.0f Gbit/s "
+                                  "%s write bandwidth %.1f Gbit/s (%s) is below the %.0f Gbit/s "
                                   "target of an RDMA fabric", path, bw, where, TARGET_BW_GBIT);
     }
 }

@@ -147,6 +147,7 @@ int main(int argc, char **argv)
         mixl_diag_probe_registry(&d);
     }
     mixl_diag_selftest_rma(&d);
+    mixl_diag_selftest_agent(&d);
 
     rc = 0;
     if (d.rank == 0) {

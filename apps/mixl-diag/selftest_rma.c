@@ -88,8 +88,7 @@ static int data_check(char *buf, MPI_Win win)
     return ok;
 }
 
-/* World rank of the first rank on each rank's node, gathered everywhere. */
-static int same_node_0_1(void)
+int mixl_diag_same_node_0_1(void)
 {
     MPI_Comm node;
     int me, leader;
@@ -124,7 +123,7 @@ void mixl_diag_selftest_rma(mixl_diag_t *d)
         json_object_set_new(t, "reason", json_string("one rank: run under mpirun/srun with 2+ ranks"));
         return;
     }
-    int same = same_node_0_1();
+    int same = mixl_diag_same_node_0_1();
 
     /* A failed window creation is a finding, not an abort. */
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

@@ -170,6 +170,23 @@ int main(int argc, char **argv)
                   nums[k]);
         }
         CHECK(json_is_boolean(json_object_get(st, "same_node")), "selftest same_node missing");
+        json_t *ag = json_array_get(at(r, "selftest"), 1);
+        const char *ag_status = json_string_value(json_object_get(ag, "status"));
+        CHECK(ag && !strcmp(json_string_value(json_object_get(ag, "path")) ?: "", "mixl-agent"),
+              "selftest[1] is not the mixl-agent path");
+        CHECK(ag_status && !strcmp(ag_status, "ok"), "mixl-agent self-test status %s (%s)",
+              ag_status ? ag_status : "(none)",
+              json_string_value(json_object_get(ag, "error")) ?: "");
+        CHECK(json_is_true(json_object_get(ag, "data_ok")),
+              "mixl-agent data incomplete when its notification arrived");
+        CHECK(json_is_string(json_object_get(ag, "data_path")), "mixl-agent data_path missing");
+        static const char *const agnums[] = {"write_latency_us", "read_latency_us",
+                                             "write_bandwidth_gbit_s", "read_bandwidth_gbit_s"};
+        for (int k = 0; k < 4; k++) {
+            json_t *v = json_object_get(ag, agnums[k]);
+            CHECK(json_is_real(v) && json_real_value(v) > 0.0, "agent %s missing or not > 0",
+                  agnums[k]);
+        }
     } else {
         CHECK(status && !strcmp(status, "skipped"), "one rank: self-test should be skipped");
     }
