@@ -174,6 +174,22 @@ static void selftest_findings(json_t *r)
                                   err ? ": " : "", err ? err : "");
             continue;
         }
+        json_t *viol = json_object_get(t, "ordering_violations");
+        if (json_integer_value(viol) > 0 || json_integer_value(json_object_get(t, "ordering_flags_lost")) > 0)
+            mixl_diag_add_finding(r, "error", "rma_flush_ordering",
+                                  "%s: a flag put after MPI_Win_flush of 16 MiB was seen before all "
+                                  "the data in %lld of %lld rounds (%lld flags lost): with this MPI "
+                                  "configuration a notification can overtake its data; use osc/ucx "
+                                  "(OMPI_MCA_osc=ucx) or verify block checksums",
+                                  path, json_integer_value(viol),
+                                  json_integer_value(json_object_get(t, "ordering_rounds")),
+                                  json_integer_value(json_object_get(t, "ordering_flags_lost")));
+        if (json_is_false(json_object_get(t, "passive_target_progress")))
+            mixl_diag_add_finding(r, "warning", "rma_needs_target_progress",
+                                  "%s: a put did not land while the target stayed out of MPI for "
+                                  "2 s: one-sided operations are emulated in software here (no "
+                                  "RDMA transport), so a rank that only polls its memory must also "
+                                  "call into MPI to receive data and notifications", path);
         const char *where = json_is_true(json_object_get(t, "same_node")) ? "same node" : "between nodes";
         /* Raw MPI names its numbers put/get, the agent write/read. */
         json_t *lv = json_object_get(t, "put_latency_us");

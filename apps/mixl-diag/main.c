@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "  --json              print the report as JSON instead of a table\n"
             "  --etcd URL          check an etcd registry endpoint (GET URL/health)\n"
             "  --registry-timeout  per-request timeout in ms (default 2000)\n"
-            "  --selftest-seconds  time allowed to each self-test loop (default 0.5)\n"
+            "  --selftest-seconds  time allowed to each self-test loop (default 0.3)\n"
             "  --thread LEVEL      thread level to request from MPI (default multiple)\n"
             "  --strict            exit 1 when a finding has severity \"error\"\n"
             "Run under mpirun/srun with 2 or more ranks to measure the transport.\n");
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     mixl_diag_t d = {
         .thread_requested = MPI_THREAD_MULTIPLE,
         .registry_timeout_ms = 2000,
-        .selftest_budget_s = 0.5,
+        .selftest_budget_s = 0.3,
     };
     int json = 0, strict = 0;
     int rc = parse_args(argc, argv, &d, &json, &strict);

@@ -24,7 +24,7 @@
 #define AG_REGION (AG_CHUNK * AG_CHUNKS)
 #define AG_LAT_MAX 5000
 #define AG_BW_MAX 64
-#define AG_NOTIF_WAIT_S 10.0
+#define AG_NOTIF_WAIT_S 5.0
 
 static unsigned char pattern_byte(size_t i)
 {

@@ -7,6 +7,18 @@
  * = 16 one-MiB puts (gets) per flush. Each loop stops at its time budget so
  * the whole test takes a few seconds even on a slow TCP path. A 1 MiB
  * pattern is put and read back to check the data, not just the timing.
+ *
+ * Two more checks test what MIXL's notifications rely on:
+ * - ordering: rank 0 puts 16 MiB + MPI_Win_flush into an MPI_Win_create
+ *   window, then an 8-byte flag into an MPI_Win_allocate window + flush
+ *   (MIXL's data-then-notification sequence on the same window kinds); rank 1
+ *   waits for the flag (calling into MPI meanwhile) and then checks every
+ *   byte. MPI_Win_flush promises the data is complete at the target first;
+ *   a violation means a notification can arrive before its data.
+ * - passive progress: the same flag put while rank 1 only reads its memory
+ *   and never calls into MPI (as a poller of a notification ring does). When
+ *   the MPI library emulates one-sided operations in software (osc/ucx over
+ *   shared memory or TCP), the put lands only once the target enters MPI.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -108,6 +120,127 @@ int mixl_diag_same_node_0_1(void)
     return leaders[0] == leaders[1];
 }
 
+#define ORDER_ROUNDS_MAX 32
+#define ORDER_WAIT_S 5.0
+#define PASSIVE_WAIT_S 2.0
+
+static unsigned char order_byte(size_t i, int round)
+{
+    return (unsigned char)(i * 131 + (size_t)round * 7 + 3);
+}
+
+/* Rank 1: wait for flag == want; with progress, call into MPI while waiting. */
+static int wait_flag(volatile uint64_t *flag, MPI_Win fwin, uint64_t want, int progress,
+                     double limit_s)
+{
+    double t0 = MPI_Wtime();
+    for (;;) {
+        if (progress) {
+            int pending;
+            MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &pending, MPI_STATUS_IGNORE);
+            MPI_Win_sync(fwin);
+        }
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) == want)
+            return 1;
+        if (MPI_Wtime() - t0 > limit_s)
+            return 0;
+    }
+}
+
+/*
+ * Collective. The data window is created the way MIXL creates the windows of
+ * registered memory (MPI_Win_create over memory the program allocated) and
+ * the flag window the way it creates its notification window
+ * (MPI_Win_allocate): transports treat the two kinds differently. Rank 0 and
+ * 1 run rounds of data + flag until the budget is spent or a flag is lost;
+ * the other ranks only follow the rounds. Results land in t on rank 0.
+ */
+static void ordering_check(mixl_diag_t *d, json_t *t)
+{
+    char *data = aligned_alloc(4096, WIN_BYTES);
+    char *src = d->rank == 0 ? malloc(WIN_BYTES) : NULL;
+    int ok = data != NULL && (d->rank != 0 || src != NULL);
+    MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!ok) {
+        if (d->rank == 0)
+            json_object_set_new(t, "ordering_error", json_string("out of memory"));
+        free(data);
+        free(src);
+        return;
+    }
+    memset(data, 0, WIN_BYTES);
+    uint64_t *flag = NULL;
+    MPI_Win dwin, fwin;
+    MPI_Win_create(data, (MPI_Aint)WIN_BYTES, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &dwin);
+    MPI_Win_allocate(64, 1, MPI_INFO_NULL, MPI_COMM_WORLD, &flag, &fwin);
+    __atomic_store_n(flag, 0, __ATOMIC_RELEASE);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, dwin);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, fwin);
+
+    int rounds = 0, violations = 0, lost = 0, go = 1;
+    double t0 = MPI_Wtime();
+    while (go) {
+        int round = rounds + 1;
+        if (d->rank == 0) {
+            for (size_t i = 0; i < WIN_BYTES; i++)
+                src[i] = (char)order_byte(i, round);
+            uint64_t f = (uint64_t)round;
+            MPI_Put(src, (int)WIN_BYTES, MPI_BYTE, 1, 0, (int)WIN_BYTES, MPI_BYTE, dwin);
+            MPI_Win_flush(1, dwin);
+            MPI_Put(&f, 1, MPI_UINT64_T, 1, 0, 1, MPI_UINT64_T, fwin);
+            MPI_Win_flush(1, fwin);
+        } else if (d->rank == 1) {
+            if (!wait_flag(flag, fwin, (uint64_t)round, 1, ORDER_WAIT_S)) {
+                lost++;
+            } else {
+                MPI_Win_sync(dwin);
+                for (size_t i = 0; i < WIN_BYTES; i++) {
+                    if ((unsigned char)data[i] != order_byte(i, round)) {
+                        violations++;
+                        break;
+                    }
+                }
+            }
+        }
+        rounds++;
+        /* Another round while the budget lasts and no flag went missing. */
+        go = rounds < ORDER_ROUNDS_MAX && MPI_Wtime() - t0 < d->selftest_budget_s && !lost;
+        MPI_Allreduce(MPI_IN_PLACE, &go, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    }
+    int counts[2] = {violations, lost};
+    MPI_Bcast(counts, 2, MPI_INT, 1, MPI_COMM_WORLD);
+
+    /* Passive progress: a put into the MPI_Win_create window while rank 1
+     * reads its memory and makes no MPI call (bounded wait). */
+    int passive_ok = 1;
+    uint64_t marker = 0x6d69786c00000000ull + (uint64_t)rounds;
+    if (d->rank == 0) {
+        MPI_Put(&marker, 1, MPI_UINT64_T, 1, 0, 1, MPI_UINT64_T, dwin);
+        MPI_Win_flush_local(1, dwin);
+    } else if (d->rank == 1) {
+        passive_ok = wait_flag((volatile uint64_t *)data, dwin, marker, 0, PASSIVE_WAIT_S);
+    }
+    MPI_Bcast(&passive_ok, 1, MPI_INT, 1, MPI_COMM_WORLD);
+    /* Rank 1 is in MPI now: a put still pending completes. */
+    if (d->rank == 0)
+        MPI_Win_flush(1, dwin);
+    MPI_Barrier(MPI_COMM_WORLD);
+    MPI_Win_unlock_all(fwin);
+    MPI_Win_unlock_all(dwin);
+    MPI_Win_free(&fwin);
+    MPI_Win_free(&dwin);
+    free(data);
+    free(src);
+
+    if (d->rank == 0) {
+        json_object_set_new(t, "ordering_rounds", json_integer(rounds));
+        json_object_set_new(t, "ordering_violations", json_integer(counts[0]));
+        json_object_set_new(t, "ordering_flags_lost", json_integer(counts[1]));
+        json_object_set_new(t, "passive_target_progress", json_boolean(passive_ok));
+    }
+}
+
 void mixl_diag_selftest_rma(mixl_diag_t *d)
 {
     json_t *t = NULL;
@@ -182,4 +315,5 @@ void mixl_diag_selftest_rma(mixl_diag_t *d)
     /* The target stays passive until rank 0 is done. */
     MPI_Barrier(MPI_COMM_WORLD);
     MPI_Win_free(&win);
+    ordering_check(d, t);
 }

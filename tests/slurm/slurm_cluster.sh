@@ -44,48 +44,76 @@ descendants() {
 # process this script started and not a recycled PID.
 is_ours() {
   local pid=$1 mark=$2
-  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$mark"
+  # grep without -q reads all its input: no SIGPIPE to fail the pipeline.
+  [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -F -- "$mark" >/dev/null
 }
 
-# SIGTERM, wait up to 10 s, then SIGKILL.
-stop_pid() {
-  local pid=$1 name=$2 i
-  kill -TERM "$pid" 2>/dev/null || return 0
+# SIGTERM to every PID given, wait up to 10 s for all of them together,
+# then SIGKILL the ones still alive.
+stop_pids() {
+  local name=$1 pid i alive
+  shift
+  [ $# -gt 0 ] || return 0
+  for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
   for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    alive=()
+    for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
+    [ ${#alive[@]} -eq 0 ] && return 0
     sleep 0.1
   done
-  log "$name (pid $pid) ignored SIGTERM for 10 s, sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null
+  log "$name (pid ${alive[*]}) still alive 10 s after SIGTERM, sending SIGKILL"
+  for pid in "${alive[@]}"; do kill -KILL "$pid" 2>/dev/null; done
   return 0
+}
+
+# slurmstepd processes of this cluster. slurmd double-forks them, so they are
+# children of init, not of slurmd; each keeps our slurmd log open, which
+# tells ours apart from those of any other Slurm on the host.
+our_stepds() {
+  local p
+  for p in $(pgrep -x slurmstepd 2>/dev/null); do
+    ls -l "/proc/$p/fd" 2>/dev/null | grep -F -- "$MIXL_SLURM_DIR/" >/dev/null && echo "$p"
+  done
 }
 
 do_stop() {
   [ -f "$state/env" ] || { log "nothing to stop in $state"; return 0; }
   # shellcheck disable=SC1091
   . "$state/env"
-  local tree=() name pid mark
-  # Job processes (slurmstepd and its tasks) descend from our slurmd; collect
-  # them before slurmd goes, or they are re-parented and cannot be told apart.
-  if [ -f "$state/slurmd.pid" ]; then
-    pid=$(cat "$state/slurmd.pid")
-    if is_ours "$pid" "$MIXL_SLURM_DIR"; then
-      read -r -a tree <<<"$(descendants "$pid")"
+  local tree=() roots=() name pid i
+  # Jobs still queued or running are cancelled through Slurm first, so their
+  # steps end the normal way (bounded wait).
+  if [ -f "$state/slurmctld.pid" ] && is_ours "$(cat "$state/slurmctld.pid")" "$MIXL_SLURM_DIR"; then
+    local jobs
+    jobs=$(timeout 10 squeue -h -o %A 2>/dev/null | tr '\n' ' ')
+    if [ -n "${jobs// /}" ]; then
+      log "cancelling jobs still in the queue: $jobs"
+      # shellcheck disable=SC2086
+      timeout 10 scancel $jobs 2>/dev/null
+      for i in $(seq 1 100); do
+        [ -z "$(timeout 5 squeue -h -o %A 2>/dev/null)" ] && break
+        sleep 0.1
+      done
     fi
   fi
+  # Whatever is left of the jobs (step daemons and their tasks) is ours to end too.
+  read -r -a roots <<<"$(our_stepds)"
+  if [ -f "$state/slurmd.pid" ] && is_ours "$(cat "$state/slurmd.pid")" "$MIXL_SLURM_DIR"; then
+    roots+=("$(cat "$state/slurmd.pid")")
+  fi
+  if [ ${#roots[@]} -gt 0 ]; then
+    read -r -a tree <<<"$(descendants "${roots[@]}") $(our_stepds)"
+  fi
+  # slurmd before slurmctld before munged: each needs the next one to shut down cleanly.
   for name in slurmd slurmctld munged; do
     [ -f "$state/$name.pid" ] || continue
     pid=$(cat "$state/$name.pid")
-    mark=$MIXL_SLURM_DIR
-    if is_ours "$pid" "$mark"; then
-      stop_pid "$pid" "$name"
+    if is_ours "$pid" "$MIXL_SLURM_DIR"; then
+      stop_pids "$name" "$pid"
     fi
     rm -f "$state/$name.pid"
   done
-  for pid in "${tree[@]}"; do
-    # Children of our slurmd that outlived it are job leftovers of this cluster.
-    kill -0 "$pid" 2>/dev/null && stop_pid "$pid" "job process"
-  done
+  stop_pids "job processes" "${tree[@]}"
   if [ -n "${MIXL_SLURM_DIR:-}" ] && [ -d "$MIXL_SLURM_DIR" ]; then
     # Keep the daemon logs next to the test results for post-mortems.
     mkdir -p "$state/log" && cp -r "$MIXL_SLURM_DIR/log/." "$state/log/" 2>/dev/null
@@ -159,7 +187,7 @@ do_start() {
   local d=$MIXL_SLURM_DIR host cpus mem ctld_port slurmd_port
   # munged wants its key, log and seed in a private directory and its
   # socket in one every client can traverse.
-  mkdir -p "$d/state" "$d/spool" "$d/log" "$d/munge" "$d/munge-sock"
+  mkdir -p "$d/state" "$d/spool" "$d/log" "$d/munge" "$d/munge-sock" "$d/tmp"
   chown munge:munge "$d/munge" "$d/munge-sock"
   chmod 0700 "$d/munge"
   chmod 0755 "$d/munge-sock"
@@ -179,6 +207,7 @@ do_start() {
   [ -n "$mem" ] || mem=1024
   # Stay below what slurmd detects or the node is drained ("Low RealMemory").
   mem=$((mem * 9 / 10))
+  local first_job=$(( (RANDOM % 30000 + 1) * 1000 ))
   ctld_port=$(free_port) && slurmd_port=$(free_port) || fail_start "no free TCP port"
   [ "$ctld_port" != "$slurmd_port" ] || slurmd_port=$((ctld_port + 1))
 
@@ -208,6 +237,11 @@ ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 SlurmdParameters=config_overrides
 MinJobAge=600
+# Another private cluster may run on this host at the same time (a second
+# test run): job ids and scratch paths must differ, as PMIx and slurmstepd
+# name their sockets and directories after the job id.
+FirstJobId=$first_job
+TmpFS=$d/tmp
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF

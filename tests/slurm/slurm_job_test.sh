@@ -4,6 +4,8 @@
 #   step    sbatch scripts/slurm/mixl-step.sbatch (srun --mpi=pmix, roles by rank
 #           through --multi-prog), wait for the job, check its state and HDF5 output
 #   mpirun  the same with scripts/slurm/mixl-mpirun.sbatch (mpirun inside the allocation)
+#   diag    mixl-diag with 2 ranks under srun --mpi=pmix; its JSON is validated
+#           (both self-tests ran between the two Slurm tasks and checked their data)
 #   hetjob  sbatch --test-only scripts/slurm/mixl-hetjob.sbatch: a heterogeneous job
 #           needs one node per component and never starts on this one-node
 #           cluster, so only its parsing and its acceptance by the scheduler are checked
@@ -12,7 +14,7 @@
 # writes an HDF5 file. Exit 77 when the cluster could not be started.
 set -uo pipefail
 
-case_name=${1:?usage: $0 step|mpirun|hetjob}
+case_name=${1:?usage: $0 step|mpirun|diag|hetjob}
 : "${MIXL_SOURCE_DIR:?}" "${MIXL_SLURM_STATE:?}" "${MIXL_TEST_WORKDIR:?}" "${MIXL_SLURM_PROBE:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -51,38 +53,55 @@ if [ "$case_name" = hetjob ]; then
   exit 0
 fi
 
+# Submit, then wait (bounded) until the job has ended; sets jobid, state, info.
+# slurmctld keeps finished jobs for MinJobAge (600 s), so scontrol still
+# reports the final state; no accounting database is needed.
+submit_and_wait() {
+  jobid=$(sbatch "$@") || fail "sbatch refused the job ($*)"
+  jobid=${jobid%%;*}
+  echo "submitted job $jobid"
+  state=""
+  for _ in $(seq 1 240); do
+    info=$(scontrol show job -o "$jobid" 2>/dev/null)
+    state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info")
+    case $state in
+      COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) break ;;
+    esac
+    sleep 0.5
+  done
+  echo "job $jobid: $info"
+  joblog=$work/mixl-$jobid.out
+  [ -f "$joblog" ] && { echo "--- job output"; cat "$joblog"; echo "---"; }
+  case $state in
+    COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) ;;
+    *) scancel "$jobid"; fail "job $jobid not finished after 120 s (state ${state:-unknown})" ;;
+  esac
+  [ "$state" = COMPLETED ] || fail "job $jobid ended $state"
+  exitcode=$(sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p' <<<"$info")
+  [ "$exitcode" = "0:0" ] || fail "job $jobid exit code $exitcode"
+}
+
+if [ "$case_name" = diag ]; then
+  : "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
+  # The system's default MCA selection: what a user's first srun gets. (The
+  # UCX selection of scripts/slurm/ is covered by the step and mpirun cases,
+  # and for mixl-diag by the diag.ranks2-ucx test.)
+  submit_and_wait "${sbatch_opts[@]}" --ntasks 2 --nodes 1 --wrap \
+    "srun --mpi=pmix --kill-on-bad-exit=1 $MIXL_DIAG --json --selftest-seconds 0.2 >$work/diag.json"
+  "$MIXL_DIAG_CHECK" "$work/diag.json" --ranks 2 || { cat "$work/diag.json"; fail "bad report"; }
+  echo "PASS: diag job $jobid"
+  exit 0
+fi
+
 case $case_name in
   step) script=$scripts/mixl-step.sbatch ;;
   mpirun) script=$scripts/mixl-mpirun.sbatch ;;
   *) fail "unknown case $case_name" ;;
 esac
 
-jobid=$(sbatch "${sbatch_opts[@]}" --ntasks "$ntasks" --nodes 1 "$script" --program "$program" \
-        --outdir "$work/results" "${role_opts[@]}" "$config") || fail "sbatch refused $script"
-jobid=${jobid%%;*}
-echo "submitted job $jobid ($script)"
-
-# Bounded wait: slurmctld keeps finished jobs for MinJobAge (600 s), so
-# scontrol still reports the final state; no accounting database is needed.
-state=""
-for _ in $(seq 1 240); do
-  info=$(scontrol show job -o "$jobid" 2>/dev/null)
-  state=$(sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p' <<<"$info")
-  case $state in
-    COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) break ;;
-  esac
-  sleep 0.5
-done
-echo "job $jobid: $info"
-joblog=$work/mixl-$jobid.out
-[ -f "$joblog" ] && { echo "--- job output"; cat "$joblog"; echo "---"; }
-case $state in
-  COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY | BOOT_FAIL | DEADLINE) ;;
-  *) scancel "$jobid"; fail "job $jobid not finished after 120 s (state ${state:-unknown})" ;;
-esac
-[ "$state" = COMPLETED ] || fail "job $jobid ended $state"
-exitcode=$(sed -n 's/.* ExitCode=\([0-9:]*\).*/\1/p' <<<"$info")
-[ "$exitcode" = "0:0" ] || fail "job $jobid exit code $exitcode"
+echo "script $script"
+submit_and_wait "${sbatch_opts[@]}" --ntasks "$ntasks" --nodes 1 "$script" --program "$program" \
+  --outdir "$work/results" "${role_opts[@]}" "$config"
 
 results=$work/results/mixl-$jobid.h5
 [ -s "$results" ] || fail "no results file $results"
