@@ -51,11 +51,11 @@ is_ours() {
 # SIGTERM to every PID given, wait up to 10 s for all of them together,
 # then SIGKILL the ones still alive.
 stop_pids() {
-  local name=$1 pid i alive
+  local name=$1 pid alive
   shift
   [ $# -gt 0 ] || return 0
   for pid in "$@"; do kill -TERM "$pid" 2>/dev/null; done
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     alive=()
     for pid in "$@"; do kill -0 "$pid" 2>/dev/null && alive+=("$pid"); done
     [ ${#alive[@]} -eq 0 ] && return 0
@@ -70,9 +70,13 @@ stop_pids() {
 # children of init, not of slurmd; each keeps our slurmd log open, which
 # tells ours apart from those of any other Slurm on the host.
 our_stepds() {
-  local p
+  local p fd
   for p in $(pgrep -x slurmstepd 2>/dev/null); do
-    ls -l "/proc/$p/fd" 2>/dev/null | grep -F -- "$MIXL_SLURM_DIR/" >/dev/null && echo "$p"
+    for fd in "/proc/$p/fd"/*; do
+      case $(readlink "$fd" 2>/dev/null) in
+        "$MIXL_SLURM_DIR"/*) echo "$p"; break ;;
+      esac
+    done
   done
 }
 
@@ -80,7 +84,7 @@ do_stop() {
   [ -f "$state/env" ] || { log "nothing to stop in $state"; return 0; }
   # shellcheck disable=SC1091
   . "$state/env"
-  local tree=() roots=() name pid i
+  local tree=() roots=() name pid
   # Jobs still queued or running are cancelled through Slurm first, so their
   # steps end the normal way (bounded wait).
   if [ -f "$state/slurmctld.pid" ] && is_ours "$(cat "$state/slurmctld.pid")" "$MIXL_SLURM_DIR"; then
@@ -90,7 +94,7 @@ do_stop() {
       log "cancelling jobs still in the queue: $jobs"
       # shellcheck disable=SC2086
       timeout 10 scancel $jobs 2>/dev/null
-      for i in $(seq 1 100); do
+      for _ in $(seq 1 100); do
         [ -z "$(timeout 5 squeue -h -o %A 2>/dev/null)" ] && break
         sleep 0.1
       done
@@ -126,8 +130,8 @@ do_stop() {
 
 # A free loopback/any TCP port in 20000-40000 not in TIME_WAIT or LISTEN.
 free_port() {
-  local p i
-  for i in $(seq 1 200); do
+  local p
+  for _ in $(seq 1 200); do
     p=$((20000 + RANDOM % 20000))
     [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
   done
@@ -257,8 +261,7 @@ EOF
     munged -F --socket="$d/munge-sock/munge.sock" --key-file="$d/munge/munge.key" \
     --log-file="$d/munge/munged.log" --pid-file="$d/munge/munged.pid" \
     --seed-file="$d/munge/munged.seed"
-  local i
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     [ -S "$d/munge-sock/munge.sock" ] && break
     kill -0 "$(cat "$state/munged.pid")" 2>/dev/null || break
     sleep 0.1
@@ -275,7 +278,7 @@ EOF
 
   # Bounded wait for the node to register and become schedulable.
   local st=""
-  for i in $(seq 1 60); do
+  for _ in $(seq 1 60); do
     st=$(sinfo -h -o %T 2>/dev/null | head -n 1)
     [ "$st" = "idle" ] && break
     kill -0 "$(cat "$state/slurmd.pid")" 2>/dev/null || fail_start "slurmd exited"
