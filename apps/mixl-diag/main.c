@@ -5,12 +5,12 @@
  * findings in plain words. Runs alone (MPI singleton) or under mpirun/srun;
  * the self-test between ranks needs at least two ranks.
  *
- *   mixl-diag [--json] [--etcd URL] [--registry-timeout MS] [--selftest-seconds S]
- *             [--thread single|funneled|serialized|multiple] [--strict]
+ *   mixl-diag [--json] [--json-file PATH] [--etcd URL] [--registry-timeout MS]
+ *             [--selftest-seconds S] [--thread single|funneled|serialized|multiple] [--strict]
  *
  * Exit status: 0 whatever the findings (an unreachable registry or a missing
  * device is a finding, not a failure), 1 with --strict when a finding has
- * severity "error", 2 on bad usage.
+ * severity "error", 2 on bad usage or when --json-file cannot be written.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +34,11 @@ static const struct {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: mixl-diag [--json] [--etcd URL] [--registry-timeout MS]\n"
+            "usage: mixl-diag [--json] [--json-file PATH] [--etcd URL] [--registry-timeout MS]\n"
             "                 [--selftest-seconds S] [--thread single|funneled|serialized|multiple]\n"
             "                 [--strict]\n"
             "  --json              print the report as JSON instead of a table\n"
+            "  --json-file PATH    also write the JSON report to PATH\n"
             "  --etcd URL          check an etcd registry endpoint (GET URL/health)\n"
             "  --registry-timeout  per-request timeout in ms (default 2000)\n"
             "  --selftest-seconds  time allowed to each self-test loop (default 0.3)\n"
@@ -47,7 +48,8 @@ static void usage(FILE *out)
 }
 
 /* Parse arguments before MPI_Init so --help and bad usage need no MPI. */
-static int parse_args(int argc, char **argv, mixl_diag_t *d, int *json_p, int *strict_p)
+static int parse_args(int argc, char **argv, mixl_diag_t *d, int *json_p, int *strict_p,
+                      const char **json_file_p)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -56,6 +58,9 @@ static int parse_args(int argc, char **argv, mixl_diag_t *d, int *json_p, int *s
             *json_p = 1;
         } else if (!strcmp(a, "--strict")) {
             *strict_p = 1;
+        } else if (!strcmp(a, "--json-file") && v) {
+            *json_file_p = v;
+            i++;
         } else if (!strcmp(a, "--etcd") && v) {
             d->etcd_url = v;
             i++;
@@ -122,7 +127,8 @@ int main(int argc, char **argv)
         .selftest_budget_s = 0.3,
     };
     int json = 0, strict = 0;
-    int rc = parse_args(argc, argv, &d, &json, &strict);
+    const char *json_file = NULL;
+    int rc = parse_args(argc, argv, &d, &json, &strict, &json_file);
     if (rc)
         return rc == 1 ? 0 : rc;
 
@@ -159,7 +165,12 @@ int main(int argc, char **argv)
             mixl_diag_print_table(d.report);
         }
         fflush(stdout);
-        if (strict) {
+        if (json_file &&
+            json_dump_file(d.report, json_file, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0) {
+            fprintf(stderr, "mixl-diag: cannot write the JSON report to %s\n", json_file);
+            rc = 2;
+        }
+        if (strict && rc == 0) {
             size_t i;
             json_t *f;
             json_array_foreach(json_object_get(d.report, "findings"), i, f)

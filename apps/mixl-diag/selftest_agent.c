@@ -129,6 +129,8 @@ static double time_loop(ag_t *a, mixl_xfer_h x, int max, double budget)
     return (t - t0) * 1e6 / n;
 }
 
+enum { RECV_OK = 0, RECV_MISMATCH = 1, RECV_NONE = 2 };
+
 /* Rank 1: wait (bounded) for rank 0's notification, then check the data. */
 static int receive_and_check(ag_t *a)
 {
@@ -137,20 +139,23 @@ static int receive_and_check(ag_t *a)
     double t0 = MPI_Wtime();
     while (!got && MPI_Wtime() - t0 < AG_NOTIF_WAIT_S) {
         mixl_status_t st = mixl_notif_poll(a->agent, &n, 1, &got);
-        if (st != MIXL_OK)
-            return fail(a, "mixl_notif_poll", st);
+        if (st != MIXL_OK) {
+            fail(a, "mixl_notif_poll", st);
+            return RECV_NONE;
+        }
     }
     if (!got) {
         snprintf(a->err, sizeof(a->err), "no notification within %.0f s", AG_NOTIF_WAIT_S);
-        return -1;
+        return RECV_NONE;
     }
     for (size_t i = 0; i < AG_REGION; i++) {
         if (a->buf[i] != pattern_byte(i)) {
-            snprintf(a->err, sizeof(a->err), "byte %zu wrong after the notification", i);
-            return -1;
+            snprintf(a->err, sizeof(a->err), "byte %zu of %zu wrong after the notification", i,
+                     AG_REGION);
+            return RECV_MISMATCH;
         }
     }
-    return 0;
+    return RECV_OK;
 }
 
 void mixl_diag_selftest_agent(mixl_diag_t *d)
@@ -207,7 +212,7 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
     int all_rc = 0;
     MPI_Allreduce(&rc, &all_rc, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
 
-    int data_ok = 0;
+    int outcome = RECV_NONE;
     if (all_rc == 0) {
         if (d->rank == 0) {
             for (size_t i = 0; i < AG_REGION; i++)
@@ -220,16 +225,20 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
                 mixl_xfer_release(x);
             }
         } else if (d->rank == 1) {
-            rc = receive_and_check(&a);
+            outcome = receive_and_check(&a);
         }
-        int ok1 = rc == 0;
-        /* Rank 1 judged the data; rank 0 reports it. */
-        MPI_Bcast(&ok1, 1, MPI_INT, 1, MPI_COMM_WORLD);
-        data_ok = ok1;
-        if (d->rank == 1 && rc)
-            MPI_Send(a.err, sizeof(a.err), MPI_CHAR, 0, 77, MPI_COMM_WORLD);
-        if (d->rank == 0 && !ok1)
-            MPI_Recv(a.err, sizeof(a.err), MPI_CHAR, 1, 77, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        /* Rank 1 judged the data; rank 0 reports it, its own error first. */
+        MPI_Bcast(&outcome, 1, MPI_INT, 1, MPI_COMM_WORLD);
+        if (outcome != RECV_OK) {
+            char err1[sizeof(a.err)];
+            if (d->rank == 1)
+                MPI_Send(a.err, sizeof(a.err), MPI_CHAR, 0, 77, MPI_COMM_WORLD);
+            if (d->rank == 0) {
+                MPI_Recv(err1, sizeof(err1), MPI_CHAR, 1, 77, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+                if (rc == 0)
+                    snprintf(a.err, sizeof(a.err), "%s", err1);
+            }
+        }
     } else if (d->rank == 0 && rc == 0) {
         snprintf(a.err, sizeof(a.err), "agent set-up failed on another rank");
     }
@@ -239,7 +248,8 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
         json_object_set_new(t, "same_node", json_boolean(same));
         json_object_set_new(t, "data_path", json_string(mixl_agent_path_report(a.agent)));
         double lat_w = -1, lat_r = -1, bw_w = -1, bw_r = -1;
-        if (all_rc == 0 && data_ok) {
+        int data_ok = all_rc == 0 && outcome == RECV_OK && rc == 0;
+        if (data_ok) {
             mixl_xfer_h w8 = NULL, r8 = NULL, wb = NULL, rb = NULL;
             if (!make_xfer(&a, MIXL_OP_WRITE, AG_LAT_BYTES, 1, NULL, 0, &w8) &&
                 !make_xfer(&a, MIXL_OP_READ, AG_LAT_BYTES, 1, NULL, 0, &r8) &&
@@ -259,8 +269,9 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
                     mixl_xfer_release(xs[i]);
         }
         int ok = all_rc == 0 && data_ok && lat_w > 0 && lat_r > 0 && bw_w > 0 && bw_r > 0;
-        json_object_set_new(t, "status", json_string(ok ? "ok" : !data_ok && all_rc == 0
-                                                                 ? "data mismatch" : "failed"));
+        json_object_set_new(t, "status", json_string(ok ? "ok"
+                                                     : outcome == RECV_MISMATCH ? "data mismatch"
+                                                                                : "failed"));
         json_object_set_new(t, "data_ok", json_boolean(data_ok));
         if (!ok)
             json_object_set_new(t, "error", json_string(a.err));

@@ -4,8 +4,9 @@
 #   step    sbatch scripts/slurm/mixl-step.sbatch (srun --mpi=pmix, roles by rank
 #           through --multi-prog), wait for the job, check its state and HDF5 output
 #   mpirun  the same with scripts/slurm/mixl-mpirun.sbatch (mpirun inside the allocation)
-#   diag    mixl-diag with 2 ranks under srun --mpi=pmix; its JSON is validated
-#           (both self-tests ran between the two Slurm tasks and checked their data)
+#   diag    sbatch scripts/slurm/mixl-diag.sbatch with 2 ranks: the table is in the job
+#           log, the JSON report is validated (self-tests ran between the two Slurm
+#           tasks, pml ucx selected as the script asks)
 #   hetjob  sbatch --test-only scripts/slurm/mixl-hetjob.sbatch: a heterogeneous job
 #           needs one node per component and never starts on this one-node
 #           cluster, so only its parsing and its acceptance by the scheduler are checked
@@ -83,12 +84,16 @@ submit_and_wait() {
 
 if [ "$case_name" = diag ]; then
   : "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
-  # The system's default MCA selection: what a user's first srun gets. (The
-  # UCX selection of scripts/slurm/ is covered by the step and mpirun cases,
-  # and for mixl-diag by the diag.ranks2-ucx test.)
-  submit_and_wait "${sbatch_opts[@]}" --ntasks 2 --nodes 1 --wrap \
-    "srun --mpi=pmix --kill-on-bad-exit=1 $MIXL_DIAG --json --selftest-seconds 0.2 >$work/diag.json"
-  "$MIXL_DIAG_CHECK" "$work/diag.json" --ranks 2 || { cat "$work/diag.json"; fail "bad report"; }
+  # Both ranks on the one node (the script's default is one rank on each of two nodes).
+  submit_and_wait "${sbatch_opts[@]}" --nodes 1 --ntasks 2 --ntasks-per-node 2 \
+    "$scripts/mixl-diag.sbatch" --program "$MIXL_DIAG" --outdir "$work/results" \
+    -- --selftest-seconds 0.2
+  report=$work/results/mixl-diag-$jobid.json
+  [ -s "$report" ] || fail "no report $report"
+  # The table went to the job log, the JSON to the report; the UCX selection
+  # the script exports must be what Open MPI used.
+  grep -q '^Findings' "$work/mixl-$jobid.out" || fail "no table in the job log"
+  "$MIXL_DIAG_CHECK" "$report" --ranks 2 --expect-pml ucx || { cat "$report"; fail "bad report"; }
   echo "PASS: diag job $jobid"
   exit 0
 fi
