@@ -148,7 +148,7 @@ need_packages() {
     log "missing ${missing[*]} and no apt-get"; return 1
   fi
   log "installing slurm-wlm munge (missing ${missing[*]})"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends \
+  DEBIAN_FRONTEND=noninteractive timeout 240 apt-get install -y -qq --no-install-recommends \
     slurm-wlm munge >"$state/apt.log" 2>&1 || { log "apt-get failed, see $state/apt.log"; return 1; }
   for b in munged slurmctld slurmd sbatch sinfo scontrol; do
     command -v "$b" >/dev/null 2>&1 || return 1
@@ -186,8 +186,13 @@ do_start() {
   id munge >/dev/null 2>&1 || { log "SKIP: no munge user"; exit $SKIP; }
 
   # Short path: the munge socket path must fit in sun_path (108 bytes).
-  MIXL_SLURM_DIR=$(mktemp -d /tmp/mixl-slurm.XXXXXX) || fail_start "mktemp failed"
+  MIXL_SLURM_DIR=$(mktemp -d /tmp/mixl-slurm.XXXXXX) || { log "mktemp failed"; exit 1; }
   chmod 0755 "$MIXL_SLURM_DIR"
+  # Recorded first, so that stop finds and removes everything from here on.
+  cat >"$state/env" <<EOF
+export MIXL_SLURM_DIR=$MIXL_SLURM_DIR
+export SLURM_CONF=$MIXL_SLURM_DIR/slurm.conf
+EOF
   local d=$MIXL_SLURM_DIR host cpus mem ctld_port slurmd_port
   # munged wants its key, log and seed in a private directory and its
   # socket in one every client can traverse.
@@ -250,10 +255,6 @@ NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF
   export SLURM_CONF=$d/slurm.conf
-  cat >"$state/env" <<EOF
-export MIXL_SLURM_DIR=$d
-export SLURM_CONF=$d/slurm.conf
-EOF
 
   # munged first: slurmctld and slurmd authenticate through it at start-up.
   # It refuses to run as root, hence setpriv to the munge user (no fork).
