@@ -158,8 +158,12 @@ static void selftest_findings(json_t *r)
 {
     size_t i;
     json_t *t;
+    json_t *alloc_win = NULL, *create_win = NULL;
     json_array_foreach(json_object_get(r, "selftest"), i, t) {
-        const char *path = json_string_value(json_object_get(t, "path"));
+        const char *win = json_string_value(json_object_get(t, "window"));
+        char path[96];
+        snprintf(path, sizeof(path), "%s%s%s%s", json_string_value(json_object_get(t, "path")),
+                 win ? " (" : "", win ? win : "", win ? ")" : "");
         const char *st = json_string_value(json_object_get(t, "status"));
         if (!st)
             continue;
@@ -174,6 +178,10 @@ static void selftest_findings(json_t *r)
                                   err ? ": " : "", err ? err : "");
             continue;
         }
+        if (win && !strcmp(win, "MPI_Win_allocate"))
+            alloc_win = t;
+        if (win && !strcmp(win, "MPI_Win_create"))
+            create_win = t;
         json_t *viol = json_object_get(t, "ordering_violations");
         if (json_integer_value(viol) > 0 || json_integer_value(json_object_get(t, "ordering_flags_lost")) > 0)
             mixl_diag_add_finding(r, "error", "rma_flush_ordering",
@@ -209,6 +217,20 @@ static void selftest_findings(json_t *r)
             mixl_diag_add_finding(r, "info", "bandwidth_below_target",
                                   "%s write bandwidth %.1f Gbit/s (%s) is below the %.0f Gbit/s "
                                   "target of an RDMA fabric", path, bw, where, TARGET_BW_GBIT);
+    }
+    /* MIXL exposes registered memory with MPI_Win_create: compare it with the best case. */
+    if (alloc_win && create_win) {
+        double la = json_real_value(json_object_get(alloc_win, "put_latency_us"));
+        double lc = json_real_value(json_object_get(create_win, "put_latency_us"));
+        double ba = json_real_value(json_object_get(alloc_win, "put_bandwidth_gbit_s"));
+        double bc = json_real_value(json_object_get(create_win, "put_bandwidth_gbit_s"));
+        if ((la > 0 && lc > 4 * la) || (bc > 0 && ba > 4 * bc))
+            mixl_diag_add_finding(r, "warning", "create_window_slow",
+                                  "one-sided puts on MPI_Win_create windows (how MIXL exposes "
+                                  "registered memory) take %.2f us and reach %.1f Gbit/s, against "
+                                  "%.2f us and %.1f Gbit/s on MPI_Win_allocate windows: the MPI "
+                                  "library handles program memory on a slower path here",
+                                  lc, bc, la, ba);
     }
 }
 

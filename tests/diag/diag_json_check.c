@@ -159,23 +159,35 @@ int main(int argc, char **argv)
         CHECK(has_finding(r, "mpi_not_cuda_aware", NULL),
               "MPI not CUDA-aware but no mpi_not_cuda_aware finding");
 
-    json_t *st = json_array_get(at(r, "selftest"), 0);
+    json_t *tests = at(r, "selftest");
+    json_t *st = json_array_get(tests, 0);
     CHECK(st && !strcmp(json_string_value(json_object_get(st, "path")) ?: "", "mpi-rma"),
           "selftest[0] is not the mpi-rma path");
-    const char *status = json_string_value(json_object_get(st, "status"));
     if (ranks >= 2) {
-        CHECK(status && !strcmp(status, "ok"), "mpi-rma self-test status %s, expected ok",
-              status ? status : "(none)");
-        CHECK(json_is_true(json_object_get(st, "data_ok")), "mpi-rma self-test data check failed");
-        static const char *const nums[] = {"put_latency_us", "get_latency_us",
-                                           "put_bandwidth_gbit_s", "get_bandwidth_gbit_s"};
-        for (int k = 0; k < 4; k++) {
-            json_t *v = json_object_get(st, nums[k]);
-            CHECK(json_is_real(v) && json_real_value(v) > 0.0, "selftest %s missing or not > 0",
-                  nums[k]);
+        CHECK(json_array_size(tests) == 3, "expected 3 self-tests, found %zu", json_array_size(tests));
+        static const char *const wins[] = {"MPI_Win_allocate", "MPI_Win_create"};
+        for (int w = 0; w < 2; w++) {
+            st = json_array_get(tests, (size_t)w);
+            const char *status = json_string_value(json_object_get(st, "status"));
+            CHECK(!strcmp(json_string_value(json_object_get(st, "path")) ?: "", "mpi-rma") &&
+                  !strcmp(json_string_value(json_object_get(st, "window")) ?: "", wins[w]),
+                  "selftest[%d] is not mpi-rma on %s", w, wins[w]);
+            CHECK(status && !strcmp(status, "ok"), "mpi-rma %s status %s, expected ok", wins[w],
+                  status ? status : "(none)");
+            CHECK(json_is_true(json_object_get(st, "data_ok")), "mpi-rma %s data check failed",
+                  wins[w]);
+            static const char *const nums[] = {"put_latency_us", "get_latency_us",
+                                               "put_bandwidth_gbit_s", "get_bandwidth_gbit_s"};
+            for (int k = 0; k < 4; k++) {
+                json_t *v = json_object_get(st, nums[k]);
+                CHECK(json_is_real(v) && json_real_value(v) > 0.0,
+                      "mpi-rma %s %s missing or not > 0", wins[w], nums[k]);
+            }
+            CHECK(json_is_boolean(json_object_get(st, "same_node")), "selftest same_node missing");
         }
-        CHECK(json_is_boolean(json_object_get(st, "same_node")), "selftest same_node missing");
+
         /* The notification prerequisites were measured, and reported when they fail. */
+        st = json_array_get(tests, 1);
         json_t *rounds = json_object_get(st, "ordering_rounds");
         json_t *viol = json_object_get(st, "ordering_violations");
         json_t *lost = json_object_get(st, "ordering_flags_lost");
@@ -191,10 +203,10 @@ int main(int argc, char **argv)
                   "no passive progress without an rma_needs_target_progress finding");
 
         /* The agent path ran; a failure there must be explained by a finding. */
-        json_t *ag = json_array_get(at(r, "selftest"), 1);
+        json_t *ag = json_array_get(tests, 2);
         const char *ag_status = json_string_value(json_object_get(ag, "status"));
         CHECK(ag && !strcmp(json_string_value(json_object_get(ag, "path")) ?: "", "mixl-agent"),
-              "selftest[1] is not the mixl-agent path");
+              "selftest[2] is not the mixl-agent path");
         CHECK(ag_status && strcmp(ag_status, "skipped"), "mixl-agent self-test did not run");
         CHECK(json_is_string(json_object_get(ag, "data_path")), "mixl-agent data_path missing");
         if (ag_status && !strcmp(ag_status, "ok")) {
@@ -212,6 +224,7 @@ int main(int argc, char **argv)
                   "failed agent self-test without a selftest_failed finding");
         }
     } else {
+        const char *status = json_string_value(json_object_get(st, "status"));
         CHECK(status && !strcmp(status, "skipped"), "one rank: self-test should be skipped");
     }
 
