@@ -2,20 +2,24 @@
 # One Slurm launch test against the private cluster that slurm_cluster.sh
 # started (its SLURM_CONF is in $MIXL_SLURM_STATE/env):
 #   step    sbatch scripts/slurm/mixl-step.sbatch (srun --mpi=pmix, roles by rank
-#           through --multi-prog), wait for the job, check its state and HDF5 output
-#   mpirun  the same with scripts/slurm/mixl-mpirun.sbatch (mpirun inside the allocation)
+#           through --multi-prog) running the MPI probe (tests/slurm/slurm_probe.c, the
+#           same command line as mixl-run), wait for the job, check its state and the
+#           probe's HDF5 output (one row per rank: role, one-sided check, Slurm task)
+#   mpirun  the same with scripts/slurm/mixl-mpirun.sbatch (mpirun inside the
+#           allocation, MPMD roles)
+#   run-step, run-mpirun
+#           the same scripts running mixl-run on configs/default.yaml (4 ranks, roles
+#           from the config); its HDF5 results must hold every request, verified
 #   diag    sbatch scripts/slurm/mixl-diag.sbatch with 2 ranks: the table is in the job
 #           log, the JSON report is validated (self-tests ran between the two Slurm
 #           tasks, pml ucx selected as the script asks)
 #   hetjob  sbatch --test-only scripts/slurm/mixl-hetjob.sbatch: a heterogeneous job
 #           needs one node per component and never starts on this one-node
 #           cluster, so only its parsing and its acceptance by the scheduler are checked
-# The program launched is mixl-run when it is built, otherwise the MPI probe
-# (tests/slurm/slurm_probe.c), which has the same command line and also
-# writes an HDF5 file. Exit 77 when the cluster could not be started.
+# Exit 77 when the cluster could not be started.
 set -uo pipefail
 
-case_name=${1:?usage: $0 step|mpirun|diag|hetjob}
+case_name=${1:?usage: $0 step|mpirun|run-step|run-mpirun|diag|hetjob}
 : "${MIXL_SOURCE_DIR:?}" "${MIXL_SLURM_STATE:?}" "${MIXL_TEST_WORKDIR:?}" "${MIXL_SLURM_PROBE:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -99,23 +103,41 @@ if [ "$case_name" = diag ]; then
 fi
 
 case $case_name in
-  step) script=$scripts/mixl-step.sbatch ;;
-  mpirun) script=$scripts/mixl-mpirun.sbatch ;;
+  step | run-step) script=$scripts/mixl-step.sbatch ;;
+  mpirun | run-mpirun) script=$scripts/mixl-mpirun.sbatch ;;
   *) fail "unknown case $case_name" ;;
 esac
-
-echo "script $script"
-submit_and_wait "${sbatch_opts[@]}" --ntasks "$ntasks" --nodes 1 "$script" --program "$program" \
-  --outdir "$work/results" "${role_opts[@]}" "$config"
-
-results=$work/results/mixl-$jobid.h5
-[ -s "$results" ] || fail "no results file $results"
 
 # Read one dataset or attribute as a comma-separated list of values.
 h5values() {
   h5dump -w 0 "$@" "$results" | sed -n 's/^ *(0)*: *//; /DATA {/,/}/p' |
     sed -e '/DATA {/d' -e '/}/d' -e 's/^ *([0-9]*): *//' | tr -d ' \n"'
 }
+
+echo "script $script"
+if [ "${case_name#run-}" != "$case_name" ]; then
+  : "${MIXL_RUN:?}"
+  # mixl-run places router, prefill and decode by rank from the config itself.
+  submit_and_wait "${sbatch_opts[@]}" --ntasks "$ntasks" --nodes 1 "$script" --program "$MIXL_RUN" \
+    --outdir "$work/results" "$MIXL_SOURCE_DIR/configs/default.yaml"
+  results=$work/results/mixl-$jobid.h5
+  [ -s "$results" ] || fail "no results file $results"
+  world=$(h5values -a /world_size)
+  status=$(h5values -d /requests/status)
+  echo "results: world_size=$world requests/status=[$status]"
+  [ "$world" = "$ntasks" ] || fail "world_size $world, expected $ntasks"
+  [ -n "$status" ] || fail "no requests in $results"
+  # Every request delivered and verified: status 0 (MIXL_OK) on every row.
+  [ -z "$(tr ',' '\n' <<<"$status" | grep -vx 0)" ] || fail "requests not verified: [$status]"
+  echo "PASS: $case_name job $jobid"
+  exit 0
+fi
+
+submit_and_wait "${sbatch_opts[@]}" --ntasks "$ntasks" --nodes 1 "$script" --program "$program" \
+  --outdir "$work/results" "${role_opts[@]}" "$config"
+
+results=$work/results/mixl-$jobid.h5
+[ -s "$results" ] || fail "no results file $results"
 world=$(h5values -a /world_size)
 roles=$(h5values -d /role)
 rma=$(h5values -d /rma_ok)
