@@ -205,10 +205,18 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
     st = mixl_agent_start(a.agent);
     if (!rc && st != MIXL_OK)
         rc = fail(&a, "mixl_agent_start", st);
-    uint64_t mine = (uint64_t)(uintptr_t)a.buf;
-    MPI_Allgather(&mine, 1, MPI_UINT64_T, a.peer_addr, 1, MPI_UINT64_T, MPI_COMM_WORLD);
-    if (!rc)
-        rc = exchange_metadata(&a, d->rank, d->size);
+    /* Every rank needs the address table before the collectives below. */
+    int have = a.peer_addr != NULL;
+    MPI_Allreduce(MPI_IN_PLACE, &have, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (have) {
+        uint64_t mine = (uint64_t)(uintptr_t)a.buf;
+        MPI_Allgather(&mine, 1, MPI_UINT64_T, a.peer_addr, 1, MPI_UINT64_T, MPI_COMM_WORLD);
+        if (!rc)
+            rc = exchange_metadata(&a, d->rank, d->size);
+    } else if (!rc) {
+        snprintf(a.err, sizeof(a.err), "out of memory on another rank");
+        rc = -1;
+    }
     int all_rc = 0;
     MPI_Allreduce(&rc, &all_rc, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
 
