@@ -33,8 +33,10 @@ void mixl_diag_probe_ucx(mixl_diag_t *d);
 void mixl_diag_probe_gpu(mixl_diag_t *d);
 /* RDMA devices and port states from /sys/class/infiniband. */
 void mixl_diag_probe_rdma(mixl_diag_t *d);
-/* etcd /health reachability and latency (libcurl), when --etcd was given. */
+/* etcd (--etcd): /health with libcurl, then MIXL's etcd client. Rank 0 only. */
 void mixl_diag_probe_registry(mixl_diag_t *d);
+/* Collective: the embedded MPI registry, round trips from the last rank to rank 0. */
+void mixl_diag_probe_registry_mpi(mixl_diag_t *d);
 /* Collective: one-sided put/get + flush latency and bandwidth between ranks 0 and 1. */
 void mixl_diag_selftest_rma(mixl_diag_t *d);
 /* Collective: the same through the MIXL agent API (metadata, requests, notifications). */

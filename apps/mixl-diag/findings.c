@@ -75,7 +75,7 @@ static void mpi_findings(json_t *r, int have_gpu)
                               "Open MPI is told not to use UCX (pml = %s, osc = %s; Debian's "
                               "/etc/openmpi/openmpi-mca-params.conf sets this): one-sided transfers "
                               "go through osc/rdma over BTLs; set OMPI_MCA_pml=ucx OMPI_MCA_osc=ucx "
-                              "(as scripts/slurm/ do) to use UCX",
+                              "(as scripts/slurm/ and mixl_mpi_init() do) to use UCX",
                               pml_req ? pml_req : "?", osc_req ? osc_req : "?");
     else if (!has_ucx(json_object_get(json_object_get(mpi, "osc"), "loaded")))
         mixl_diag_add_finding(r, "warning", "mpi_osc_not_ucx",
@@ -139,19 +139,38 @@ static void device_findings(json_t *r, int have_gpu)
 
 static void registry_findings(json_t *r)
 {
-    json_t *reg = json_object_get(r, "registry");
-    if (!json_is_true(json_object_get(reg, "checked")))
+    json_t *mpi = json_object_get(json_object_get(r, "registry"), "mpi");
+    if (json_is_false(json_object_get(mpi, "checked")))
+        mixl_diag_add_finding(r, "warning", "registry_mpi_thread_level",
+                              "the embedded MPI registry needs MPI_THREAD_MULTIPLE, which this MPI "
+                              "did not provide: runs must use an etcd registry");
+    else if (json_is_false(json_object_get(mpi, "reachable")))
+        mixl_diag_add_finding(r, "error", "registry_mpi_failed",
+                              "the embedded MPI registry did not serve rank %lld from rank 0 (%s): "
+                              "metadata exchange through it will fail",
+                              json_integer_value(json_object_get(mpi, "client_rank")),
+                              json_string_value(json_object_get(mpi, "error")));
+
+    json_t *etcd = json_object_get(json_object_get(r, "registry"), "etcd");
+    if (!json_is_true(json_object_get(etcd, "checked")))
         return;
-    const char *ep = json_string_value(json_object_get(reg, "endpoint"));
-    if (!json_is_true(json_object_get(reg, "reachable")))
+    const char *ep = json_string_value(json_object_get(etcd, "endpoint"));
+    json_t *client = json_object_get(etcd, "mixl_client");
+    const char *cst = json_string_value(json_object_get(client, "status"));
+    if (!json_is_true(json_object_get(etcd, "reachable")))
         mixl_diag_add_finding(r, "error", "registry_unreachable",
                               "etcd registry %s is unreachable (%s): runs configured for etcd will "
                               "fail; use the embedded MPI registry or start etcd",
-                              ep, json_string_value(json_object_get(reg, "error")));
-    else if (!json_is_true(json_object_get(reg, "healthy")))
+                              ep, json_string_value(json_object_get(etcd, "error")));
+    else if (!json_is_true(json_object_get(etcd, "healthy")))
         mixl_diag_add_finding(r, "error", "registry_unhealthy",
                               "%s answered HTTP %lld but not as a healthy etcd", ep,
-                              json_integer_value(json_object_get(reg, "http_status")));
+                              json_integer_value(json_object_get(etcd, "http_status")));
+    else if (cst && strcmp(cst, "ok"))
+        mixl_diag_add_finding(r, "error", "registry_client_failed",
+                              "etcd at %s is healthy but MIXL's etcd client failed (%s%s%s)", ep,
+                              cst, json_object_get(client, "error") ? ": " : "",
+                              json_string_value(json_object_get(client, "error")) ?: "");
 }
 
 static void selftest_findings(json_t *r)

@@ -6,7 +6,13 @@
  * the self-test between ranks needs at least two ranks.
  *
  *   mixl-diag [--json] [--json-file PATH] [--etcd URL] [--registry-timeout MS]
- *             [--selftest-seconds S] [--thread single|funneled|serialized|multiple] [--strict]
+ *             [--selftest-seconds S] [--thread single|funneled|serialized|multiple]
+ *             [--system-mca] [--strict]
+ *
+ * MPI starts with the MCA defaults every MIXL program applies
+ * (mixl_mpi_defaults: pml/osc ucx unless the user chose), so the report shows
+ * what mixl-run will get; --system-mca leaves them out to show the MPI
+ * library's own selection.
  *
  * Exit status: 0 whatever the findings (an unreachable registry or a missing
  * device is a finding, not a failure), 1 with --strict when a finding has
@@ -17,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mixl/launch.h>
 #include <mixl/version.h>
 
 #include "diag.h"
@@ -36,20 +43,21 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: mixl-diag [--json] [--json-file PATH] [--etcd URL] [--registry-timeout MS]\n"
             "                 [--selftest-seconds S] [--thread single|funneled|serialized|multiple]\n"
-            "                 [--strict]\n"
+            "                 [--system-mca] [--strict]\n"
             "  --json              print the report as JSON instead of a table\n"
             "  --json-file PATH    also write the JSON report to PATH\n"
             "  --etcd URL          check an etcd registry endpoint (GET URL/health)\n"
             "  --registry-timeout  per-request timeout in ms (default 2000)\n"
             "  --selftest-seconds  time allowed to each self-test loop (default 0.3)\n"
             "  --thread LEVEL      thread level to request from MPI (default multiple)\n"
+            "  --system-mca        start MPI without MIXL's MCA defaults (pml/osc ucx)\n"
             "  --strict            exit 1 when a finding has severity \"error\"\n"
             "Run under mpirun/srun with 2 or more ranks to measure the transport.\n");
 }
 
 /* Parse arguments before MPI_Init so --help and bad usage need no MPI. */
 static int parse_args(int argc, char **argv, mixl_diag_t *d, int *json_p, int *strict_p,
-                      const char **json_file_p)
+                      int *system_mca_p, const char **json_file_p)
 {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -58,6 +66,8 @@ static int parse_args(int argc, char **argv, mixl_diag_t *d, int *json_p, int *s
             *json_p = 1;
         } else if (!strcmp(a, "--strict")) {
             *strict_p = 1;
+        } else if (!strcmp(a, "--system-mca")) {
+            *system_mca_p = 1;
         } else if (!strcmp(a, "--json-file") && v) {
             *json_file_p = v;
             i++;
@@ -126,12 +136,14 @@ int main(int argc, char **argv)
         .registry_timeout_ms = 2000,
         .selftest_budget_s = 0.3,
     };
-    int json = 0, strict = 0;
+    int json = 0, strict = 0, system_mca = 0;
     const char *json_file = NULL;
-    int rc = parse_args(argc, argv, &d, &json, &strict, &json_file);
+    int rc = parse_args(argc, argv, &d, &json, &strict, &system_mca, &json_file);
     if (rc)
         return rc == 1 ? 0 : rc;
 
+    if (!system_mca)
+        mixl_mpi_defaults();
     MPI_Init_thread(&argc, &argv, d.thread_requested, &d.thread_provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &d.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d.size);
@@ -146,12 +158,14 @@ int main(int argc, char **argv)
         json_object_set_new(d.report, "host", json_string(host));
         json_object_set_new(d.report, "ranks", json_integer(d.size));
         json_object_set_new(d.report, "nodes", json_integer(d.nodes));
+        json_object_set_new(d.report, "mixl_mca_defaults", json_boolean(!system_mca));
         mixl_diag_probe_mpi(&d);
         mixl_diag_probe_ucx(&d);
         mixl_diag_probe_gpu(&d);
         mixl_diag_probe_rdma(&d);
         mixl_diag_probe_registry(&d);
     }
+    mixl_diag_probe_registry_mpi(&d);
     mixl_diag_selftest_rma(&d);
     mixl_diag_selftest_agent(&d);
 

@@ -167,7 +167,10 @@ void mixl_diag_probe_mpi(mixl_diag_t *d)
 #endif
 
     int provided;
-    int have_t = MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) == MPI_SUCCESS;
+    /* Ask MPI_T for the level MPI already provides: Open MPI 4.1 records the
+     * MPI_T request as the process's thread level, and MPI_Query_thread (which
+     * the MPI registry checks) would then report less than MPI_Init_thread gave. */
+    int have_t = MPI_T_init_thread(d->thread_provided, &provided) == MPI_SUCCESS;
     loaded_t l = {json_array(), json_array(), json_array()};
     dl_iterate_phdr(collect_component, &l);
     json_object_set_new(mpi, "pml", component_section("pml", l.pml));

@@ -109,6 +109,7 @@ int main(int argc, char **argv)
     need(r, "host", JSON_STRING);
     need(r, "ranks", JSON_INTEGER);
     need(r, "nodes", JSON_INTEGER);
+    need(r, "mixl_mca_defaults", JSON_TRUE);
     CHECK(json_integer_value(at(r, "ranks")) == ranks, "ranks is %lld, expected %ld",
           json_integer_value(at(r, "ranks")), ranks);
     CHECK(json_integer_value(at(r, "nodes")) >= 1, "nodes < 1");
@@ -138,8 +139,17 @@ int main(int argc, char **argv)
     need(r, "gpu.devices", JSON_ARRAY);
     need(r, "gpu.cuda_compiled", JSON_TRUE);
     need(r, "rdma.devices", JSON_ARRAY);
-    need(r, "registry.kind", JSON_STRING);
-    need(r, "registry.checked", JSON_TRUE);
+    need(r, "registry.etcd.checked", JSON_TRUE);
+    need(r, "registry.mpi.checked", JSON_TRUE);
+    /* Open MPI provides MPI_THREAD_MULTIPLE: the embedded registry must have answered. */
+    if (!strcmp(json_string_value(at(r, "mpi.thread_provided")) ?: "", "multiple")) {
+        CHECK(json_is_true(at(r, "registry.mpi.reachable")), "embedded MPI registry not reachable: %s",
+              json_string_value(at(r, "registry.mpi.error")) ?: "");
+        CHECK(json_integer_value(at(r, "registry.mpi.client_rank")) == ranks - 1,
+              "MPI registry client is not the last rank");
+        CHECK(json_is_real(at(r, "registry.mpi.get_ms")) && json_real_value(at(r, "registry.mpi.get_ms")) > 0,
+              "no MPI registry get latency");
+    }
     need(r, "selftest", JSON_ARRAY);
     need(r, "findings", JSON_ARRAY);
 
@@ -229,18 +239,24 @@ int main(int argc, char **argv)
     }
 
     if (!strcmp(registry, "down")) {
-        CHECK(json_is_true(at(r, "registry.checked")), "registry not checked");
-        CHECK(json_is_false(at(r, "registry.reachable")), "closed port reported reachable");
-        CHECK(json_is_string(at(r, "registry.error")), "no registry.error message");
+        CHECK(json_is_true(at(r, "registry.etcd.checked")), "etcd not checked");
+        CHECK(json_is_false(at(r, "registry.etcd.reachable")), "closed port reported reachable");
+        CHECK(json_is_string(at(r, "registry.etcd.error")), "no registry.etcd.error message");
+        CHECK(strcmp(json_string_value(at(r, "registry.etcd.mixl_client.status")) ?: "ok", "ok"),
+              "MIXL's etcd client reported ok against a closed port");
         CHECK(has_finding(r, "registry_unreachable", "error"), "no registry_unreachable finding");
     } else if (!strcmp(registry, "up")) {
-        CHECK(json_is_true(at(r, "registry.reachable")), "running etcd reported unreachable");
-        CHECK(json_is_true(at(r, "registry.healthy")), "running etcd reported unhealthy");
-        CHECK(json_is_real(at(r, "registry.latency_ms")) &&
-              json_real_value(at(r, "registry.latency_ms")) > 0.0, "no registry latency");
+        CHECK(json_is_true(at(r, "registry.etcd.reachable")), "running etcd reported unreachable");
+        CHECK(json_is_true(at(r, "registry.etcd.healthy")), "running etcd reported unhealthy");
+        CHECK(json_is_real(at(r, "registry.etcd.latency_ms")) &&
+              json_real_value(at(r, "registry.etcd.latency_ms")) > 0.0, "no registry latency");
+        CHECK(!strcmp(json_string_value(at(r, "registry.etcd.mixl_client.status")) ?: "", "ok"),
+              "MIXL's etcd client failed: %s",
+              json_string_value(at(r, "registry.etcd.mixl_client.error")) ?: "");
+        CHECK(json_is_real(at(r, "registry.etcd.mixl_client.get_ms")), "no etcd client latency");
         CHECK(!has_finding(r, "registry_unreachable", NULL), "healthy etcd reported unreachable");
     } else {
-        CHECK(json_is_false(at(r, "registry.checked")), "registry checked without --etcd");
+        CHECK(json_is_false(at(r, "registry.etcd.checked")), "etcd checked without --etcd");
     }
 
     if (rdma_fixture) {

@@ -3,9 +3,9 @@
 #   run_diag.sh <case> [MPIRUN...]
 # cases:
 #   single         singleton (no launcher), JSON validated, self-test skipped
-#   ranks2         under MPIRUN with 2 ranks, the one-sided self-tests must pass
-#   ranks2-ucx     the same with --mca pml ucx --mca osc ucx (what scripts/slurm/ select);
-#                  Open MPI must report pml ucx selected and osc ucx loaded
+#   ranks2         under MPIRUN with 2 ranks, the self-tests must run; with MIXL's MCA
+#                  defaults Open MPI must report pml ucx selected and osc ucx loaded
+#   ranks2-system  the same with --system-mca: the MPI library's own component choice
 #   registry-down  --etcd on a closed loopback port: a finding, exit code 0
 #   registry-up    --etcd on an etcd server started here on free ports (stopped by PID)
 #   rdma           a sysfs tree with one device (port 1 ACTIVE, port 2 DOWN) read back
@@ -58,12 +58,12 @@ case $case_name in
   ranks2)
     [ $# -gt 0 ] || { echo "ranks2 needs the mpirun command" >&2; exit 2; }
     launcher=("$@" -np 2)
-    run --ranks 2 -- --selftest-seconds 0.2
-    ;;
-  ranks2-ucx)
-    [ $# -gt 0 ] || { echo "ranks2-ucx needs the mpirun command" >&2; exit 2; }
-    launcher=("$@" --mca pml ucx --mca osc ucx -np 2)
     run --ranks 2 --expect-pml ucx -- --selftest-seconds 0.2
+    ;;
+  ranks2-system)
+    [ $# -gt 0 ] || { echo "ranks2-system needs the mpirun command" >&2; exit 2; }
+    launcher=("$@" -np 2)
+    run --ranks 2 -- --selftest-seconds 0.2 --system-mca
     ;;
   registry-down)
     port=$(closed_port) || { echo "no closed port found" >&2; exit 1; }
