@@ -1,8 +1,9 @@
 /*
  * Transport self-test through the MIXL agent (include/mixl/agent.h): the
  * path KV blocks really take, with MIXL's metadata exchange, prepared
- * requests and notifications on top of the MPI backend. Every rank creates
- * an agent over MPI_COMM_WORLD and registers one host region; metadata is
+ * requests and notifications, once over the MPI backend (one-sided windows)
+ * and once over the TCP backend (the fallback). Every rank creates an agent
+ * and registers one host region; metadata is
  * exchanged with MPI_Allgatherv; rank 0 then writes a pattern with a
  * notification into rank 1, which checks that the data is complete when the
  * notification arrives. Latency = one 8-byte WRITE (READ) post + wait;
@@ -158,36 +159,48 @@ static int receive_and_check(ag_t *a)
     return RECV_OK;
 }
 
-void mixl_diag_selftest_agent(mixl_diag_t *d)
+/* One agent self-test over one backend; appends its entry to arr on rank 0. */
+static void agent_path(mixl_diag_t *d, mixl_backend_t backend, int same, json_t *arr)
 {
+    const char *bname = backend == MIXL_BACKEND_MPI ? "mpi" : "tcp";
     json_t *t = NULL;
     if (d->rank == 0) {
         t = json_object();
         json_object_set_new(t, "path", json_string("mixl-agent"));
-        json_array_append_new(json_object_get(d->report, "selftest"), t);
+        json_object_set_new(t, "backend", json_string(bname));
+        json_array_append_new(arr, t);
     }
-    if (d->size < 2) {
-        json_object_set_new(t, "status", json_string("skipped"));
-        json_object_set_new(t, "reason", json_string("one rank: run under mpirun/srun with 2+ ranks"));
-        return;
-    }
-
-    int same = mixl_diag_same_node_0_1();
     ag_t a = {0};
     char name[MIXL_NAME_MAX];
     snprintf(name, sizeof(name), "mixl-diag-%d", d->rank);
-    mixl_agent_params_t p = {.size = sizeof(p), .name = name, .comm = MPI_COMM_WORLD,
-                             .backends = MIXL_BACKEND_MPI, .timeout_ms = 10000};
+    mixl_agent_params_t p = {.size = sizeof(p), .name = name, .backends = backend,
+                             .timeout_ms = 10000};
+    if (backend == MIXL_BACKEND_MPI) {
+        p.comm = MPI_COMM_WORLD;
+    } else {
+        /* TCP needs no communicator; MPI only bootstraps the metadata exchange.
+         * Loopback when the pair shares a node, else every interface (the
+         * backend then advertises the host name). */
+        p.comm = MPI_COMM_NULL;
+        p.tcp_bind = same ? "127.0.0.1" : "0.0.0.0";
+    }
     mixl_region_h region;
     int rc = 0;
     mixl_status_t st = mixl_agent_create(&p, &a.agent);
-    if (st != MIXL_OK) {
-        /* Creation is collective: every rank sees the failure and returns here. */
+    /* TCP creation is local: agree before any collective so no rank waits alone. */
+    int created = st == MIXL_OK, all_created = 0;
+    MPI_Allreduce(&created, &all_created, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all_created) {
         if (d->rank == 0) {
-            fail(&a, "mixl_agent_create", st);
+            if (created)
+                snprintf(a.err, sizeof(a.err), "mixl_agent_create failed on another rank");
+            else
+                fail(&a, "mixl_agent_create", st);
             json_object_set_new(t, "status", json_string("failed"));
             json_object_set_new(t, "error", json_string(a.err));
         }
+        if (created)
+            mixl_agent_destroy(a.agent);
         return;
     }
     a.buf = aligned_alloc(4096, AG_REGION);
@@ -297,4 +310,20 @@ void mixl_diag_selftest_agent(mixl_diag_t *d)
     mixl_agent_destroy(a.agent);
     free(a.peer_addr);
     free(a.buf);
+}
+
+void mixl_diag_selftest_agent(mixl_diag_t *d)
+{
+    json_t *arr = d->rank == 0 ? json_object_get(d->report, "selftest") : NULL;
+    if (d->size < 2) {
+        json_t *t = json_object();
+        json_object_set_new(t, "path", json_string("mixl-agent"));
+        json_object_set_new(t, "status", json_string("skipped"));
+        json_object_set_new(t, "reason", json_string("one rank: run under mpirun/srun with 2+ ranks"));
+        json_array_append_new(arr, t);
+        return;
+    }
+    int same = mixl_diag_same_node_0_1();
+    agent_path(d, MIXL_BACKEND_MPI, same, arr);
+    agent_path(d, MIXL_BACKEND_TCP, same, arr);
 }

@@ -174,7 +174,7 @@ int main(int argc, char **argv)
     CHECK(st && !strcmp(json_string_value(json_object_get(st, "path")) ?: "", "mpi-rma"),
           "selftest[0] is not the mpi-rma path");
     if (ranks >= 2) {
-        CHECK(json_array_size(tests) == 3, "expected 3 self-tests, found %zu", json_array_size(tests));
+        CHECK(json_array_size(tests) == 4, "expected 4 self-tests, found %zu", json_array_size(tests));
         static const char *const wins[] = {"MPI_Win_allocate", "MPI_Win_create"};
         for (int w = 0; w < 2; w++) {
             st = json_array_get(tests, (size_t)w);
@@ -212,26 +212,33 @@ int main(int argc, char **argv)
             CHECK(has_finding(r, "rma_needs_target_progress", NULL),
                   "no passive progress without an rma_needs_target_progress finding");
 
-        /* The agent path ran; a failure there must be explained by a finding. */
-        json_t *ag = json_array_get(tests, 2);
-        const char *ag_status = json_string_value(json_object_get(ag, "status"));
-        CHECK(ag && !strcmp(json_string_value(json_object_get(ag, "path")) ?: "", "mixl-agent"),
-              "selftest[2] is not the mixl-agent path");
-        CHECK(ag_status && strcmp(ag_status, "skipped"), "mixl-agent self-test did not run");
-        CHECK(json_is_string(json_object_get(ag, "data_path")), "mixl-agent data_path missing");
-        if (ag_status && !strcmp(ag_status, "ok")) {
-            CHECK(json_is_true(json_object_get(ag, "data_ok")), "agent ok without data_ok");
-            static const char *const agnums[] = {"write_latency_us", "read_latency_us",
-                                                 "write_bandwidth_gbit_s", "read_bandwidth_gbit_s"};
-            for (int k = 0; k < 4; k++) {
-                json_t *v = json_object_get(ag, agnums[k]);
-                CHECK(json_is_real(v) && json_real_value(v) > 0.0, "agent %s missing or not > 0",
-                      agnums[k]);
+        /* The agent paths ran (MPI, then TCP); a failure must be explained by a finding. */
+        static const char *const backends[] = {"mpi", "tcp"};
+        for (int b = 0; b < 2; b++) {
+            json_t *ag = json_array_get(tests, (size_t)(2 + b));
+            const char *ag_status = json_string_value(json_object_get(ag, "status"));
+            CHECK(ag && !strcmp(json_string_value(json_object_get(ag, "path")) ?: "", "mixl-agent") &&
+                  !strcmp(json_string_value(json_object_get(ag, "backend")) ?: "", backends[b]),
+                  "selftest[%d] is not the mixl-agent path over %s", 2 + b, backends[b]);
+            CHECK(ag_status && strcmp(ag_status, "skipped"), "mixl-agent %s self-test did not run",
+                  backends[b]);
+            CHECK(json_is_string(json_object_get(ag, "data_path")), "mixl-agent data_path missing");
+            if (ag_status && !strcmp(ag_status, "ok")) {
+                CHECK(json_is_true(json_object_get(ag, "data_ok")), "agent ok without data_ok");
+                static const char *const agnums[] = {"write_latency_us", "read_latency_us",
+                                                     "write_bandwidth_gbit_s",
+                                                     "read_bandwidth_gbit_s"};
+                for (int k = 0; k < 4; k++) {
+                    json_t *v = json_object_get(ag, agnums[k]);
+                    CHECK(json_is_real(v) && json_real_value(v) > 0.0,
+                          "agent %s %s missing or not > 0", backends[b], agnums[k]);
+                }
+            } else {
+                CHECK(json_is_string(json_object_get(ag, "error")),
+                      "failed agent self-test without error");
+                CHECK(has_finding(r, "selftest_failed", "error"),
+                      "failed agent self-test without a selftest_failed finding");
             }
-        } else {
-            CHECK(json_is_string(json_object_get(ag, "error")), "failed agent self-test without error");
-            CHECK(has_finding(r, "selftest_failed", "error"),
-                  "failed agent self-test without a selftest_failed finding");
         }
     } else {
         const char *status = json_string_value(json_object_get(st, "status"));
