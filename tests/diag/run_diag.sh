@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Run mixl-diag one way and validate what it printed.
+#   run_diag.sh <case> [MPIRUN...]
+# cases:
+#   single         singleton (no launcher), JSON validated, self-test skipped
+#   ranks2         under MPIRUN with 2 ranks, the self-tests must run; with MIXL's MCA
+#                  defaults Open MPI must report pml ucx selected and osc ucx loaded
+#   ranks2-system  the same with --system-mca: the MPI library's own component choice
+#   registry-down  --etcd on a closed loopback port: a finding, exit code 0
+#   registry-up    --etcd on an etcd server started here on free ports (stopped by PID)
+#   rdma           a sysfs tree with one device (port 1 ACTIVE, port 2 DOWN) read back
+#   table          the readable table: every section and the findings, exit code 0
+# Env: MIXL_DIAG (the program), MIXL_DIAG_CHECK (diag_json_check).
+set -uo pipefail
+case_name=${1:?usage: $0 case [mpirun...]}
+shift
+: "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
+tmp=$(mktemp -d /tmp/mixl-diag-test.XXXXXX) || exit 1
+etcd_pid=""
+cleanup() {
+  if [ -n "$etcd_pid" ] && kill -0 "$etcd_pid" 2>/dev/null; then
+    kill -TERM "$etcd_pid"
+    for _ in $(seq 1 50); do kill -0 "$etcd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$etcd_pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# A TCP port nothing listens on (checked with ss; the range avoids ephemeral ports).
+closed_port() {
+  local p
+  for _ in $(seq 1 100); do
+    p=$((20000 + RANDOM % 10000))
+    [ -z "$(ss -Hltn "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+  done
+  return 1
+}
+
+# run <check args...> -- <mixl-diag args...>: run, require exit 0, validate the JSON.
+run() {
+  local check=() args=()
+  while [ "$1" != "--" ]; do check+=("$1"); shift; done
+  shift
+  args=("$@")
+  "${launcher[@]}" "$MIXL_DIAG" --json "${args[@]}" >"$tmp/report.json" 2>"$tmp/stderr"
+  local rc=$?
+  cat "$tmp/stderr" >&2
+  if [ $rc -ne 0 ]; then
+    echo "FAIL: mixl-diag exited $rc" >&2; cat "$tmp/report.json" >&2; exit 1
+  fi
+  "$MIXL_DIAG_CHECK" "$tmp/report.json" "${check[@]}" || { cat "$tmp/report.json" >&2; exit 1; }
+}
+
+launcher=()
+case $case_name in
+  single) run --ranks 1 -- ;;
+  ranks2)
+    [ $# -gt 0 ] || { echo "ranks2 needs the mpirun command" >&2; exit 2; }
+    launcher=("$@" -np 2)
+    run --ranks 2 --expect-pml ucx -- --selftest-seconds 0.2
+    ;;
+  ranks2-system)
+    [ $# -gt 0 ] || { echo "ranks2-system needs the mpirun command" >&2; exit 2; }
+    launcher=("$@" -np 2)
+    run --ranks 2 -- --selftest-seconds 0.2 --system-mca
+    ;;
+  registry-down)
+    port=$(closed_port) || { echo "no closed port found" >&2; exit 1; }
+    run --ranks 1 --registry down -- --etcd "http://127.0.0.1:$port" --registry-timeout 1000
+    ;;
+  registry-up)
+    command -v etcd >/dev/null || { echo "SKIP: etcd (etcd-server) not installed" >&2; exit 77; }
+    cport=$(closed_port) && pport=$(closed_port) || exit 1
+    [ "$cport" != "$pport" ] || pport=$((cport + 1))
+    etcd --name diag --data-dir "$tmp/etcd" \
+      --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
+      --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+      --initial-cluster "diag=http://127.0.0.1:$pport" </dev/null >"$tmp/etcd.log" 2>&1 &
+    etcd_pid=$!
+    up=""
+    for _ in $(seq 1 100); do
+      [ -n "$(ss -Hltn "( sport = :$cport )" 2>/dev/null)" ] && { up=1; break; }
+      kill -0 "$etcd_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$up" ] || { echo "FAIL: etcd did not start" >&2; tail -n 20 "$tmp/etcd.log" >&2; exit 1; }
+    # Listening precedes the first leader election; /health is false until then.
+    sleep 1
+    run --ranks 1 --registry up -- --etcd "http://127.0.0.1:$cport"
+    ;;
+  rdma)
+    ib=$tmp/sys/class/infiniband
+    mkdir -p "$ib/mlx5_0/ports/1" "$ib/mlx5_0/ports/2"
+    echo "MT4123" >"$ib/mlx5_0/hca_type"
+    echo "20.31.1014" >"$ib/mlx5_0/fw_ver"
+    printf '4: ACTIVE\n' >"$ib/mlx5_0/ports/1/state"
+    printf '5: LinkUp\n' >"$ib/mlx5_0/ports/1/phys_state"
+    printf '200 Gb/sec (4X HDR)\n' >"$ib/mlx5_0/ports/1/rate"
+    printf 'InfiniBand\n' >"$ib/mlx5_0/ports/1/link_layer"
+    printf '1: DOWN\n' >"$ib/mlx5_0/ports/2/state"
+    printf '3: Disabled\n' >"$ib/mlx5_0/ports/2/phys_state"
+    printf '10 Gb/sec (4X SDR)\n' >"$ib/mlx5_0/ports/2/rate"
+    printf 'InfiniBand\n' >"$ib/mlx5_0/ports/2/link_layer"
+    MIXL_DIAG_SYSFS_IB=$ib run --ranks 1 --rdma-fixture --
+    ;;
+  table)
+    port=$(closed_port) || exit 1
+    "$MIXL_DIAG" --etcd "http://127.0.0.1:$port" >"$tmp/table.txt" 2>&1
+    rc=$?
+    cat "$tmp/table.txt"
+    [ $rc -eq 0 ] || { echo "FAIL: mixl-diag exited $rc" >&2; exit 1; }
+    for section in '[mpi]' '[ucx]' '[gpu]' '[rdma]' '[registry]' '[selftest]' 'Findings'; do
+      grep -qF "$section" "$tmp/table.txt" || { echo "FAIL: no $section in the table" >&2; exit 1; }
+    done
+    grep -q "unreachable" "$tmp/table.txt" || { echo "FAIL: unreachable registry not in findings" >&2; exit 1; }
+    # --strict turns the error finding into exit code 1.
+    "$MIXL_DIAG" --strict --etcd "http://127.0.0.1:$port" >/dev/null 2>&1
+    [ $? -eq 1 ] || { echo "FAIL: --strict did not exit 1 on an error finding" >&2; exit 1; }
+    ;;
+  *) echo "unknown case $case_name" >&2; exit 2 ;;
+esac
+echo "PASS: $case_name"
