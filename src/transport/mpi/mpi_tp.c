@@ -209,7 +209,7 @@ static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
     snprintf(buf, len,
              "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
              "osc=%s; cuda: %s",
-             m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "auto",
+             m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "Open MPI default",
 #ifdef MIXL_HAVE_CUDA
              m->device_windows ? "device windows (MPI is CUDA-aware)"
                                : "not through MPI windows (MPI is not CUDA-aware)"
