@@ -78,7 +78,7 @@ int main(int argc, char **argv)
     const char *path = NULL;
     const char *ov[MAX_OVERRIDES];
     char outbuf[MIXL_CFG_STR_MAX + 16];
-    int nov = 0, print = 0;
+    int nov = 0, print = 0, ranks = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -96,6 +96,8 @@ int main(int argc, char **argv)
             ov[nov++] = outbuf;
         } else if (strcmp(a, "--print-config") == 0) {
             print = 1;
+        } else if (strcmp(a, "--ranks") == 0) {
+            ranks = 1;
         } else if (strcmp(a, "--version") == 0) {
             printf("mixl-run %s\n", MIXL_VERSION_STRING);
             return 0;
@@ -114,7 +116,7 @@ int main(int argc, char **argv)
         }
     }
 
-    if (print) {
+    if (print || ranks) {
         /* No MPI needed; under a launcher only the first rank prints. */
         mixl_run_config_t cfg;
         char err[MIXL_CFG_ERR_MAX];
@@ -122,6 +124,10 @@ int main(int argc, char **argv)
         if (mixl_run_config_load(&cfg, path, ov, nov, err, sizeof(err)) != MIXL_OK) {
             fprintf(stderr, "mixl-run: %s\n", err);
             return 2;
+        }
+        if (ranks) {
+            printf("%d\n", mixl_dg_plan_ranks(&cfg));
+            return 0;
         }
         printf("# mixl-run %s: resolved configuration%s%s\n", MIXL_VERSION_STRING,
                path ? " of " : " (defaults)", path ? path : "");

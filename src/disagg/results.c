@@ -121,6 +121,11 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     mixl_table_row(out, "bandwidth", "Gbps", &gbps);
     mixl_table_row(out, "hidden_behind_compute", "%", &hidden);
     if (res->path_report[0] != '\0') fprintf(out, "\ndata path: %s\n", res->path_report);
+    if (cfg->registry.backend == MIXL_REG_ETCD)
+        fprintf(out, "registry: etcd at %s, namespace %s\n", cfg->registry.endpoints.item[0],
+                cfg->registry.ns);
+    else
+        fprintf(out, "registry: embedded (rank 0), namespace %s\n", cfg->registry.ns);
     mixl_samples_fini(&ttft);
     mixl_samples_fini(&queue);
     mixl_samples_fini(&lat);
@@ -216,6 +221,7 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     mixl_h5_attr_str(h, "/", "router_host", host);
     mixl_h5_attr_str(h, "/", "finished_utc", when);
     mixl_h5_attr_str(h, "/", "data_path", res->path_report);
+    mixl_h5_attr_str(h, "/", "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
     mixl_h5_attr_str(h, "/", "model", plan->model.name);
     mixl_h5_attr_u64(h, "/", "model_layers", (uint64_t)plan->model.layers);
     mixl_h5_attr_u64(h, "/", "model_kv_heads", (uint64_t)plan->model.kv_heads);
