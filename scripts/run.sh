@@ -13,10 +13,6 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 # default 4-rank job run on a 2-core machine.
 MPIRUN=(mpirun --oversubscribe --bind-to none)
 # Rank count from the config: router + prefill instances x TP + decode instances x TP.
-np=$("$here/build/apps/mixl-run/mixl-run" --print-config "$config" | awk '
-  /^[a-z_]+:/        { sec = $1 }
-  /^  instances:/    { inst[sec] = $2 }
-  /^  tp:/           { tp[sec] = $2 }
-  END { print 1 + inst["prefill:"] * tp["prefill:"] + inst["decode:"] * tp["decode:"] }')
+np=$("$here/build/apps/mixl-run/mixl-run" --ranks "$config")
 exec "${MPIRUN[@]}" -np "$np" "$here/build/apps/mixl-run/mixl-run" "$config" \
   -o "$here/results/$(basename "$config" .yaml).h5"
