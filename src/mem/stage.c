@@ -147,10 +147,14 @@ static mixl_status_t sm_reap_copies(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm
     return MIXL_OK;
 }
 
-/* Phase 2: claim free slots for the next chunks and start them. */
-static mixl_status_t sm_fill(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm)
+/* Phase 2: claim up to max free slots for the next chunks and start them. */
+static mixl_status_t sm_fill(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm, unsigned max,
+                             unsigned *started_p)
 {
-    for (unsigned i = 0; i < pool->nslots && sm->next < sm->nchunks; i++) {
+    unsigned started = 0;
+
+    *started_p = 0;
+    for (unsigned i = 0; i < pool->nslots && sm->next < sm->nchunks && started < max; i++) {
         mixl_stage_slot_t *s = &pool->slot[i];
         mixl_status_t st;
 
@@ -158,6 +162,8 @@ static mixl_status_t sm_fill(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm)
         s->owner = sm;
         s->chunk = sm->next++;
         sm->holding++;
+        started++;
+        *started_p = started;
         if (sm->op == MIXL_OP_WRITE) {
             s->state = MIXL_STAGE_SLOT_COPY;
             st = sm->io->copy_start(sm->ctx, i, s->chunk);
@@ -165,11 +171,9 @@ static mixl_status_t sm_fill(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm)
             s->state = MIXL_STAGE_SLOT_NET;
             st = sm->io->net_start(sm->ctx, i, s->chunk);
         }
-        if (st != MIXL_OK) {
-            /* Nothing of this chunk is in flight: hand the slot straight back. */
-            slot_release(sm, s);
-            return sm_fail(sm, st);
-        }
+        /* Part of the chunk may be in flight: the slot stays in its state
+         * so that mixl_stage_sm_abort() waits for it before freeing it. */
+        if (st != MIXL_OK) return sm_fail(sm, st);
     }
     return MIXL_OK;
 }
@@ -191,10 +195,7 @@ static mixl_status_t sm_complete_net(mixl_stage_pool_t *pool, mixl_stage_sm_t *s
             /* The chunk landed in the slot: copy it to the device. */
             s->state = MIXL_STAGE_SLOT_COPY;
             st = sm->io->copy_start(sm->ctx, i, s->chunk);
-            if (st != MIXL_OK) {
-                slot_release(sm, s);
-                return sm_fail(sm, st);
-            }
+            if (st != MIXL_OK) return sm_fail(sm, st);
         }
     }
     return MIXL_OK;
@@ -204,13 +205,24 @@ static mixl_status_t sm_complete_net(mixl_stage_pool_t *pool, mixl_stage_sm_t *s
 mixl_status_t mixl_stage_progress(mixl_stage_pool_t *pool, mixl_stage_sm_t *sm)
 {
     mixl_status_t st;
+    unsigned started;
 
     if (sm->err != MIXL_OK) return sm->err;
     if ((st = sm_reap_copies(pool, sm)) != MIXL_OK) return st;
-    if ((st = sm_fill(pool, sm)) != MIXL_OK) return st;
-    if ((st = sm_complete_net(pool, sm)) != MIXL_OK) return st;
-    /* Slots freed by completed network steps can take further chunks at once. */
-    if ((st = sm_fill(pool, sm)) != MIXL_OK) return st;
+    if (sm->op == MIXL_OP_WRITE) {
+        /* Queue device->slot copies in every free slot before blocking in
+         * the flush of an earlier chunk's puts: the GPU copies meanwhile. */
+        if ((st = sm_fill(pool, sm, pool->nslots, &started)) != MIXL_OK) return st;
+        if ((st = sm_complete_net(pool, sm)) != MIXL_OK) return st;
+        if ((st = sm_fill(pool, sm, pool->nslots, &started)) != MIXL_OK) return st;
+    } else {
+        /* One get at a time: completing it starts its slot->device copy,
+         * which then runs while the next chunk's get is on the network. */
+        do {
+            if ((st = sm_complete_net(pool, sm)) != MIXL_OK) return st;
+            if ((st = sm_fill(pool, sm, 1, &started)) != MIXL_OK) return st;
+        } while (started > 0);
+    }
     return sm->done == sm->nchunks && sm->holding == 0 ? MIXL_OK : MIXL_IN_PROGRESS;
 }
 

@@ -13,9 +13,11 @@
  *   WRITE: FREE -> COPY (device->slot) -> NET (MPI_Put from slot) -> FREE
  *   READ:  FREE -> NET (MPI_Get into slot) -> COPY (slot->device) -> FREE
  * and is reused only after net_complete() (MPI_Win_flush_local) for its
- * operations. One progress call first finishes what completed, then starts
- * new chunks in free slots, and only then blocks in net_complete(): so the
- * device copy of chunk k+1 runs while the network moves chunk k.
+ * operations. A WRITE progress call finishes the copies that ended, queues
+ * copies into every free slot, and only then blocks in net_complete(): the
+ * device copy of chunk k+1 runs while the network moves chunk k. A READ
+ * issues one get at a time and starts its slot->device copy as soon as it
+ * completed, so that copy runs while the next chunk's get is on the wire.
  */
 #ifndef MIXL_MEM_STAGE_H
 #define MIXL_MEM_STAGE_H

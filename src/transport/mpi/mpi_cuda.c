@@ -461,30 +461,22 @@ static mixl_status_t prepare_ipc(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *xfe
                                  const uint8_t *kinds, struct mpi_cuda_xfer *cx, size_t nipc)
 {
     mixl_ce_t *ce;
-    mixl_status_t st;
+    mixl_status_t st = MIXL_OK;
     int cur = 0;
-    int *devs;
-    size_t ndevs = 0;
 
-    st = engine_get(tp, m, &ce);
-    if (st != MIXL_OK) return st;
     if (cudaGetDevice(&cur) != cudaSuccess) {
         (void)cudaGetLastError();
         cur = 0;
     }
     cx->ipc = calloc(nipc, sizeof(*cx->ipc));
     cx->ipc_ev = calloc(nipc, sizeof(*cx->ipc_ev));
-    devs = calloc(nipc, sizeof(*devs));
-    if (cx->ipc == NULL || cx->ipc_ev == NULL || devs == NULL) {
-        free(devs);
-        return MIXL_ERR_NO_MEMORY;
-    }
+    if (cx->ipc == NULL || cx->ipc_ev == NULL) return MIXL_ERR_NO_MEMORY;
+    /* Map the peer's regions first: a failure there names the region. */
     for (size_t i = 0; i < xfer->nops && st == MIXL_OK; i++) {
         const mixl_tp_op_t *op = &xfer->ops[i];
         const mixl_md_region_t *rr = op->remote_region;
         mpi_ipc_copy_t *c = &cx->ipc[cx->nipc];
         void *base = NULL, *remote, *local = (void *)(uintptr_t)op->local_addr;
-        size_t d;
 
         if (kinds[i] != MPI_OP_IPC) continue;
         /* Copies run on the local memory's device, or the caller's current one for host memory. */
@@ -496,22 +488,22 @@ static mixl_status_t prepare_ipc(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *xfe
         c->src = xfer->op == MIXL_OP_WRITE ? local : remote;
         c->len = op->len;
         cx->nipc++;
-        for (d = 0; d < ndevs && devs[d] != c->device; d++)
-            ;
-        if (d == ndevs) {
-            mixl_errbuf_t eb = {{0}, 0};
-            devs[ndevs] = c->device;
-            st = mixl_ce_event_create(ce, c->device, &eb, &cx->ipc_ev[ndevs]);
-            if (st != MIXL_OK) {
-                st = mixl_errbuf_set(tp->eb, st, "agent %s: IPC copies to %s: %s", tp->agent_name,
-                                     xfer->peer->name, mixl_errbuf_get(&eb));
-                break;
-            }
-            ndevs++;
-            cx->nipc_ev = ndevs;
-        }
     }
-    free(devs);
+    if (st == MIXL_OK) st = engine_get(tp, m, &ce);
+    /* One completion event per device whose stream carries copies. */
+    for (size_t i = 0; i < cx->nipc && st == MIXL_OK; i++) {
+        mixl_errbuf_t eb = {{0}, 0};
+        int seen = 0;
+
+        for (size_t j = 0; j < i && !seen; j++) seen = cx->ipc[j].device == cx->ipc[i].device;
+        if (seen) continue;
+        st = mixl_ce_event_create(ce, cx->ipc[i].device, &eb, &cx->ipc_ev[cx->nipc_ev]);
+        if (st != MIXL_OK)
+            st = mixl_errbuf_set(tp->eb, st, "agent %s: IPC copies to %s: %s", tp->agent_name,
+                                 xfer->peer->name, mixl_errbuf_get(&eb));
+        else
+            cx->nipc_ev++;
+    }
     return st;
 }
 
