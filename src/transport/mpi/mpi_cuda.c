@@ -127,36 +127,46 @@ static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_
 {
     uint8_t host[SELFTEST_BYTES], page[SELFTEST_BYTES];
     void *win_buf = NULL, *origin = NULL;
-    int ok = 1, all = 0, right = (m->rank + 1) % m->nranks, left = (m->rank + m->nranks - 1) % m->nranks;
+    int ok = 1, all = 0, dev = 0, locked = 0;
+    int right = (m->rank + 1) % m->nranks, left = (m->rank + m->nranks - 1) % m->nranks;
     MPI_Win win = MPI_WIN_NULL;
     mixl_errbuf_t eb = {{0}, 0};
     int rc;
 
-    if (mixl_mem_alloc(MIXL_MEM_CUDA, 0, SELFTEST_BYTES, &eb, &win_buf) != MIXL_OK ||
-        mixl_mem_alloc(MIXL_MEM_CUDA, 0, SELFTEST_BYTES, &eb, &origin) != MIXL_OK) {
+    /* The device the application made current is the one it will register. */
+    if (cudaGetDevice(&dev) != cudaSuccess) {
+        (void)cudaGetLastError();
+        dev = 0;
+    }
+    memset(page, 0, sizeof(page));
+    if (mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &win_buf) != MIXL_OK ||
+        mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &origin) != MIXL_OK) {
         snprintf(why, why_len, "%s", mixl_errbuf_get(&eb));
         ok = 0;
     }
     if (ok) {
         for (size_t i = 0; i < SELFTEST_BYTES; i++) host[i] = selftest_byte(m->rank, i);
-        memset(page, 0, sizeof(page));
         if (mixl_mem_copy(origin, host, SELFTEST_BYTES, &eb) != MIXL_OK ||
             mixl_mem_copy(win_buf, page, SELFTEST_BYTES, &eb) != MIXL_OK) {
             snprintf(why, why_len, "%s", mixl_errbuf_get(&eb));
             ok = 0;
         }
     }
-    /* Ranks that failed already take part with a host page. */
+    /* Every rank takes part in every collective below whatever failed
+     * locally; a rank without device memory exposes a host page. */
     rc = MPI_Win_create(ok ? win_buf : (void *)page, SELFTEST_BYTES, 1, MPI_INFO_NULL, m->comm, &win);
     if (rc != MPI_SUCCESS) {
         snprintf(why, why_len, "MPI_Win_create on device memory failed");
-        *ok_p = 0;
-        goto out;
+        ok = 0;
+        win = MPI_WIN_NULL;
+    } else {
+        MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
     }
-    MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm);
+    rc = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm);
+    if (rc != MPI_SUCCESS) all = 0;
     if (all) {
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
+        locked = rc == MPI_SUCCESS;
         if (rc == MPI_SUCCESS) rc = MPI_Put(origin, SELFTEST_BYTES, MPI_BYTE, right, 0, SELFTEST_BYTES, MPI_BYTE, win);
         if (rc == MPI_SUCCESS) rc = MPI_Win_flush(right, win);
         if (rc != MPI_SUCCESS) {
@@ -165,10 +175,13 @@ static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_
         }
         /* Everyone's put has landed once everyone flushed. */
         MPI_Barrier(m->comm);
-        MPI_Win_sync(win);
+        if (locked) MPI_Win_sync(win);
         if (ok) {
             /* What our left neighbour put into our device window... */
-            if (mixl_mem_copy(host, win_buf, SELFTEST_BYTES, &eb) != MIXL_OK) ok = 0;
+            if (mixl_mem_copy(host, win_buf, SELFTEST_BYTES, &eb) != MIXL_OK) {
+                snprintf(why, why_len, "%s", mixl_errbuf_get(&eb));
+                ok = 0;
+            }
             for (size_t i = 0; ok && i < SELFTEST_BYTES; i++)
                 if (host[i] != selftest_byte(left, i)) {
                     snprintf(why, why_len, "byte %zu put by rank %d arrived as 0x%02x, expected 0x%02x",
@@ -191,13 +204,14 @@ static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_
                     ok = 0;
                 }
         }
-        MPI_Win_unlock_all(win);
+        /* Nobody frees the window while a neighbour still reads it. */
+        MPI_Barrier(m->comm);
+        if (locked) MPI_Win_unlock_all(win);
     }
-    MPI_Win_free(&win);
-    *ok_p = ok;
-out:
+    if (win != MPI_WIN_NULL) MPI_Win_free(&win);
     mixl_mem_free(MIXL_MEM_CUDA, win_buf);
     mixl_mem_free(MIXL_MEM_CUDA, origin);
+    *ok_p = ok;
 }
 
 mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
@@ -534,9 +548,17 @@ mixl_status_t mpi_cuda_xfer_prepare(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *
     return MIXL_OK;
 }
 
+static void active_remove(struct mpi_cuda *c, struct mpi_cuda_xfer *cx);
+
 void mpi_cuda_xfer_release(mpi_tp_t *m, struct mpi_cuda_xfer *cx)
 {
     if (cx == NULL) return;
+    /* A request given up while its chunks were moving (a wait that timed
+     * out, then destroy): take its slots back before its memory goes. */
+    if (cx->staged_pending && cx->staged_st == MIXL_IN_PROGRESS) {
+        (void)mixl_stage_sm_abort(&m->cuda->pool, &cx->sm, mixl_deadline_ns(m->timeout_ms));
+        active_remove(m->cuda, cx);
+    }
     for (size_t i = 0; i < cx->nipc_ev; i++) mixl_ce_event_destroy(cx->ipc_ev[i]);
     free(cx->ipc_ev);
     free(cx->ipc);
