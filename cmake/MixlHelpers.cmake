@@ -1,4 +1,4 @@
-# mixl_add_test(NAME <hier.name> LABELS <l...> [TIMEOUT s] [NP n] COMMAND <exe> [args...]
+# mixl_add_test(NAME <hier.name> LABELS <l...> [TIMEOUT s] [NP n] [OMPI_DEFAULTS] COMMAND <exe> [args...]
 #               [FIXTURES_REQUIRED f...] [SKIP_RETURN_CODE c] [ENVIRONMENT e...])
 #
 # Registers one CTest test. With NP the command runs under mpirun; the flags a
@@ -13,16 +13,26 @@ set(MIXL_MPIRUN_FLAGS --allow-run-as-root --oversubscribe --bind-to none
 # The same selection for singleton processes started without mpirun.
 set(MIXL_TEST_ENV OMPI_MCA_pml=ucx OMPI_MCA_osc=ucx OMPI_MCA_opal_common_ucx_tls=any
     OMPI_MCA_opal_common_ucx_devices=any OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+# OMPI_DEFAULTS tests run with what a workstation user gets from mixl_mpi_init()
+# without an RDMA device: Open MPI's own pml/osc choice (ob1 + osc/rdma).
+set(MIXL_MPIRUN_DEFAULT_FLAGS --allow-run-as-root --oversubscribe --bind-to none)
+set(MIXL_TEST_DEFAULT_ENV OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 MIXL_MPI_UCX=0)
 set(MIXL_SKIP_RETURN_CODE 77)
 
 function(mixl_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT;NP;SKIP_RETURN_CODE"
+  cmake_parse_arguments(T "OMPI_DEFAULTS" "NAME;TIMEOUT;NP;SKIP_RETURN_CODE"
                         "LABELS;COMMAND;FIXTURES_REQUIRED;FIXTURES_SETUP;FIXTURES_CLEANUP;ENVIRONMENT;DEPENDS" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 60)
   endif()
+  set(flags ${MIXL_MPIRUN_FLAGS})
+  set(env ${MIXL_TEST_ENV})
+  if(T_OMPI_DEFAULTS)
+    set(flags ${MIXL_MPIRUN_DEFAULT_FLAGS})
+    set(env ${MIXL_TEST_DEFAULT_ENV})
+  endif()
   if(T_NP)
-    set(cmd ${MPIEXEC_EXECUTABLE} ${MIXL_MPIRUN_FLAGS} -np ${T_NP} ${T_COMMAND})
+    set(cmd ${MPIEXEC_EXECUTABLE} ${flags} -np ${T_NP} ${T_COMMAND})
   else()
     set(cmd ${T_COMMAND})
   endif()
@@ -41,7 +51,7 @@ function(mixl_add_test)
   if(T_FIXTURES_CLEANUP)
     set_tests_properties(${T_NAME} PROPERTIES FIXTURES_CLEANUP "${T_FIXTURES_CLEANUP}")
   endif()
-  set_tests_properties(${T_NAME} PROPERTIES ENVIRONMENT "${MIXL_TEST_ENV};${T_ENVIRONMENT}")
+  set_tests_properties(${T_NAME} PROPERTIES ENVIRONMENT "${env};${T_ENVIRONMENT}")
   if(T_DEPENDS)
     set_tests_properties(${T_NAME} PROPERTIES DEPENDS "${T_DEPENDS}")
   endif()

@@ -6,9 +6,17 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/scripts/deps.sh"
 "$here/scripts/build.sh" "$here/build"
 
+config=${1:-$here/configs/default.yaml}
+mkdir -p "$here/results"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-# pml/osc ucx: MIXL's one-sided data plane runs over UCX (Debian disables it
-# by default); "any" lets UCX use shared memory and TCP without a Mellanox NIC.
-MPIRUN=(mpirun --oversubscribe --bind-to none
-        --mca pml ucx --mca osc ucx --mca opal_common_ucx_tls any --mca opal_common_ucx_devices any)
-exec "${MPIRUN[@]}" -np 2 "$here/build/apps/mixl-demo/mixl-demo"
+# mixl-run selects pml/osc ucx itself (mixl_mpi_init); --oversubscribe lets the
+# default 4-rank job run on a 2-core machine.
+MPIRUN=(mpirun --oversubscribe --bind-to none)
+# Rank count from the config: router + prefill instances x TP + decode instances x TP.
+np=$("$here/build/apps/mixl-run/mixl-run" --print-config "$config" | awk '
+  /^[a-z_]+:/        { sec = $1 }
+  /^  instances:/    { inst[sec] = $2 }
+  /^  tp:/           { tp[sec] = $2 }
+  END { print 1 + inst["prefill:"] * tp["prefill:"] + inst["decode:"] * tp["decode:"] }')
+exec "${MPIRUN[@]}" -np "$np" "$here/build/apps/mixl-run/mixl-run" "$config" \
+  -o "$here/results/$(basename "$config" .yaml).h5"

@@ -1,14 +1,18 @@
 /*
  * Starting MPI the way MIXL's data plane needs it.
  *
- * MIXL's windows are meant to run over Open MPI's UCX components (pml/osc
- * ucx). Debian's Open MPI disables them by default, and their default UCX
- * transport list only matches Mellanox devices. mixl_mpi_init() sets
- * OMPI_MCA_pml=ucx, OMPI_MCA_osc=ucx, OMPI_MCA_opal_common_ucx_tls=any and
- * OMPI_MCA_opal_common_ucx_devices=any in the process environment -- each
- * only when the user has not set it -- and then initialises MPI, so that
- * `mpirun -np 4 mixl-run ...` works without extra flags. A user's own
- * OMPI_MCA_* settings (or --mca flags) always win.
+ * Across nodes MIXL's windows are meant to run over Open MPI's UCX components
+ * (pml/osc ucx) and RDMA. Debian's Open MPI disables them by default, and
+ * their default UCX transport list only matches Mellanox devices. When the
+ * machine has an RDMA device (/sys/class/infiniband is not empty),
+ * mixl_mpi_init() sets OMPI_MCA_pml=ucx, OMPI_MCA_osc=ucx,
+ * OMPI_MCA_opal_common_ucx_tls=any and OMPI_MCA_opal_common_ucx_devices=any
+ * in the process environment -- each only when the user has not set it --
+ * and then initialises MPI, so that `srun mixl-run ...` uses RDMA without
+ * extra flags. Without an RDMA device Open MPI's default (osc/rdma over
+ * shared memory) is kept: on one node it is several times faster.
+ * MIXL_MPI_UCX=1 forces the UCX settings, MIXL_MPI_UCX=0 never applies them.
+ * A user's own OMPI_MCA_* settings (or --mca flags) always win.
  */
 #ifndef MIXL_LAUNCH_H
 #define MIXL_LAUNCH_H

@@ -336,6 +336,37 @@ static void case_many_to_one(void)
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* A target that stops polling: with a 4-slot ring the fifth notified write
+ * cannot complete; its wait times out with a message naming the peer, and
+ * the request completes once the target polls again. */
+static void case_timeout(void)
+{
+    enum { RING = 4 };
+    if (rank == 0) {
+        mixl_desc_t l = desc((uint64_t)(uintptr_t)pool, 64), r = desc(peer_base[1], 64);
+        mixl_xfer_params_t p = {.size = sizeof(p), .op = MIXL_OP_WRITE, .peer = names[1],
+                                .local = &l, .remote = &r, .count = 1, .notif = "n", .notif_len = 1};
+        mixl_xfer_h x;
+        CHECK(mixl_xfer_create(agent, &p, &x) == MIXL_OK, "create");
+        for (int i = 0; i < RING; i++) CHECK(run(x) == MIXL_OK, "write %d", i);
+        mixl_agent_clear_error(agent);
+        mixl_status_t st = mixl_xfer_post(x);
+        if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, 300);
+        CHECK(st == MIXL_ERR_TIMED_OUT, "fifth write: %s, expected a timeout", mixl_status_str(st));
+        CHECK(strstr(mixl_agent_last_error(agent), names[1]) != NULL, "timeout message lacks the peer");
+        MPI_Barrier(MPI_COMM_WORLD); /* now the target drains its ring */
+        CHECK(mixl_xfer_wait(x, 30000) == MIXL_OK, "completion after the target polled");
+        CHECK(mixl_xfer_release(x) == MIXL_OK, "release");
+    } else if (rank == 1) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        mixl_notif_t n[RING + 1];
+        CHECK(wait_notifs(n, RING + 1, 60) == RING + 1, "notifications lost after the timeout");
+    } else {
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 int main(int argc, char **argv)
 {
     static const struct {
@@ -344,7 +375,7 @@ int main(int argc, char **argv)
     } cases[] = {{"sizes", case_sizes},         {"small_descs", case_small_descs},
                  {"in_flight", case_in_flight}, {"notif_order", case_notif_order},
                  {"reuse", case_reuse},         {"read_notify", case_read_notify},
-                 {"many_to_one", case_many_to_one}};
+                 {"many_to_one", case_many_to_one}, {"timeout", case_timeout}};
     char name[MIXL_NAME_MAX];
     mixl_region_h region;
     int provided, all;
@@ -354,6 +385,7 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     snprintf(name, sizeof(name), "rank-%d", rank);
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD};
+    if (argc > 1 && strcmp(argv[1], "timeout") == 0) params.notif_ring = 4;
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     pool = aligned_alloc(4096, POOL);
     if (mixl_mem_register(agent, pool, POOL, MIXL_MEM_HOST, 0, &region) != MIXL_OK ||

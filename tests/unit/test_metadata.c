@@ -86,7 +86,7 @@ static void test_truncated(void **state)
     }
     assert_int_equal(mixl_metadata_decode(blob, len / 2, &back, err, sizeof(err)),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "truncated"));
+    assert_non_null(strstr(err, "truncated or corrupted"));
     mixl_free(blob);
     mixl_metadata_free(md);
 }
@@ -124,7 +124,7 @@ static void test_corrupted(void **state)
     longer[len] = 0xc0;
     assert_int_equal(mixl_metadata_decode(longer, len + 1, &back, err, sizeof(err)),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "trailing"));
+    assert_non_null(strstr(err, "checksum"));
     free(longer);
     mixl_free(blob);
     mixl_metadata_free(md);
@@ -154,6 +154,7 @@ static void test_foreign(void **state)
     assert_int_equal(mixl_metadata_decode(sb.data, sb.size, &back, err, sizeof(err)),
                      MIXL_ERR_BAD_METADATA);
     assert_non_null(strstr(err, "not a MIXL metadata blob"));
+    /* Zero bytes after a valid blob still cannot pass the checksum. */
     msgpack_sbuffer_destroy(&sb);
 
     /* JSON text and an empty value. */
@@ -176,14 +177,8 @@ static void test_other_version(void **state)
     assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
     assert_non_null(strstr(err, "format"));
     mixl_free(blob);
-    md->format = MIXL_METADATA_FORMAT - 1; /* an older format: 0 */
-    md->format = 0; /* encode() writes the current format for 0, so patch the byte */
+    md->format = 0; /* an older format */
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
-    uint8_t *b = blob;
-    uint8_t key[] = {0xa6, 'f', 'o', 'r', 'm', 'a', 't'};
-    uint8_t *hit = memmem(b, len, key, sizeof(key));
-    assert_non_null(hit);
-    hit[sizeof(key)] = 0x00; /* positive fixint 0 */
     assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
     mixl_free(blob);
     mixl_metadata_free(md);

@@ -268,6 +268,30 @@ static void test_agent_params(void **state)
     assert_int_equal(mixl_agent_create(NULL, &a), MIXL_ERR_INVALID_PARAM);
 }
 
+/* Windows that cannot be used (device windows demanded, MPI not CUDA-aware):
+ * start fails without TCP, and falls back to TCP when TCP is enabled. */
+static void test_fallback_to_tcp(void **state)
+{
+    mixl_agent_h a;
+    uint8_t buf[4096];
+    mixl_region_h r;
+    mixl_agent_params_t p = {.size = sizeof(p), .name = "fallback", .comm = MPI_COMM_SELF,
+                             .backends = MIXL_BACKEND_MPI, .gpu_path = MIXL_GPU_PATH_DEVICE_WIN};
+
+    assert_int_equal(mixl_agent_create(&p, &a), MIXL_OK);
+    assert_int_equal(mixl_agent_start(a), MIXL_ERR_NOT_SUPPORTED);
+    assert_non_null(strstr(mixl_agent_last_error(a), "CUDA-aware"));
+    mixl_agent_destroy(a);
+
+    p.backends = MIXL_BACKEND_MPI | MIXL_BACKEND_TCP;
+    assert_int_equal(mixl_agent_create(&p, &a), MIXL_OK);
+    assert_int_equal(mixl_mem_register(a, buf, sizeof(buf), MIXL_MEM_HOST, 0, &r), MIXL_OK);
+    assert_int_equal(mixl_agent_start(a), MIXL_OK);
+    assert_int_equal(mixl_agent_backends(a), MIXL_BACKEND_TCP);
+    assert_non_null(strstr(mixl_agent_path_report(a), "tcp"));
+    mixl_agent_destroy(a);
+}
+
 int main(int argc, char **argv)
 {
     int provided, rc;
@@ -283,6 +307,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_registration_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_registration, setup, teardown),
         cmocka_unit_test(test_agent_params),
+        cmocka_unit_test(test_fallback_to_tcp),
     };
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

@@ -220,7 +220,7 @@ static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
 
     n = snprintf(buf, len,
                  "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
-                 "osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "auto");
+                 "osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "Open MPI default");
     if (n >= 0 && (size_t)n < len) mpi_cuda_path_report(m, buf + n, len - (size_t)n);
 }
 

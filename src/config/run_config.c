@@ -1,0 +1,142 @@
+/*
+ * The mixl-run key table: every key, its type, default, range and doc line.
+ * Keys of one section stay together (the printer nests by adjacency).
+ * docs/configuration.md documents the same keys; a test checks it lists
+ * every one.
+ */
+#include "config/run_config.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define F(field) offsetof(mixl_run_config_t, field)
+#define BOOL(k, d, f, doc) {k, MIXL_CFG_BOOL, d, 0, 1, NULL, F(f), doc}
+#define INT(k, d, lo, hi, f, doc) {k, MIXL_CFG_INT, d, lo, hi, NULL, F(f), doc}
+#define DBL(k, d, lo, hi, f, doc) {k, MIXL_CFG_DOUBLE, d, lo, hi, NULL, F(f), doc}
+#define STR(k, d, f, doc) {k, MIXL_CFG_STRING, d, 0, 0, NULL, F(f), doc}
+#define ENUM(k, d, ch, f, doc) {k, MIXL_CFG_ENUM, d, 0, 0, ch, F(f), doc}
+#define LIST(k, d, f, doc) {k, MIXL_CFG_STRLIST, d, 0, 0, NULL, F(f), doc}
+
+static const mixl_cfg_entry_t run_entries[] = {
+    STR("run.name", "mixl-run", run.name, "experiment name, stored in the results file"),
+    STR("run.output", "mixl-run.h5", run.output,
+        "HDF5 results file (parent folders are created); empty = no file"),
+    INT("run.seed", "1", 0, 9.2e18, run.seed, "seed for arrivals and prompt lengths"),
+    INT("run.timeout_ms", "30000", 100, 3600000, run.timeout_ms,
+        "deadline for every wait: control messages, transfers, notifications"),
+    ENUM("run.progress", "auto", "auto|tty|plain|off", run.progress,
+         "progress line: in place on a terminal (auto/tty), plain lines, or none"),
+    INT("run.progress_interval_ms", "1000", 10, 600000, run.progress_interval_ms,
+        "time between progress updates"),
+
+    ENUM("model.preset", "tiny", "tiny|llama-3-8b|llama-3-70b|custom", model.preset,
+         "model shape; custom needs layers, kv_heads, head_dim and dtype"),
+    INT("model.layers", "0", 0, 1024, model.layers, "transformer layers; 0 = from the preset"),
+    INT("model.kv_heads", "0", 0, 1024, model.kv_heads, "KV heads; 0 = from the preset"),
+    INT("model.head_dim", "0", 0, 4096, model.head_dim, "head dimension; 0 = from the preset"),
+    ENUM("model.dtype", "preset", "preset|fp16|bf16|fp32|fp8", model.dtype,
+         "KV element type; preset = the preset's"),
+    INT("model.block_size", "16", 1, 4096, model.block_size, "tokens per KV block"),
+
+    INT("prefill.instances", "1", 1, 4096, prefill.instances, "prefill instances (TP groups)"),
+    INT("prefill.tp", "1", 1, 64, prefill.tp, "tensor-parallel ranks per prefill instance"),
+    INT("prefill.slots", "4", 1, 1024, prefill.slots,
+        "layer buffers per prefill rank: layers computed ahead of their transfer"),
+    INT("prefill.queue", "2", 1, 1e6, prefill.queue,
+        "requests handed to a prefill instance at once; the rest wait at the router"),
+    ENUM("prefill.memory", "host", "host|cuda", prefill.memory, "where prefill computes its KV"),
+    INT("prefill.device", "-1", -1, 1024, prefill.device,
+        "CUDA device; -1 = local rank modulo visible devices"),
+    DBL("prefill.layer_compute_us", "0", 0, 1e8, prefill.layer_compute_us,
+        "emulated compute time per layer (microseconds) on top of the fill"),
+    INT("prefill.corrupt_every", "0", 0, 1e9, prefill.corrupt_every,
+        "fault injection: flip one byte of every Nth request's KV after its fill; 0 = never"),
+
+    INT("decode.instances", "1", 1, 4096, decode.instances, "decode instances (TP groups)"),
+    INT("decode.tp", "1", 1, 64, decode.tp, "tensor-parallel ranks per decode instance"),
+    INT("decode.pool_blocks", "256", 1, 1e9, decode.pool_blocks,
+        "KV blocks in each decode rank's pool (all layers, K and V)"),
+    ENUM("decode.memory", "host", "host|cuda", decode.memory, "where the KV pool lives"),
+    INT("decode.device", "-1", -1, 1024, decode.device,
+        "CUDA device; -1 = local rank modulo visible devices"),
+    DBL("decode.step_us", "0", 0, 1e8, decode.step_us,
+        "emulated time per generated token (microseconds)"),
+    BOOL("decode.verify", "true", decode.verify,
+         "checksum every received block against the expected fill"),
+
+    ENUM("transfer.mode", "push", "push|pull", transfer.mode,
+         "push: prefill WRITEs each layer; pull: decode READs after a layer-ready notification"),
+
+    INT("workload.requests", "32", 1, 1e7, workload.requests, "requests to run"),
+    ENUM("workload.arrival", "burst", "burst|fixed|poisson", workload.arrival,
+         "all at once, at a fixed rate, or Poisson arrivals"),
+    DBL("workload.rate", "100", 0.001, 1e9, workload.rate,
+        "requests per second for fixed and poisson arrivals"),
+    ENUM("workload.prompt.distribution", "fixed", "fixed|uniform|file",
+         workload.prompt_dist, "prompt lengths: fixed, uniform in [min, max], or read from file"),
+    INT("workload.prompt.tokens", "128", 1, 16777216, workload.prompt_tokens,
+        "prompt length for fixed"),
+    INT("workload.prompt.min", "64", 1, 16777216, workload.prompt_min, "shortest prompt for uniform"),
+    INT("workload.prompt.max", "256", 1, 16777216, workload.prompt_max, "longest prompt for uniform"),
+    STR("workload.prompt.file", "", workload.prompt_file,
+        "file of prompt lengths, one per line ('#' comments), used in order and cycled"),
+    INT("workload.output_tokens", "16", 0, 16777216, workload.output_tokens,
+        "tokens each request generates on its decode rank"),
+
+    BOOL("data_plane.rma.enabled", "true", data_plane.rma_enabled,
+         "move KV with MPI one-sided RMA windows"),
+    STR("data_plane.rma.interface", "", data_plane.rma_interface,
+        "RDMA device for UCX (e.g. mlx5_0:1); sets UCX_NET_DEVICES unless already set"),
+    ENUM("data_plane.fallback", "tcp", "none|tcp", data_plane.fallback,
+         "transport when RMA is disabled or cannot reach a peer"),
+    INT("data_plane.tuning.mtu", "0", 0, 4096, data_plane.mtu,
+        "InfiniBand path MTU for UCX (512, 1024, 2048 or 4096); 0 = UCX's choice"),
+    INT("data_plane.tuning.queue_depth", "128", 1, 65536, data_plane.queue_depth,
+        "transfer requests in flight per rank"),
+    ENUM("data_plane.tuning.completion_mode", "polling", "polling", data_plane.completion_mode,
+         "how completions are detected"),
+    ENUM("data_plane.gpu_path", "auto", "auto|staged|device_win", data_plane.gpu_path,
+         "device memory path: self-tested device windows, pinned staging, or device windows only"),
+    INT("data_plane.notif_ring", "256", 16, 65536, data_plane.notif_ring,
+        "notification slots per peer"),
+    STR("data_plane.tcp.bind", "127.0.0.1", data_plane.tcp_bind,
+        "TCP fallback listen address; 0.0.0.0 publishes the host name (several nodes)"),
+
+    ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
+         "metadata registry: embedded rank-0 MPI service or an etcd cluster"),
+    LIST("registry.endpoints", "http://127.0.0.1:2379", registry.endpoints,
+         "etcd endpoints (URLs of the v3 JSON gateway)"),
+    STR("registry.namespace", "mixl", registry.ns, "key prefix in the registry"),
+    INT("registry.lease_ttl_s", "10", 1, 3600, registry.lease_ttl_s,
+        "lease on published metadata (seconds)"),
+    INT("registry.timeout_ms", "5000", 1, 600000, registry.timeout_ms,
+        "deadline for registry operations and waiting for a peer's metadata"),
+};
+
+static const mixl_cfg_schema_t run_schema = {run_entries,
+                                             sizeof(run_entries) / sizeof(run_entries[0])};
+
+const mixl_cfg_schema_t *mixl_run_config_schema(void)
+{
+    return &run_schema;
+}
+
+mixl_status_t mixl_run_config_load(mixl_run_config_t *cfg, const char *path,
+                                   const char *const *overrides, int noverrides, char *err,
+                                   size_t err_len)
+{
+    /* Zeroed first so the struct is byte-for-byte reproducible (it is broadcast and compared). */
+    memset(cfg, 0, sizeof(*cfg));
+    mixl_status_t st = mixl_cfg_defaults(&run_schema, cfg, err, err_len);
+    if (st != MIXL_OK) return st;
+    if (path != NULL) {
+        st = mixl_cfg_load_file(&run_schema, cfg, path, err, err_len);
+        if (st != MIXL_OK) return st;
+    }
+    for (int i = 0; i < noverrides; i++) {
+        st = mixl_cfg_set(&run_schema, cfg, overrides[i], err, err_len);
+        if (st != MIXL_OK) return st;
+    }
+    return MIXL_OK;
+}

@@ -1,0 +1,163 @@
+/*
+ * Internals shared by the roles of a mixl-run job: the per-rank context,
+ * control messages between roles, and notification payloads.
+ *
+ * Control messages (request placement, RemotePrefillRequest, completion
+ * reports) go over MPI two-sided messaging on a duplicate of the job's
+ * communicator, always non-blocking: sends sit in an outbox that the event
+ * loop tests, receives are probed. KV data and the per-layer "landed" /
+ * "ready" / "freed" signals go through the MIXL agent (one-sided).
+ */
+#ifndef MIXL_DISAGG_DG_INT_H
+#define MIXL_DISAGG_DG_INT_H
+
+#include <stdint.h>
+
+#include <mixl/agent.h>
+#include <mixl/registry.h>
+
+#include "config/run_config.h"
+#include "disagg/plan.h"
+#include "disagg/workload.h"
+#include "kv/layout.h"
+#include "kv/mem.h"
+#include "kv/runs.h"
+
+/* Control message types. */
+enum {
+    DG_MSG_ALLOC = 1,    /* router -> decode leader: allocate blocks for req */
+    DG_MSG_ALLOC_OK,     /* leader -> router: the block runs */
+    DG_MSG_ALLOC_FULL,   /* leader -> router: no room now (router requeues) */
+    DG_MSG_PREFILL,      /* router -> prefill ranks: the RemotePrefillRequest */
+    DG_MSG_EXPECT,       /* router -> decode ranks: KV for req is coming */
+    DG_MSG_PREFILL_DONE, /* prefill rank -> router: timeline and transfer figures */
+    DG_MSG_DECODE_DONE,  /* decode rank -> router: verification, timeline */
+    DG_MSG_FREE,         /* router -> decode leader: release req's blocks */
+    DG_MSG_STOP,         /* router -> all: the run is over */
+    DG_MSG_STOPPED,      /* all -> router: acknowledged */
+};
+
+/* Timeline slots (ns on the router's clock). */
+enum {
+    DG_T_ARRIVAL = 0,
+    DG_T_ALLOC,
+    DG_T_PREFILL_START,
+    DG_T_PREFILL_END,
+    DG_T_FIRST_BYTE,
+    DG_T_LAST_BYTE,
+    DG_T_NOTIFY,
+    DG_T_FIRST_TOKEN,
+    DG_T_DECODE_END,
+    DG_T_COUNT
+};
+
+/* One control message; nruns mixl_kv_run_t follow it. */
+typedef struct {
+    uint32_t type;
+    int32_t status; /* mixl_status_t of the reported step */
+    uint64_t req;
+    uint64_t tokens;
+    uint64_t out_tokens;
+    int32_t prefill_inst, decode_inst;
+    uint32_t nruns;
+    uint32_t pad;
+    int64_t t[DG_T_COUNT];
+    uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
+} dg_msg_t;
+
+/* Notification payloads (fit MIXL_NOTIF_MAX). */
+#define DG_NOTIF_MAGIC 0x4d58444eu /* "MXDN" */
+enum {
+    DG_NOTIF_LAYER = 1, /* push: layer's K and V landed in the decode blocks */
+    DG_NOTIF_DONE,      /* push: every layer of the request landed (completion) */
+    DG_NOTIF_READY,     /* pull: layer computed, decode may READ it */
+    DG_NOTIF_FREED,     /* pull: decode read the layer, the slot may be reused */
+    DG_NOTIF_ABORT,     /* the request failed on the sender; stop waiting for it */
+};
+typedef struct {
+    uint32_t magic;
+    uint16_t kind;
+    uint16_t layer;
+    uint64_t req;
+    int32_t src_rank;
+    int32_t status;
+} dg_notif_t;
+
+/* A pending non-blocking send. */
+typedef struct {
+    MPI_Request req;
+    void *buf;
+} dg_out_t;
+
+typedef struct {
+    const mixl_run_config_t *cfg;
+    mixl_dg_plan_t plan;
+    mixl_dg_rank_t me;
+    int rank, world;
+    MPI_Comm ctl;
+    int timeout_ms;
+    int64_t clock_offset_ns; /* add to the local monotonic clock to get the router's */
+    char (*names)[MIXL_NAME_MAX];
+    uint64_t *peer_base; /* each rank's registered KV memory base address */
+
+    mixl_agent_h agent;
+    mixl_registry_h reg; /* metadata registry (rank 0 serves it for backend mpi) */
+    mixl_md_store_h store;
+    mixl_kv_mem_t mem; /* pool (decode) or layer buffers (prefill) */
+    mixl_region_h region;
+    mixl_kv_layout_t layout;
+
+    dg_out_t *outbox;
+    size_t nout, capout;
+
+    /* Notifications taken from the agent but not yet claimed (request not known yet). */
+    dg_notif_t *parked;
+    size_t nparked, capparked;
+} mixl_dg_t;
+
+/* Router-clock time now. */
+int64_t dg_now(const mixl_dg_t *dg);
+
+/*
+ * Back off when a loop found nothing to do: spin briefly (lowest latency),
+ * then yield (oversubscribed nodes), then sleep 50 us so idle ranks do not
+ * burn a core. *idle counts consecutive idle passes.
+ */
+void dg_idle(unsigned *idle);
+
+/* Control channel. */
+mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_kv_run_t *runs);
+/* Take one message if there is one: 1 and *msg_p (malloc'd, runs follow), or 0. */
+int dg_poll(mixl_dg_t *dg, int *src_p, dg_msg_t **msg_p);
+/* Progress the outbox; with drain, wait (bounded by the timeout) until it is empty. */
+mixl_status_t dg_flush(mixl_dg_t *dg, int drain);
+static inline const mixl_kv_run_t *dg_runs(const dg_msg_t *m)
+{
+    return (const mixl_kv_run_t *)(m + 1);
+}
+
+/* Notifications: send (retrying while the peer's ring is full), collect, park. */
+mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int layer, int status);
+/* Fill out[] with up to max arrived notifications (parked first); returns the count. */
+size_t dg_notifs(mixl_dg_t *dg, dg_notif_t *out, size_t max);
+/* Keep a notification for later (its request is not known yet). */
+void dg_park(mixl_dg_t *dg, const dg_notif_t *n);
+
+/* Set-up shared by every role: agent, memory, metadata exchange, clock sync. */
+mixl_status_t dg_setup(mixl_dg_t *dg);
+void dg_teardown(mixl_dg_t *dg);
+
+/* The roles. Each returns when the router says stop; the router returns the results. */
+struct mixl_dg_results;
+mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, struct mixl_dg_results *res);
+mixl_status_t dg_prefill_run(mixl_dg_t *dg);
+mixl_status_t dg_decode_run(mixl_dg_t *dg);
+
+/*
+ * The one place peers' metadata is exchanged (collective): every worker
+ * publishes its agent's metadata in the registry and imports the metadata
+ * of every other worker from it.
+ */
+mixl_status_t dg_exchange_metadata(mixl_dg_t *dg);
+
+#endif /* MIXL_DISAGG_DG_INT_H */

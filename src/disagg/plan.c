@@ -1,0 +1,147 @@
+/* Role layout and the checks that refuse impossible configs; see plan.h. */
+#include "disagg/plan.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "transport/transport.h"
+
+int mixl_dg_plan_ranks(const mixl_run_config_t *cfg)
+{
+    return 1 + (int)(cfg->prefill.instances * cfg->prefill.tp) +
+           (int)(cfg->decode.instances * cfg->decode.tp);
+}
+
+static const char *const preset_names[] = {"tiny", "llama-3-8b", "llama-3-70b", "custom"};
+static const char *const dtype_names[] = {"preset", "fp16", "bf16", "fp32", "fp8"};
+
+mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64_t max_prompt,
+                                 mixl_dg_plan_t *plan_p, char *err, size_t err_len)
+{
+    mixl_dg_plan_t p;
+    mixl_status_t st;
+
+    memset(&p, 0, sizeof(p));
+    st = mixl_kv_model_resolve(preset_names[cfg->model.preset], (int)cfg->model.layers,
+                               (int)cfg->model.kv_heads, (int)cfg->model.head_dim,
+                               dtype_names[cfg->model.dtype], (int)cfg->model.block_size, &p.model,
+                               err, err_len);
+    if (st != MIXL_OK) return st;
+    p.world = world;
+    p.prefill_instances = (int)cfg->prefill.instances;
+    p.prefill_tp = (int)cfg->prefill.tp;
+    p.decode_instances = (int)cfg->decode.instances;
+    p.decode_tp = (int)cfg->decode.tp;
+    p.max_prompt = max_prompt;
+    p.max_req_blocks = mixl_kv_blocks_for(max_prompt, p.model.block_size);
+    p.pool_blocks = (uint64_t)cfg->decode.pool_blocks;
+    p.slots = (int)cfg->prefill.slots;
+    p.prefill_mem = cfg->prefill.memory == MIXL_KVMEM_CUDA ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
+    p.decode_mem = cfg->decode.memory == MIXL_KVMEM_CUDA ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
+
+    if (p.model.kv_heads % p.prefill_tp != 0) {
+        snprintf(err, err_len,
+                 "prefill.tp: %d KV heads of model %s are not divisible by prefill.tp=%d",
+                 p.model.kv_heads, p.model.name, p.prefill_tp);
+        return MIXL_ERR_CONFIG;
+    }
+    if (p.model.kv_heads % p.decode_tp != 0) {
+        snprintf(err, err_len,
+                 "decode.tp: %d KV heads of model %s are not divisible by decode.tp=%d",
+                 p.model.kv_heads, p.model.name, p.decode_tp);
+        return MIXL_ERR_CONFIG;
+    }
+    int need = mixl_dg_plan_ranks(cfg);
+    if (world != need) {
+        snprintf(err, err_len,
+                 "%s ranks than roles: the config needs %d ranks (1 router + %d prefill x TP %d + "
+                 "%d decode x TP %d) but the job has %d",
+                 world < need ? "fewer" : "more", need, p.prefill_instances, p.prefill_tp,
+                 p.decode_instances, p.decode_tp, world);
+        return MIXL_ERR_CONFIG;
+    }
+    if (p.max_req_blocks > p.pool_blocks) {
+        snprintf(err, err_len,
+                 "decode.pool_blocks: the longest prompt (%llu tokens) needs %llu blocks of %d "
+                 "tokens but a decode pool holds %llu",
+                 (unsigned long long)max_prompt, (unsigned long long)p.max_req_blocks,
+                 p.model.block_size, (unsigned long long)p.pool_blocks);
+        return MIXL_ERR_CONFIG;
+    }
+    if (!cfg->data_plane.rma_enabled && cfg->data_plane.fallback == MIXL_FALLBACK_NONE) {
+        snprintf(err, err_len,
+                 "data_plane: no data path: data_plane.rma.enabled is false and "
+                 "data_plane.fallback is none");
+        return MIXL_ERR_CONFIG;
+    }
+    if (!cfg->data_plane.rma_enabled && mixl_tp_get(MIXL_TP_TCP) == NULL) {
+        snprintf(err, err_len,
+                 "data_plane.fallback: tcp was asked for (RMA disabled) but this MIXL was built "
+                 "without the TCP backend");
+        return MIXL_ERR_CONFIG;
+    }
+    int64_t mtu = cfg->data_plane.mtu;
+    if (mtu != 0 && mtu != 512 && mtu != 1024 && mtu != 2048 && mtu != 4096) {
+        snprintf(
+            err, err_len,
+            "data_plane.tuning.mtu: %lld is not an InfiniBand MTU (512, 1024, 2048, 4096 or 0)",
+            (long long)mtu);
+        return MIXL_ERR_CONFIG;
+    }
+#ifndef MIXL_HAVE_CUDA
+    if (p.prefill_mem == MIXL_MEM_CUDA || p.decode_mem == MIXL_MEM_CUDA) {
+        snprintf(err, err_len, "%s: cuda memory asked for but this MIXL was built without CUDA",
+                 p.decode_mem == MIXL_MEM_CUDA ? "decode.memory" : "prefill.memory");
+        return MIXL_ERR_CONFIG;
+    }
+#endif
+    *plan_p = p;
+    return MIXL_OK;
+}
+
+mixl_dg_rank_t mixl_dg_rank_of(const mixl_dg_plan_t *p, int rank)
+{
+    mixl_dg_rank_t r = {MIXL_ROLE_ROUTER, 0, 0};
+    int nprefill = p->prefill_instances * p->prefill_tp;
+    if (rank == 0) return r;
+    if (rank <= nprefill) {
+        r.role = MIXL_ROLE_PREFILL;
+        r.inst = (rank - 1) / p->prefill_tp;
+        r.tp_rank = (rank - 1) % p->prefill_tp;
+        return r;
+    }
+    r.role = MIXL_ROLE_DECODE;
+    r.inst = (rank - 1 - nprefill) / p->decode_tp;
+    r.tp_rank = (rank - 1 - nprefill) % p->decode_tp;
+    return r;
+}
+
+int mixl_dg_prefill_rank(const mixl_dg_plan_t *p, int inst, int tp_rank)
+{
+    return 1 + inst * p->prefill_tp + tp_rank;
+}
+
+int mixl_dg_decode_rank(const mixl_dg_plan_t *p, int inst, int tp_rank)
+{
+    return 1 + p->prefill_instances * p->prefill_tp + inst * p->decode_tp + tp_rank;
+}
+
+void mixl_dg_rank_name(const mixl_dg_plan_t *p, int rank, char name[MIXL_NAME_MAX])
+{
+    mixl_dg_rank_t r = mixl_dg_rank_of(p, rank);
+    if (r.role == MIXL_ROLE_ROUTER)
+        snprintf(name, MIXL_NAME_MAX, "router");
+    else
+        snprintf(name, MIXL_NAME_MAX, "%s-%d.%d",
+                 r.role == MIXL_ROLE_PREFILL ? "prefill" : "decode", r.inst, r.tp_rank);
+}
+
+mixl_kv_layout_t mixl_dg_prefill_layout(const mixl_dg_plan_t *p, int tp_rank)
+{
+    return mixl_kv_layout(&p->model, p->prefill_tp, tp_rank, p->slots, p->max_req_blocks);
+}
+
+mixl_kv_layout_t mixl_dg_decode_layout(const mixl_dg_plan_t *p, int tp_rank)
+{
+    return mixl_kv_layout(&p->model, p->decode_tp, tp_rank, p->model.layers, p->pool_blocks);
+}

@@ -1,0 +1,59 @@
+/*
+ * Results of a mixl-run job, gathered on the router: one timeline and set of
+ * transfer figures per request, the derived metrics (TTFT, transfer
+ * latency, bandwidth, share of transfer hidden behind compute), a summary
+ * table with p50/p90/p99, and the HDF5 file.
+ *
+ * Definitions (times on the router's clock, aligned at start-up):
+ *   ttft_us              first_token - arrival
+ *   queue_us             alloc - arrival (back-pressure shows here)
+ *   transfer_latency_us  mean over the request's layer transfers of
+ *                        (completion - post); per layer and initiator rank
+ *   transfer_span_us     last_byte - first_byte
+ *   bandwidth_gbps       bytes x 8 / the time the request's transfers were
+ *                        in flight (union of their intervals; for TP, the
+ *                        busiest initiator rank)
+ *   hidden_share         part of [first_byte, last_byte] that lies inside
+ *                        [prefill_start, prefill_end], i.e. transfer time
+ *                        overlapped by compute (1 = fully hidden)
+ */
+#ifndef MIXL_DISAGG_RESULTS_H
+#define MIXL_DISAGG_RESULTS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/run_config.h"
+#include "disagg/plan.h"
+
+#define MIXL_DG_T_COUNT 9
+
+typedef struct {
+    uint64_t id, prompt, out_tokens, blocks, runs;
+    int32_t prefill_inst, decode_inst;
+    int32_t status;             /* mixl_status_t; 0 = delivered and verified */
+    int64_t t[MIXL_DG_T_COUNT]; /* arrival, alloc, prefill start/end, first/last byte, notify,
+                                   first token, decode end (ns, router clock) */
+    uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
+    int reports; /* completion reports received */
+} mixl_dg_req_t;
+
+typedef struct mixl_dg_results {
+    size_t count;
+    mixl_dg_req_t *req;
+    int64_t start_ns, end_ns;
+    uint64_t bytes_per_token;
+    uint64_t max_queued; /* most requests waiting for decode blocks at once */
+    char path_report[512];
+} mixl_dg_results_t;
+
+/* Print the summary table (and totals) to out. Returns the number of failed requests. */
+uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
+                               const mixl_run_config_t *cfg, FILE *out);
+
+/* Write the HDF5 file named by run.output; err names the failure. */
+mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
+                                    const mixl_run_config_t *cfg, int world, char *err,
+                                    size_t err_len);
+
+#endif /* MIXL_DISAGG_RESULTS_H */

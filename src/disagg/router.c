@@ -1,0 +1,309 @@
+/*
+ * The router (rank 0). Releases requests at their arrival times, and for the
+ * oldest waiting one picks the least-loaded decode instance with room for
+ * its blocks and the least-loaded prefill instance with room in its queue
+ * (back-pressure: otherwise the request waits, in order, and nothing is
+ * dropped; blocks are not held by requests that could not start yet). It
+ * asks the decode leader for blocks, then sends the RemotePrefillRequest
+ * (request, tokens, block runs, decode instance) to the prefill ranks and
+ * announces the request to the decode ranks. When every rank involved has
+ * reported, the blocks are freed and the request's timeline is recorded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "disagg/dg_int.h"
+#include "disagg/progress.h"
+#include "disagg/results.h"
+#include "kv/layout.h"
+#include "util/log.h"
+
+_Static_assert(DG_T_COUNT == MIXL_DG_T_COUNT, "timeline slots differ between messages and results");
+
+enum { RQ_FUTURE, RQ_QUEUED, RQ_ALLOCATING, RQ_RUNNING, RQ_DONE };
+
+typedef struct {
+    int state;
+    mixl_kv_run_t *runs;
+    uint32_t nruns;
+    uint64_t need; /* blocks */
+} rt_req_t;
+
+typedef struct {
+    mixl_dg_t *dg;
+    const mixl_workload_t *wl;
+    mixl_dg_results_t *res;
+    rt_req_t *rq;
+    size_t *queue, qhead, qtail; /* FIFO of request ids waiting for blocks */
+    uint64_t *dec_free;
+    int *dec_active, *pre_active;
+    size_t done, failed, inflight;
+    uint64_t bytes;
+} rt_t;
+
+static int rt_pick_decode(rt_t *rt, uint64_t need)
+{
+    int best = -1;
+    for (int j = 0; j < rt->dg->plan.decode_instances; j++) {
+        if (rt->dec_free[j] < need) continue;
+        if (best < 0 || rt->dec_active[j] < rt->dec_active[best] ||
+            (rt->dec_active[j] == rt->dec_active[best] && rt->dec_free[j] > rt->dec_free[best]))
+            best = j;
+    }
+    return best;
+}
+
+/* Least-loaded prefill instance with room in its queue, or -1. */
+static int rt_pick_prefill(rt_t *rt)
+{
+    int best = -1;
+    for (int i = 0; i < rt->dg->plan.prefill_instances; i++)
+        if (rt->pre_active[i] < rt->dg->cfg->prefill.queue &&
+            (best < 0 || rt->pre_active[i] < rt->pre_active[best]))
+            best = i;
+    return best;
+}
+
+/* Hand out waiting requests while some decode pool has room, oldest first. */
+static int rt_dispatch(rt_t *rt)
+{
+    mixl_dg_t *dg = rt->dg;
+    int progress = 0;
+    while (rt->qhead < rt->qtail) {
+        size_t id = rt->queue[rt->qhead];
+        mixl_dg_req_t *r = &rt->res->req[id];
+        int j = rt_pick_decode(rt, rt->rq[id].need);
+        int i = rt_pick_prefill(rt);
+        if (j < 0 || i < 0) break; /* back-pressure: wait for blocks or a prefill queue slot */
+        rt->qhead++;
+        rt->dec_free[j] -= rt->rq[id].need;
+        rt->dec_active[j]++;
+        rt->pre_active[i]++;
+        rt->inflight++;
+        r->prefill_inst = i;
+        r->decode_inst = j;
+        rt->rq[id].state = RQ_ALLOCATING;
+        dg_msg_t m;
+        memset(&m, 0, sizeof(m));
+        m.type = DG_MSG_ALLOC;
+        m.req = id;
+        m.tokens = r->prompt;
+        m.out_tokens = r->out_tokens;
+        m.prefill_inst = i;
+        m.decode_inst = j;
+        dg_send(dg, mixl_dg_decode_rank(&dg->plan, j, 0), &m, NULL);
+        progress = 1;
+    }
+    size_t queued = rt->qtail - rt->qhead;
+    if (queued > rt->res->max_queued) rt->res->max_queued = queued;
+    return progress;
+}
+
+static void rt_allocated(rt_t *rt, dg_msg_t *m)
+{
+    mixl_dg_t *dg = rt->dg;
+    size_t id = (size_t)m->req;
+    mixl_dg_req_t *r = &rt->res->req[id];
+
+    if (m->type == DG_MSG_ALLOC_FULL) {
+        /* The pool disagreed with our accounting: wait for frees, keep the order. */
+        mixl_warn("request %zu: decode-%d.0 had no room; waiting", id, r->decode_inst);
+        rt->dec_free[r->decode_inst] += rt->rq[id].need;
+        rt->dec_active[r->decode_inst]--;
+        rt->pre_active[r->prefill_inst]--;
+        rt->inflight--;
+        rt->queue[--rt->qhead] = id;
+        rt->rq[id].state = RQ_QUEUED;
+        return;
+    }
+    r->t[DG_T_ALLOC] = m->t[DG_T_ALLOC];
+    r->runs = m->nruns;
+    r->blocks = mixl_kv_runs_blocks(dg_runs(m), m->nruns);
+    rt->rq[id].runs = malloc(m->nruns * sizeof(mixl_kv_run_t));
+    if (rt->rq[id].runs != NULL)
+        memcpy(rt->rq[id].runs, dg_runs(m), m->nruns * sizeof(mixl_kv_run_t));
+    rt->rq[id].nruns = m->nruns;
+    rt->rq[id].state = RQ_RUNNING;
+
+    dg_msg_t out = *m;
+    out.type = DG_MSG_PREFILL;
+    for (int t = 0; t < dg->plan.prefill_tp; t++)
+        dg_send(dg, mixl_dg_prefill_rank(&dg->plan, r->prefill_inst, t), &out, dg_runs(m));
+    out.type = DG_MSG_EXPECT;
+    for (int t = 0; t < dg->plan.decode_tp; t++)
+        dg_send(dg, mixl_dg_decode_rank(&dg->plan, r->decode_inst, t), &out, dg_runs(m));
+}
+
+static void rt_min(int64_t *dst, int64_t v)
+{
+    if (v > 0 && (*dst == 0 || v < *dst)) *dst = v;
+}
+
+static void rt_max(int64_t *dst, int64_t v)
+{
+    if (v > *dst) *dst = v;
+}
+
+static void rt_report(rt_t *rt, const dg_msg_t *m)
+{
+    mixl_dg_t *dg = rt->dg;
+    size_t id = (size_t)m->req;
+    if (id >= rt->res->count || rt->rq[id].state != RQ_RUNNING) {
+        mixl_warn("report for request %zu, which is not running", id);
+        return;
+    }
+    mixl_dg_req_t *r = &rt->res->req[id];
+    if (m->status != 0 && r->status == 0) r->status = m->status;
+    r->bytes += m->bytes;
+    r->ops += m->ops;
+    r->xfers += m->xfers;
+    r->lat_sum_ns += m->lat_sum_ns;
+    r->bad_blocks += m->bad_blocks;
+    if (m->busy_ns > r->busy_ns) r->busy_ns = m->busy_ns;
+    rt_min(&r->t[DG_T_PREFILL_START], m->t[DG_T_PREFILL_START]);
+    rt_max(&r->t[DG_T_PREFILL_END], m->t[DG_T_PREFILL_END]);
+    rt_min(&r->t[DG_T_FIRST_BYTE], m->t[DG_T_FIRST_BYTE]);
+    rt_max(&r->t[DG_T_LAST_BYTE], m->t[DG_T_LAST_BYTE]);
+    rt_max(&r->t[DG_T_NOTIFY], m->t[DG_T_NOTIFY]);
+    rt_max(&r->t[DG_T_FIRST_TOKEN], m->t[DG_T_FIRST_TOKEN]);
+    rt_max(&r->t[DG_T_DECODE_END], m->t[DG_T_DECODE_END]);
+    if (++r->reports < dg->plan.prefill_tp + dg->plan.decode_tp) return;
+
+    /* Everyone involved is done with the blocks: free them and account. */
+    dg_msg_t f;
+    memset(&f, 0, sizeof(f));
+    f.type = DG_MSG_FREE;
+    f.req = id;
+    f.nruns = rt->rq[id].nruns;
+    dg_send(dg, mixl_dg_decode_rank(&dg->plan, r->decode_inst, 0), &f, rt->rq[id].runs);
+    free(rt->rq[id].runs);
+    rt->rq[id].runs = NULL;
+    rt->rq[id].state = RQ_DONE;
+    rt->dec_free[r->decode_inst] += rt->rq[id].need;
+    rt->dec_active[r->decode_inst]--;
+    rt->pre_active[r->prefill_inst]--;
+    rt->inflight--;
+    rt->done++;
+    rt->bytes += r->bytes;
+    if (r->status != 0) rt->failed++;
+}
+
+/* Name what is stuck, for the error when the router times out. */
+static void rt_dump_stuck(rt_t *rt)
+{
+    static const char *const names[] = {"future", "queued", "allocating", "running", "done"};
+    int shown = 0;
+    for (size_t i = 0; i < rt->res->count && shown < 8; i++) {
+        int s = rt->rq[i].state;
+        if (s != RQ_ALLOCATING && s != RQ_RUNNING) continue;
+        mixl_dg_req_t *r = &rt->res->req[i];
+        mixl_error("request %zu is %s: prefill instance %d, decode instance %d, %d of %d reports",
+                   i, names[s], r->prefill_inst, r->decode_inst, r->reports,
+                   rt->dg->plan.prefill_tp + rt->dg->plan.decode_tp);
+        shown++;
+    }
+}
+
+mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_results_t *res)
+{
+    rt_t rt;
+    mixl_status_t st = MIXL_OK;
+    size_t n = wl->count;
+    mixl_progress_t prog;
+
+    memset(&rt, 0, sizeof(rt));
+    rt.dg = dg;
+    rt.wl = wl;
+    rt.res = res;
+    res->count = n;
+    res->req = calloc(n, sizeof(mixl_dg_req_t));
+    rt.rq = calloc(n, sizeof(rt_req_t));
+    rt.queue = calloc(n, sizeof(size_t));
+    rt.dec_free = calloc((size_t)dg->plan.decode_instances, sizeof(uint64_t));
+    rt.dec_active = calloc((size_t)dg->plan.decode_instances, sizeof(int));
+    rt.pre_active = calloc((size_t)dg->plan.prefill_instances, sizeof(int));
+    if (!res->req || !rt.rq || !rt.queue || !rt.dec_free || !rt.dec_active || !rt.pre_active) {
+        st = MIXL_ERR_NO_MEMORY;
+        goto out;
+    }
+    for (int j = 0; j < dg->plan.decode_instances; j++) rt.dec_free[j] = dg->plan.pool_blocks;
+    for (size_t i = 0; i < n; i++) {
+        res->req[i].id = i;
+        res->req[i].prompt = wl->prompt[i];
+        res->req[i].out_tokens = wl->output_tokens;
+        res->req[i].prefill_inst = res->req[i].decode_inst = -1;
+        rt.rq[i].need = mixl_kv_blocks_for(wl->prompt[i], dg->plan.model.block_size);
+    }
+    res->bytes_per_token = mixl_kv_bytes_per_token(&dg->plan.model);
+    mixl_progress_init(&prog, stdout, dg->cfg->run.progress, dg->cfg->run.progress_interval_ms);
+
+    /*
+     * Workers report their own timeouts; give them time to do so, plus the
+     * emulated compute of the requests a prefill instance may hold, before
+     * concluding that a rank stopped answering. Only worker messages count
+     * as progress (arrivals and dispatches do not).
+     */
+    int64_t patience = 2 * (int64_t)dg->timeout_ms * 1000000 + 1000000000 +
+                       (int64_t)(dg->cfg->prefill.layer_compute_us * 1000.0) *
+                           dg->plan.model.layers * dg->cfg->prefill.queue;
+    int64_t start = dg_now(dg), last_event = start;
+    size_t next = 0;
+    unsigned idle = 0;
+    res->start_ns = start;
+    while (rt.done < n) {
+        int progress = 0, src;
+        int64_t now = dg_now(dg);
+        while (next < n && start + (int64_t)wl->arrival_ns[next] <= now) {
+            res->req[next].t[DG_T_ARRIVAL] = start + (int64_t)wl->arrival_ns[next];
+            rt.rq[next].state = RQ_QUEUED;
+            rt.queue[rt.qtail++] = next++;
+            progress = 1;
+        }
+        progress |= rt_dispatch(&rt);
+        dg_msg_t *m;
+        while (dg_poll(dg, &src, &m)) {
+            progress = 1;
+            last_event = dg_now(dg);
+            if (m->req >= n) {
+                mixl_warn("control message %u from %s for unknown request %llu", m->type,
+                          dg->names[src], (unsigned long long)m->req);
+            } else if (m->type == DG_MSG_ALLOC_OK || m->type == DG_MSG_ALLOC_FULL) {
+                rt_allocated(&rt, m);
+            } else if (m->type == DG_MSG_PREFILL_DONE || m->type == DG_MSG_DECODE_DONE) {
+                rt_report(&rt, m);
+            }
+            free(m);
+        }
+        dg_flush(dg, 0);
+        now = dg_now(dg);
+        if (rt.inflight == 0) last_event = now; /* nothing is owed to us */
+        if (rt.inflight > 0 && now - last_event > patience) {
+            mixl_progress_end(&prog);
+            mixl_error("no progress for %lld ms with %zu requests in flight",
+                       (long long)(patience / 1000000), rt.inflight);
+            rt_dump_stuck(&rt);
+            st = MIXL_ERR_TIMED_OUT;
+            goto out;
+        }
+        if (progress)
+            idle = 0;
+        else
+            dg_idle(&idle);
+        mixl_progress_update(
+            &prog, now, 0, "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
+            rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead, (double)rt.bytes / 1048576.0);
+    }
+    res->end_ns = dg_now(dg);
+    mixl_progress_update(&prog, res->end_ns, 1, "[%zu/%zu] done, %zu failed, %.1f MiB moved",
+                         rt.done, n, rt.failed, (double)rt.bytes / 1048576.0);
+    mixl_progress_end(&prog);
+out:
+    if (rt.rq != NULL)
+        for (size_t i = 0; i < n; i++) free(rt.rq[i].runs);
+    free(rt.rq);
+    free(rt.queue);
+    free(rt.dec_free);
+    free(rt.dec_active);
+    free(rt.pre_active);
+    return st;
+}

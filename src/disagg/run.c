@@ -1,0 +1,153 @@
+/* Preparation (config agreement) and the run of every role; see disagg.h. */
+#include "disagg/disagg.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "disagg/dg_int.h"
+#include "disagg/results.h"
+#include "util/log.h"
+
+/* The results file must be writable: found out now rather than after the whole run. */
+static mixl_status_t dg_check_output(const char *path, char *err, size_t err_len)
+{
+    char dir[MIXL_CFG_STR_MAX];
+    if (path[0] == '\0') return MIXL_OK;
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    /* Create missing parents, as the writer will. */
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(dir, 0777);
+        *p = '/';
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+        snprintf(err, err_len, "run.output: cannot create the folder %s for %s: %s", dir, path,
+                 strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    if (access(dir, W_OK | X_OK) != 0) {
+        snprintf(err, err_len, "run.output: cannot write %s: folder %s: %s", path, dir,
+                 strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    if (access(path, F_OK) == 0 && access(path, W_OK) != 0) {
+        snprintf(err, err_len, "run.output: cannot overwrite %s: %s", path, strerror(errno));
+        return MIXL_ERR_CONFIG;
+    }
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const *overrides,
+                              int noverrides, mixl_run_config_t *cfg, mixl_dg_plan_t *plan,
+                              mixl_workload_t *wl, char *err, size_t err_len)
+{
+    int rank, world;
+    int st = MIXL_OK;
+    uint64_t max_prompt = 0;
+    char msg[MIXL_CFG_ERR_MAX] = "";
+
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    memset(wl, 0, sizeof(*wl));
+    if (rank == 0) {
+        st = mixl_run_config_load(cfg, path, overrides, noverrides, msg, sizeof(msg));
+        if (st == MIXL_OK) st = mixl_workload_build(cfg, wl, msg, sizeof(msg));
+        if (st == MIXL_OK) {
+            max_prompt = wl->max_prompt;
+            st = mixl_dg_plan_build(cfg, world, max_prompt, plan, msg, sizeof(msg));
+        }
+        if (st == MIXL_OK) st = dg_check_output(cfg->run.output, msg, sizeof(msg));
+        if (st != MIXL_OK) mixl_workload_free(wl);
+    }
+    /* Everyone learns the outcome before anyone allocates. */
+    MPI_Bcast(&st, 1, MPI_INT, 0, comm);
+    if (st != MIXL_OK) {
+        MPI_Bcast(msg, sizeof(msg), MPI_CHAR, 0, comm);
+        snprintf(err, err_len, "%s", msg);
+        return (mixl_status_t)st;
+    }
+    MPI_Bcast(cfg, sizeof(*cfg), MPI_BYTE, 0, comm);
+    MPI_Bcast(&max_prompt, 1, MPI_UINT64_T, 0, comm);
+    if (rank != 0) {
+        st = mixl_dg_plan_build(cfg, world, max_prompt, plan, msg, sizeof(msg));
+        if (st != MIXL_OK) {
+            /* Same inputs as rank 0, which accepted them: only a mixed installation gets here. */
+            snprintf(err, err_len, "rank %d disagrees with rank 0 about the config: %s", rank, msg);
+            return (mixl_status_t)st;
+        }
+    }
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
+                          const mixl_workload_t *wl, FILE *out, uint64_t *failed_p)
+{
+    mixl_dg_t dg;
+    mixl_dg_results_t res;
+    mixl_status_t st;
+
+    memset(&dg, 0, sizeof(dg));
+    memset(&res, 0, sizeof(res));
+    dg.cfg = cfg;
+    dg.plan = *plan;
+    dg.timeout_ms = (int)cfg->run.timeout_ms;
+    MPI_Comm_rank(comm, &dg.rank);
+    MPI_Comm_size(comm, &dg.world);
+    dg.me = mixl_dg_rank_of(plan, dg.rank);
+    if (MPI_Comm_dup(comm, &dg.ctl) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
+    MPI_Comm_set_errhandler(dg.ctl, MPI_ERRORS_RETURN);
+
+    st = dg_setup(&dg);
+    if (st != MIXL_OK) {
+        if (dg.rank == 0) mixl_error("set-up failed on at least one rank: %s", mixl_status_str(st));
+        goto out;
+    }
+    if (dg.rank == 0) {
+        snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg.agent));
+        st = dg_router_run(&dg, wl, &res);
+        if (st != MIXL_OK) {
+            /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */
+            fflush(stdout);
+            mixl_error("aborting the job");
+            MPI_Abort(comm, 3);
+        }
+        dg_msg_t stop;
+        memset(&stop, 0, sizeof(stop));
+        stop.type = DG_MSG_STOP;
+        for (int r = 1; r < dg.world; r++) dg_send(&dg, r, &stop, NULL);
+        dg_flush(&dg, 1);
+        uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
+        if (failed_p != NULL) *failed_p = failed;
+        if (cfg->run.output[0] != '\0') {
+            char err[1024];
+            mixl_status_t wst = mixl_dg_results_write(&res, plan, cfg, dg.world, err, sizeof(err));
+            if (wst != MIXL_OK) {
+                mixl_error("%s", err);
+                st = wst;
+            } else {
+                fprintf(out, "results: %s\n", cfg->run.output);
+            }
+        }
+        fflush(out);
+    } else if (dg.me.role == MIXL_ROLE_PREFILL) {
+        st = dg_prefill_run(&dg);
+    } else {
+        st = dg_decode_run(&dg);
+    }
+out:
+    dg_teardown(&dg);
+    free(res.req);
+    MPI_Comm_free(&dg.ctl);
+    return st;
+}

@@ -1,0 +1,69 @@
+/* Deterministic KV fill (splitmix64 stream per row) and CRC32C block checks; see fill.h. */
+#include "kv/fill.h"
+
+#include <string.h>
+
+#include "util/crc32c.h"
+
+static inline uint64_t fill_mix(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void mixl_kv_fill_row(uint64_t req, int layer, int kv, int head, uint64_t token, void *dst,
+                      size_t row_bytes)
+{
+    uint64_t seed = fill_mix(fill_mix(fill_mix(req) ^ ((uint64_t)layer << 1 | (uint64_t)kv)) ^
+                             ((uint64_t)head << 32 | (token & 0xffffffffull)) ^ (token >> 32));
+    uint8_t *p = dst;
+    size_t i = 0;
+    for (; i + 8 <= row_bytes; i += 8) {
+        uint64_t w = fill_mix(seed + i);
+        memcpy(p + i, &w, 8);
+    }
+    if (i < row_bytes) {
+        uint64_t w = fill_mix(seed + i);
+        memcpy(p + i, &w, row_bytes - i);
+    }
+}
+
+void mixl_kv_fill_layer(const mixl_kv_layout_t *l, void *region, int region_layer, int model_layer,
+                        uint64_t req, uint64_t tokens)
+{
+    uint64_t row = mixl_kv_row_bytes(l);
+    for (int kv = 0; kv < 2; kv++)
+        for (uint64_t t = 0; t < tokens; t++) {
+            uint64_t b = t / (uint64_t)l->block_size, bt = t % (uint64_t)l->block_size;
+            for (int h = 0; h < l->heads; h++)
+                mixl_kv_fill_row(req, model_layer, kv, l->head0 + h, t,
+                                 (uint8_t *)region + mixl_kv_offset(l, region_layer, kv, b, h, bt),
+                                 row);
+        }
+}
+
+uint32_t mixl_kv_block_crc(const mixl_kv_layout_t *l, const void *block, uint64_t ntok)
+{
+    uint64_t row = mixl_kv_row_bytes(l);
+    uint64_t head_stride = (uint64_t)l->block_size * row;
+    uint32_t crc = 0;
+    for (int h = 0; h < l->heads; h++)
+        crc = mixl_crc32c(crc, (const uint8_t *)block + (uint64_t)h * head_stride, ntok * row);
+    return crc;
+}
+
+uint32_t mixl_kv_expected_crc(const mixl_kv_layout_t *l, uint64_t req, int layer, int kv,
+                              uint64_t req_block, uint64_t ntok, void *scratch)
+{
+    uint64_t row = mixl_kv_row_bytes(l);
+    uint32_t crc = 0;
+    for (int h = 0; h < l->heads; h++)
+        for (uint64_t t = 0; t < ntok; t++) {
+            mixl_kv_fill_row(req, layer, kv, l->head0 + h, req_block * (uint64_t)l->block_size + t,
+                             scratch, row);
+            crc = mixl_crc32c(crc, scratch, row);
+        }
+    return crc;
+}

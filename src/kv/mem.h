@@ -1,0 +1,39 @@
+/*
+ * Memory for KV pools and prefill layer buffers: host pages, or CUDA device
+ * memory when MIXL is built with CUDA (mem_cuda.c). Copies to and from the
+ * host let the fill and the checksum code run on either kind.
+ */
+#ifndef MIXL_KV_MEM_H
+#define MIXL_KV_MEM_H
+
+#include <stddef.h>
+
+#include <mixl/agent.h>
+
+typedef struct {
+    void *ptr;
+    size_t len;
+    mixl_mem_type_t type; /* MIXL_MEM_HOST or MIXL_MEM_CUDA */
+    int device;
+} mixl_kv_mem_t;
+
+/*
+ * Allocate len bytes of zeroed memory of the given type (device: CUDA
+ * ordinal; -1 picks local_rank modulo the visible devices). err names the
+ * failure, including "built without CUDA".
+ */
+mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t type, int device,
+                                int local_rank, char *err, size_t err_len);
+void mixl_kv_mem_free(mixl_kv_mem_t *mem);
+
+/* Copy between the memory at off and host memory. */
+mixl_status_t mixl_kv_mem_to_host(const mixl_kv_mem_t *mem, size_t off, void *dst, size_t len);
+mixl_status_t mixl_kv_mem_from_host(mixl_kv_mem_t *mem, size_t off, const void *src, size_t len);
+
+/* CUDA side (mem_cuda.c, or MIXL_ERR_NOT_SUPPORTED without CUDA). */
+mixl_status_t mixl_kv_cuda_alloc(mixl_kv_mem_t *mem, size_t len, int device, int local_rank,
+                                 char *err, size_t err_len);
+void mixl_kv_cuda_free(mixl_kv_mem_t *mem);
+mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_device);
+
+#endif /* MIXL_KV_MEM_H */

@@ -1,0 +1,171 @@
+/* HDF5 results writer; see h5.h. Errors are kept (first wins) and reported at close. */
+#include "metrics/h5.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <hdf5.h>
+
+struct mixl_h5 {
+    hid_t file;
+    char path[512];
+    mixl_status_t status;
+    char err[1024];
+};
+
+static mixl_status_t h5_fail(mixl_h5_t *h, const char *fmt, const char *what)
+{
+    if (h->status == MIXL_OK) {
+        h->status = MIXL_ERR_IO;
+        snprintf(h->err, sizeof(h->err), "%s: ", h->path);
+        size_t n = strlen(h->err);
+        snprintf(h->err + n, sizeof(h->err) - n, fmt, what);
+    }
+    return MIXL_ERR_IO;
+}
+
+static void h5_mkdirs(const char *path)
+{
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        mkdir(buf, 0777); /* an existing folder is fine; a real failure shows at H5Fcreate */
+        *p = '/';
+    }
+}
+
+mixl_status_t mixl_h5_create(const char *path, mixl_h5_t **h5_p, char *err, size_t err_len)
+{
+    mixl_h5_t *h = calloc(1, sizeof(*h));
+    if (h == NULL) return MIXL_ERR_NO_MEMORY;
+    snprintf(h->path, sizeof(h->path), "%s", path);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* report through our messages, not the HDF5 stack */
+    h5_mkdirs(path);
+    h->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (h->file < 0) {
+        snprintf(err, err_len,
+                 "%s: cannot create the HDF5 results file (folder missing or not writable?)", path);
+        free(h);
+        return MIXL_ERR_IO;
+    }
+    *h5_p = h;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_close(mixl_h5_t *h, char *err, size_t err_len)
+{
+    mixl_status_t st = h->status;
+    if (H5Fclose(h->file) < 0 && st == MIXL_OK) {
+        st = MIXL_ERR_IO;
+        snprintf(h->err, sizeof(h->err), "%s: closing the HDF5 file failed", h->path);
+    }
+    if (st != MIXL_OK) snprintf(err, err_len, "%s", h->err);
+    free(h);
+    return st;
+}
+
+mixl_status_t mixl_h5_group(mixl_h5_t *h, const char *path)
+{
+    hid_t g = H5Gcreate2(h->file, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0) return h5_fail(h, "cannot create group %s", path);
+    H5Gclose(g);
+    return MIXL_OK;
+}
+
+static mixl_status_t h5_attr(mixl_h5_t *h, const char *obj, const char *name, hid_t ftype,
+                             hid_t mtype, hid_t space, const void *value)
+{
+    hid_t o = H5Oopen(h->file, obj, H5P_DEFAULT);
+    if (o < 0) return h5_fail(h, "no object %s for an attribute", obj);
+    hid_t a = H5Acreate2(o, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, value);
+    if (a >= 0) H5Aclose(a);
+    H5Oclose(o);
+    if (rc < 0) return h5_fail(h, "cannot write attribute %s", name);
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_attr_str(mixl_h5_t *h, const char *obj, const char *name, const char *value)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    size_t n = strlen(value);
+    H5Tset_size(t, n > 0 ? n + 1 : 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    hid_t s = H5Screate(H5S_SCALAR);
+    mixl_status_t st = h5_attr(h, obj, name, t, t, s, value);
+    H5Sclose(s);
+    H5Tclose(t);
+    return st;
+}
+
+mixl_status_t mixl_h5_attr_f64(mixl_h5_t *h, const char *obj, const char *name, double value)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    mixl_status_t st = h5_attr(h, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s, &value);
+    H5Sclose(s);
+    return st;
+}
+
+mixl_status_t mixl_h5_attr_u64(mixl_h5_t *h, const char *obj, const char *name, uint64_t value)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    mixl_status_t st = h5_attr(h, obj, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, s, &value);
+    H5Sclose(s);
+    return st;
+}
+
+mixl_status_t mixl_h5_attr_f64v(mixl_h5_t *h, const char *obj, const char *name,
+                                const double *values, size_t n)
+{
+    hsize_t dims[1] = {n};
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    mixl_status_t st = h5_attr(h, obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s, values);
+    H5Sclose(s);
+    return st;
+}
+
+static mixl_status_t h5_write(mixl_h5_t *h, const char *path, hid_t ftype, hid_t mtype,
+                              const void *data, size_t n, const char *units)
+{
+    hsize_t dims[1] = {n};
+    hid_t s = H5Screate_simple(1, dims, NULL);
+    hid_t d = H5Dcreate2(h->file, path, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = d < 0 ? -1 : (n > 0 ? H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) : 0);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(s);
+    if (rc < 0) return h5_fail(h, "cannot write dataset %s", path);
+    if (units != NULL) return mixl_h5_attr_str(h, path, "units", units);
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_write_f64(mixl_h5_t *h, const char *path, const double *data, size_t n,
+                                const char *units)
+{
+    return h5_write(h, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, n, units);
+}
+
+mixl_status_t mixl_h5_write_u64(mixl_h5_t *h, const char *path, const uint64_t *data, size_t n,
+                                const char *units)
+{
+    return h5_write(h, path, H5T_STD_U64LE, H5T_NATIVE_UINT64, data, n, units);
+}
+
+mixl_status_t mixl_h5_write_i32(mixl_h5_t *h, const char *path, const int32_t *data, size_t n,
+                                const char *units)
+{
+    return h5_write(h, path, H5T_STD_I32LE, H5T_NATIVE_INT32, data, n, units);
+}
+
+const char *mixl_h5_library_version(void)
+{
+    static char buf[32];
+    unsigned maj, min, rel;
+    if (buf[0] == '\0' && H5get_libversion(&maj, &min, &rel) >= 0)
+        snprintf(buf, sizeof(buf), "%u.%u.%u", maj, min, rel);
+    return buf;
+}
