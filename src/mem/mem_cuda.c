@@ -147,17 +147,28 @@ mixl_status_t mixl_cuda_ipc_export(const void *ptr, mixl_errbuf_t *eb,
                                    uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
 {
     cudaIpcMemHandle_t h;
+    mixl_mem_type_t type;
     uint64_t base = 0;
     mixl_status_t st;
     cudaError_t rc;
+    int device = 0, prev = 0;
 
-    st = cuda_alloc_base(ptr, eb, &base);
+    st = mixl_cuda_query(ptr, eb, &type, &device);
     if (st != MIXL_OK) return st;
-    rc = cudaIpcGetMemHandle(&h, (void *)(uintptr_t)base);
-    if (rc != cudaSuccess) {
-        (void)cudaGetLastError();
-        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcGetMemHandle(%p)", ptr);
+    /* The driver call below needs the owning device's context current. */
+    rc = cudaGetDevice(&prev);
+    if (rc == cudaSuccess) rc = cudaSetDevice(device);
+    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    st = cuda_alloc_base(ptr, eb, &base);
+    if (st == MIXL_OK) {
+        rc = cudaIpcGetMemHandle(&h, (void *)(uintptr_t)base);
+        if (rc != cudaSuccess) {
+            (void)cudaGetLastError();
+            st = cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcGetMemHandle(%p)", ptr);
+        }
     }
+    (void)cudaSetDevice(prev);
+    if (st != MIXL_OK) return st;
     memcpy(handle, &h, sizeof(h));
     *base_p = base;
     return MIXL_OK;
