@@ -315,6 +315,7 @@ mixl_status_t mpi_cuda_ipc_check(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_peer_
 {
     const char *reason;
 
+    if (peer->mpi_rank == m->rank) return MIXL_OK; /* our own memory: a plain device copy */
     if (strcmp(peer->md->hostname, m->cuda->hostname) != 0)
         reason = "the peer is on another host and MPI cannot reach device memory there (no "
                  "CUDA-aware MPI with device windows): target a host region instead";
@@ -495,9 +496,15 @@ static mixl_status_t prepare_ipc(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *xfe
         if (kinds[i] != MPI_OP_IPC) continue;
         /* Copies run on the local memory's device, or the caller's current one for host memory. */
         c->device = op->local_region->mem_type == MIXL_MEM_CUDA ? op->local_region->device : cur;
-        st = ipc_map(tp, xfer->peer, rr, c->device, &base);
-        if (st != MIXL_OK) break;
-        remote = (uint8_t *)base + (op->remote_addr - rr->window_base);
+        if (xfer->peer->mpi_rank == m->rank) {
+            /* Our own region: CUDA refuses to open a process's own handle, and
+             * the address is valid here anyway. */
+            remote = (void *)(uintptr_t)op->remote_addr;
+        } else {
+            st = ipc_map(tp, xfer->peer, rr, c->device, &base);
+            if (st != MIXL_OK) break;
+            remote = (uint8_t *)base + (op->remote_addr - rr->window_base);
+        }
         c->dst = xfer->op == MIXL_OP_WRITE ? remote : local;
         c->src = xfer->op == MIXL_OP_WRITE ? local : remote;
         c->len = op->len;
