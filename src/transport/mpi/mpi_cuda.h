@@ -65,8 +65,9 @@ static inline mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
     m->device_windows = 0;
     if (m->gpu_path == MIXL_GPU_PATH_DEVICE_WIN)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
-                               "agent %s: gpu path 'device windows' requested but this library "
-                               "was built without CUDA", tp->agent_name);
+                               "agent %s: gpu path 'device windows' requested but unusable: this "
+                               "library was built without CUDA, so MPI windows are never "
+                               "CUDA-aware", tp->agent_name);
     return MIXL_OK;
 }
 static inline mixl_status_t mpi_cuda_region_register(mixl_tp_t *tp, mpi_tp_t *m,
