@@ -293,16 +293,20 @@ static void case_ipc(void)
 {
     enum { LEN = (3u << 20) + 5, REUSE = 20 };
     write_then_read(MIXL_MEM_HOST, MIXL_MEM_CUDA, LEN, 9, 33, 77);
+    mixl_xfer_h x = NULL;
+    mixl_status_t st = MIXL_OK;
     if (rank == 0) {
         mixl_desc_t l = desc((uint64_t)(uintptr_t)dpool + 1, LEN, MIXL_MEM_CUDA);
         mixl_desc_t r = desc(peer_d[1] + 2, LEN, MIXL_MEM_CUDA);
         mixl_xfer_params_t p = {.size = sizeof(p), .op = MIXL_OP_WRITE, .peer = names[1],
                                 .local = &l, .remote = &r, .count = 1};
-        mixl_xfer_h x;
-        mixl_status_t st = mixl_xfer_create(agent, &p, &x);
+        st = mixl_xfer_create(agent, &p, &x);
         CHECK(st == MIXL_OK, "prepare device->device: %s", mixl_status_str(st));
-        for (int i = 0; st == MIXL_OK && i < REUSE; i++) {
-            uint32_t salt = 500u + (uint32_t)i;
+    }
+    /* Every round ends in a barrier: the target has checked before the next overwrite. */
+    for (int i = 0; i < REUSE; i++) {
+        uint32_t salt = 500u + (uint32_t)i;
+        if (rank == 0 && st == MIXL_OK) {
             dev_fill(1, LEN, salt);
             st = run(x);
             CHECK(st == MIXL_OK, "reuse %d: %s", i, mixl_status_str(st));
@@ -310,21 +314,20 @@ static void case_ipc(void)
                 st = mixl_notif_send(agent, names[1], &salt, sizeof(salt));
                 CHECK(st == MIXL_OK, "notification %d: %s", i, mixl_status_str(st));
             }
-        }
-        if (st == MIXL_OK) mixl_xfer_release(x);
-    } else {
-        for (int i = 0; i < REUSE; i++) {
+        } else if (rank == 1) {
             mixl_notif_t n;
-            uint32_t salt;
-            if (wait_notifs(&n, 1, 60) != 1) {
+            uint32_t got;
+            if (wait_notifs(&n, 1, 60) == 1) {
+                memcpy(&got, n.payload, sizeof(got));
+                CHECK(got == salt, "reuse %d: notification for round %u", i, got - 500u);
+                CHECK(dev_bad(2, LEN, salt) == UINT64_MAX, "reuse %d: wrong bytes", i);
+            } else {
                 CHECK(0, "reuse %d: no notification", i);
-                break;
             }
-            memcpy(&salt, n.payload, sizeof(salt));
-            CHECK(dev_bad(2, LEN, salt) == UINT64_MAX, "reuse %d: wrong bytes", i);
         }
+        MPI_Barrier(MPI_COMM_WORLD);
     }
-    MPI_Barrier(MPI_COMM_WORLD);
+    if (x != NULL) mixl_xfer_release(x);
 }
 
 /* Device targets that cannot be reached: refused at create, the region named. No GPU needed. */
