@@ -25,7 +25,9 @@ typedef struct {
     mixl_mem_type_t mem_type;
     int device;
     int32_t window;    /* static window index, -1 for the dynamic window, -2 none */
-    uint64_t window_base; /* displacement origin: base of the window the region is in */
+    uint64_t window_base; /* windowed region: address of displacement 0 of its window;
+                             device region without a window: base of the CUDA allocation
+                             its IPC handle opens */
     uint32_t flags;    /* MIXL_MD_REGION_* */
     uint8_t ipc_handle[64]; /* CUDA IPC handle when flags has MIXL_MD_REGION_IPC */
 } mixl_md_region_t;

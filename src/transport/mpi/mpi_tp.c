@@ -17,6 +17,7 @@
 #include <mpi-ext.h>
 #endif
 
+#include "transport/mpi/mpi_cuda.h"
 #include "transport/mpi/mpi_tp.h"
 #include "util/log.h"
 
@@ -60,12 +61,17 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     m->dyn_win = MPI_WIN_NULL;
     m->notif_win = MPI_WIN_NULL;
 
+    st = mpi_cuda_init(tp, m, params);
+    if (st != MIXL_OK) goto err_comm;
     st = mpi_notif_init(tp, m);
-    if (st != MIXL_OK) {
-        MPI_Comm_free(&m->comm);
-        return st;
-    }
+    if (st != MIXL_OK) goto err_cuda;
     return MIXL_OK;
+
+err_cuda:
+    mpi_cuda_fini(m);
+err_comm:
+    MPI_Comm_free(&m->comm);
+    return st;
 }
 
 static mixl_status_t mpi_win_open(mixl_tp_t *tp, MPI_Win win, const char *what)
@@ -89,11 +95,9 @@ static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, 
     int mine = (int)count, most = 0, rc;
     mixl_status_t st;
 
-    if (m->gpu_path != MIXL_GPU_PATH_STAGED && m->cuda_aware) m->device_windows = 1;
-    if (m->gpu_path == MIXL_GPU_PATH_DEVICE_WIN && !m->device_windows)
-        return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
-                               "agent %s: gpu path 'device windows' requested but MPI is not "
-                               "CUDA-aware", tp->agent_name);
+    /* Collective: device windows only if every rank's self-test passed. */
+    st = mpi_cuda_select_path(tp, m);
+    if (st != MIXL_OK) return st;
 
     rc = MPI_Allreduce(&mine, &most, 1, MPI_INT, MPI_MAX, m->comm);
     if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of region counts");
@@ -144,6 +148,7 @@ static void mpi_fini(mixl_tp_t *tp)
     }
     free(m->wins);
     free(m->placeholder);
+    mpi_cuda_fini(m);
     mpi_notif_fini(m);
     MPI_Comm_free(&m->comm);
 }
@@ -151,8 +156,13 @@ static void mpi_fini(mixl_tp_t *tp)
 static mixl_status_t mpi_mem_register(mixl_tp_t *tp, mixl_tp_region_t *r)
 {
     mpi_tp_t *m = tp->priv;
+    mixl_status_t st;
     int rc;
 
+    if (r->mem_type == MIXL_MEM_CUDA) {
+        st = mpi_cuda_region_register(tp, m, r);
+        if (st != MIXL_OK) return st;
+    }
     if (!m->started) return MIXL_OK; /* exposed by start() */
     if (!mpi_region_windowable(m, r)) return MIXL_OK; /* device memory: not through MPI */
     rc = MPI_Win_attach(m->dyn_win, r->addr, (MPI_Aint)r->len);
@@ -199,13 +209,16 @@ static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 
 static void mpi_peer_remove(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 {
+    mpi_cuda_peer_remove(tp, peer);
 }
 
 static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
 {
     mpi_tp_t *m = tp->priv;
     const char *osc = getenv("OMPI_MCA_osc");
+    int n;
 
+<<<<<<< HEAD
     snprintf(buf, len,
              "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
              "osc=%s; cuda: %s",
@@ -217,12 +230,22 @@ static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
              "not built"
 #endif
     );
+=======
+    n = snprintf(buf, len,
+                 "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
+                 "osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "Open MPI default");
+    if (n >= 0 && (size_t)n < len) mpi_cuda_path_report(m, buf + n, len - (size_t)n);
+>>>>>>> cuda
 }
 
 const mixl_tp_ops_t mixl_tp_mpi_ops = {
     .size = sizeof(mixl_tp_ops_t),
     .name = "mpi",
+#ifdef MIXL_HAVE_CUDA
+    .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_CUDA | MIXL_TP_CAP_NOTIF,
+#else
     .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_NOTIF,
+#endif
     .priv_size = sizeof(mpi_tp_t),
     .init = mpi_init,
     .start = mpi_start,

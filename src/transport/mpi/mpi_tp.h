@@ -3,6 +3,7 @@
  *   mpi_tp.c     set-up, windows, registration, metadata, peers
  *   mpi_xfer.c   prepared transfers: post (puts/gets) and test (flush, notify)
  *   mpi_notif.c  the notification rings
+ *   mpi_cuda.c   device memory: self-test, staging, CUDA IPC (CUDA builds only)
  */
 #ifndef MIXL_TRANSPORT_MPI_TP_H
 #define MIXL_TRANSPORT_MPI_TP_H
@@ -31,6 +32,9 @@ _Static_assert(sizeof(mpi_notif_entry_t) == 64, "notification slots are 64 bytes
  *   consumed[nranks]            uint64: entries this rank consumed from each source
  *   ring[nranks][ring_slots]    mpi_notif_entry_t: slots written by each source
  */
+struct mpi_cuda;
+struct mpi_cuda_xfer;
+
 typedef struct {
     MPI_Comm comm; /* our own duplicate: window creation is collective on it */
     int rank, nranks;
@@ -53,6 +57,7 @@ typedef struct {
 
     int cuda_aware;     /* MPIX_Query_cuda_support() at run time */
     int device_windows; /* device regions exposed directly through windows */
+    struct mpi_cuda *cuda; /* staging slots, IPC, path decision (mpi_cuda.c) */
     int timeout_ms;
     mixl_gpu_path_t gpu_path;
 } mpi_tp_t;
@@ -79,6 +84,7 @@ typedef struct {
     int target;
     mpi_xfer_phase_t phase;
     mpi_notif_entry_t entry; /* origin buffer of the notification put */
+    struct mpi_cuda_xfer *cuda; /* staged and IPC operations; NULL for host-only transfers */
 } mpi_xfer_t;
 
 /* Largest byte count of one MPI call (1 GiB keeps well inside INT_MAX). */

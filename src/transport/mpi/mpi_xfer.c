@@ -3,10 +3,15 @@
  * displacement, how to split) is resolved once in prepare; post issues the
  * puts or gets, test completes them with one MPI_Win_flush per window used
  * and then writes the notification slot.
+ *
+ * Operations on device memory that MPI cannot touch directly are classified
+ * at prepare (staged through pinned slots, or CUDA IPC; see mpi_cuda.h) and
+ * handed to mpi_cuda.c; host-only transfers never enter that code.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/mpi/mpi_cuda.h"
 #include "transport/mpi/mpi_tp.h"
 
 static MPI_Win mpi_remote_win(const mpi_tp_t *m, const mixl_md_region_t *rr)
@@ -16,46 +21,87 @@ static MPI_Win mpi_remote_win(const mpi_tp_t *m, const mixl_md_region_t *rr)
     return MPI_WIN_NULL;
 }
 
+/* Decide how op i moves; an error names the region and the reason. */
+static mixl_status_t mpi_op_classify(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_xfer_t *xfer,
+                                     const mixl_tp_op_t *op, uint8_t *kind_p)
+{
+    mixl_status_t st;
+
+    if (mpi_remote_win(m, op->remote_region) == MPI_WIN_NULL) {
+        if (op->remote_region->mem_type != MIXL_MEM_CUDA)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
+                                   "agent %s: region %u of peer %s is not exposed through an MPI "
+                                   "window", tp->agent_name, op->remote_region->id,
+                                   xfer->peer->name);
+        st = mpi_cuda_ipc_check(tp, m, xfer->peer, op->remote_region);
+        if (st != MIXL_OK) return st;
+        *kind_p = MPI_OP_IPC;
+        return MIXL_OK;
+    }
+    *kind_p = op->local_region->mem_type == MIXL_MEM_CUDA && !m->device_windows ? MPI_OP_STAGED
+                                                                                 : MPI_OP_DIRECT;
+    return MIXL_OK;
+}
+
+static void mpi_xfer_free(mpi_tp_t *m, mpi_xfer_t *x)
+{
+    mpi_cuda_xfer_release(m, x->cuda);
+    free(x->ops);
+    free(x->flush);
+    free(x);
+}
+
 mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     mpi_tp_t *m = tp->priv;
     mpi_xfer_t *x;
-    size_t nops = 0, k = 0;
+    uint8_t *kinds;
+    size_t nops = 0, k = 0, ncuda = 0;
+    mixl_status_t st;
 
     if (!m->started)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_BAD_STATE,
                                "agent %s: transfer prepared before mixl_agent_start()", tp->agent_name);
+    kinds = calloc(xfer->nops ? xfer->nops : 1, sizeof(*kinds));
+    if (kinds == NULL) return MIXL_ERR_NO_MEMORY;
     for (size_t i = 0; i < xfer->nops; i++) {
         const mixl_tp_op_t *op = &xfer->ops[i];
-        if (op->local_region->mem_type == MIXL_MEM_CUDA && !m->device_windows)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
-                                   "agent %s: local region %u is CUDA memory and MPI is not "
-                                   "CUDA-aware; use the staged or IPC path", tp->agent_name,
-                                   op->local_region->id);
-        if (mpi_remote_win(m, op->remote_region) == MPI_WIN_NULL)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
-                                   "agent %s: region %u of peer %s is not exposed through an MPI "
-                                   "window", tp->agent_name, op->remote_region->id, xfer->peer->name);
-        nops += (op->len + MPI_TP_MAX_CHUNK - 1) / MPI_TP_MAX_CHUNK;
+        st = mpi_op_classify(tp, m, xfer, op, &kinds[i]);
+        if (st != MIXL_OK) {
+            free(kinds);
+            return st;
+        }
+        if (kinds[i] != MPI_OP_DIRECT) ncuda++;
+        else nops += (op->len + MPI_TP_MAX_CHUNK - 1) / MPI_TP_MAX_CHUNK;
     }
 
     x = calloc(1, sizeof(*x));
-    if (x == NULL) return MIXL_ERR_NO_MEMORY;
-    x->ops = calloc(nops, sizeof(*x->ops));
-    x->flush = calloc(xfer->nops, sizeof(*x->flush));
+    if (x == NULL) {
+        free(kinds);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    x->ops = calloc(nops ? nops : 1, sizeof(*x->ops));
+    x->flush = calloc(xfer->nops ? xfer->nops : 1, sizeof(*x->flush));
     if (x->ops == NULL || x->flush == NULL) {
-        free(x->ops);
-        free(x->flush);
-        free(x);
+        mpi_xfer_free(m, x);
+        free(kinds);
         return MIXL_ERR_NO_MEMORY;
     }
     x->target = xfer->peer->mpi_rank;
     for (size_t i = 0; i < xfer->nops; i++) {
         const mixl_tp_op_t *op = &xfer->ops[i];
-        MPI_Win win = mpi_remote_win(m, op->remote_region);
-        uint64_t disp = op->remote_addr - op->remote_region->window_base;
+        MPI_Win win;
+        uint64_t disp;
         size_t f;
 
+        if (kinds[i] == MPI_OP_IPC) continue; /* no window involved */
+        win = mpi_remote_win(m, op->remote_region);
+        /* Staged operations use the window too: the final flush covers them. */
+        for (f = 0; f < x->nflush && x->flush[f] != win; f++)
+            ;
+        if (f == x->nflush) x->flush[x->nflush++] = win;
+        if (kinds[i] != MPI_OP_DIRECT) continue;
+        disp = op->remote_addr - op->remote_region->window_base;
         for (uint64_t done = 0; done < op->len; done += MPI_TP_MAX_CHUNK, k++) {
             uint64_t n = op->len - done < MPI_TP_MAX_CHUNK ? op->len - done : MPI_TP_MAX_CHUNK;
             x->ops[k].origin = (void *)(uintptr_t)(op->local_addr + done);
@@ -63,11 +109,17 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
             x->ops[k].count = (int)n;
             x->ops[k].win = win;
         }
-        for (f = 0; f < x->nflush && x->flush[f] != win; f++)
-            ;
-        if (f == x->nflush) x->flush[x->nflush++] = win;
     }
     x->nops = k;
+    if (ncuda > 0) {
+        st = mpi_cuda_xfer_prepare(tp, m, xfer, kinds, &x->cuda);
+        if (st != MIXL_OK) {
+            mpi_xfer_free(m, x);
+            free(kinds);
+            return st;
+        }
+    }
+    free(kinds);
     xfer->tp_priv = x;
     return MIXL_OK;
 }
@@ -75,6 +127,7 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 /* Hot path: no allocation, no lock, no logging (errors are recorded, not printed). */
 mixl_status_t mpi_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
+    mpi_tp_t *m = tp->priv;
     mpi_xfer_t *x = xfer->tp_priv;
     const mpi_op_t *op = x->ops, *end = x->ops + x->nops;
     int rc = MPI_SUCCESS;
@@ -97,6 +150,14 @@ mixl_status_t mpi_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
                             xfer->op == MIXL_OP_WRITE ? "MPI_Put" : "MPI_Get",
                             (unsigned long long)xfer->bytes, x->target, xfer->peer->name);
     }
+    if (x->cuda != NULL) {
+        mixl_status_t st = mpi_cuda_xfer_post(tp, m, x->cuda);
+        if (st != MIXL_IN_PROGRESS) {
+            for (size_t f = 0; f < x->nflush; f++) MPI_Win_flush(x->target, x->flush[f]);
+            x->phase = MPI_XFER_IDLE;
+            return st;
+        }
+    }
     return MIXL_IN_PROGRESS;
 }
 
@@ -108,6 +169,16 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     mixl_status_t st;
 
     if (x->phase == MPI_XFER_DATA) {
+        if (x->cuda != NULL) {
+            /* Staged chunks and IPC copies first; their end precedes the flush. */
+            st = mpi_cuda_xfer_test(tp, m, x->cuda);
+            if (st == MIXL_IN_PROGRESS) return st;
+            if (st != MIXL_OK) {
+                for (size_t f = 0; f < x->nflush; f++) MPI_Win_flush(x->target, x->flush[f]);
+                x->phase = MPI_XFER_IDLE;
+                return st;
+            }
+        }
         /* Remote completion of every put/get; orders the notification after the data. */
         for (size_t f = 0; f < x->nflush; f++) {
             int rc = MPI_Win_flush(x->target, x->flush[f]);
@@ -133,8 +204,6 @@ void mpi_xfer_release(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     mpi_xfer_t *x = xfer->tp_priv;
     if (x == NULL) return;
-    free(x->ops);
-    free(x->flush);
-    free(x);
+    mpi_xfer_free(tp->priv, x);
     xfer->tp_priv = NULL;
 }

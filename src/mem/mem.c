@@ -1,0 +1,125 @@
+/*
+ * Memory of every type: host memory here, device and pinned memory through
+ * the CUDA half (mem_cuda.c) when the library was built with the toolkit.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mem/mem.h"
+#include "mem/mem_cuda.h"
+
+#ifndef MIXL_HAVE_CUDA
+static mixl_status_t mem_no_cuda(mixl_errbuf_t *eb, const char *what)
+{
+    if (eb == NULL) return MIXL_ERR_NOT_SUPPORTED;
+    return mixl_errbuf_set_quiet(eb, MIXL_ERR_NOT_SUPPORTED, "%s: this library was built without CUDA",
+                           what);
+}
+#endif
+
+mixl_status_t mixl_mem_device_count(int *count_p)
+{
+#ifdef MIXL_HAVE_CUDA
+    return mixl_cuda_device_count(count_p);
+#else
+    (void)count_p;
+    return MIXL_ERR_NOT_SUPPORTED;
+#endif
+}
+
+mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, mixl_errbuf_t *eb,
+                             void **ptr_p)
+{
+    void *p = NULL;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (len == 0 || ptr_p == NULL) return MIXL_ERR_INVALID_PARAM;
+    switch (type) {
+    case MIXL_MEM_HOST:
+        if (posix_memalign(&p, page > 0 ? (size_t)page : 4096, len) != 0) {
+            if (eb == NULL) return MIXL_ERR_NO_MEMORY;
+            return mixl_errbuf_set_quiet(eb, MIXL_ERR_NO_MEMORY, "host allocation of %zu bytes failed", len);
+        }
+        *ptr_p = p;
+        return MIXL_OK;
+    case MIXL_MEM_PINNED:
+    case MIXL_MEM_CUDA:
+#ifdef MIXL_HAVE_CUDA
+        return mixl_cuda_alloc(type, device, len, eb, ptr_p);
+#else
+        return mem_no_cuda(eb, type == MIXL_MEM_CUDA ? "device allocation" : "pinned allocation");
+#endif
+    }
+    return MIXL_ERR_INVALID_PARAM;
+}
+
+void mixl_mem_free(mixl_mem_type_t type, void *ptr)
+{
+    if (ptr == NULL) return;
+    if (type == MIXL_MEM_HOST) {
+        free(ptr);
+        return;
+    }
+#ifdef MIXL_HAVE_CUDA
+    mixl_cuda_free(type, ptr);
+#endif
+}
+
+mixl_status_t mixl_mem_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t *type_p,
+                             int *device_p)
+{
+    if (ptr == NULL || type_p == NULL || device_p == NULL) return MIXL_ERR_INVALID_PARAM;
+#ifdef MIXL_HAVE_CUDA
+    return mixl_cuda_query(ptr, eb, type_p, device_p);
+#else
+    (void)eb;
+    *type_p = MIXL_MEM_HOST;
+    *device_p = 0;
+    return MIXL_OK;
+#endif
+}
+
+mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb)
+{
+    if (len == 0) return MIXL_OK;
+    if (dst == NULL || src == NULL) return MIXL_ERR_INVALID_PARAM;
+#ifdef MIXL_HAVE_CUDA
+    return mixl_cuda_copy(dst, src, len, eb);
+#else
+    (void)eb;
+    memmove(dst, src, len);
+    return MIXL_OK;
+#endif
+}
+
+mixl_status_t mixl_mem_ipc_export(const void *ptr, mixl_errbuf_t *eb,
+                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
+{
+#ifdef MIXL_HAVE_CUDA
+    return mixl_cuda_ipc_export(ptr, eb, handle, base_p);
+#else
+    (void)ptr, (void)handle, (void)base_p;
+    return mem_no_cuda(eb, "CUDA IPC export");
+#endif
+}
+
+mixl_status_t mixl_mem_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], int device,
+                                mixl_errbuf_t *eb, void **base_p)
+{
+#ifdef MIXL_HAVE_CUDA
+    return mixl_cuda_ipc_open(handle, device, eb, base_p);
+#else
+    (void)handle, (void)device, (void)base_p;
+    return mem_no_cuda(eb, "CUDA IPC open");
+#endif
+}
+
+void mixl_mem_ipc_close(void *base)
+{
+#ifdef MIXL_HAVE_CUDA
+    mixl_cuda_ipc_close(base);
+#else
+    (void)base;
+#endif
+}

@@ -1,0 +1,62 @@
+/*
+ * Host, pinned-host and CUDA device memory: allocation, pointer-type query
+ * and synchronous copies, plus CUDA IPC export/import. Without CUDA (built
+ * without the toolkit, or no device at run time) every device operation
+ * returns a status saying so; host memory always works.
+ *
+ * None of these functions is for the transfer hot path: they may allocate,
+ * synchronize and log. Thread-safe as far as the CUDA runtime is.
+ */
+#ifndef MIXL_MEM_MEM_H
+#define MIXL_MEM_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mixl/agent.h>
+
+#include "util/errbuf.h"
+
+/* Bytes of a CUDA IPC memory handle (cudaIpcMemHandle_t). */
+#define MIXL_IPC_HANDLE_BYTES 64
+
+/* Number of CUDA devices usable now. MIXL_ERR_NOT_SUPPORTED when built
+ * without CUDA; MIXL_OK with 0 when the runtime finds no device. */
+mixl_status_t mixl_mem_device_count(int *count_p);
+
+/*
+ * Allocate len bytes of the given type (host: page-aligned malloc; pinned:
+ * cudaHostAlloc, portable to every device; cuda: cudaMalloc on device).
+ * Errors name what failed in eb (may be NULL).
+ */
+mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, mixl_errbuf_t *eb,
+                             void **ptr_p);
+/* Free memory from mixl_mem_alloc() with the same type. NULL is ignored. */
+void mixl_mem_free(mixl_mem_type_t type, void *ptr);
+
+/*
+ * What ptr is: MIXL_MEM_CUDA (device, or managed memory, with its device),
+ * MIXL_MEM_PINNED (registered/page-locked host), or MIXL_MEM_HOST. Without
+ * CUDA every pointer is MIXL_MEM_HOST. An error from the CUDA runtime is
+ * returned as MIXL_ERR_BACKEND with its message in eb.
+ */
+mixl_status_t mixl_mem_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t *type_p,
+                             int *device_p);
+
+/* Synchronous copy between any two of host and device memory. */
+mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb);
+
+/*
+ * CUDA IPC: export the allocation that contains the device pointer ptr.
+ * Writes the handle and the allocation's base address (a peer that opens
+ * the handle gets a mapping of that base, so offsets are taken from it).
+ */
+mixl_status_t mixl_mem_ipc_export(const void *ptr, mixl_errbuf_t *eb,
+                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p);
+/* Map a peer's exported allocation on device; *base_p is the local address. */
+mixl_status_t mixl_mem_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], int device,
+                                mixl_errbuf_t *eb, void **base_p);
+/* Unmap what mixl_mem_ipc_open() mapped. */
+void mixl_mem_ipc_close(void *base);
+
+#endif /* MIXL_MEM_MEM_H */

@@ -1,0 +1,202 @@
+/*
+ * CUDA memory: device and pinned allocation, pointer queries, IPC handles.
+ * Every runtime call is checked; a failure comes back as a status with the
+ * CUDA error's name and text, so a machine without a GPU gets a clear
+ * message instead of a crash.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include "mem/mem_cuda.h"
+
+_Static_assert(sizeof(cudaIpcMemHandle_t) == MIXL_IPC_HANDLE_BYTES,
+               "metadata carries 64-byte CUDA IPC handles");
+
+static mixl_status_t cuda_fail(mixl_errbuf_t *eb, mixl_status_t st, cudaError_t rc,
+                               const char *what, ...) __attribute__((format(printf, 4, 5)));
+
+static mixl_status_t cuda_fail(mixl_errbuf_t *eb, mixl_status_t st, cudaError_t rc,
+                               const char *what, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, what);
+    vsnprintf(msg, sizeof(msg), what, ap);
+    va_end(ap);
+    if (eb == NULL) return st;
+    return mixl_errbuf_set_quiet(eb, st, "%s: %s (%s)", msg, cudaGetErrorString(rc), cudaGetErrorName(rc));
+}
+
+mixl_status_t mixl_cuda_device_count(int *count_p)
+{
+    int n = 0;
+    cudaError_t rc = cudaGetDeviceCount(&n);
+
+    /* No driver or no device is an answer here, not an error. */
+    if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver) {
+        (void)cudaGetLastError();
+        n = 0;
+    } else if (rc != cudaSuccess) {
+        (void)cudaGetLastError();
+        return MIXL_ERR_BACKEND;
+    }
+    *count_p = n;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_cuda_alloc(mixl_mem_type_t type, int device, size_t len, mixl_errbuf_t *eb,
+                              void **ptr_p)
+{
+    void *p = NULL;
+    cudaError_t rc;
+    int prev = 0;
+
+    if (type == MIXL_MEM_PINNED) {
+        rc = cudaHostAlloc(&p, len, cudaHostAllocPortable);
+        if (rc != cudaSuccess)
+            return cuda_fail(eb, MIXL_ERR_NO_MEMORY, rc, "cudaHostAlloc of %zu pinned bytes", len);
+        *ptr_p = p;
+        return MIXL_OK;
+    }
+    rc = cudaGetDevice(&prev);
+    if (rc == cudaSuccess) rc = cudaSetDevice(device);
+    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    rc = cudaMalloc(&p, len);
+    (void)cudaSetDevice(prev);
+    if (rc != cudaSuccess)
+        return cuda_fail(eb, MIXL_ERR_NO_MEMORY, rc, "cudaMalloc of %zu bytes on device %d", len,
+                         device);
+    *ptr_p = p;
+    return MIXL_OK;
+}
+
+void mixl_cuda_free(mixl_mem_type_t type, void *ptr)
+{
+    if (type == MIXL_MEM_PINNED) (void)cudaFreeHost(ptr);
+    else (void)cudaFree(ptr);
+}
+
+mixl_status_t mixl_cuda_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t *type_p,
+                              int *device_p)
+{
+    struct cudaPointerAttributes a;
+    cudaError_t rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = cudaPointerGetAttributes(&a, ptr);
+    if (rc != cudaSuccess) {
+        (void)cudaGetLastError();
+        return cuda_fail(eb, MIXL_ERR_BACKEND, rc, "cudaPointerGetAttributes(%p)", ptr);
+    }
+    switch (a.type) {
+    case cudaMemoryTypeDevice:
+    case cudaMemoryTypeManaged:
+        *type_p = MIXL_MEM_CUDA;
+        *device_p = a.device;
+        break;
+    case cudaMemoryTypeHost:
+        *type_p = MIXL_MEM_PINNED;
+        *device_p = 0;
+        break;
+    default:
+        *type_p = MIXL_MEM_HOST;
+        *device_p = 0;
+        break;
+    }
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_cuda_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb)
+{
+    cudaError_t rc = cudaMemcpy(dst, src, len, cudaMemcpyDefault);
+    if (rc != cudaSuccess)
+        return cuda_fail(eb, MIXL_ERR_BACKEND, rc, "cudaMemcpy of %zu bytes %p -> %p", len, src, dst);
+    return MIXL_OK;
+}
+
+/* cuMemGetAddressRange through the runtime's driver entry point: no libcuda link. */
+typedef CUresult (*mixl_cu_range_fn)(CUdeviceptr *base, size_t *size, CUdeviceptr dptr);
+
+static mixl_status_t cuda_alloc_base(const void *ptr, mixl_errbuf_t *eb, uint64_t *base_p)
+{
+    enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    void *fn = NULL;
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    cudaError_t rc;
+    CUresult cr;
+
+    rc = cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000, cudaEnableDefault, &q);
+    if (rc != cudaSuccess || q != cudaDriverEntryPointSuccess || fn == NULL)
+        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "driver entry point cuMemGetAddressRange");
+    cr = ((mixl_cu_range_fn)fn)(&base, &size, (CUdeviceptr)(uintptr_t)ptr);
+    if (cr != CUDA_SUCCESS) {
+        if (eb != NULL) mixl_errbuf_set_quiet(eb, MIXL_ERR_BACKEND, "cuMemGetAddressRange(%p): CUresult %d", ptr, (int)cr);
+        return MIXL_ERR_BACKEND;
+    }
+    *base_p = (uint64_t)base;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_cuda_ipc_export(const void *ptr, mixl_errbuf_t *eb,
+                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
+{
+    cudaIpcMemHandle_t h;
+    mixl_mem_type_t type;
+    uint64_t base = 0;
+    mixl_status_t st;
+    cudaError_t rc;
+    int device = 0, prev = 0;
+
+    st = mixl_cuda_query(ptr, eb, &type, &device);
+    if (st != MIXL_OK) return st;
+    /* The driver call below needs the owning device's context current. */
+    rc = cudaGetDevice(&prev);
+    if (rc == cudaSuccess) rc = cudaSetDevice(device);
+    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    st = cuda_alloc_base(ptr, eb, &base);
+    if (st == MIXL_OK) {
+        rc = cudaIpcGetMemHandle(&h, (void *)(uintptr_t)base);
+        if (rc != cudaSuccess) {
+            (void)cudaGetLastError();
+            st = cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcGetMemHandle(%p)", ptr);
+        }
+    }
+    (void)cudaSetDevice(prev);
+    if (st != MIXL_OK) return st;
+    memcpy(handle, &h, sizeof(h));
+    *base_p = base;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_cuda_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], int device,
+                                 mixl_errbuf_t *eb, void **base_p)
+{
+    cudaIpcMemHandle_t h;
+    void *p = NULL;
+    cudaError_t rc;
+    int prev = 0;
+
+    memcpy(&h, handle, sizeof(h));
+    rc = cudaGetDevice(&prev);
+    if (rc == cudaSuccess) rc = cudaSetDevice(device);
+    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    rc = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
+    (void)cudaSetDevice(prev);
+    if (rc != cudaSuccess) {
+        (void)cudaGetLastError();
+        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcOpenMemHandle on device %d", device);
+    }
+    *base_p = p;
+    return MIXL_OK;
+}
+
+void mixl_cuda_ipc_close(void *base)
+{
+    (void)cudaIpcCloseMemHandle(base);
+}
