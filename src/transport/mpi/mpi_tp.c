@@ -218,24 +218,10 @@ static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
     const char *osc = getenv("OMPI_MCA_osc");
     int n;
 
-<<<<<<< HEAD
-    snprintf(buf, len,
-             "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
-             "osc=%s; cuda: %s",
-             m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "auto",
-#ifdef MIXL_HAVE_CUDA
-             m->device_windows ? "device windows (MPI is CUDA-aware)"
-                               : "not through MPI windows (MPI is not CUDA-aware)"
-#else
-             "not built"
-#endif
-    );
-=======
     n = snprintf(buf, len,
                  "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
                  "osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "Open MPI default");
     if (n >= 0 && (size_t)n < len) mpi_cuda_path_report(m, buf + n, len - (size_t)n);
->>>>>>> cuda
 }
 
 const mixl_tp_ops_t mixl_tp_mpi_ops = {
