@@ -288,6 +288,8 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         p += n;
         left -= n;
     }
+    if (agent->tp_active[MIXL_TP_MPI] && agent->tp_active[MIXL_TP_TCP] && left > 1)
+        snprintf(p, left, " [transfers use mpi for peers in this MPI world, tcp for others]");
     if (agent->rank <= 0) {
         if (!agent->tp_active[MIXL_TP_MPI])
             /* Loud on purpose: nobody should benchmark the TCP path by mistake. */
