@@ -50,6 +50,7 @@ unsigned bench_scaled_iters(unsigned iters, uint64_t bytes, unsigned floor_iters
 uint64_t bench_slot(uint64_t i, uint64_t n, int contig)
 {
     if (contig) return i;
+    if (n == 2) return 1 - i; /* evens-then-odds would keep two in order */
     uint64_t half = (n + 1) / 2;
     return i < half ? 2 * i : 2 * (i - half) + 1;
 }
