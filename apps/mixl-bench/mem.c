@@ -30,6 +30,14 @@ mixl_mem_type_t bench_mem_mixl_type(unsigned kind)
                                                                              : MIXL_MEM_HOST;
 }
 
+#ifdef MIXL_HAVE_CUDA
+static int cuda_device_present(void)
+{
+    int ndev = 0;
+    return cudaGetDeviceCount(&ndev) == cudaSuccess && ndev > 0;
+}
+#endif
+
 mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *buf_p, char *note,
                               size_t notelen)
 {
@@ -40,11 +48,12 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
     case BENCH_MEM_HOST:
     case BENCH_MEM_PINNED:
 #ifdef MIXL_HAVE_CUDA
-        if (kind == BENCH_MEM_PINNED) {
+        if (kind == BENCH_MEM_PINNED && cuda_device_present()) {
             if (cudaMallocHost(&b.ptr, b.len) != cudaSuccess) {
                 snprintf(note, notelen, "cudaMallocHost of %zu bytes failed", b.len);
                 return MIXL_ERR_NO_MEMORY;
             }
+            b.cuda_host = 1;
             break;
         }
 #endif
@@ -52,7 +61,7 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
             snprintf(note, notelen, "%s buffer of %zu bytes: out of memory", bench_mem_name(kind), b.len);
             return MIXL_ERR_NO_MEMORY;
         }
-        /* Without CUDA, page-locked means mlock: the pages stay resident like cudaHostRegister's. */
+        /* Without a CUDA device, page-locked means mlock: the pages stay resident. */
         if (kind == BENCH_MEM_PINNED && mlock(b.ptr, b.len) != 0) {
             snprintf(note, notelen, "mlock of %zu bytes failed: %s (raise RLIMIT_MEMLOCK)", b.len,
                      strerror(errno));
@@ -63,9 +72,8 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
     case BENCH_MEM_CUDA:
 #ifdef MIXL_HAVE_CUDA
     {
-        int ndev = 0;
-        if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
-            snprintf(note, notelen, "no CUDA device");
+        if (!cuda_device_present()) {
+            snprintf(note, notelen, "not measured: no CUDA device");
             return MIXL_ERR_NOT_SUPPORTED;
         }
         if (cudaMalloc(&b.ptr, b.len) != cudaSuccess) {
@@ -120,7 +128,7 @@ void bench_buf_free(bench_buf_t *buf)
         buf->ptr = NULL;
         return;
     }
-    if (buf->kind == BENCH_MEM_PINNED) {
+    if (buf->cuda_host) {
         cudaFreeHost(buf->ptr);
         buf->ptr = NULL;
         return;

@@ -1,7 +1,9 @@
 /*
  * Benchmark buffers of each memory type: host (page-aligned, touched so no
- * first-touch fault is timed), pinned (page-locked) and CUDA device memory
- * (only in a CUDA build), and the copy that is the memcpy baseline for each.
+ * first-touch fault is timed), pinned (page-locked: cudaMallocHost when a
+ * CUDA device is present, else mlock), CUDA device memory (CUDA build with
+ * a device), host-mpi (from MPI_Win_allocate), and the copy that is the
+ * memcpy baseline for each.
  */
 #ifndef MIXL_BENCH_MEM_H
 #define MIXL_BENCH_MEM_H
@@ -19,6 +21,7 @@ typedef struct {
     size_t len;
     unsigned kind; /* BENCH_MEM_* */
     MPI_Win win;   /* host-mpi: the window that owns the memory */
+    int cuda_host; /* pinned through cudaMallocHost (else mlock) */
 } bench_buf_t;
 
 /*

@@ -331,30 +331,31 @@ static mixl_status_t model_point(bench_ctx_t *ctx, unsigned backend, unsigned ki
     const bench_opts_t *o = ctx->opts;
     bench_role_t role = bench_role(ctx, BENCH_PATTERN_PAIRWISE);
     bench_kv_layout_t l;
-    uint64_t pool = 0;
+    uint64_t pool = 0, src = 0;
     char note[96] = "";
     bench_session_t s;
     mixl_status_t st;
 
-    /* The pool is sized for the largest block size's layout. */
+    /* Both buffers are sized for the largest layout: a partly filled last block still counts whole. */
     for (size_t b = 0; b < o->nblock_sizes; b++) {
         if (bench_kv_layout_init(&l, m, tokens, (unsigned)o->block_sizes[b], 1) != MIXL_OK)
             return MIXL_ERR_NO_MEMORY;
         if (l.pool_bytes > pool) pool = l.pool_bytes;
+        if (l.kv_bytes > src) src = l.kv_bytes;
         bench_kv_layout_free(&l);
     }
     if (bench_kv_layout_init(&l, m, tokens, (unsigned)o->block_sizes[0], 1) != MIXL_OK)
         return MIXL_ERR_NO_MEMORY;
-    if (l.kv_bytes > o->model_max_bytes) {
+    if (src > o->model_max_bytes) {
         bench_row_t row;
         model_row(&row, "model-mixl", &l, backend, kind, "-");
         snprintf(note, sizeof(note), "KV of %llu MiB above --model-max-bytes",
-                 (unsigned long long)(l.kv_bytes >> 20));
+                 (unsigned long long)(src >> 20));
         bench_skip_row(ctx, &row, note);
         bench_kv_layout_free(&l);
         return MIXL_OK;
     }
-    size_t len[BENCH_SESSION_BUFS] = {role.initiator ? l.kv_bytes : 0, role.sources ? pool : 0};
+    size_t len[BENCH_SESSION_BUFS] = {role.initiator ? src : 0, role.sources ? pool : 0};
     bench_kv_layout_free(&l);
     st = bench_session_open(ctx, backend, kind, len, &s, note, sizeof(note));
     if (st != MIXL_OK) {
