@@ -8,6 +8,7 @@
 
 #include "baselines.h"
 #include "mem.h"
+#include "sweep.h"
 
 typedef struct {
     unsigned kind;
@@ -61,42 +62,61 @@ static mixl_status_t memcpy_point(bench_ctx_t *ctx, unsigned kind, const bench_r
     return st;
 }
 
-mixl_status_t bench_run_memcpy(bench_ctx_t *ctx)
+typedef struct {
+    unsigned kind;
+    bench_role_t role;
+    bench_buf_t src, dst;
+} memcpy_runner_t;
+
+static mixl_status_t memcpy_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
+                                         uint64_t batch)
+{
+    memcpy_runner_t *m = r->state;
+    return memcpy_point(ctx, m->kind, &m->role, &m->src, &m->dst, size, batch);
+}
+
+static void memcpy_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
+{
+    memcpy_runner_t *m = r->state;
+    bench_buf_free(&m->src);
+    bench_buf_free(&m->dst);
+    free(m);
+}
+
+mixl_status_t bench_memcpy_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs)
 {
     const bench_opts_t *o = ctx->opts;
-    bench_role_t role = bench_role(ctx, BENCH_PATTERN_PAIRWISE);
-    uint64_t maxbytes = 0;
-    mixl_status_t st = MIXL_OK;
 
-    for (size_t s = 0; s < o->nsizes; s++)
-        for (size_t b = 0; b < o->nbatches; b++)
-            if (o->sizes[s] * o->batches[b] <= o->max_request && o->sizes[s] * o->batches[b] > maxbytes)
-                maxbytes = o->sizes[s] * o->batches[b];
-    if (maxbytes == 0) return MIXL_OK;
-
-    for (unsigned kind = BENCH_MEM_HOST; kind <= BENCH_MEM_LAST && st == MIXL_OK; kind <<= 1) {
+    for (unsigned kind = BENCH_MEM_HOST; kind <= BENCH_MEM_LAST; kind <<= 1) {
         /* host-mpi memory copies like host memory: its rows use the host memcpy figures. */
-        if (!(o->mems & kind) || kind == BENCH_MEM_HOST_MPI) continue;
-        bench_buf_t src = {0}, dst = {0};
+        int wanted = (o->mems & kind) || (kind == BENCH_MEM_HOST && (o->mems & BENCH_MEM_HOST_MPI));
+        if (!wanted || kind == BENCH_MEM_HOST_MPI || rs->n == BENCH_RUNNERS_MAX) continue;
+        memcpy_runner_t *m = calloc(1, sizeof(*m));
         char note[96] = "", agreed[96] = "";
-        mixl_status_t ast = MIXL_OK;
-        if (role.initiator) {
-            ast = bench_buf_alloc(kind, maxbytes, 1, &src, note, sizeof(note));
-            if (ast == MIXL_OK) ast = bench_buf_alloc(kind, maxbytes, 2, &dst, note, sizeof(note));
+        mixl_status_t st = m ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+        if (m != NULL) {
+            m->kind = kind;
+            m->role = bench_role(ctx, BENCH_PATTERN_PAIRWISE);
+            if (m->role.initiator) {
+                st = bench_buf_alloc(kind, maxbytes, 1, &m->src, note, sizeof(note));
+                if (st == MIXL_OK) st = bench_buf_alloc(kind, maxbytes, 2, &m->dst, note, sizeof(note));
+            }
         }
-        ast = bench_agree(ctx, ast, note, agreed, sizeof(agreed));
-        if (ast != MIXL_OK) {
+        st = bench_agree(ctx, st, note, agreed, sizeof(agreed));
+        if (st != MIXL_OK) {
             bench_row_t like;
             memcpy_row(&like, kind);
             bench_skip_row(ctx, &like, agreed);
-        } else {
-            for (size_t s = 0; s < o->nsizes && st == MIXL_OK; s++)
-                for (size_t b = 0; b < o->nbatches && st == MIXL_OK; b++)
-                    if (o->sizes[s] * o->batches[b] <= o->max_request)
-                        st = memcpy_point(ctx, kind, &role, &src, &dst, o->sizes[s], o->batches[b]);
+            if (m != NULL) {
+                bench_buf_free(&m->src);
+                bench_buf_free(&m->dst);
+                free(m);
+            }
+            if (st == MIXL_ERR_TIMED_OUT) return st;
+            continue;
         }
-        bench_buf_free(&src);
-        bench_buf_free(&dst);
+        rs->r[rs->n++] = (bench_runner_t){.point = memcpy_runner_point, .close = memcpy_runner_close,
+                                          .directed = 0, .state = m};
     }
-    return st;
+    return MIXL_OK;
 }

@@ -15,6 +15,7 @@
 
 #include "baselines.h"
 #include "mem.h"
+#include "sweep.h"
 #include "util/log.h"
 
 typedef struct {
@@ -83,81 +84,100 @@ static mixl_status_t mpi_point(bench_ctx_t *ctx, mpi_arg_t *arg, unsigned patter
     return st;
 }
 
-static mixl_status_t mpi_pattern(bench_ctx_t *ctx, unsigned pattern, unsigned wkind,
-                                 uint64_t maxbytes, MPI_Comm comm)
+typedef struct {
+    unsigned pattern, wkind;
+    bench_role_t role;
+    bench_buf_t local, exposed;
+    MPI_Win win;
+} mpi_runner_t;
+
+static mixl_status_t mpi_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
+                                      uint64_t batch)
 {
-    const bench_opts_t *o = ctx->opts;
+    mpi_runner_t *m = r->state;
+    mpi_arg_t arg = {.win = m->win, .local = m->local.ptr, .peer = m->role.peer,
+                     .base = (MPI_Aint)(size * batch * (uint64_t)m->role.slot), .size = size,
+                     .batch = batch, .contig = ctx->opts->contig, .write = write};
+    if (size > INT_MAX) {
+        bench_row_t row;
+        mpi_row(&row, m->pattern, m->wkind, write);
+        row.size = size;
+        row.batch = batch;
+        bench_skip_row(ctx, &row, "size above MPI's int count");
+        return MIXL_OK;
+    }
+    return mpi_point(ctx, &arg, m->pattern, m->wkind, &m->role);
+}
+
+static void mpi_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
+{
+    mpi_runner_t *m = r->state;
+    MPI_Win_unlock_all(m->win);
+    MPI_Win_free(&m->win);
+    bench_buf_free(&m->exposed);
+    bench_buf_free(&m->local);
+    free(m);
+}
+
+/* Collective: one window of kind wkind for pattern, opened for the whole sweep. */
+static mixl_status_t mpi_open(bench_ctx_t *ctx, unsigned pattern, unsigned wkind, uint64_t maxbytes,
+                              MPI_Comm comm, bench_runners_t *rs)
+{
     bench_role_t role = bench_role(ctx, pattern);
     MPI_Aint winlen = role.sources > 0 ? (MPI_Aint)(maxbytes * (uint64_t)role.sources) : 4096;
-    bench_buf_t local = {0}, exposed = {0};
     char note[96] = "", agreed[96] = "";
     mixl_status_t st = MIXL_OK;
     void *winbase = NULL;
-    MPI_Win win = MPI_WIN_NULL;
+    mpi_runner_t *m;
 
-    if (role.ninit == 0) return MIXL_OK;
-    if (role.initiator) st = bench_buf_alloc(BENCH_MEM_HOST, maxbytes, 3, &local, note, sizeof(note));
+    if (role.ninit == 0 || rs->n == BENCH_RUNNERS_MAX) return MIXL_OK;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL) st = MIXL_ERR_NO_MEMORY;
+    if (st == MIXL_OK && role.initiator)
+        st = bench_buf_alloc(BENCH_MEM_HOST, maxbytes, 3, &m->local, note, sizeof(note));
     if (st == MIXL_OK && wkind == BENCH_WIN_CREATE)
-        st = bench_buf_alloc(BENCH_MEM_HOST, (size_t)winlen, 4, &exposed, note, sizeof(note));
+        st = bench_buf_alloc(BENCH_MEM_HOST, (size_t)winlen, 4, &m->exposed, note, sizeof(note));
     st = bench_agree(ctx, st, note, agreed, sizeof(agreed));
     if (st != MIXL_OK) goto err_skip;
     /* Every rank exposes at least a page: a zero-size window breaks osc/ucx. */
     int rc = wkind == BENCH_WIN_CREATE
-                 ? MPI_Win_create(exposed.ptr, winlen, 1, MPI_INFO_NULL, comm, &win)
-                 : MPI_Win_allocate(winlen, 1, MPI_INFO_NULL, comm, &winbase, &win);
-    if (wkind == BENCH_WIN_CREATE) winbase = exposed.ptr;
+                 ? MPI_Win_create(m->exposed.ptr, winlen, 1, MPI_INFO_NULL, comm, &m->win)
+                 : MPI_Win_allocate(winlen, 1, MPI_INFO_NULL, comm, &winbase, &m->win);
+    if (wkind == BENCH_WIN_CREATE) winbase = m->exposed.ptr;
     if (rc != MPI_SUCCESS) {
+        /* Window creation is collective: every rank sees the failure. */
         snprintf(agreed, sizeof(agreed), "MPI_Win_%s of %ld bytes failed",
                  wkind == BENCH_WIN_CREATE ? "create" : "allocate", (long)winlen);
         st = MIXL_ERR_BACKEND;
-        goto err_local;
+        goto err_skip;
     }
     memset(winbase, 4, (size_t)winlen);
-    MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
-    for (int write = 1; write >= 0 && st == MIXL_OK; write--) {
-        if (!(o->ops & (write ? BENCH_OP_WRITE : BENCH_OP_READ))) continue;
-        for (size_t s = 0; s < o->nsizes && st == MIXL_OK; s++) {
-            for (size_t b = 0; b < o->nbatches && st == MIXL_OK; b++) {
-                uint64_t size = o->sizes[s], batch = o->batches[b];
-                if (size * batch > o->max_request) continue;
-                mpi_arg_t arg = {.win = win, .local = local.ptr, .peer = role.peer,
-                                 .base = (MPI_Aint)(size * batch * (uint64_t)role.slot),
-                                 .size = size, .batch = batch, .contig = o->contig, .write = write};
-                if (size > INT_MAX) {
-                    bench_row_t row;
-                    mpi_row(&row, pattern, wkind, write);
-                    row.size = size;
-                    row.batch = batch;
-                    bench_skip_row(ctx, &row, "size above MPI's int count");
-                    continue;
-                }
-                st = mpi_point(ctx, &arg, pattern, wkind, &role);
-            }
-        }
-    }
-    MPI_Win_unlock_all(win);
-    MPI_Win_free(&win);
-    bench_buf_free(&exposed);
-    bench_buf_free(&local);
-    return st;
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, m->win);
+    m->pattern = pattern;
+    m->wkind = wkind;
+    m->role = role;
+    rs->r[rs->n++] = (bench_runner_t){.point = mpi_runner_point, .close = mpi_runner_close,
+                                      .directed = 1, .state = m};
+    return MIXL_OK;
 
-err_local:
-    bench_buf_free(&exposed);
-    bench_buf_free(&local);
 err_skip:
+    if (m != NULL) {
+        bench_buf_free(&m->exposed);
+        bench_buf_free(&m->local);
+        free(m);
+    }
     for (int write = 1; write >= 0; write--) {
         bench_row_t row;
         mpi_row(&row, pattern, wkind, write);
         bench_skip_row(ctx, &row, agreed);
     }
-    return MIXL_OK;
+    return st == MIXL_ERR_TIMED_OUT ? st : MIXL_OK;
 }
 
-mixl_status_t bench_run_mpi(bench_ctx_t *ctx)
+mixl_status_t bench_mpi_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs)
 {
     const bench_opts_t *o = ctx->opts;
     MPI_Comm comm = ctx->boot->ops->comm(ctx->boot->state);
-    uint64_t maxbytes = 0;
     mixl_status_t st = MIXL_OK;
 
     if (comm == MPI_COMM_NULL) {
@@ -166,13 +186,8 @@ mixl_status_t bench_run_mpi(bench_ctx_t *ctx)
         bench_skip_row(ctx, &row, "no MPI communicator in this bootstrap");
         return MIXL_OK;
     }
-    for (size_t s = 0; s < o->nsizes; s++)
-        for (size_t b = 0; b < o->nbatches; b++)
-            if (o->sizes[s] * o->batches[b] <= o->max_request && o->sizes[s] * o->batches[b] > maxbytes)
-                maxbytes = o->sizes[s] * o->batches[b];
-    if (maxbytes == 0) return MIXL_OK;
     for (unsigned w = BENCH_WIN_ALLOCATE; w <= BENCH_WIN_CREATE && st == MIXL_OK; w <<= 1)
         for (unsigned p = BENCH_PATTERN_PAIRWISE; p <= BENCH_PATTERN_MANY_TO_ONE && st == MIXL_OK; p <<= 1)
-            if ((o->mpi_wins & w) && (o->patterns & p)) st = mpi_pattern(ctx, p, w, maxbytes, comm);
+            if ((o->mpi_wins & w) && (o->patterns & p)) st = mpi_open(ctx, p, w, maxbytes, comm, rs);
     return st;
 }

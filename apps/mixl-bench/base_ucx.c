@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "baselines.h"
+#include "sweep.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -227,39 +228,48 @@ static mixl_status_t ucx_measure(const bench_opts_t *o, const char *prog, int wr
     return MIXL_OK;
 }
 
-mixl_status_t bench_run_ucx(bench_ctx_t *ctx)
+typedef struct {
+    char prog[512];
+} ucx_runner_t;
+
+static mixl_status_t ucx_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
+                                      uint64_t batch)
+{
+    ucx_runner_t *u = r->state;
+    if (ctx->rank == 0) {
+        bench_row_t row;
+        if (ucx_measure(ctx->opts, u->prog, write, size, &row) != MIXL_OK)
+            bench_skip_row(ctx, &row, row.note);
+        else
+            bench_results_add(ctx->res, &row);
+    }
+    /* The other ranks sleep here: the pair needs both cores of a small node. */
+    return bench_boot_barrier_idle(ctx->boot);
+}
+
+static void ucx_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
+{
+    free(r->state);
+}
+
+mixl_status_t bench_ucx_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs)
 {
     const bench_opts_t *o = ctx->opts;
-    char prog[512];
-    int have = find_program(o->ucx_perftest[0] ? o->ucx_perftest : "ucx_perftest", prog,
-                            sizeof(prog)) == 0;
-    mixl_status_t st = MIXL_OK;
-
+    ucx_runner_t *u;
     int batch1 = 0;
+
     for (size_t b = 0; b < o->nbatches; b++) batch1 |= o->batches[b] == 1;
-    if (!batch1) return MIXL_OK;
-    if (!have) {
-        if (ctx->rank == 0) {
-            bench_row_t row;
-            ucx_row(&row, 1, 0);
-            bench_skip_row(ctx, &row, "ucx_perftest not installed (Debian package ucx-utils)");
-        }
+    if (!batch1 || rs->n == BENCH_RUNNERS_MAX) return MIXL_OK;
+    if ((u = calloc(1, sizeof(*u))) == NULL) return MIXL_ERR_NO_MEMORY;
+    /* Every rank looks: they run on one node, and all must agree to take part. */
+    if (find_program(o->ucx_perftest[0] ? o->ucx_perftest : "ucx_perftest", u->prog, sizeof(u->prog)) != 0) {
+        bench_row_t row;
+        ucx_row(&row, 1, 0);
+        bench_skip_row(ctx, &row, "ucx_perftest not installed (Debian package ucx-utils)");
+        free(u);
         return MIXL_OK;
     }
-    for (int write = 1; write >= 0; write--) {
-        if (!(o->ops & (write ? BENCH_OP_WRITE : BENCH_OP_READ))) continue;
-        for (size_t s = 0; s < o->nsizes; s++) {
-            if (o->sizes[s] > o->max_request) continue;
-            if (ctx->rank == 0) {
-                bench_row_t row;
-                if (ucx_measure(o, prog, write, o->sizes[s], &row) != MIXL_OK)
-                    bench_skip_row(ctx, &row, row.note);
-                else
-                    bench_results_add(ctx->res, &row);
-            }
-            st = bench_boot_barrier(ctx->boot);
-            if (st != MIXL_OK) return st;
-        }
-    }
-    return st;
+    rs->r[rs->n++] = (bench_runner_t){.point = ucx_runner_point, .close = ucx_runner_close,
+                                      .directed = 1, .batch1_only = 1, .state = u};
+    return MIXL_OK;
 }

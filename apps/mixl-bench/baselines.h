@@ -9,14 +9,7 @@
 
 #include "run.h"
 
-/* Collective. One row per memory type, size and batch. */
-mixl_status_t bench_run_memcpy(bench_ctx_t *ctx);
-
-/* Collective. One row per pattern, operation, size and batch (host windows). */
-mixl_status_t bench_run_mpi(bench_ctx_t *ctx);
-
-/* Collective (rank 0 runs the pair, the others wait). Rows for batch 1 only. */
-mixl_status_t bench_run_ucx(bench_ctx_t *ctx);
+/* The runners of each baseline are declared in sweep.h. */
 
 /* ucx_perftest's "Final:" line. */
 typedef struct {

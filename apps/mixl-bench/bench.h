@@ -132,5 +132,7 @@ void bench_results_free(bench_results_t *res);
 void bench_row_init(bench_row_t *row);
 /* Fill x_memcpy / x_mpi / lat_x_mpi of MIXL rows from the baseline rows of the same shape. */
 void bench_results_ratios(bench_results_t *res);
+/* Order rows for reading: by mode, backend, memory, pattern, operation, then batch and size. */
+void bench_results_sort(bench_results_t *res);
 
 #endif /* MIXL_BENCH_H */

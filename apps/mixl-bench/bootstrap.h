@@ -23,8 +23,14 @@ typedef struct {
     void (*fini)(void *state);
     int (*rank)(void *state);
     int (*size)(void *state);
-    /* Collective, blocks until every rank arrived or timeout: MIXL_ERR_TIMED_OUT. */
+    /*
+     * Collective, blocks until every rank arrived or timeout: MIXL_ERR_TIMED_OUT.
+     * The wait polls, which also drives MPI progress for one-sided traffic
+     * that needs the target's help.
+     */
     mixl_status_t (*barrier)(void *state);
+    /* As barrier, but the wait sleeps between polls to leave the CPU to other processes. */
+    mixl_status_t (*barrier_idle)(void *state);
     /*
      * Collective exchange: every rank contributes len bytes from send; recv
      * (size x len bytes, caller-owned) receives rank r's bytes at r x len.
@@ -44,6 +50,10 @@ extern const bench_boot_ops_t bench_boot_mpi_ops;
 static inline int bench_boot_rank(bench_boot_t *b) { return b->ops->rank(b->state); }
 static inline int bench_boot_size(bench_boot_t *b) { return b->ops->size(b->state); }
 static inline mixl_status_t bench_boot_barrier(bench_boot_t *b) { return b->ops->barrier(b->state); }
+static inline mixl_status_t bench_boot_barrier_idle(bench_boot_t *b)
+{
+    return b->ops->barrier_idle(b->state);
+}
 static inline mixl_status_t bench_boot_exchange(bench_boot_t *b, const void *send, size_t len,
                                                 void *recv)
 {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bootstrap.h"
 #include "util/clock.h"
@@ -52,8 +53,9 @@ static int boot_mpi_rank(void *state) { return ((boot_mpi_t *)state)->rank; }
 static int boot_mpi_size(void *state) { return ((boot_mpi_t *)state)->size; }
 static MPI_Comm boot_mpi_comm(void *state) { return ((boot_mpi_t *)state)->comm; }
 
-static mixl_status_t wait_req(boot_mpi_t *s, MPI_Request *req, const char *what)
+static mixl_status_t wait_req(boot_mpi_t *s, MPI_Request *req, const char *what, int idle)
 {
+    struct timespec nap = {0, 1000000};
     uint64_t deadline = mixl_deadline_ns(s->timeout_ms);
     int done = 0;
     while (!done) {
@@ -61,6 +63,7 @@ static mixl_status_t wait_req(boot_mpi_t *s, MPI_Request *req, const char *what)
             mixl_error("bootstrap mpi: %s on rank %d failed", what, s->rank);
             return MIXL_ERR_BACKEND;
         }
+        if (!done && idle) nanosleep(&nap, NULL);
         if (!done && mixl_now_ns() > deadline) {
             /* The request cannot be freed safely while a peer is missing; the run ends. */
             mixl_error("bootstrap mpi: %s on rank %d: not every rank arrived within %d ms", what,
@@ -76,7 +79,15 @@ static mixl_status_t boot_mpi_barrier(void *state)
     boot_mpi_t *s = state;
     MPI_Request req;
     if (MPI_Ibarrier(s->comm, &req) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
-    return wait_req(s, &req, "barrier");
+    return wait_req(s, &req, "barrier", 0);
+}
+
+static mixl_status_t boot_mpi_barrier_idle(void *state)
+{
+    boot_mpi_t *s = state;
+    MPI_Request req;
+    if (MPI_Ibarrier(s->comm, &req) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
+    return wait_req(s, &req, "barrier", 1);
 }
 
 static mixl_status_t boot_mpi_exchange(void *state, const void *send, size_t len, void *recv)
@@ -90,7 +101,7 @@ static mixl_status_t boot_mpi_exchange(void *state, const void *send, size_t len
     if (MPI_Iallgather(send, (int)len, MPI_BYTE, recv, (int)len, MPI_BYTE, s->comm, &req) !=
         MPI_SUCCESS)
         return MIXL_ERR_BACKEND;
-    return wait_req(s, &req, "exchange");
+    return wait_req(s, &req, "exchange", 0);
 }
 
 const bench_boot_ops_t bench_boot_mpi_ops = {
@@ -100,6 +111,7 @@ const bench_boot_ops_t bench_boot_mpi_ops = {
     .rank = boot_mpi_rank,
     .size = boot_mpi_size,
     .barrier = boot_mpi_barrier,
+    .barrier_idle = boot_mpi_barrier_idle,
     .exchange = boot_mpi_exchange,
     .comm = boot_mpi_comm,
 };

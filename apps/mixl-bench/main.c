@@ -15,6 +15,7 @@
 #include "bootstrap.h"
 #include "modes.h"
 #include "options.h"
+#include "sweep.h"
 #include "output.h"
 #include "util/log.h"
 
@@ -87,12 +88,8 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* Baselines first, so every MIXL row can be printed with its ratios. */
-    if (st == MIXL_OK && (opts.modes & BENCH_MODE_MEMCPY)) st = bench_run_memcpy(&ctx);
-    if (st == MIXL_OK && (opts.modes & BENCH_MODE_MPI)) st = bench_run_mpi(&ctx);
-    if (st == MIXL_OK && (opts.modes & BENCH_MODE_UCX)) st = bench_run_ucx(&ctx);
-    if (st == MIXL_OK && (opts.modes & BENCH_MODE_MIXL))
-        st = bench_run_mixl(&ctx, meta.path, sizeof(meta.path));
+    /* Every configuration measured at one point before the next point (see sweep.h). */
+    st = bench_run_sweep(&ctx, meta.path, sizeof(meta.path));
     if (st == MIXL_OK && (opts.modes & BENCH_MODE_MODEL)) st = bench_run_model(&ctx);
     if (st != MIXL_OK) {
         fprintf(stderr, "mixl-bench: rank %d: run stopped: %s\n", ctx.rank, mixl_status_str(st));
@@ -100,11 +97,13 @@ int main(int argc, char **argv)
     }
     if (ctx.rank == 0) {
         bench_results_ratios(&res);
+        bench_results_sort(&res);
         if (!opts.quiet) {
             printf("# mixl-bench on %s (%s, %d CPUs), %s, %d ranks\n", meta.host, meta.cpu, meta.ncpu,
                    meta.mpi, meta.ranks);
             if (meta.path[0]) printf("# path: %s\n", meta.path);
             bench_write_table(stdout, &res);
+            bench_write_targets(stdout, &res);
             fflush(stdout);
         }
         if (opts.csv[0] && bench_write_csv(opts.csv, &res) != MIXL_OK) rc = 1;

@@ -1,5 +1,5 @@
 /*
- * MIXL micro-benchmark: for every point one prepared request
+ * MIXL micro-benchmark runners: for every point one prepared request
  * (mixl_xfer_create once), then post + test to completion per iteration,
  * so the latency is per request and the bandwidth is what back-to-back
  * requests sustain. Descriptors and process layout match the baselines.
@@ -10,6 +10,7 @@
 
 #include "modes.h"
 #include "session.h"
+#include "sweep.h"
 
 typedef struct {
     mixl_xfer_h xfer;
@@ -105,59 +106,70 @@ out:
     return st;
 }
 
-static mixl_status_t mixl_config(bench_ctx_t *ctx, unsigned backend, unsigned kind, unsigned pattern,
-                                 uint64_t maxbytes, char *path_report, size_t path_len)
+typedef struct {
+    bench_session_t s;
+    bench_role_t role;
+    unsigned kind, pattern;
+} mixl_runner_t;
+
+static mixl_status_t mixl_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
+                                       uint64_t batch)
 {
-    const bench_opts_t *o = ctx->opts;
+    mixl_runner_t *m = r->state;
+    return mixl_point(ctx, &m->s, &m->role, m->kind, m->pattern, write, size, batch);
+}
+
+static void mixl_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
+{
+    mixl_runner_t *m = r->state;
+    bench_session_close(ctx, &m->s);
+    free(m);
+}
+
+/* Collective: an agent with this configuration's buffers registered, for the whole sweep. */
+static mixl_status_t mixl_open(bench_ctx_t *ctx, unsigned backend, unsigned kind, unsigned pattern,
+                               uint64_t maxbytes, bench_runners_t *rs)
+{
     bench_role_t role = bench_role(ctx, pattern);
     size_t len[BENCH_SESSION_BUFS] = {role.initiator ? maxbytes : 0,
                                       role.sources ? maxbytes * (size_t)role.sources : 0};
     char note[96] = "";
-    bench_session_t s;
+    mixl_runner_t *m;
     mixl_status_t st;
 
-    if (role.ninit == 0) return MIXL_OK;
-    st = bench_session_open(ctx, backend, kind, len, &s, note, sizeof(note));
+    if (role.ninit == 0 || rs->n == BENCH_RUNNERS_MAX) return MIXL_OK;
+    if ((m = calloc(1, sizeof(*m))) == NULL) return MIXL_ERR_NO_MEMORY;
+    st = bench_session_open(ctx, backend, kind, len, &m->s, note, sizeof(note));
     if (st != MIXL_OK) {
         bench_row_t row;
         for (int write = 1; write >= 0; write--) {
             mixl_row(&row, backend, kind, pattern, write, 0, 0);
             bench_skip_row(ctx, &row, note);
         }
+        free(m);
         return st == MIXL_ERR_TIMED_OUT ? st : MIXL_OK;
     }
-    if (path_report != NULL && path_report[0] == '\0')
-        snprintf(path_report, path_len, "%s", mixl_agent_path_report(s.agent));
-    for (int write = 1; write >= 0 && st == MIXL_OK; write--) {
-        if (!(o->ops & (write ? BENCH_OP_WRITE : BENCH_OP_READ))) continue;
-        for (size_t i = 0; i < o->nsizes && st == MIXL_OK; i++)
-            for (size_t b = 0; b < o->nbatches && st == MIXL_OK; b++)
-                if (o->sizes[i] * o->batches[b] <= o->max_request)
-                    st = mixl_point(ctx, &s, &role, kind, pattern, write, o->sizes[i], o->batches[b]);
-    }
-    bench_session_close(ctx, &s);
-    return st;
+    if (rs->path[0] == '\0') snprintf(rs->path, sizeof(rs->path), "%s", mixl_agent_path_report(m->s.agent));
+    m->role = role;
+    m->kind = kind;
+    m->pattern = pattern;
+    rs->r[rs->n++] = (bench_runner_t){.point = mixl_runner_point, .close = mixl_runner_close,
+                                      .directed = 1, .state = m};
+    return MIXL_OK;
 }
 
-mixl_status_t bench_run_mixl(bench_ctx_t *ctx, char *path_report, size_t path_len)
+mixl_status_t bench_mixl_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs)
 {
     const bench_opts_t *o = ctx->opts;
-    uint64_t maxbytes = 0;
     mixl_status_t st = MIXL_OK;
 
-    for (size_t s = 0; s < o->nsizes; s++)
-        for (size_t b = 0; b < o->nbatches; b++)
-            if (o->sizes[s] * o->batches[b] <= o->max_request && o->sizes[s] * o->batches[b] > maxbytes)
-                maxbytes = o->sizes[s] * o->batches[b];
-    if (maxbytes == 0) return MIXL_OK;
     for (unsigned be = BENCH_BACKEND_MPI; be <= BENCH_BACKEND_TCP && st == MIXL_OK; be <<= 1) {
         if (!(o->backends & be)) continue;
         for (unsigned kind = BENCH_MEM_HOST; kind <= BENCH_MEM_LAST && st == MIXL_OK; kind <<= 1) {
             if (!(o->mems & kind)) continue;
             for (unsigned p = BENCH_PATTERN_PAIRWISE; p <= BENCH_PATTERN_MANY_TO_ONE && st == MIXL_OK;
                  p <<= 1)
-                if (o->patterns & p)
-                    st = mixl_config(ctx, be, kind, p, maxbytes, path_report, path_len);
+                if (o->patterns & p) st = mixl_open(ctx, be, kind, p, maxbytes, rs);
         }
     }
     return st;

@@ -8,8 +8,8 @@
 
 #include "run.h"
 
-/* Collective. */
-mixl_status_t bench_run_mixl(bench_ctx_t *ctx, char *path_report, size_t path_len);
+/* The micro-benchmark's MIXL runners are declared in sweep.h. */
+
 /* Collective. */
 mixl_status_t bench_run_model(bench_ctx_t *ctx);
 

@@ -37,6 +37,8 @@ typedef struct {
 } bench_meta_t;
 
 void bench_write_table(FILE *out, const bench_results_t *res);
+/* The performance targets, each with the ratio this run measured and whether it was met. */
+void bench_write_targets(FILE *out, const bench_results_t *res);
 /* The writers return MIXL_ERR_IO with a message on stderr naming the file when it cannot be written. */
 mixl_status_t bench_write_csv(const char *path, const bench_results_t *res);
 mixl_status_t bench_write_json(const char *path, const bench_meta_t *meta, const bench_results_t *res);

@@ -87,3 +87,41 @@ void bench_results_ratios(bench_results_t *res)
         }
     }
 }
+
+static int mode_rank(const char *mode)
+{
+    static const char *order[] = {"memcpy", "mpi", "ucx_perftest", "mixl", "model-memcpy", "model-mixl"};
+    for (int i = 0; i < (int)(sizeof(order) / sizeof(order[0])); i++)
+        if (strcmp(mode, order[i]) == 0) return i;
+    return 99;
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+    const bench_row_t *a = pa, *b = pb;
+    int c;
+    if ((c = mode_rank(a->mode) - mode_rank(b->mode)) != 0) return c;
+    if ((c = strcmp(a->backend, b->backend)) != 0) return c;
+    if ((c = strcmp(a->mem, b->mem)) != 0) return c;
+    if ((c = strcmp(a->pattern, b->pattern)) != 0) return c;
+    if ((c = -strcmp(a->op, b->op)) != 0) return c; /* WRITE before READ */
+    if ((c = strcmp(a->model, b->model)) != 0) return c;
+    if (a->tokens != b->tokens) return a->tokens < b->tokens ? -1 : 1;
+    if (a->batch != b->batch) return a->batch < b->batch ? -1 : 1;
+    if (a->size != b->size) return a->size < b->size ? -1 : 1;
+    return 0;
+}
+
+void bench_results_sort(bench_results_t *res)
+{
+    /* Insertion sort keeps equal rows (model schemes) in measurement order; tables are small. */
+    for (size_t i = 1; i < res->n; i++) {
+        bench_row_t key = res->rows[i];
+        size_t j = i;
+        while (j > 0 && row_cmp(&res->rows[j - 1], &key) > 0) {
+            res->rows[j] = res->rows[j - 1];
+            j--;
+        }
+        res->rows[j] = key;
+    }
+}
