@@ -51,7 +51,9 @@ static const bench_row_t *find(const bench_results_t *res, const char *mode, con
         if (mem != NULL && strcmp(r->mem, mem) != 0) continue;
         if (pattern != NULL && strcmp(r->pattern, pattern) != 0) continue;
         if (match_model) {
-            if (strcmp(r->model, like->model) != 0 || r->tokens != like->tokens) continue;
+            if (strcmp(r->model, like->model) != 0 || r->tokens != like->tokens ||
+                r->block_tokens != like->block_tokens)
+                continue;
         } else if (r->size != like->size || r->batch != like->batch) {
             continue;
         }
@@ -82,7 +84,8 @@ void bench_results_ratios(bench_results_t *res)
             if ((b = find(res, "ucx_perftest", NULL, r->op, NULL, NULL, r, 0)) != NULL)
                 r->x_ucx = r->gbps / b->gbps;
         } else if (strcmp(r->mode, "model-mixl") == 0) {
-            if ((b = find(res, "model-memcpy", NULL, NULL, r->mem, NULL, r, 1)) != NULL)
+            /* each scheme against the memcpy taken right before it */
+            if ((b = find(res, "model-memcpy", NULL, NULL, r->mem, r->pattern, r, 1)) != NULL)
                 r->x_memcpy = r->gbps / b->gbps;
         }
     }
@@ -96,10 +99,25 @@ static int mode_rank(const char *mode)
     return 99;
 }
 
+static int scheme_rank(const char *p)
+{
+    return strcmp(p, "contiguous") == 0 ? 0 : strcmp(p, "layer-wise") == 0 ? 1 : 2;
+}
+
 static int row_cmp(const void *pa, const void *pb)
 {
     const bench_row_t *a = pa, *b = pb;
     int c;
+    if (strncmp(a->mode, "model", 5) == 0 && strncmp(b->mode, "model", 5) == 0) {
+        /* a model request's rows together, each scheme after the memcpy taken for it */
+        if ((c = strcmp(a->model, b->model)) != 0) return c;
+        if (a->tokens != b->tokens) return a->tokens < b->tokens ? -1 : 1;
+        if ((c = strcmp(a->mem, b->mem)) != 0) return c;
+        if (a->block_tokens != b->block_tokens) return a->block_tokens < b->block_tokens ? -1 : 1;
+        if ((c = scheme_rank(a->pattern) - scheme_rank(b->pattern)) != 0) return c;
+        if ((c = mode_rank(a->mode) - mode_rank(b->mode)) != 0) return c;
+        return strcmp(a->backend, b->backend);
+    }
     if ((c = mode_rank(a->mode) - mode_rank(b->mode)) != 0) return c;
     if ((c = strcmp(a->backend, b->backend)) != 0) return c;
     if ((c = strcmp(a->mem, b->mem)) != 0) return c;
