@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Turn a mixl-bench CSV into PNG charts with gnuplot (Debian gnuplot-nox):
-#   scripts/plot.sh results.csv [outdir]      (outdir defaults to docs/img)
+# Turn mixl-bench CSV files into PNG charts with gnuplot (Debian gnuplot-nox):
+#   scripts/plot.sh [-o outdir] results.csv [more.csv ...]   (outdir defaults to docs/img)
+# Several files are read as one table; a point measured in more than one of
+# them is taken from the first file that has it.
 # Charts: bandwidth and latency against message size for WRITE and READ
 # (batch 1, pairwise; MIXL for each memory kind next to memcpy, the raw MPI
 # loops and ucx_perftest), and the model-shaped mode's GB/s per scheme.
 set -euo pipefail
-csv=${1:?usage: scripts/plot.sh results.csv [outdir]}
-out=${2:-docs/img}
+out=docs/img
+if [ "${1:-}" = "-o" ]; then
+  out=${2:?usage: scripts/plot.sh [-o outdir] results.csv [more.csv ...]}
+  shift 2
+fi
+[ $# -ge 1 ] || { echo "usage: scripts/plot.sh [-o outdir] results.csv [more.csv ...]" >&2; exit 2; }
 command -v gnuplot >/dev/null || { echo "plot.sh: gnuplot not found (apt-get install gnuplot-nox)" >&2; exit 1; }
-[ -r "$csv" ] || { echo "plot.sh: cannot read $csv" >&2; exit 1; }
+for f in "$@"; do [ -r "$f" ] || { echo "plot.sh: cannot read $f" >&2; exit 1; }; done
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# One table: the first file's header, then every file's rows.
+csv="$tmp/all.csv"
+head -1 "$1" > "$csv"
+for f in "$@"; do tail -n +2 "$f"; done >> "$csv"
 
 # series NAME MODE BACKEND OP MEM: size, GB/s, avg, p50, p99 latency (us) of matching rows.
 series() {
@@ -19,7 +29,8 @@ series() {
     NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
     $c["mode"] == mode && (be == "*" || $c["backend"] == be) && $c["op"] == op &&
     (mem == "*" || $c["mem"] == mem) && $c["pattern"] == "pairwise" && $c["batch"] == 1 &&
-    $c["gbps"] > 0 { print $c["size"], $c["gbps"], $c["lat_avg_us"], $c["lat_p50_us"], $c["lat_p99_us"] }
+    $c["gbps"] > 0 && !seen[$c["size"]]++ {
+      print $c["size"], $c["gbps"], $c["lat_avg_us"], $c["lat_p50_us"], $c["lat_p99_us"] }
   ' "$csv" > "$tmp/$1.dat"
 }
 
@@ -81,7 +92,7 @@ awk -F, '
     else s = $c["mem"] " " $c["pattern"] ($c["pattern"] == "contiguous" ? "" : " bs" $c["block_tokens"])
     if (!(g in gi)) { gi[g] = ++ng; gn[ng] = g }
     if (!(s in si)) { si[s] = ++ns; sn[ns] = s }
-    v[gi[g], si[s]] = $c["gbps"]
+    if (!((gi[g], si[s]) in v)) v[gi[g], si[s]] = $c["gbps"]
   }
   END {
     if (ng == 0) exit
