@@ -132,6 +132,36 @@ static void test_ratios(void **state)
     assert_null(res.rows);
 }
 
+static void test_sort(void **state)
+{
+    bench_results_t res = {0};
+    bench_row_t r;
+    r = mkrow("mixl", "mpi", "READ", 64, 1, 1);
+    bench_results_add(&res, &r);
+    r = mkrow("mixl", "mpi", "WRITE", 128, 1, 1);
+    bench_results_add(&res, &r);
+    r = mkrow("mixl", "mpi", "WRITE", 64, 1, 1);
+    bench_results_add(&res, &r);
+    r = mkrow("memcpy", "cpu", "COPY", 64, 1, 1);
+    bench_results_add(&res, &r);
+    r = mkrow("model-mixl", "mpi", "WRITE", 0, 1, 1);
+    strcpy(r.pattern, "layer-wise");
+    strcpy(r.model, "llama3-8b");
+    r.block_tokens = 16;
+    bench_results_add(&res, &r);
+    strcpy(r.mode, "model-memcpy");
+    bench_results_add(&res, &r);
+    bench_results_sort(&res);
+    assert_string_equal(res.rows[0].mode, "memcpy");
+    assert_string_equal(res.rows[1].op, "WRITE"); /* WRITE before READ, then sizes ascending */
+    assert_int_equal(res.rows[1].size, 64);
+    assert_int_equal(res.rows[2].size, 128);
+    assert_string_equal(res.rows[3].op, "READ");
+    assert_string_equal(res.rows[4].mode, "model-memcpy"); /* the memcpy taken for a scheme comes first */
+    assert_string_equal(res.rows[5].mode, "model-mixl");
+    bench_results_free(&res);
+}
+
 static void test_slots_and_iters(void **state)
 {
     for (uint64_t n = 1; n <= 9; n++) {
@@ -194,6 +224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_small), cmocka_unit_test(test_percentiles),
         cmocka_unit_test(test_fill_row),    cmocka_unit_test(test_ratios),
+        cmocka_unit_test(test_sort),
         cmocka_unit_test(test_slots_and_iters), cmocka_unit_test(test_kv_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
