@@ -62,10 +62,13 @@ int main(int argc, char **argv)
 
     /* Options first: --help and bad arguments need no MPI. */
     st = bench_opts_parse(argc, argv, &opts, err, sizeof(err));
-    if (st != MIXL_OK || opts.help) {
-        if (st != MIXL_OK) fprintf(stderr, "mixl-bench: %s\n", err);
-        bench_usage(st != MIXL_OK ? stderr : stdout, argv[0]);
-        return st != MIXL_OK ? 2 : 0;
+    if (st != MIXL_OK) {
+        fprintf(stderr, "mixl-bench: %s\n", err);
+        return 2;
+    }
+    if (opts.help) {
+        bench_usage(stdout, argv[0]);
+        return 0;
     }
     if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
         fprintf(stderr, "mixl-bench: MPI_Init failed\n");
