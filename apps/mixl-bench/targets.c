@@ -44,10 +44,13 @@ void bench_write_targets(FILE *out, const bench_results_t *res)
         const char *mem = mems[m];
         int have = 0;
         for (size_t i = 0; i < res->n && !have; i++)
-            have = strcmp(res->rows[i].mem, mem) == 0 && strncmp(res->rows[i].mode, "mixl", 4) == 0 &&
-                   res->rows[i].gbps > 0;
+            have = strcmp(res->rows[i].mem, mem) == 0 && res->rows[i].gbps > 0 &&
+                   (strcmp(res->rows[i].mode, "mixl") == 0 || strcmp(res->rows[i].mode, "model-mixl") == 0);
         if (!have) continue;
-        for (int w = 1; w >= 0; w--) {
+        int micro = 0;
+        for (size_t i = 0; i < res->n && !micro; i++)
+            micro = strcmp(res->rows[i].mode, "mixl") == 0 && strcmp(res->rows[i].mem, mem) == 0;
+        for (int w = 1; w >= 0 && micro; w--) {
             const char *op = w ? "WRITE" : "READ";
             double xm = NAN, xp = NAN;
             /* the worst ratio over every size of 16 MiB and more */
@@ -66,8 +69,9 @@ void bench_write_targets(FILE *out, const bench_results_t *res)
             line(out, what, mem, xp, 1.0, 1);
         }
         const bench_row_t *r8 = mixl_row(res, "mixl", "WRITE", mem, 8, 1);
-        line(out, "8 B WRITE+completion latency x raw MPI_Put+flush", mem, r8 ? r8->lat_x_mpi : NAN, 1.2, 0);
-        for (int w = 1; w >= 0; w--) {
+        if (micro)
+            line(out, "8 B WRITE+completion latency x raw MPI_Put+flush", mem, r8 ? r8->lat_x_mpi : NAN, 1.2, 0);
+        for (int w = 1; w >= 0 && micro; w--) {
             const char *op = w ? "WRITE" : "READ";
             const bench_row_t *b = mixl_row(res, "mixl", op, mem, 4096, 4096);
             const bench_row_t *c = mixl_row(res, "mixl", op, mem, 16u << 20, 1);
