@@ -4,9 +4,15 @@
 # Registers one CTest test. With NP the command runs under mpirun; the flags a
 # root-owned, 2-core CI machine needs (--allow-run-as-root, --oversubscribe)
 # live here and nowhere else.
+# Debian's openmpi-mca-params.conf disables pml/osc ucx; MIXL's data plane is
+# one-sided over UCX, so tests select it explicitly (and allow UCX's shared-memory
+# and TCP transports on machines without a Mellanox device).
 set(MIXL_MPIRUN_FLAGS --allow-run-as-root --oversubscribe --bind-to none
-    --mca btl ^openib --mca opal_common_ucx_tls any --mca opal_common_ucx_devices any
+    --mca pml ucx --mca osc ucx --mca opal_common_ucx_tls any --mca opal_common_ucx_devices any
     CACHE STRING "Flags mpirun gets in tests")
+# The same selection for singleton processes started without mpirun.
+set(MIXL_TEST_ENV OMPI_MCA_pml=ucx OMPI_MCA_osc=ucx OMPI_MCA_opal_common_ucx_tls=any
+    OMPI_MCA_opal_common_ucx_devices=any OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
 set(MIXL_SKIP_RETURN_CODE 77)
 
 function(mixl_add_test)
@@ -35,9 +41,7 @@ function(mixl_add_test)
   if(T_FIXTURES_CLEANUP)
     set_tests_properties(${T_NAME} PROPERTIES FIXTURES_CLEANUP "${T_FIXTURES_CLEANUP}")
   endif()
-  if(T_ENVIRONMENT)
-    set_tests_properties(${T_NAME} PROPERTIES ENVIRONMENT "${T_ENVIRONMENT}")
-  endif()
+  set_tests_properties(${T_NAME} PROPERTIES ENVIRONMENT "${MIXL_TEST_ENV};${T_ENVIRONMENT}")
   if(T_DEPENDS)
     set_tests_properties(${T_NAME} PROPERTIES DEPENDS "${T_DEPENDS}")
   endif()

@@ -9,6 +9,7 @@ PACKAGES=(
   libhdf5-dev hdf5-tools libyaml-dev libmsgpack-dev
   libcurl4-openssl-dev libjansson-dev libcmocka-dev
   etcd-server etcd-client
+  openssl
   slurm-wlm munge
   gnuplot-nox
   clang libclang-rt-14-dev

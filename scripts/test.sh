@@ -13,9 +13,13 @@ if [ "${1:-}" = "--asan" ]; then
   shift
   build="$here/build-asan"
   cmake_args+=(-DMIXL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
-  # MPI and UCX keep allocations for the life of the process; report only ours.
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0}
+  # MPI and UCX keep allocations for the life of the process; tests/lsan.supp
+  # names them. Their plugins must stay loaded (no dlclose) and stacks must be
+  # unwound the slow way through frame-pointer-less system libraries, or the
+  # leak reports show "<unknown module>" and cannot be matched.
+  export OMPI_MCA_mca_base_component_disable_dlclose=1
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:fast_unwind_on_malloc=0}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/tests/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0}
 fi
 "$here/scripts/build.sh" "$build" "${cmake_args[@]}"
 

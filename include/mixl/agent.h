@@ -118,6 +118,10 @@ MIXL_EXPORT void mixl_agent_clear_error(mixl_agent_h agent);
  */
 MIXL_EXPORT const char *mixl_agent_path_report(mixl_agent_h agent);
 
+/* Backends (mixl_backend_t bits) the agent actually runs after start; a
+ * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. */
+MIXL_EXPORT unsigned mixl_agent_backends(mixl_agent_h agent);
+
 /* --- memory registration --------------------------------------------- */
 
 /*

@@ -56,7 +56,7 @@ MIXL_EXPORT mixl_status_t mixl_metadata_decode(const void *blob, size_t len,
                                                mixl_metadata_t **md_p, char *err,
                                                size_t err_len);
 
-/* Encode md as a blob (mostly for tests and tools). Free with mixl_free(). */
+/* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with mixl_free(). */
 MIXL_EXPORT mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p,
                                                size_t *len_p);
 

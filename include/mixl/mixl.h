@@ -6,5 +6,6 @@
 #include <mixl/status.h>
 #include <mixl/agent.h>
 #include <mixl/metadata.h>
+#include <mixl/launch.h>
 
 #endif /* MIXL_MIXL_H */

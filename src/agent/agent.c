@@ -257,6 +257,17 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         if (!agent->tp_active[i]) continue;
         st = agent->tps[i].ops->start(&agent->tps[i], views, agent->nregions);
         st = mixl_agent_agree(agent, st);
+        if (st != MIXL_OK && i == MIXL_TP_MPI && agent->tp_active[MIXL_TP_TCP]) {
+            /* Windows could not be created on some rank: fall back, on every rank alike. */
+            mixl_warn("agent %s: MPI windows unavailable (%s); falling back to TCP",
+                      agent->name, mixl_errbuf_get(&agent->eb));
+            agent->tps[i].ops->fini(&agent->tps[i]);
+            free(agent->tps[i].priv);
+            agent->tps[i].priv = NULL;
+            agent->tp_active[i] = 0;
+            for (size_t r = 0; r < agent->nregions; r++) agent->regions[r]->tp.window = -2;
+            st = MIXL_OK;
+        }
     }
     if (st != MIXL_OK) goto out;
     agent->started = 1;
@@ -277,7 +288,15 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         p += n;
         left -= n;
     }
-    if (agent->rank <= 0) mixl_notice("agent %s data path: %s", agent->name, agent->path_report);
+    if (agent->rank <= 0) {
+        if (!agent->tp_active[MIXL_TP_MPI])
+            /* Loud on purpose: nobody should benchmark the TCP path by mistake. */
+            mixl_warn("agent %s: DATA PLANE IS TCP, NOT RDMA (one-sided MPI is %s): %s",
+                      agent->name, agent->params.backends & MIXL_BACKEND_MPI ? "unavailable" : "disabled",
+                      agent->path_report);
+        else
+            mixl_notice("agent %s data path: %s", agent->name, agent->path_report);
+    }
 out:
     free(views);
     return st;
@@ -309,6 +328,15 @@ const char *mixl_agent_last_error(mixl_agent_h agent)
 void mixl_agent_clear_error(mixl_agent_h agent)
 {
     if (agent != NULL) mixl_errbuf_clear(&agent->eb);
+}
+
+unsigned mixl_agent_backends(mixl_agent_h agent)
+{
+    unsigned bits = 0;
+    if (agent == NULL) return 0;
+    if (agent->tp_active[MIXL_TP_MPI]) bits |= MIXL_BACKEND_MPI;
+    if (agent->tp_active[MIXL_TP_TCP]) bits |= MIXL_BACKEND_TCP;
+    return bits;
 }
 
 const char *mixl_agent_path_report(mixl_agent_h agent)

@@ -100,7 +100,7 @@ mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, siz
     pack_key(&pk, "magic");
     pack_str(&pk, MD_MAGIC);
     pack_key(&pk, "format");
-    msgpack_pack_uint32(&pk, md->format ? md->format : MIXL_METADATA_FORMAT);
+    msgpack_pack_uint32(&pk, md->format);
     pack_key(&pk, "lib");
     pack_str(&pk, md->library_version[0] ? md->library_version : MIXL_VERSION_STRING);
     pack_key(&pk, "name");
@@ -386,6 +386,23 @@ mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t
         return md_fail(&e, MIXL_ERR_INVALID_PARAM, "no blob or no output pointer");
     if (len == 0) return md_fail(&e, MIXL_ERR_BAD_METADATA, "empty metadata blob");
 
+    /*
+     * Checksum before parsing: a flipped bit in an array length would make
+     * msgpack allocate gigabytes before noticing the input is short.
+     */
+    {
+        size_t at = md_crc_offset(blob, len);
+        const uint8_t *b = (const uint8_t *)blob + at;
+        uint32_t stored;
+        if (at == 0)
+            return md_fail(&e, MIXL_ERR_BAD_METADATA,
+                           "not a MIXL metadata blob (it does not start with the checksum field)");
+        stored = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+        if (stored != md_crc_compute(blob, len, at))
+            return md_fail(&e, MIXL_ERR_BAD_METADATA,
+                           "metadata blob of %zu bytes is truncated or corrupted (checksum mismatch)",
+                           len);
+    }
     msgpack_unpacked_init(&up);
     ret = msgpack_unpack_next(&up, blob, len, &off);
     /* A truncated blob gives CONTINUE (and still moves off), not an error. */
@@ -408,21 +425,6 @@ mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t
     }
     st = decode_root(&e, &up.data, md);
     if (st != MIXL_OK) goto err_md;
-    {
-        size_t at = md_crc_offset(blob, len);
-        const uint8_t *b = (const uint8_t *)blob + at;
-        uint32_t stored = ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) |
-                          ((uint32_t)b[2] << 8) | b[3];
-        if (at == 0) {
-            st = md_fail(&e, MIXL_ERR_BAD_METADATA, "metadata blob has no checksum");
-            goto err_md;
-        }
-        if (stored != md_crc_compute(blob, len, at)) {
-            st = md_fail(&e, MIXL_ERR_BAD_METADATA,
-                         "metadata blob of agent '%s' is corrupted (checksum mismatch)", md->name);
-            goto err_md;
-        }
-    }
     msgpack_unpacked_destroy(&up);
     *md_p = md;
     return MIXL_OK;

@@ -7,9 +7,11 @@
 #include "transport/transport.h"
 
 extern const mixl_tp_ops_t mixl_tp_mpi_ops;
+extern const mixl_tp_ops_t mixl_tp_tcp_ops;
 
 static const mixl_tp_ops_t *const backends[MIXL_TP_MAX] = {
     [MIXL_TP_MPI] = &mixl_tp_mpi_ops,
+    [MIXL_TP_TCP] = &mixl_tp_tcp_ops,
 };
 
 const mixl_tp_ops_t *mixl_tp_get(mixl_tp_id_t id)

@@ -132,6 +132,11 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
     uint64_t *consumed = notif_consumed(m);
     size_t count = 0;
 
+    /* Drive the MPI progress engine: transports that emulate RMA with active
+     * messages (UCX over TCP, for one) deliver puts only while the target
+     * progresses, and a target that just polls memory would starve them. */
+    int flag;
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m->comm, &flag, MPI_STATUS_IGNORE);
     /* Unified memory model: make remote puts visible to our loads. */
     MPI_Win_sync(m->notif_win);
     for (int i = 0; i < m->nranks && count < max; i++) {

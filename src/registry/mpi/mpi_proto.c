@@ -1,0 +1,94 @@
+/* Wire encoding of key-value pairs for the MPI registry (see mpi_reg.h). */
+#include "registry/mpi/mpi_reg.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+size_t regmpi_kv_wire_size(const mixl_registry_kv_t *kv)
+{
+    return sizeof(regmpi_kv_t) + strlen(kv->key) + (kv->value != NULL ? kv->len : 0);
+}
+
+void regmpi_kvs_pack(uint8_t *buf, const mixl_registry_kv_t *kvs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        regmpi_kv_t h = {
+            .key_len = (uint32_t)strlen(kvs[i].key),
+            .has_value = kvs[i].value != NULL,
+            .val_len = kvs[i].len,
+            .create_revision = kvs[i].create_revision,
+            .mod_revision = kvs[i].mod_revision,
+            .version = kvs[i].version,
+            .lease = kvs[i].lease,
+        };
+        memcpy(buf, &h, sizeof(h));
+        buf += sizeof(h);
+        memcpy(buf, kvs[i].key, h.key_len);
+        buf += h.key_len;
+        if (h.has_value) {
+            memcpy(buf, kvs[i].value, kvs[i].len);
+            buf += kvs[i].len;
+        }
+    }
+}
+
+mixl_status_t regmpi_kvs_unpack(const uint8_t *buf, size_t len, size_t count,
+                                mixl_registry_kv_t **kvs_p)
+{
+    mixl_registry_kv_t *kvs;
+    size_t off = 0;
+
+    if (count == 0) {
+        *kvs_p = NULL;
+        return MIXL_OK;
+    }
+    kvs = calloc(count, sizeof(*kvs));
+    if (kvs == NULL) return MIXL_ERR_NO_MEMORY;
+    for (size_t i = 0; i < count; i++) {
+        regmpi_kv_t h;
+        size_t vlen;
+        if (len - off < sizeof(h)) goto err_proto;
+        memcpy(&h, buf + off, sizeof(h));
+        off += sizeof(h);
+        vlen = h.has_value ? (size_t)h.val_len : 0;
+        if (h.key_len == 0 || len - off < h.key_len || len - off - h.key_len < vlen) goto err_proto;
+        if (mixl_reg_kv_fill(&kvs[i], (const char *)buf + off, h.key_len,
+                             h.has_value ? buf + off + h.key_len : NULL, (size_t)h.val_len) != MIXL_OK) {
+            mixl_registry_kvs_free(kvs, i);
+            return MIXL_ERR_NO_MEMORY;
+        }
+        off += h.key_len + vlen;
+        kvs[i].create_revision = h.create_revision;
+        kvs[i].mod_revision = h.mod_revision;
+        kvs[i].version = h.version;
+        kvs[i].lease = h.lease;
+        continue;
+    err_proto:
+        mixl_registry_kvs_free(kvs, i);
+        return MIXL_ERR_PROTOCOL;
+    }
+    *kvs_p = kvs;
+    return MIXL_OK;
+}
+
+/*
+ * Polling pace. On a machine with more ranks than cores a busy poll would
+ * starve the very rank it waits for, so after a short spin the poller
+ * yields, and once idle for a while it sleeps in short steps.
+ */
+void regmpi_backoff(unsigned *idle)
+{
+    unsigned n = (*idle)++;
+
+    if (n < 64) return;
+    if (n < 512) {
+        sched_yield();
+        return;
+    }
+    {
+        struct timespec ts = {0, n < 4096 ? 20000 : 200000};
+        nanosleep(&ts, NULL);
+    }
+}

@@ -1,0 +1,549 @@
+/*
+ * The TCP transport backend: the ops table the agent calls. It reaches any
+ * agent with a TCP endpoint in its metadata, inside or outside our MPI world,
+ * and moves bytes over the framed stream described in docs/tcp-protocol.md.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport/tcp/tcp_internal.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define TCP_NOTIF_DEFAULT 256
+
+/* ------------------------------------------------------------------------ */
+/* Region table and notification ring (shared with the progress thread)     */
+
+tcp_region_t *tcp_region_find(tcp_t *tcp, uint32_t id)
+{
+    for (tcp_region_t *r = tcp->regions; r != NULL; r = r->next)
+        if (r->id == id) return r;
+    return NULL;
+}
+
+int tcp_notif_push(tcp_t *tcp, const char *peer, const uint8_t *payload, size_t len)
+{
+    int ok = 0;
+
+    pthread_mutex_lock(&tcp->notif_lock);
+    if (tcp->notif_count < tcp->notif_cap) {
+        mixl_notif_t *n = &tcp->notifs[(tcp->notif_head + tcp->notif_count) % tcp->notif_cap];
+        snprintf(n->peer, sizeof(n->peer), "%s", peer);
+        n->len = (uint32_t)len;
+        memcpy(n->payload, payload, len);
+        tcp->notif_count++;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&tcp->notif_lock);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Life cycle                                                                */
+
+/* Contract: called once by the agent before anything else; starts the
+ * listening socket and the progress thread. Errors go to tp->eb. */
+static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
+{
+    tcp_t *tcp = tp->priv;
+    const char *bind = params->tcp_bind != NULL && params->tcp_bind[0] ? params->tcp_bind
+                                                                         : "127.0.0.1";
+    const char *env;
+    mixl_status_t st;
+
+    tcp->tp = tp;
+    tcp->listen_fd = tcp->epoll_fd = tcp->wake_fd = -1;
+    snprintf(tcp->name, sizeof(tcp->name), "%s", tp->agent_name);
+    if (strlen(bind) >= sizeof(tcp->bind_host))
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
+                               "tcp agent %s: bind address %s is too long", tcp->name, bind);
+    snprintf(tcp->bind_host, sizeof(tcp->bind_host), "%s", bind);
+    if (params->tcp_port < 0 || params->tcp_port > 65535)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM, "tcp agent %s: port %d is invalid",
+                               tcp->name, params->tcp_port);
+    tcp->port = params->tcp_port;
+    tcp->timeout_ms = params->timeout_ms > 0 ? params->timeout_ms : 30000;
+    tcp->max_frame = MIXL_TCP_FRAME_DEFAULT;
+    tcp->caps = MIXL_TCP_CAP_CRC32C;
+    env = getenv("MIXL_TCP_CRC");
+    tcp->use_crc = env != NULL && strcmp(env, "1") == 0;
+    env = getenv("MIXL_TCP_FRAME_BYTES");
+    if (env != NULL) {
+        unsigned long v = strtoul(env, NULL, 0);
+        if (v < MIXL_TCP_FRAME_MIN || v > MIXL_TCP_FRAME_MAX)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
+                                   "tcp agent %s: MIXL_TCP_FRAME_BYTES=%s outside %u..%u",
+                                   tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
+        tcp->max_frame = (uint32_t)v;
+    }
+    tcp->notif_cap = 16 * (params->notif_ring ? params->notif_ring : TCP_NOTIF_DEFAULT);
+    tcp->notifs = calloc(tcp->notif_cap, sizeof(*tcp->notifs));
+    if (tcp->notifs == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: notification ring",
+                               tcp->name);
+    pthread_mutex_init(&tcp->call_lock, NULL);
+    pthread_cond_init(&tcp->call_cond, NULL);
+    pthread_mutex_init(&tcp->regions_lock, NULL);
+    pthread_mutex_init(&tcp->notif_lock, NULL);
+    st = tcp_engine_start(tcp);
+    if (st != MIXL_OK) goto err_engine;
+    mixl_info("tcp agent %s: listening on %s:%d", tcp->name, tcp->bind_host, tcp->port);
+    return MIXL_OK;
+
+err_engine:
+    tcp_engine_stop(tcp);
+    pthread_mutex_destroy(&tcp->notif_lock);
+    pthread_mutex_destroy(&tcp->regions_lock);
+    pthread_cond_destroy(&tcp->call_cond);
+    pthread_mutex_destroy(&tcp->call_lock);
+    free(tcp->notifs);
+    tcp->notifs = NULL;
+    return st;
+}
+
+/* Contract: nothing to do collectively; the server listens since init. */
+static mixl_status_t tcp_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count)
+{
+    return MIXL_OK;
+}
+
+/* Contract: no transfer is in flight; closes every connection in order
+ * (CLOSE frame), stops the progress thread, frees everything. */
+static void tcp_fini(mixl_tp_t *tp)
+{
+    tcp_t *tcp = tp->priv;
+
+    if (tcp->notifs == NULL) return; /* init failed */
+    tcp_engine_stop(tcp);
+    while (tcp->regions != NULL) {
+        tcp_region_t *r = tcp->regions;
+        tcp->regions = r->next;
+        free(r);
+    }
+    free(tcp->notifs);
+    tcp->notifs = NULL;
+    pthread_mutex_destroy(&tcp->call_lock);
+    pthread_cond_destroy(&tcp->call_cond);
+    pthread_mutex_destroy(&tcp->regions_lock);
+    pthread_mutex_destroy(&tcp->notif_lock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+
+/* Contract: the same before and after start. Device memory is served
+ * through pinned staging buffers when CUDA is compiled in. */
+static mixl_status_t tcp_mem_register(mixl_tp_t *tp, mixl_tp_region_t *region)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_region_t *r;
+
+#ifndef MIXL_HAVE_CUDA
+    if (region->mem_type == MIXL_MEM_CUDA)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
+                               "tcp agent %s: region %u is device memory, but MIXL was built "
+                               "without CUDA",
+                               tcp->name, region->id);
+#endif
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: region %u", tcp->name,
+                               region->id);
+    r->id = region->id;
+    r->addr = region->addr;
+    r->len = region->len;
+    r->mem_type = region->mem_type;
+    r->device = region->device;
+    pthread_mutex_lock(&tcp->regions_lock);
+    r->next = tcp->regions;
+    tcp->regions = r;
+    pthread_mutex_unlock(&tcp->regions_lock);
+    region->tp_priv[MIXL_TP_TCP] = r;
+    return MIXL_OK;
+}
+
+/* Contract: after this returns, no peer frame touches the region's memory:
+ * the progress thread accesses registered memory only under regions_lock
+ * and re-checks the table when regions_gen moved. */
+static mixl_status_t tcp_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *region)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_region_t *r = region->tp_priv[MIXL_TP_TCP];
+
+    if (r == NULL) return MIXL_OK;
+    pthread_mutex_lock(&tcp->regions_lock);
+    for (tcp_region_t **pp = &tcp->regions; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    }
+    tcp->regions_gen++;
+    pthread_mutex_unlock(&tcp->regions_lock);
+    free(r);
+    region->tp_priv[MIXL_TP_TCP] = NULL;
+    return MIXL_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers                                                                     */
+
+/* Contract: fills tcp_host and tcp_port, the endpoint peers connect to. */
+static mixl_status_t tcp_export_md(mixl_tp_t *tp, mixl_metadata_t *md)
+{
+    tcp_t *tcp = tp->priv;
+    const char *host = tcp->bind_host;
+    char hn[MIXL_NAME_MAX];
+
+    /* A wildcard address is no use to a peer: advertise our host name. */
+    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0) {
+        if (gethostname(hn, sizeof(hn)) != 0) hn[0] = '\0';
+        hn[sizeof(hn) - 1] = '\0';
+        host = hn[0] ? hn : "127.0.0.1";
+    }
+    snprintf(md->tcp_host, sizeof(md->tcp_host), "%s", host);
+    md->tcp_port = tcp->port;
+    return MIXL_OK;
+}
+
+/* Contract: records the peer's endpoint; the connection is made when the
+ * peer is first used (xfer_prepare or notif_send), like NIXL's loadRemoteMD. */
+static mixl_status_t tcp_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
+{
+    tcp_t *tcp = tp->priv;
+    const mixl_metadata_t *md = peer->md;
+    tcp_peer_t *p;
+
+    if (md == NULL || md->tcp_host[0] == '\0' || md->tcp_port <= 0 || md->tcp_port > 65535)
+        return mixl_errbuf_set_quiet(tp->eb, MIXL_ERR_UNREACHABLE,
+                                     "tcp agent %s: peer %s published no TCP endpoint", tcp->name,
+                                     peer->name);
+    p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: peer %s", tcp->name,
+                               peer->name);
+    snprintf(p->name, sizeof(p->name), "%s", peer->name);
+    snprintf(p->host, sizeof(p->host), "%s", md->tcp_host);
+    p->port = md->tcp_port;
+    peer->tp_priv[MIXL_TP_TCP] = p;
+    return MIXL_OK;
+}
+
+static void detach_call(tcp_t *tcp, void *arg)
+{
+    tcp_conn_t *c = arg;
+
+    if (atomic_load(&c->state) == CONN_UP && !c->tx.active) {
+        /* Orderly close: nothing of ours is in flight (the agent checked). */
+        mixl_tcp_frame_t f;
+        uint8_t hdr[MIXL_TCP_HDR_LEN];
+        memset(&f, 0, sizeof(f));
+        f.type = MIXL_TCP_CLOSE;
+        mixl_tcp_frame_encode(&f, hdr);
+        ssize_t w = send(c->fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+        (void)w;
+    }
+    tcp_conn_abort(c, MIXL_OK, "closed by agent %s", tcp->name);
+}
+
+/* Runs on the progress thread, which may be inside an abort of c until it
+ * picks up this call: only it may free a connection it has served. */
+static void free_call(tcp_t *tcp, void *arg)
+{
+    tcp_conn_t *c = arg;
+
+    if (c->in_engine) detach_call(tcp, c);
+    tcp_conn_free(c);
+}
+
+static void conn_put(tcp_t *tcp, tcp_conn_t *c)
+{
+    if (c == NULL || --c->refs > 0) return;
+    if (tcp_engine_call(tcp, free_call, c) != MIXL_OK)
+        /* The progress thread did not answer: leak rather than free memory
+         * it may still touch. */
+        mixl_error("tcp agent %s: connection to %s not released", tcp->name, c->peer_name);
+}
+
+/* Contract: no prepared transfer to the peer remains (the agent checks). */
+static void tcp_peer_remove(mixl_tp_t *tp, mixl_tp_peer_t *peer)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_peer_t *p = peer->tp_priv[MIXL_TP_TCP];
+
+    if (p == NULL) return;
+    conn_put(tcp, p->conn);
+    free(p);
+    peer->tp_priv[MIXL_TP_TCP] = NULL;
+}
+
+/* The peer's live connection, made (or remade after a failure) on demand. */
+static mixl_status_t peer_conn(tcp_t *tcp, tcp_peer_t *p, tcp_conn_t **conn_p)
+{
+    mixl_status_t st;
+    tcp_conn_t *c;
+
+    if (p->conn != NULL && atomic_load(&p->conn->state) == CONN_UP) {
+        *conn_p = p->conn;
+        return MIXL_OK;
+    }
+    st = tcp_client_connect(tcp, p, &c);
+    if (st != MIXL_OK) return st;
+    c->refs = 1;
+    conn_put(tcp, p->conn);
+    p->conn = c;
+    *conn_p = c;
+    return MIXL_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Transfers                                                                 */
+
+/* Contract: connects to the peer if needed; allocates the transfer state. */
+static mixl_status_t tcp_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_peer_t *p = xfer->peer->tp_priv[MIXL_TP_TCP];
+    tcp_conn_t *c;
+    tcp_xfer_t *xf;
+    mixl_status_t st;
+
+    if (p == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_UNREACHABLE,
+                               "tcp agent %s: peer %s has no TCP endpoint", tcp->name,
+                               xfer->peer->name);
+    for (size_t i = 0; i < xfer->nops; i++) {
+#ifndef MIXL_HAVE_CUDA
+        if (xfer->ops[i].local_region->mem_type == MIXL_MEM_CUDA)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
+                                   "tcp agent %s: span %zu is device memory, MIXL was built "
+                                   "without CUDA",
+                                   tcp->name, i);
+#endif
+        if (xfer->ops[i].remote_region == NULL)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
+                                   "tcp agent %s: span %zu to %s has no remote region", tcp->name,
+                                   i, xfer->peer->name);
+    }
+    st = peer_conn(tcp, p, &c);
+    if (st != MIXL_OK) return st;
+    xf = calloc(1, sizeof(*xf));
+    if (xf == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: transfer to %s",
+                               tcp->name, p->name);
+    xf->x = xfer;
+    xf->conn = c;
+    atomic_init(&xf->status, MIXL_OK);
+    c->refs++;
+    xfer->tp_priv = xf;
+    return MIXL_OK;
+}
+
+/*
+ * Contract (hot path): queue the transfer on its connection and wake the
+ * progress thread. Takes only the connection's lock; no allocation, no
+ * logging. MIXL_IN_PROGRESS, or MIXL_ERR_DISCONNECTED when the connection
+ * has failed (prepare the transfer again to reconnect).
+ */
+static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_xfer_t *xf = xfer->tp_priv;
+    tcp_conn_t *c = xf->conn;
+
+    xf->reported = 0;
+    xf->early = MIXL_OK;
+    xf->tx_op = xf->rx_op = 0;
+    xf->tx_off = xf->rx_off = 0;
+    xf->tx_notif_done = 0;
+    xf->err[0] = '\0';
+    xf->next = NULL;
+    if (xfer->nops == 0 && xfer->notif_len == 0 && !xf->notif_always) {
+        atomic_store(&xf->status, MIXL_OK);
+        return MIXL_OK;
+    }
+    xf->deadline_ns = mixl_deadline_ns(tcp->timeout_ms);
+    atomic_store_explicit(&xf->status, MIXL_IN_PROGRESS, memory_order_relaxed);
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load(&c->state) != CONN_UP) {
+        pthread_mutex_unlock(&c->lock);
+        atomic_store(&xf->status, MIXL_ERR_DISCONNECTED);
+        snprintf(xf->err, sizeof(xf->err), "%s", c->dead_msg);
+        xf->reported = 1;
+        return mixl_errbuf_set_quiet(tp->eb, MIXL_ERR_DISCONNECTED, "%s", c->dead_msg);
+    }
+    if (c->q_tail != NULL)
+        c->q_tail->next = xf;
+    else
+        c->q_head = xf;
+    c->q_tail = xf;
+    pthread_mutex_unlock(&c->lock);
+    tcp_engine_wake(tcp);
+    return MIXL_IN_PROGRESS;
+}
+
+/* Contract (hot path): one atomic load (and a yield while in progress); the
+ * progress thread does the work and enforces the deadline. An error's message is copied to the agent's
+ * buffer once, without logging (the progress thread logged it). */
+static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
+{
+    tcp_xfer_t *xf = xfer->tp_priv;
+    int st = atomic_load_explicit(&xf->status, memory_order_acquire);
+
+    if (st == MIXL_IN_PROGRESS) {
+        /* The progress thread does the work: a caller spinning on test
+         * must not starve it where cores are few. */
+        sched_yield();
+        return MIXL_IN_PROGRESS;
+    }
+    if (st < 0 && !xf->reported) {
+        xf->reported = 1;
+        mixl_errbuf_set_quiet(tp->eb, (mixl_status_t)st, "tcp transfer to %s: %s",
+                              xfer->peer->name, xf->err[0] ? xf->err : mixl_status_str(st));
+    }
+    return (mixl_status_t)st;
+}
+
+static void cancel_call(tcp_t *tcp, void *arg)
+{
+    tcp_xfer_t *xf = arg;
+
+    /* Frames of it may be half sent: the stream cannot carry on. */
+    if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
+        tcp_conn_abort(xf->conn, MIXL_ERR_CANCELED,
+                       "a transfer was released while still in flight");
+}
+
+/* Contract: normally the transfer is not in flight. One that is (its wait
+ * gave up before our deadline did) is cancelled by dropping its connection,
+ * so the progress thread holds no reference to it when this returns. */
+static void tcp_xfer_release(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
+{
+    tcp_xfer_t *xf = xfer->tp_priv;
+
+    if (xf == NULL) return;
+    if (atomic_load(&xf->status) == MIXL_IN_PROGRESS &&
+        tcp_engine_call(tp->priv, cancel_call, xf) != MIXL_OK) {
+        mixl_error("tcp agent %s: in-flight transfer to %s could not be cancelled; leaking it",
+                   ((tcp_t *)tp->priv)->name, xfer->peer->name);
+        xfer->tp_priv = NULL;
+        return;
+    }
+    conn_put(tp->priv, xf->conn);
+    free(xf);
+    xfer->tp_priv = NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Notifications                                                             */
+
+/*
+ * Contract: a data-less notification on the peer's connection, so it is
+ * served after every transfer posted to that peer before it. Blocks until
+ * the peer acknowledged it, at most the agent's timeout.
+ */
+static mixl_status_t tcp_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *payload,
+                                    size_t len)
+{
+    tcp_t *tcp = tp->priv;
+    mixl_tp_xfer_t x;
+    mixl_status_t st;
+
+    if (len > MIXL_TCP_NOTIF_MAX)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_TOO_LARGE,
+                               "tcp agent %s: notification of %zu bytes to %s exceeds %d",
+                               tcp->name, len, peer->name, MIXL_TCP_NOTIF_MAX);
+    memset(&x, 0, sizeof(x));
+    x.op = MIXL_OP_WRITE;
+    x.peer = peer;
+    x.notif_len = (uint32_t)len;
+    if (len > 0) memcpy(x.notif, payload, len);
+    st = tcp_xfer_prepare(tp, &x);
+    if (st != MIXL_OK) return st;
+    tcp_xfer_t *xf = x.tp_priv;
+    xf->notif_always = 1; /* an empty notification still travels */
+    st = tcp_xfer_post(tp, &x);
+    uint64_t deadline = xf->deadline_ns + 1000000000ull; /* progress thread fails it first */
+    struct timespec pause = {0, 20000};
+    while (st == MIXL_IN_PROGRESS) {
+        st = tcp_xfer_test(tp, &x);
+        if (st != MIXL_IN_PROGRESS) break;
+        if (mixl_now_ns() > deadline) {
+            st = mixl_errbuf_set(tp->eb, MIXL_ERR_TIMED_OUT,
+                                 "tcp agent %s: notification to %s not acknowledged", tcp->name,
+                                 peer->name);
+            break;
+        }
+        nanosleep(&pause, NULL);
+    }
+    tcp_xfer_release(tp, &x); /* cancels it if still in flight */
+    return st;
+}
+
+/* Contract: takes arrived notifications, oldest first; frees room so that a
+ * connection paused on a full queue resumes. Never blocks on the network. */
+static mixl_status_t tcp_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max,
+                                    size_t *count_p)
+{
+    tcp_t *tcp = tp->priv;
+    size_t n = 0;
+
+    pthread_mutex_lock(&tcp->notif_lock);
+    while (n < max && tcp->notif_count > 0) {
+        out[n++] = tcp->notifs[tcp->notif_head];
+        tcp->notif_head = (tcp->notif_head + 1) % tcp->notif_cap;
+        tcp->notif_count--;
+    }
+    pthread_mutex_unlock(&tcp->notif_lock);
+    if (n > 0 && atomic_exchange(&tcp->notif_blocked, 0)) tcp_engine_wake(tcp);
+    *count_p = n;
+    return MIXL_OK;
+}
+
+/* Contract: one line naming the endpoint, frame size, checksums and the
+ * device-memory path, so nobody benchmarks TCP without knowing it. */
+static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
+{
+    tcp_t *tcp = tp->priv;
+
+    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, cuda %s", tcp->bind_host,
+             tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+#ifdef MIXL_HAVE_CUDA
+             "staged through pinned host buffers"
+#else
+             "not built"
+#endif
+    );
+}
+
+const mixl_tp_ops_t mixl_tp_tcp_ops = {
+    .size = sizeof(mixl_tp_ops_t),
+    .name = "tcp",
+    .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_NOTIF | MIXL_TP_CAP_CROSS_WORLD
+#ifdef MIXL_HAVE_CUDA
+            | MIXL_TP_CAP_CUDA
+#endif
+    ,
+    .priv_size = sizeof(tcp_t),
+    .init = tcp_init,
+    .start = tcp_start,
+    .fini = tcp_fini,
+    .mem_register = tcp_mem_register,
+    .mem_deregister = tcp_mem_deregister,
+    .export_md = tcp_export_md,
+    .peer_add = tcp_peer_add,
+    .peer_remove = tcp_peer_remove,
+    .xfer_prepare = tcp_xfer_prepare,
+    .xfer_post = tcp_xfer_post,
+    .xfer_test = tcp_xfer_test,
+    .xfer_release = tcp_xfer_release,
+    .notif_send = tcp_notif_send,
+    .notif_poll = tcp_notif_poll,
+    .path_report = tcp_path_report,
+};

@@ -1,0 +1,277 @@
+/*
+ * What both ends of a connection share, run by the progress thread:
+ * creation and teardown, failing every transfer of a broken connection,
+ * writing a frame (header and payload, resumable after EAGAIN), and the
+ * dispatch of socket events to the server or client handlers.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "transport/tcp/tcp_internal.h"
+#include "util/clock.h"
+#include "util/crc32c.h"
+#include "util/log.h"
+
+tcp_conn_t *tcp_conn_new(tcp_t *tcp, int fd, int role)
+{
+    tcp_conn_t *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) return NULL;
+    c->tcp = tcp;
+    c->fd = fd;
+    c->role = role;
+    c->max_frame = tcp->max_frame;
+    atomic_init(&c->state, CONN_HANDSHAKE);
+    pthread_mutex_init(&c->lock, NULL);
+    if (role == ROLE_SERVER) {
+        c->ring = calloc(TCP_SRV_RING, sizeof(*c->ring));
+        if (c->ring == NULL) goto err_free;
+    } else {
+        c->slots = calloc(TCP_SLOTS, sizeof(*c->slots));
+        c->slot_gen = calloc(TCP_SLOTS, sizeof(*c->slot_gen));
+        c->free_slots = calloc(TCP_SLOTS, sizeof(*c->free_slots));
+        if (c->slots == NULL || c->slot_gen == NULL || c->free_slots == NULL) goto err_free;
+        for (unsigned i = 0; i < TCP_SLOTS; i++) c->free_slots[i] = TCP_SLOTS - 1 - i;
+        c->nfree = TCP_SLOTS;
+    }
+    return c;
+
+err_free:
+    tcp_conn_free(c);
+    return NULL;
+}
+
+void tcp_conn_free(tcp_conn_t *c)
+{
+    if (c == NULL) return;
+    if (c->fd >= 0) close(c->fd);
+    free(c->ring);
+    free(c->slots);
+    free(c->slot_gen);
+    free(c->free_slots);
+    free(c->scratch);
+#ifdef MIXL_HAVE_CUDA
+    if (c->stage != NULL) tcp_cuda_host_free(c->stage);
+#endif
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+/* Buffers sized by the negotiated frame size, made once the handshake agreed on it. */
+int tcp_conn_buffers(tcp_conn_t *c)
+{
+    if (c->scratch == NULL) c->scratch = malloc(c->max_frame);
+    return c->scratch != NULL;
+}
+
+#ifdef MIXL_HAVE_CUDA
+uint8_t *tcp_conn_stage(tcp_conn_t *c)
+{
+    if (c->stage == NULL) c->stage = tcp_cuda_host_alloc(c->max_frame);
+    return c->stage;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Failure and teardown                                                      */
+
+void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
+{
+    atomic_store_explicit(&xf->status, st, memory_order_release);
+}
+
+void tcp_slot_release(tcp_conn_t *c, tcp_xfer_t *xf)
+{
+    c->slots[xf->slot] = NULL;
+    c->free_slots[c->nfree++] = xf->slot;
+    c->inflight--;
+}
+
+static void fail_xfer(tcp_xfer_t *xf, mixl_status_t st, uint64_t now, const char *msg)
+{
+    if (now >= xf->deadline_ns) st = MIXL_ERR_TIMED_OUT;
+    snprintf(xf->err, sizeof(xf->err), "%s", msg);
+    tcp_xfer_finish(xf, st);
+}
+
+void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
+{
+    tcp_t *tcp = c->tcp;
+    char why[TCP_ERR_LEN], msg[TCP_ERR_LEN];
+    va_list ap;
+    uint64_t now = mixl_now_ns();
+    tcp_xfer_t *q;
+
+    if (atomic_load(&c->state) == CONN_DEAD) return;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(msg, sizeof(msg), "tcp %s agent %s (%.60s): %.100s",
+             c->role == ROLE_CLIENT ? "connection to" : "connection from",
+             c->peer_name[0] ? c->peer_name : "?", c->where, why);
+    pthread_mutex_lock(&c->lock);
+    int affected = c->q_head != NULL || c->inflight > 0;
+    pthread_mutex_unlock(&c->lock);
+    /* An error only where it costs a transfer or came from a bad peer; an
+     * idle connection whose peer went away is news, not an error. */
+    if (status == MIXL_OK)
+        mixl_debug("%s", msg);
+    else if (c->role == ROLE_CLIENT && affected)
+        mixl_error("%s (%s)", msg, mixl_status_str(status));
+    else if (c->role == ROLE_CLIENT || status == MIXL_ERR_DISCONNECTED)
+        mixl_info("%s (%s)", msg, mixl_status_str(status));
+    else
+        mixl_warn("%s (%s)", msg, mixl_status_str(status));
+
+    pthread_mutex_lock(&c->lock);
+    atomic_store(&c->state, CONN_DEAD);
+    c->dead_status = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
+    snprintf(c->dead_msg, sizeof(c->dead_msg), "%s", msg);
+    q = c->q_head;
+    c->q_head = c->q_tail = NULL;
+    pthread_mutex_unlock(&c->lock);
+
+    if (c->role == ROLE_CLIENT) {
+        mixl_status_t st = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
+        while (q != NULL) {
+            tcp_xfer_t *next = q->next;
+            fail_xfer(q, st, now, msg);
+            q = next;
+        }
+        c->tx_cur = NULL;
+        for (unsigned i = 0; i < TCP_SLOTS; i++) {
+            tcp_xfer_t *xf = c->slots[i];
+            if (xf == NULL) continue;
+            tcp_slot_release(c, xf);
+            fail_xfer(xf, st, now, msg);
+        }
+    }
+    c->tx.active = 0;
+    tcp_engine_detach(tcp, c);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    if (c->role == ROLE_SERVER) {
+        c->next_dead = tcp->dead;
+        tcp->dead = c;
+    }
+}
+
+void tcp_conn_io_error(tcp_conn_t *c, const char *where, ssize_t n)
+{
+    if (n == 0)
+        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "peer closed the connection%s", where);
+    else
+        tcp_conn_abort(c, MIXL_ERR_DISCONNECTED, "%s%s", strerror(errno), where);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Writing frames                                                            */
+
+/* 1: frame sent, 0: socket full, -1: error (errno set). */
+int tcp_send_frame(tcp_conn_t *c)
+{
+    tcp_txframe_t *t = &c->tx;
+    tcp_t *tcp = c->tcp;
+
+    for (;;) {
+        struct iovec iov[2];
+        struct msghdr mh;
+        int n = 0, locked = 0;
+        ssize_t w;
+
+        memset(&mh, 0, sizeof(mh));
+        if (t->hdr_sent < t->hdr_len) {
+            iov[n].iov_base = t->hdr + t->hdr_sent;
+            iov[n++].iov_len = t->hdr_len - t->hdr_sent;
+        }
+        if (t->pay_sent < t->pay_len) {
+            if (t->region_mem) {
+                pthread_mutex_lock(&tcp->regions_lock);
+                locked = 1;
+                if (tcp->regions_gen != t->region_gen) {
+                    /* The region went away mid-frame: finish the frame with
+                     * zeros and fail the request it belongs to. */
+                    tcp_region_t *r = tcp_region_find(tcp, t->region_id);
+                    if (r == NULL || t->pay < r->addr || t->pay + t->pay_len > r->addr + r->len) {
+                        memset(c->scratch, 0, t->pay_len);
+                        t->pay = c->scratch;
+                        t->region_mem = 0;
+                        c->tx_failed = 1;
+                        c->tx_failed_req = mixl_tcp_get_u64(t->hdr + 8);
+                        c->tx_failed_status = MIXL_ERR_NOT_REGISTERED;
+                        snprintf(c->tx_failed_msg, sizeof(c->tx_failed_msg),
+                                 "region %u of agent %s was deregistered while being read",
+                                 t->region_id, tcp->name);
+                    } else {
+                        t->region_gen = tcp->regions_gen;
+                    }
+                }
+            }
+            iov[n].iov_base = (void *)(t->pay + t->pay_sent);
+            iov[n++].iov_len = t->pay_len - t->pay_sent;
+        }
+        mh.msg_iov = iov;
+        mh.msg_iovlen = (size_t)n;
+        w = n > 0 ? sendmsg(c->fd, &mh, MSG_NOSIGNAL) : 0;
+        if (locked) pthread_mutex_unlock(&tcp->regions_lock);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return -1;
+        }
+        size_t adv = (size_t)w, h = t->hdr_len - t->hdr_sent;
+        if (h > adv) h = adv;
+        t->hdr_sent += h;
+        t->pay_sent += adv - h;
+        if (t->hdr_sent == t->hdr_len && t->pay_sent == t->pay_len) {
+            t->active = 0;
+            return 1;
+        }
+    }
+}
+
+void tcp_frame_start(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pay)
+{
+    mixl_tcp_frame_encode(f, c->tx.hdr);
+    c->tx.hdr_len = MIXL_TCP_HDR_LEN;
+    c->tx.hdr_sent = 0;
+    c->tx.pay = pay;
+    c->tx.pay_len = f->payload_len;
+    c->tx.pay_sent = 0;
+    c->tx.region_mem = 0;
+    c->tx.active = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+
+void tcp_conn_readable(tcp_conn_t *c)
+{
+    if (atomic_load(&c->state) == CONN_HANDSHAKE) {
+        tcp_server_handshake(c);
+        return;
+    }
+    if (atomic_load(&c->state) != CONN_UP) return;
+    if (c->role == ROLE_SERVER)
+        tcp_server_readable(c);
+    else
+        tcp_client_readable(c);
+}
+
+void tcp_conn_writable(tcp_conn_t *c)
+{
+    if (atomic_load(&c->state) != CONN_UP) return;
+    if (c->role == ROLE_SERVER)
+        tcp_server_writable(c);
+    else
+        tcp_client_writable(c);
+}

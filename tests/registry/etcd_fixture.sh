@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# A throwaway etcd server for the registry tests.
+#   etcd_fixture.sh start <dir>   start etcd on free loopback ports with its data in <dir>/data,
+#                                 wait for /health, write the client URL to <dir>/endpoint and
+#                                 the pid to <dir>/pid
+#   etcd_fixture.sh restart <dir> start it again on the same client port (data kept unless
+#                                 WIPE=1), for reconnect tests
+#   etcd_fixture.sh kill <dir>    stop it by pid, keeping <dir> (restart brings it back)
+#   etcd_fixture.sh cluster <dir> start a 3-member cluster instead (pids in <dir>/pid.N, all
+#                                 client URLs comma-separated in <dir>/endpoint)
+#   etcd_fixture.sh kill-member <dir> N   stop member N of the cluster by pid
+#   etcd_fixture.sh stop <dir>    stop it (or every member) by pid and remove <dir>
+# ETCD_EXTRA_ARGS adds flags (e.g. --auth-token-ttl 1) to start and restart.
+# TLS=1 with start: make a throwaway CA, server and client certificates in <dir>/tls
+# (ca.crt, client.crt, client.key) and serve https with client-certificate auth; without
+# openssl it writes <dir>/skip instead and the tests report SKIP.
+# Without etcd installed, start prints SKIP and exits 0 writing no endpoint: the tests then
+# report SKIP (77) themselves.
+set -euo pipefail
+
+cmd=${1:?usage: etcd_fixture.sh start|restart|stop <dir>}
+dir=${2:?usage: etcd_fixture.sh start|restart|stop <dir>}
+ETCD=${ETCD:-/usr/bin/etcd}
+ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
+
+tls_args=()
+ctl_tls=()
+scheme=http
+if [ -f "$dir/tls/ca.crt" ] || [ "${TLS:-0}" = 1 ]; then scheme=https; fi
+
+set_tls_args() {
+  local t="$dir/tls"
+  tls_args=(--cert-file "$t/server.crt" --key-file "$t/server.key"
+            --client-cert-auth --trusted-ca-file "$t/ca.crt")
+  ctl_tls=(--cacert "$t/ca.crt" --cert "$t/client.crt" --key "$t/client.key")
+}
+
+make_certs() {
+  local t="$dir/tls"
+  mkdir -p "$t"
+  (
+    cd "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 \
+      -subj /CN=mixl-test-ca
+    printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt \
+      -days 2 -extfile san.ext
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=root
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt \
+      -days 2
+  ) >"$dir/openssl.log" 2>&1
+}
+
+healthy() {
+  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$1" "${ctl_tls[@]}" --dial-timeout=1s \
+    --command-timeout=1s endpoint health >/dev/null 2>&1
+}
+
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Start etcd with client port $1 and peer port $2; 0 once healthy, 1 when it died or never became so.
+launch() {
+  local cp=$1 pp=$2 url="$scheme://127.0.0.1:$1"
+  mkdir -p "$dir"
+  setsid "$ETCD" --name mixl-test --data-dir "$dir/data" --unsafe-no-fsync \
+    --logger=zap --log-level=warn --log-outputs="$dir/etcd.log" \
+    --listen-client-urls "$url" --advertise-client-urls "$url" \
+    --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+    --initial-cluster "mixl-test=http://127.0.0.1:$pp" "${tls_args[@]}" ${ETCD_EXTRA_ARGS:-} \
+    </dev/null >>"$dir/etcd.out" 2>&1 &
+  local pid=$!
+  echo "$pid" >"$dir/pid"
+  echo "$cp $pp" >"$dir/ports"
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    if healthy "$url"; then
+      echo "$url" >"$dir/endpoint"
+      return 0
+    fi
+    sleep 0.1
+  done
+  kill "$pid" 2>/dev/null || true
+  return 1
+}
+
+# Start a 3-member cluster on free ports; 0 once every member is healthy.
+launch_cluster() {
+  local ports=() initial="" urls=""
+  for i in 0 1 2; do
+    local cp pp
+    for _ in $(seq 1 20); do
+      cp=$((20000 + RANDOM % 30000)); pp=$((cp + 1))
+      port_free "$cp" && port_free "$pp" && break
+    done
+    ports+=("$cp" "$pp")
+    initial+="${initial:+,}m$i=http://127.0.0.1:$pp"
+    urls+="${urls:+,}http://127.0.0.1:$cp"
+  done
+  for i in 0 1 2; do
+    local cp=${ports[$((2 * i))]} pp=${ports[$((2 * i + 1))]}
+    setsid "$ETCD" --name "m$i" --data-dir "$dir/data.$i" --unsafe-no-fsync \
+      --logger=zap --log-level=warn --log-outputs="$dir/etcd.$i.log" \
+      --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
+      --listen-peer-urls "http://127.0.0.1:$pp" --initial-advertise-peer-urls "http://127.0.0.1:$pp" \
+      --initial-cluster "$initial" --initial-cluster-state new \
+      </dev/null >>"$dir/etcd.$i.out" 2>&1 &
+    echo $! >"$dir/pid.$i"
+  done
+  for _ in $(seq 1 150); do
+    if healthy "$urls"; then
+      echo "$urls" >"$dir/endpoint"
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_cluster() {
+  for f in "$dir"/pid.*; do
+    [ -f "$f" ] || continue
+    local pid
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+}
+
+stop_pid() {
+  [ -f "$dir/pid" ] || return 0
+  local pid
+  pid=$(cat "$dir/pid")
+  if kill "$pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/pid"
+}
+
+case "$cmd" in
+start)
+  if [ ! -x "$ETCD" ]; then
+    echo "SKIP: $ETCD not installed; etcd tests will report SKIP"
+    exit 0
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  if [ "$scheme" = https ]; then
+    if ! command -v openssl >/dev/null; then
+      echo "openssl not installed: no TLS certificates" >"$dir/skip"
+      echo "SKIP: openssl not installed; TLS etcd tests will report SKIP"
+      exit 0
+    fi
+    make_certs || { cat "$dir/openssl.log" >&2; exit 1; }
+    set_tls_args
+  fi
+  for _ in $(seq 1 10); do
+    cp=$((20000 + RANDOM % 30000)); pp=$((cp + 1))
+    port_free "$cp" && port_free "$pp" || continue
+    if launch "$cp" "$pp"; then
+      echo "etcd $(cat "$dir/endpoint") pid $(cat "$dir/pid") data $dir/data"
+      exit 0
+    fi
+    stop_pid
+    rm -rf "$dir/data"
+  done
+  echo "etcd did not start; last log:" >&2
+  tail -n 20 "$dir/etcd.log" "$dir/etcd.out" >&2 2>/dev/null || true
+  exit 1
+  ;;
+restart)
+  read -r cp pp <"$dir/ports"
+  if [ "$scheme" = https ]; then set_tls_args; fi
+  stop_pid
+  if [ "${WIPE:-0}" = 1 ]; then rm -rf "$dir/data"; fi
+  launch "$cp" "$pp"
+  ;;
+cluster)
+  if [ ! -x "$ETCD" ]; then
+    echo "SKIP: $ETCD not installed; etcd tests will report SKIP"
+    exit 0
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  for _ in 1 2 3; do
+    if launch_cluster; then
+      echo "etcd cluster $(cat "$dir/endpoint")"
+      exit 0
+    fi
+    stop_cluster
+    rm -rf "$dir"/data.*
+  done
+  echo "etcd cluster did not start" >&2
+  tail -n 5 "$dir"/etcd.*.log >&2 2>/dev/null || true
+  exit 1
+  ;;
+kill-member)
+  n=${3:?member number}
+  if [ -f "$dir/pid.$n" ]; then
+    pid=$(cat "$dir/pid.$n")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/pid.$n"
+  fi
+  ;;
+kill)
+  stop_pid
+  ;;
+stop)
+  stop_pid
+  stop_cluster
+  rm -rf "$dir"
+  ;;
+*)
+  echo "unknown command $cmd" >&2
+  exit 2
+  ;;
+esac

@@ -1,0 +1,387 @@
+/*
+ * The TCP backend's server and client, driven through the ops table by two
+ * or three backend instances in one process: WRITE and READ of small and
+ * multi-frame spans, several transfers in flight on one connection,
+ * notifications after their data, CRC32C, and the refusals a target makes
+ * (offset outside the region, unknown region) without writing anywhere.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "tcp_harness.h"
+
+#define BIG (20u << 20) /* 20 MiB: many 1 MiB frames */
+
+static void fill(uint8_t *p, size_t len, uint32_t seed)
+{
+    uint32_t x = seed * 2654435761u + 1;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1664525u + 1013904223u;
+        p[i] = (uint8_t)(x >> 24);
+    }
+}
+
+typedef struct {
+    h_agent_t a, b;
+    h_peer_t b_at_a; /* b as a peer of a */
+    uint8_t *amem, *bmem;
+    mixl_tp_region_t *ar, *br;
+} pair_t;
+
+static int pair_setup(void **state)
+{
+    pair_t *p = calloc(1, sizeof(*p));
+    if (p == NULL) return -1;
+    p->amem = malloc(BIG + 8192);
+    p->bmem = malloc(BIG + 8192);
+    if (p->amem == NULL || p->bmem == NULL) return -1;
+    if (h_agent_init(&p->a, "init-a", 5000) != MIXL_OK) return -1;
+    if (h_agent_init(&p->b, "target-b", 5000) != MIXL_OK) return -1;
+    p->ar = h_register(&p->a, p->amem, BIG + 8192);
+    p->br = h_register(&p->b, p->bmem, BIG + 8192);
+    if (p->ar == NULL || p->br == NULL) return -1;
+    if (h_peer_add(&p->a, &p->b, &p->b_at_a) != MIXL_OK) return -1;
+    *state = p;
+    return 0;
+}
+
+static int pair_teardown(void **state)
+{
+    pair_t *p = *state;
+    mixl_tp_tcp_ops.peer_remove(&p->a.tp, &p->b_at_a.peer);
+    h_agent_fini(&p->a);
+    h_agent_fini(&p->b);
+    free(p->amem);
+    free(p->bmem);
+    free(p);
+    return 0;
+}
+
+static void test_write_small_and_big(void **state)
+{
+    pair_t *p = *state;
+    h_xfer_t hx;
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+    uint64_t rbase = rr->addr;
+
+    fill(p->amem, BIG + 8192, 1);
+    memset(p->bmem, 0, BIG + 8192);
+    h_xfer_init(&hx, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&hx, p->ar, p->amem, rr, rbase + 100, 77);                 /* tiny */
+    h_xfer_span(&hx, p->ar, p->amem + 4096, rr, rbase + 8192, BIG);        /* 20 frames */
+    h_xfer_span(&hx, p->ar, p->amem + 1000, rr, rbase + 5000, 3000);       /* small */
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_OK);
+    assert_memory_equal(p->bmem + 100, p->amem, 77);
+    assert_memory_equal(p->bmem + 8192, p->amem + 4096, BIG);
+    assert_memory_equal(p->bmem + 5000, p->amem + 1000, 3000);
+    /* nothing around the spans was touched */
+    for (size_t i = 0; i < 100; i++) assert_int_equal(p->bmem[i], 0);
+    for (size_t i = 177; i < 5000; i++) assert_int_equal(p->bmem[i], 0);
+    for (size_t i = 8000; i < 8192; i++) assert_int_equal(p->bmem[i], 0);
+
+    /* The prepared transfer is reposted on the same connection. */
+    fill(p->amem, 4096 + BIG, 2);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_OK);
+    assert_memory_equal(p->bmem + 8192, p->amem + 4096, BIG);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx.x);
+}
+
+static void test_read_big(void **state)
+{
+    pair_t *p = *state;
+    h_xfer_t hx;
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+
+    fill(p->bmem, BIG + 8192, 3);
+    memset(p->amem, 0, BIG + 8192);
+    h_xfer_init(&hx, MIXL_OP_READ, &p->b_at_a);
+    h_xfer_span(&hx, p->ar, p->amem + 64, rr, rr->addr + 4096, BIG);
+    h_xfer_span(&hx, p->ar, p->amem + BIG + 128, rr, rr->addr + 1, 5);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_OK);
+    assert_memory_equal(p->amem + 64, p->bmem + 4096, BIG);
+    assert_memory_equal(p->amem + BIG + 128, p->bmem + 1, 5);
+    for (size_t i = 0; i < 64; i++) assert_int_equal(p->amem[i], 0);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx.x);
+}
+
+static void test_many_in_flight(void **state)
+{
+    enum { N = 32, SZ = 256 << 10 };
+    pair_t *p = *state;
+    static h_xfer_t hx[N];
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+
+    fill(p->amem, (size_t)N * SZ, 4);
+    memset(p->bmem, 0, (size_t)N * SZ);
+    for (int i = 0; i < N; i++) {
+        h_xfer_init(&hx[i], i % 4 == 3 ? MIXL_OP_READ : MIXL_OP_WRITE, &p->b_at_a);
+        if (i % 4 == 3) /* READs pull a separate area back */
+            h_xfer_span(&hx[i], p->ar, p->amem + BIG + 4096, rr, rr->addr + BIG, 4096);
+        else
+            h_xfer_span(&hx[i], p->ar, p->amem + (size_t)i * SZ, rr, rr->addr + (uint64_t)i * SZ, SZ);
+        assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx[i].x), MIXL_OK);
+    }
+    fill(p->bmem + BIG, 4096, 5);
+    for (int i = 0; i < N; i++) {
+        mixl_status_t st = mixl_tp_tcp_ops.xfer_post(&p->a.tp, &hx[i].x);
+        assert_true(st == MIXL_IN_PROGRESS || st == MIXL_OK);
+    }
+    for (int i = 0; i < N; i++) assert_int_equal(h_wait(&p->a, &hx[i], 20000), MIXL_OK);
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 3) continue;
+        assert_memory_equal(p->bmem + (size_t)i * SZ, p->amem + (size_t)i * SZ, SZ);
+    }
+    assert_memory_equal(p->amem + BIG + 4096, p->bmem + BIG, 4096);
+    for (int i = 0; i < N; i++) mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx[i].x);
+}
+
+static void test_notif_after_data(void **state)
+{
+    pair_t *p = *state;
+    h_xfer_t w, r;
+    mixl_notif_t n[4];
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+
+    /* Drain anything earlier tests left. */
+    size_t cnt;
+    do mixl_tp_tcp_ops.notif_poll(&p->b.tp, n, 4, &cnt); while (cnt > 0);
+
+    fill(p->amem, BIG, 6);
+    memset(p->bmem, 0, BIG);
+    h_xfer_init(&w, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&w, p->ar, p->amem, rr, rr->addr, BIG);
+    h_xfer_notif(&w, "req-17:layer-3");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &w.x), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&p->a.tp, &w.x), MIXL_IN_PROGRESS);
+    /* The target sees the notification only with all the data in place,
+     * whether or not the initiator has polled yet. */
+    assert_int_equal(h_notif_wait(&p->b, n, 4, 20000), 1);
+    assert_string_equal(n[0].peer, "init-a");
+    assert_int_equal(n[0].len, strlen("req-17:layer-3"));
+    assert_memory_equal(n[0].payload, "req-17:layer-3", n[0].len);
+    assert_memory_equal(p->bmem, p->amem, BIG);
+    assert_int_equal(h_wait(&p->a, &w, 20000), MIXL_OK);
+
+    /* READ with a notification: delivered at the target after the data left it. */
+    h_xfer_init(&r, MIXL_OP_READ, &p->b_at_a);
+    h_xfer_span(&r, p->ar, p->amem + BIG, rr, rr->addr, 4096);
+    h_xfer_notif(&r, "read-done");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &r.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &r, 20000), MIXL_OK);
+    assert_memory_equal(p->amem + BIG, p->bmem, 4096);
+    assert_int_equal(h_notif_wait(&p->b, n, 4, 20000), 1);
+    assert_memory_equal(n[0].payload, "read-done", 9);
+
+    /* Data-less notifications, in order, the empty one included. */
+    assert_int_equal(mixl_tp_tcp_ops.notif_send(&p->a.tp, &p->b_at_a.peer, "one", 3), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.notif_send(&p->a.tp, &p->b_at_a.peer, "", 0), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.notif_send(&p->a.tp, &p->b_at_a.peer, "three", 5), MIXL_OK);
+    size_t got = 0;
+    uint64_t end = mixl_deadline_ns(10000);
+    while (got < 3 && mixl_now_ns() < end) {
+        mixl_tp_tcp_ops.notif_poll(&p->b.tp, n + got, 4 - got, &cnt);
+        got += cnt;
+    }
+    assert_int_equal(got, 3);
+    assert_int_equal(n[0].len, 3);
+    assert_int_equal(n[1].len, 0);
+    assert_int_equal(n[2].len, 5);
+    assert_memory_equal(n[2].payload, "three", 5);
+    assert_int_equal(mixl_tp_tcp_ops.notif_send(&p->a.tp, &p->b_at_a.peer, n, 49),
+                     MIXL_ERR_TOO_LARGE);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &w.x);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &r.x);
+}
+
+static void test_target_refusals(void **state)
+{
+    pair_t *p = *state;
+    h_xfer_t hx, ok;
+    mixl_md_region_t fake[2];
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+    mixl_notif_t n[2];
+    size_t cnt;
+
+    do mixl_tp_tcp_ops.notif_poll(&p->b.tp, n, 2, &cnt); while (cnt > 0);
+    mixl_errbuf_clear(&p->a.eb);
+    /* A stale view of the region: the peer claims it is larger than it is. */
+    fake[0] = *rr;
+    fake[0].len = rr->len + 65536;
+    memset(p->bmem, 0xab, BIG + 8192);
+    fill(p->amem, 65536, 7);
+    h_xfer_init(&hx, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&hx, p->ar, p->amem, &fake[0], rr->addr + rr->len - 100, 4096);
+    h_xfer_notif(&hx, "must-not-arrive");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_ERR_OUT_OF_RANGE);
+    assert_non_null(strstr(mixl_errbuf_get(&p->a.eb), "outside region"));
+    for (size_t i = 0; i < BIG + 8192; i++)
+        if (p->bmem[i] != 0xab) fail_msg("byte %zu of the target changed", i);
+    assert_int_equal(h_notif_wait(&p->b, n, 2, 300), 0);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx.x);
+    mixl_errbuf_clear(&p->a.eb);
+
+    /* A READ past the end, and a region id the target never registered. */
+    h_xfer_init(&hx, MIXL_OP_READ, &p->b_at_a);
+    h_xfer_span(&hx, p->ar, p->amem, &fake[0], rr->addr + rr->len, 1);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_ERR_OUT_OF_RANGE);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx.x);
+    fake[1] = *rr;
+    fake[1].id = 999;
+    h_xfer_init(&hx, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&hx, p->ar, p->amem, &fake[1], rr->addr, 4096);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &hx, 20000), MIXL_ERR_NOT_REGISTERED);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &hx.x);
+
+    /* The connection still serves good transfers. */
+    h_xfer_init(&ok, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&ok, p->ar, p->amem, rr, rr->addr, 4096);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &ok.x), MIXL_OK);
+    assert_int_equal(h_run(&p->a, &ok, 20000), MIXL_OK);
+    assert_memory_equal(p->bmem, p->amem, 4096);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &ok.x);
+}
+
+static void test_crc(void **state)
+{
+    h_agent_t a, b;
+    h_peer_t pb;
+    h_xfer_t w, r;
+    size_t len = 3u << 20;
+    uint8_t *am = malloc(2 * len), *bm = calloc(1, len);
+    (void)state;
+
+    setenv("MIXL_TCP_CRC", "1", 1);
+    assert_int_equal(h_agent_init(&a, "crc-a", 5000), MIXL_OK);
+    assert_int_equal(h_agent_init(&b, "crc-b", 5000), MIXL_OK);
+    unsetenv("MIXL_TCP_CRC");
+    mixl_tp_region_t *ar = h_register(&a, am, 2 * len);
+    h_register(&b, bm, len);
+    assert_int_equal(h_peer_add(&a, &b, &pb), MIXL_OK);
+    char report[256];
+    mixl_tp_tcp_ops.path_report(&a.tp, report, sizeof(report));
+    assert_non_null(strstr(report, "crc32c on"));
+    fill(am, len, 8);
+    h_xfer_init(&w, MIXL_OP_WRITE, &pb);
+    h_xfer_span(&w, ar, am, &pb.regions[0], pb.regions[0].addr, len);
+    h_xfer_notif(&w, "crc");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &w.x), MIXL_OK);
+    assert_int_equal(h_run(&a, &w, 20000), MIXL_OK);
+    assert_memory_equal(bm, am, len);
+    h_xfer_init(&r, MIXL_OP_READ, &pb);
+    h_xfer_span(&r, ar, am + len, &pb.regions[0], pb.regions[0].addr, len);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &r.x), MIXL_OK);
+    assert_int_equal(h_run(&a, &r, 20000), MIXL_OK);
+    assert_memory_equal(am + len, bm, len);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &w.x);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &r.x);
+    mixl_tp_tcp_ops.peer_remove(&a.tp, &pb.peer);
+    h_agent_fini(&a);
+    h_agent_fini(&b);
+    free(am);
+    free(bm);
+}
+
+static void test_unreachable_peer(void **state)
+{
+    h_agent_t a;
+    h_peer_t p;
+    mixl_tp_peer_t bare;
+    mixl_metadata_t md;
+    h_xfer_t hx;
+    uint8_t mem[64];
+    (void)state;
+
+    assert_int_equal(h_agent_init(&a, "lonely", 2000), MIXL_OK);
+    mixl_tp_region_t *ar = h_register(&a, mem, sizeof(mem));
+    /* No endpoint in the metadata: not reachable over TCP. */
+    memset(&bare, 0, sizeof(bare));
+    memset(&md, 0, sizeof(md));
+    snprintf(bare.name, sizeof(bare.name), "mpi-only");
+    bare.md = &md;
+    assert_int_equal(mixl_tp_tcp_ops.peer_add(&a.tp, &bare), MIXL_ERR_UNREACHABLE);
+    assert_non_null(strstr(mixl_errbuf_get(&a.eb), "mpi-only"));
+    mixl_errbuf_clear(&a.eb);
+    /* An endpoint nobody listens on: the first use fails, naming the peer. */
+    int port = 0;
+    int fd = h_listen(&port);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(h_peer_at(&a, "gone", port, 0x1000, 64, &p), MIXL_OK);
+    h_xfer_init(&hx, MIXL_OP_WRITE, &p);
+    h_xfer_span(&hx, ar, mem, &p.regions[0], 0x1000, 64);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &hx.x), MIXL_ERR_UNREACHABLE);
+    assert_non_null(strstr(mixl_errbuf_get(&a.eb), "gone"));
+    mixl_tp_tcp_ops.peer_remove(&a.tp, &p.peer);
+    h_agent_fini(&a);
+}
+
+/* A configured port is used as given; one already taken fails init, naming it. */
+static void test_fixed_port(void **state)
+{
+    h_agent_t a;
+    mixl_tp_t tp;
+    mixl_errbuf_t eb;
+    mixl_agent_params_t p;
+    char want[32];
+    (void)state;
+
+    assert_int_equal(h_agent_init(&a, "first", 2000), MIXL_OK);
+    int port = h_port(&a);
+    assert_true(port > 0);
+    memset(&tp, 0, sizeof(tp));
+    memset(&eb, 0, sizeof(eb));
+    memset(&p, 0, sizeof(p));
+    p.size = sizeof(p);
+    p.name = "second";
+    p.tcp_bind = "127.0.0.1";
+    p.tcp_port = port;
+    tp.ops = &mixl_tp_tcp_ops;
+    tp.eb = &eb;
+    tp.agent_name = "second";
+    tp.priv = calloc(1, mixl_tp_tcp_ops.priv_size);
+    assert_int_equal(mixl_tp_tcp_ops.init(&tp, &p), MIXL_ERR_IO);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", port);
+    assert_non_null(strstr(mixl_errbuf_get(&eb), want));
+    free(tp.priv);
+    /* Freed, the port can be taken by the next agent as configured. */
+    h_agent_fini(&a);
+    memset(&tp, 0, sizeof(tp));
+    tp.ops = &mixl_tp_tcp_ops;
+    tp.eb = &eb;
+    tp.agent_name = "second";
+    tp.priv = calloc(1, mixl_tp_tcp_ops.priv_size);
+    assert_int_equal(mixl_tp_tcp_ops.init(&tp, &p), MIXL_OK);
+    mixl_metadata_t md;
+    memset(&md, 0, sizeof(md));
+    mixl_tp_tcp_ops.export_md(&tp, &md);
+    assert_int_equal(md.tcp_port, port);
+    assert_string_equal(md.tcp_host, "127.0.0.1");
+    mixl_tp_tcp_ops.fini(&tp);
+    free(tp.priv);
+}
+
+int main(void)
+{
+    const struct CMUnitTest pair_tests[] = {
+        cmocka_unit_test(test_write_small_and_big), cmocka_unit_test(test_read_big),
+        cmocka_unit_test(test_many_in_flight),      cmocka_unit_test(test_notif_after_data),
+        cmocka_unit_test(test_target_refusals),
+    };
+    const struct CMUnitTest solo_tests[] = {
+        cmocka_unit_test(test_crc),
+        cmocka_unit_test(test_unreachable_peer),
+        cmocka_unit_test(test_fixed_port),
+    };
+    int failed = cmocka_run_group_tests_name("tcp pair", pair_tests, pair_setup, pair_teardown);
+    failed += cmocka_run_group_tests_name("tcp solo", solo_tests, NULL, NULL);
+    return failed;
+}

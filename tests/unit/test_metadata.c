@@ -1,0 +1,210 @@
+/* Metadata codec: round trip, and refusal of truncated, corrupted, foreign and
+ * other-version blobs with a message that says why. */
+#define _GNU_SOURCE
+#include <msgpack.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <mixl/mixl.h>
+
+static mixl_metadata_t *sample(void)
+{
+    mixl_metadata_t *md = calloc(1, sizeof(*md));
+    md->format = MIXL_METADATA_FORMAT;
+    strcpy(md->name, "decode-3");
+    strcpy(md->engine_id, "engine-a");
+    strcpy(md->hostname, "node17");
+    md->mpi_world = 0x1234567890abcdefull;
+    md->mpi_rank = 3;
+    strcpy(md->tcp_host, "10.1.2.3");
+    md->tcp_port = 41000;
+    md->region_count = 3;
+    md->regions = calloc(3, sizeof(*md->regions));
+    for (uint32_t i = 0; i < 3; i++) {
+        md->regions[i].id = i + 10;
+        md->regions[i].addr = 0x7f0000000000ull + i * (1ull << 32);
+        md->regions[i].len = (1ull << 33) + i; /* > 4 GiB: 64-bit lengths survive */
+        md->regions[i].mem_type = i == 2 ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
+        md->regions[i].device = i == 2 ? 1 : 0;
+        md->regions[i].window = (int32_t)i - 1;
+        md->regions[i].window_base = md->regions[i].addr;
+    }
+    md->regions[2].flags = MIXL_MD_REGION_IPC;
+    memset(md->regions[2].ipc_handle, 0xab, sizeof(md->regions[2].ipc_handle));
+    return md;
+}
+
+static void test_round_trip(void **state)
+{
+    mixl_metadata_t *md = sample(), *back = NULL;
+    void *blob;
+    size_t len;
+    char err[256];
+
+    assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_OK);
+    assert_string_equal(back->name, "decode-3");
+    assert_string_equal(back->engine_id, "engine-a");
+    assert_string_equal(back->hostname, "node17");
+    assert_string_equal(back->tcp_host, "10.1.2.3");
+    assert_int_equal(back->tcp_port, 41000);
+    assert_int_equal(back->mpi_rank, 3);
+    assert_true(back->mpi_world == md->mpi_world);
+    assert_int_equal(back->region_count, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        assert_int_equal(back->regions[i].id, md->regions[i].id);
+        assert_true(back->regions[i].addr == md->regions[i].addr);
+        assert_true(back->regions[i].len == md->regions[i].len);
+        assert_int_equal(back->regions[i].mem_type, md->regions[i].mem_type);
+        assert_int_equal(back->regions[i].window, md->regions[i].window);
+        assert_int_equal(back->regions[i].flags, md->regions[i].flags);
+    }
+    assert_memory_equal(back->regions[2].ipc_handle, md->regions[2].ipc_handle, 64);
+    mixl_metadata_free(back);
+    mixl_free(blob);
+    mixl_metadata_free(md);
+}
+
+static void test_truncated(void **state)
+{
+    mixl_metadata_t *md = sample(), *back = NULL;
+    void *blob;
+    size_t len;
+    char err[256];
+
+    assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
+    /* Every proper prefix is refused, none crashes or is accepted. */
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_equal(mixl_metadata_decode(blob, cut, &back, err, sizeof(err)),
+                         MIXL_ERR_BAD_METADATA);
+        assert_true(strlen(err) > 0);
+    }
+    assert_int_equal(mixl_metadata_decode(blob, len / 2, &back, err, sizeof(err)),
+                     MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "truncated or corrupted"));
+    mixl_free(blob);
+    mixl_metadata_free(md);
+}
+
+static void test_corrupted(void **state)
+{
+    mixl_metadata_t *md = sample(), *back = NULL;
+    uint8_t *blob;
+    size_t len;
+    char err[256];
+
+    assert_int_equal(mixl_metadata_encode(md, (void **)&blob, &len), MIXL_OK);
+    /* Flip one bit anywhere: never accepted. */
+    for (size_t i = 0; i < len; i++) {
+        blob[i] ^= 0x10;
+        mixl_status_t st = mixl_metadata_decode(blob, len, &back, err, sizeof(err));
+        assert_true(st == MIXL_ERR_BAD_METADATA || st == MIXL_ERR_VERSION);
+        blob[i] ^= 0x10;
+    }
+    /* A flipped address bit is caught by the checksum, and the message says so. */
+    mixl_free(blob);
+    md->regions[0].addr = 0x7f0000000000ull;
+    assert_int_equal(mixl_metadata_encode(md, (void **)&blob, &len), MIXL_OK);
+    uint8_t needle[] = {0x00, 0x00, 0x7f, 0x00, 0x00, 0x00, 0x00, 0x00};
+    uint8_t *hit = memmem(blob, len, needle, sizeof(needle));
+    assert_non_null(hit);
+    hit[7] ^= 1;
+    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)),
+                     MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "checksum"));
+    /* Trailing garbage is refused too. */
+    hit[7] ^= 1;
+    uint8_t *longer = malloc(len + 1);
+    memcpy(longer, blob, len);
+    longer[len] = 0xc0;
+    assert_int_equal(mixl_metadata_decode(longer, len + 1, &back, err, sizeof(err)),
+                     MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "checksum"));
+    free(longer);
+    mixl_free(blob);
+    mixl_metadata_free(md);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void test_foreign(void **state)
+{
+    mixl_metadata_t *back = NULL;
+    char err[256];
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+
+    /* A Dynamo-style NixlMetadata map: valid msgpack, not ours. */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    pack_str(&pk, "engine_id");
+    pack_str(&pk, "vllm-0");
+    pack_str(&pk, "num_blocks");
+    msgpack_pack_int(&pk, 1000);
+    assert_int_equal(mixl_metadata_decode(sb.data, sb.size, &back, err, sizeof(err)),
+                     MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "not a MIXL metadata blob"));
+    /* Zero bytes after a valid blob still cannot pass the checksum. */
+    msgpack_sbuffer_destroy(&sb);
+
+    /* JSON text and an empty value. */
+    const char *json = "{\"name\": \"x\"}";
+    assert_int_equal(mixl_metadata_decode(json, strlen(json), &back, err, sizeof(err)),
+                     MIXL_ERR_BAD_METADATA);
+    assert_int_equal(mixl_metadata_decode(json, 0, &back, err, sizeof(err)), MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "empty"));
+}
+
+static void test_other_version(void **state)
+{
+    mixl_metadata_t *md = sample(), *back = NULL;
+    void *blob;
+    size_t len;
+    char err[256];
+
+    md->format = MIXL_METADATA_FORMAT + 1;
+    assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
+    assert_non_null(strstr(err, "format"));
+    mixl_free(blob);
+    md->format = 0; /* an older format */
+    assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
+    mixl_free(blob);
+    mixl_metadata_free(md);
+}
+
+static void test_duplicate_region_ids(void **state)
+{
+    mixl_metadata_t *md = sample(), *back = NULL;
+    void *blob;
+    size_t len;
+    char err[256];
+
+    md->regions[1].id = md->regions[0].id;
+    assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(err, "twice"));
+    mixl_free(blob);
+    mixl_metadata_free(md);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_corrupted),        cmocka_unit_test(test_foreign),
+        cmocka_unit_test(test_other_version),    cmocka_unit_test(test_duplicate_region_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
