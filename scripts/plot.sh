@@ -51,7 +51,7 @@ for op in WRITE READ; do
   series "mixl_host-mpi_$op" mixl mpi "$op" host-mpi
   series "mixl_pinned_$op" mixl mpi "$op" pinned
   series "mixl_cuda_$op" mixl mpi "$op" cuda
-  series "mixl_tcp_$op" mixl tcp "$op" host
+  series "mixl_tcp_$op" mixl tcp "$op" "*"
   series "memcpy_$op" memcpy cpu COPY host
   series "mpi_alloc_$op" mpi win-allocate "$op" host
   series "mpi_create_$op" mpi win-create "$op" host

@@ -11,6 +11,8 @@
 
 #include <mpi.h>
 
+#include <mixl/launch.h>
+
 #include "baselines.h"
 #include "bootstrap.h"
 #include "modes.h"
@@ -70,8 +72,9 @@ int main(int argc, char **argv)
         bench_usage(stdout, argv[0]);
         return 0;
     }
-    if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
-        fprintf(stderr, "mixl-bench: MPI_Init failed\n");
+    /* MIXL's MCA defaults (pml/osc ucx) unless the user chose otherwise: the baselines run on the same MPI set-up. */
+    if (mixl_mpi_init(&argc, &argv, MPI_THREAD_SINGLE, NULL) != MIXL_OK) {
+        fprintf(stderr, "mixl-bench: MPI start-up failed\n");
         return 1;
     }
     st = boot.ops->init(opts.timeout_ms, &boot.state);

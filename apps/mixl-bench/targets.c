@@ -14,7 +14,8 @@ static const bench_row_t *mixl_row(const bench_results_t *res, const char *mode,
 {
     for (size_t i = 0; i < res->n; i++) {
         const bench_row_t *r = &res->rows[i];
-        if (strcmp(r->mode, mode) == 0 && strcmp(r->op, op) == 0 && strcmp(r->mem, mem) == 0 &&
+        if (strcmp(r->mode, mode) == 0 && strcmp(r->backend, "mpi") == 0 && strcmp(r->op, op) == 0 &&
+            strcmp(r->mem, mem) == 0 &&
             strcmp(r->pattern, "pairwise") == 0 && r->size == size && r->batch == batch && r->gbps > 0)
             return r;
     }
@@ -39,7 +40,7 @@ void bench_write_targets(FILE *out, const bench_results_t *res)
     for (size_t i = 0; i < res->n && !any; i++) any = strncmp(res->rows[i].mode, "model-mixl", 10) == 0 ||
                                                     strcmp(res->rows[i].mode, "mixl") == 0;
     if (!any) return;
-    fprintf(out, "\n# targets (ratios from this run; host memory, 2 ranks on one node)\n");
+    fprintf(out, "\n# targets (MIXL over MPI windows; ratios from this run; host memory, 2 ranks on one node)\n");
     for (size_t m = 0; m < sizeof(mems) / sizeof(mems[0]); m++) {
         const char *mem = mems[m];
         int have = 0;
@@ -56,7 +57,8 @@ void bench_write_targets(FILE *out, const bench_results_t *res)
             /* the worst ratio over every size of 16 MiB and more */
             for (size_t i = 0; i < res->n; i++) {
                 const bench_row_t *r = &res->rows[i];
-                if (strcmp(r->mode, "mixl") || strcmp(r->op, op) || strcmp(r->mem, mem) || r->batch != 1 ||
+                if (strcmp(r->mode, "mixl") || strcmp(r->backend, "mpi") || strcmp(r->op, op) ||
+                    strcmp(r->mem, mem) || r->batch != 1 ||
                     r->size < (16u << 20) || strcmp(r->pattern, "pairwise") || r->gbps <= 0)
                     continue;
                 if (!isnan(r->x_memcpy) && (isnan(xm) || r->x_memcpy < xm)) xm = r->x_memcpy;
@@ -81,7 +83,8 @@ void bench_write_targets(FILE *out, const bench_results_t *res)
         }
         for (size_t i = 0; i < res->n; i++) {
             const bench_row_t *r = &res->rows[i];
-            if (strcmp(r->mode, "model-mixl") || strcmp(r->model, "llama3-8b") || r->tokens != 4096 ||
+            if (strcmp(r->mode, "model-mixl") || strcmp(r->backend, "mpi") || strcmp(r->model, "llama3-8b") ||
+                r->tokens != 4096 ||
                 strcmp(r->pattern, "layer-wise") || strcmp(r->mem, mem) || r->gbps <= 0)
                 continue;
             char what[96];
