@@ -66,7 +66,7 @@ set datafile separator " "
 set logscale x 2
 set format x "%.0b%B"
 set xlabel "message size (bytes per descriptor)"
-set key top left box opaque
+set key bottom right box opaque
 set grid
 set output "$out/bandwidth_$lower.png"
 set title "$op bandwidth, 2 ranks on one node (batch 1)"
@@ -76,7 +76,7 @@ plot $bw
 set output "$out/latency_$lower.png"
 set title "$op latency per request (post to completion), 2 ranks on one node"
 set ylabel "average latency (us)"
-set key top left
+set key top left box opaque
 plot $lat
 GP
   echo "plot.sh: wrote $out/bandwidth_$lower.png $out/latency_$lower.png"
