@@ -87,9 +87,10 @@ done
 awk -F, '
   NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
   ($c["mode"] == "model-mixl" || $c["mode"] == "model-memcpy") && $c["gbps"] > 0 {
-    g = $c["model"] " " $c["tokens"] " tok"
+    g = $c["model"] " " ($c["tokens"] % 1024 ? $c["tokens"] : $c["tokens"] / 1024 "k")
     if ($c["mode"] == "model-memcpy") s = "memcpy " $c["mem"]
-    else s = $c["mem"] " " $c["pattern"] ($c["pattern"] == "contiguous" ? "" : " bs" $c["block_tokens"])
+    else s = $c["mem"] ($c["backend"] == "tcp" ? " TCP" : "") " " $c["pattern"] \
+             ($c["pattern"] == "contiguous" ? "" : " bs" $c["block_tokens"])
     if (!(g in gi)) { gi[g] = ++ng; gn[ng] = g }
     if (!(s in si)) { si[s] = ++ns; sn[ns] = s }
     if (!((gi[g], si[s]) in v)) v[gi[g], si[s]] = $c["gbps"]
