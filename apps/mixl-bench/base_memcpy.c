@@ -1,0 +1,122 @@
+/*
+ * memcpy baseline: each initiator rank copies the same bytes with the same
+ * descriptor pattern inside its own memory, at the same time as the other
+ * initiators, so the figure is the node's copy limit in the same layout.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "baselines.h"
+#include "mem.h"
+#include "sweep.h"
+
+typedef struct {
+    unsigned kind;
+    char *dst;
+    const char *src;
+    uint64_t size, batch;
+    int contig;
+} memcpy_arg_t;
+
+static mixl_status_t memcpy_iter(void *p)
+{
+    const memcpy_arg_t *a = p;
+    for (uint64_t j = 0; j < a->batch; j++)
+        bench_buf_copy(a->kind, a->dst + bench_slot(j, a->batch, a->contig) * a->size,
+                       a->src + j * a->size, a->size);
+    return MIXL_OK;
+}
+
+static void memcpy_row(bench_row_t *row, unsigned kind)
+{
+    bench_row_init(row);
+    snprintf(row->mode, sizeof(row->mode), "memcpy");
+    snprintf(row->backend, sizeof(row->backend), "cpu");
+    snprintf(row->op, sizeof(row->op), "COPY");
+    snprintf(row->mem, sizeof(row->mem), "%s", bench_mem_name(kind));
+    snprintf(row->pattern, sizeof(row->pattern), "pairwise");
+}
+
+static mixl_status_t memcpy_point(bench_ctx_t *ctx, unsigned kind, const bench_role_t *role,
+                                  bench_buf_t *src, bench_buf_t *dst, uint64_t size, uint64_t batch)
+{
+    const bench_opts_t *o = ctx->opts;
+    uint64_t bytes = size * batch;
+    unsigned iters = bench_scaled_iters(o->iters, bytes, 8);
+    unsigned warmup = bench_scaled_iters(o->warmup, bytes, 2);
+    memcpy_arg_t arg = {.kind = kind, .dst = dst->ptr, .src = src->ptr, .size = size,
+                        .batch = batch, .contig = o->contig};
+    double *lat = NULL, rep_ns[BENCH_LIST_MAX] = {0};
+    mixl_status_t st;
+    bench_row_t row;
+
+    memcpy_row(&row, kind);
+    row.size = size;
+    row.batch = batch;
+    row.xfer_ops = batch;
+    if (role->initiator && (lat = calloc((size_t)o->reps * iters, sizeof(*lat))) == NULL)
+        return MIXL_ERR_NO_MEMORY;
+    st = bench_time_loop(ctx, role->initiator, warmup, iters, memcpy_iter, &arg, lat, rep_ns, NULL, NULL);
+    if (st == MIXL_OK) st = bench_collect(ctx, &row, role->initiator, lat, rep_ns, iters, bytes, batch);
+    free(lat);
+    return st;
+}
+
+typedef struct {
+    unsigned kind;
+    bench_role_t role;
+    bench_buf_t src, dst;
+} memcpy_runner_t;
+
+static mixl_status_t memcpy_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
+                                         uint64_t batch)
+{
+    memcpy_runner_t *m = r->state;
+    return memcpy_point(ctx, m->kind, &m->role, &m->src, &m->dst, size, batch);
+}
+
+static void memcpy_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
+{
+    memcpy_runner_t *m = r->state;
+    bench_buf_free(&m->src);
+    bench_buf_free(&m->dst);
+    free(m);
+}
+
+mixl_status_t bench_memcpy_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs)
+{
+    const bench_opts_t *o = ctx->opts;
+
+    for (unsigned kind = BENCH_MEM_HOST; kind <= BENCH_MEM_LAST; kind <<= 1) {
+        /* host-mpi memory copies like host memory: its rows use the host memcpy figures. */
+        int wanted = (o->mems & kind) || (kind == BENCH_MEM_HOST && (o->mems & BENCH_MEM_HOST_MPI));
+        if (!wanted || kind == BENCH_MEM_HOST_MPI || rs->n == BENCH_RUNNERS_MAX) continue;
+        memcpy_runner_t *m = calloc(1, sizeof(*m));
+        char note[96] = "", agreed[96] = "";
+        mixl_status_t st = m ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+        if (m != NULL) {
+            m->kind = kind;
+            m->role = bench_role(ctx, BENCH_PATTERN_PAIRWISE);
+            if (m->role.initiator) {
+                st = bench_buf_alloc(kind, maxbytes, 1, &m->src, note, sizeof(note));
+                if (st == MIXL_OK) st = bench_buf_alloc(kind, maxbytes, 2, &m->dst, note, sizeof(note));
+            }
+        }
+        st = bench_agree(ctx, st, note, agreed, sizeof(agreed));
+        if (st != MIXL_OK) {
+            bench_row_t like;
+            memcpy_row(&like, kind);
+            bench_skip_row(ctx, &like, agreed);
+            if (m != NULL) {
+                bench_buf_free(&m->src);
+                bench_buf_free(&m->dst);
+                free(m);
+            }
+            if (st == MIXL_ERR_TIMED_OUT) return st;
+            continue;
+        }
+        rs->r[rs->n++] = (bench_runner_t){.point = memcpy_runner_point, .close = memcpy_runner_close,
+                                          .directed = 0, .state = m};
+    }
+    return MIXL_OK;
+}

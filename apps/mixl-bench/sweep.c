@@ -1,0 +1,45 @@
+/* The interleaved micro-benchmark sweep; see sweep.h. */
+#include "sweep.h"
+
+#include <stdio.h>
+
+mixl_status_t bench_run_sweep(bench_ctx_t *ctx, char *path_report, size_t path_len)
+{
+    const bench_opts_t *o = ctx->opts;
+    bench_runners_t rs = {.n = 0};
+    uint64_t maxbytes = 0;
+    mixl_status_t st = MIXL_OK;
+
+    for (size_t s = 0; s < o->nsizes; s++)
+        for (size_t b = 0; b < o->nbatches; b++)
+            if (o->sizes[s] * o->batches[b] <= o->max_request && o->sizes[s] * o->batches[b] > maxbytes)
+                maxbytes = o->sizes[s] * o->batches[b];
+    if (maxbytes == 0) return MIXL_OK;
+
+    if (o->modes & BENCH_MODE_MEMCPY) st = bench_memcpy_runners(ctx, maxbytes, &rs);
+    if (st == MIXL_OK && (o->modes & BENCH_MODE_MPI)) st = bench_mpi_runners(ctx, maxbytes, &rs);
+    if (st == MIXL_OK && (o->modes & BENCH_MODE_UCX)) st = bench_ucx_runners(ctx, maxbytes, &rs);
+    if (st == MIXL_OK && (o->modes & BENCH_MODE_MIXL)) st = bench_mixl_runners(ctx, maxbytes, &rs);
+    if (path_report != NULL) snprintf(path_report, path_len, "%s", rs.path);
+
+    for (size_t s = 0; s < o->nsizes && st == MIXL_OK; s++) {
+        for (size_t b = 0; b < o->nbatches && st == MIXL_OK; b++) {
+            uint64_t size = o->sizes[s], batch = o->batches[b];
+            if (size * batch > o->max_request) continue;
+            for (size_t i = 0; i < rs.n && st == MIXL_OK; i++) {
+                bench_runner_t *r = &rs.r[i];
+                if (r->batch1_only && batch != 1) continue;
+                if (!r->directed) {
+                    st = r->point(ctx, r, -1, size, batch);
+                    continue;
+                }
+                for (int write = 1; write >= 0 && st == MIXL_OK; write--)
+                    if (o->ops & (write ? BENCH_OP_WRITE : BENCH_OP_READ))
+                        st = r->point(ctx, r, write, size, batch);
+            }
+        }
+    }
+    /* Close in reverse order of opening: MIXL agents before the windows of the raw loop. */
+    for (size_t i = rs.n; i > 0; i--) rs.r[i - 1].close(ctx, &rs.r[i - 1]);
+    return st;
+}
