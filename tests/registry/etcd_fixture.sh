@@ -86,21 +86,22 @@ launch() {
   return 1
 }
 
-# Start a 3-member cluster on free ports; 0 once every member is healthy.
+# Start a 3-member cluster on six consecutive free ports; 0 once every member is healthy,
+# 1 as soon as a member dies or after 20 s (a loaded machine can be slow to elect a leader;
+# the caller retries on fresh ports).
 launch_cluster() {
-  local ports=() initial="" urls=""
-  for i in 0 1 2; do
-    local cp pp
-    for _ in $(seq 1 20); do
-      cp=$((20000 + RANDOM % 30000)); pp=$((cp + 1))
-      port_free "$cp" && port_free "$pp" && break
-    done
-    ports+=("$cp" "$pp")
-    initial+="${initial:+,}m$i=http://127.0.0.1:$pp"
-    urls+="${urls:+,}http://127.0.0.1:$cp"
+  local base="" initial="" urls="" i
+  for _ in $(seq 1 20); do
+    base=$((20000 + RANDOM % 30000))
+    for i in 0 1 2 3 4 5; do port_free $((base + i)) || continue 2; done
+    break
   done
   for i in 0 1 2; do
-    local cp=${ports[$((2 * i))]} pp=${ports[$((2 * i + 1))]}
+    initial+="${initial:+,}m$i=http://127.0.0.1:$((base + 2 * i + 1))"
+    urls+="${urls:+,}http://127.0.0.1:$((base + 2 * i))"
+  done
+  for i in 0 1 2; do
+    local cp=$((base + 2 * i)) pp=$((base + 2 * i + 1))
     setsid "$ETCD" --name "m$i" --data-dir "$dir/data.$i" --unsafe-no-fsync \
       --logger=zap --log-level=warn --log-outputs="$dir/etcd.$i.log" \
       --listen-client-urls "http://127.0.0.1:$cp" --advertise-client-urls "http://127.0.0.1:$cp" \
@@ -109,13 +110,22 @@ launch_cluster() {
       </dev/null >>"$dir/etcd.$i.out" 2>&1 &
     echo $! >"$dir/pid.$i"
   done
-  for _ in $(seq 1 150); do
+  local deadline=$((SECONDS + 20))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    for i in 0 1 2; do
+      if ! kill -0 "$(cat "$dir/pid.$i")" 2>/dev/null; then
+        echo "etcd member m$i exited:" >&2
+        tail -n 3 "$dir/etcd.$i.out" "$dir/etcd.$i.log" >&2 2>/dev/null || true
+        return 1
+      fi
+    done
     if healthy "$urls"; then
       echo "$urls" >"$dir/endpoint"
       return 0
     fi
     sleep 0.1
   done
+  echo "etcd cluster on ports $base..$((base + 5)) not healthy after 20 s" >&2
   return 1
 }
 

@@ -394,6 +394,7 @@ int main(int argc, char **argv)
     char shared[512], priv[512], path[1024];
     int rc;
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress shows even when CTest kills a hung run */
     if (argc == 4 && strcmp(argv[1], "--cluster") == 0) {
         fixture = argv[2];
         private_dir = argv[3];
