@@ -105,10 +105,8 @@ mixl_status_t bench_buf_alloc_mpi(MPI_Comm comm, size_t len, int fill, bench_buf
                                   size_t notelen)
 {
     bench_buf_t b = {.len = len > 4096 ? len : 4096, .kind = BENCH_MEM_HOST_MPI};
-    if (MPI_Win_allocate((MPI_Aint)b.len, 1, MPI_INFO_NULL, comm, &b.ptr, &b.win) != MPI_SUCCESS) {
-        snprintf(note, notelen, "MPI_Win_allocate of %zu bytes failed", b.len);
-        return MIXL_ERR_NO_MEMORY;
-    }
+    mixl_status_t st = mixl_mem_alloc_mpi(comm, b.len, &b.ptr, note, notelen);
+    if (st != MIXL_OK) return st;
     memset(b.ptr, fill, b.len);
     *buf_p = b;
     return MIXL_OK;
@@ -118,7 +116,7 @@ void bench_buf_free(bench_buf_t *buf)
 {
     if (buf->ptr == NULL) return;
     if (buf->kind == BENCH_MEM_HOST_MPI) {
-        MPI_Win_free(&buf->win);
+        mixl_mem_free_mpi(buf->ptr);
         buf->ptr = NULL;
         return;
     }

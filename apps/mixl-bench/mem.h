@@ -2,7 +2,7 @@
  * Benchmark buffers of each memory type: host (page-aligned, touched so no
  * first-touch fault is timed), pinned (page-locked: cudaMallocHost when a
  * CUDA device is present, else mlock), CUDA device memory (CUDA build with
- * a device), host-mpi (from MPI_Win_allocate), and the copy that is the
+ * a device), host-mpi (mixl_mem_alloc_mpi: MPI_Win_allocate), and the copy that is the
  * memcpy baseline for each.
  */
 #ifndef MIXL_BENCH_MEM_H
@@ -20,7 +20,6 @@ typedef struct {
     void *ptr;
     size_t len;
     unsigned kind; /* BENCH_MEM_* */
-    MPI_Win win;   /* host-mpi: the window that owns the memory */
     int cuda_host; /* pinned through cudaMallocHost (else mlock) */
 } bench_buf_t;
 
@@ -32,7 +31,7 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
                               size_t notelen);
 /*
  * Collective over comm: host-mpi memory, len bytes (at least a page) from
- * MPI_Win_allocate. Freeing it (bench_buf_free) is collective too.
+ * mixl_mem_alloc_mpi() (MPI_Win_allocate). Freeing it (bench_buf_free) is collective too.
  */
 mixl_status_t bench_buf_alloc_mpi(MPI_Comm comm, size_t len, int fill, bench_buf_t *buf_p, char *note,
                                   size_t notelen);

@@ -376,7 +376,7 @@ void bench_usage(FILE *out, const char *prog)
             "  --modes LIST        mixl,memcpy,mpi,ucx,model or all (default all)\n"
             "  --ops LIST          write,read (default both)\n"
             "  --mem LIST          host,pinned,cuda,host-mpi (default host; cuda needs a CUDA\n"
-            "                      build; host-mpi = host memory from MPI_Win_allocate)\n"
+            "                      build; host-mpi = host memory from mixl_mem_alloc_mpi)\n"
             "  --backends LIST     mpi,tcp (default mpi)\n"
             "  --pattern LIST      pairwise,many-to-one (default pairwise)\n"
             "  --sizes MIN:MAX|L   bytes per descriptor, powers of two or a list (default 8:256M)\n"

@@ -49,9 +49,12 @@ int main(int argc, char **argv)
 
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD};
     CHECK(mixl_agent_create(&params, &agent));
-    buf = aligned_alloc(4096, (bytes + 4095) & ~(size_t)4095);
-    if (buf == NULL) MPI_Abort(MPI_COMM_WORLD, 1);
-    memset(buf, 0, bytes);
+    /* Memory MPI places itself: peers on this node can map it (see mixl_mem_alloc_mpi). */
+    char err[512];
+    if (mixl_mem_alloc_mpi(MPI_COMM_WORLD, bytes, (void **)&buf, err, sizeof(err)) != MIXL_OK) {
+        fprintf(stderr, "mixl-demo: %s\n", err);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
     CHECK(mixl_mem_register(agent, buf, bytes, MIXL_MEM_HOST, 0, &region));
     CHECK(mixl_agent_start(agent));
     if (rank == 0) printf("mixl-demo: %s\n", mixl_agent_path_report(agent));
@@ -143,7 +146,7 @@ int main(int argc, char **argv)
     }
     free(blob);
     mixl_agent_destroy(agent);
-    free(buf);
+    mixl_mem_free_mpi(buf);
     MPI_Finalize();
     return failed;
 }

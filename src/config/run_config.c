@@ -100,6 +100,8 @@ static const mixl_cfg_entry_t run_entries[] = {
          "device memory path: self-tested device windows, pinned staging, or device windows only"),
     INT("data_plane.notif_ring", "256", 16, 65536, data_plane.notif_ring,
         "notification slots per peer"),
+    ENUM("data_plane.host_memory", "mpi", "mpi|malloc", data_plane.host_memory,
+         "where host KV memory comes from: MPI_Win_allocate (peers on the node map it) or malloc"),
     STR("data_plane.tcp.bind", "127.0.0.1", data_plane.tcp_bind,
         "TCP fallback listen address; 0.0.0.0 publishes the host name (several nodes)"),
 

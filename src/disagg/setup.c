@@ -154,7 +154,14 @@ static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
     if (lr == NULL) lr = getenv("SLURM_LOCALID");
     if (lr != NULL) local_rank = atoi(lr);
 
-    if (dg->me.role == MIXL_ROLE_ROUTER) return MIXL_OK;
+    /* Host memory from MPI is collective over the control communicator: the router takes part. */
+    MPI_Comm comm = dg->cfg->data_plane.host_memory == MIXL_HOSTMEM_MPI ? dg->ctl : MPI_COMM_NULL;
+    if (dg->me.role == MIXL_ROLE_ROUTER) {
+        if (comm != MPI_COMM_NULL &&
+            mixl_mem_alloc_mpi(comm, 0, &dg->mem.mpi_ptr, err, sizeof(err)) != MIXL_OK)
+            mixl_warn("%s", err);
+        return MIXL_OK;
+    }
     int decode = dg->me.role == MIXL_ROLE_DECODE;
     dg->layout = decode ? mixl_dg_decode_layout(&dg->plan, dg->me.tp_rank)
                         : mixl_dg_prefill_layout(&dg->plan, dg->me.tp_rank);
@@ -162,7 +169,7 @@ static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
     mixl_mem_type_t type = decode ? dg->plan.decode_mem : dg->plan.prefill_mem;
     int device = (int)(decode ? dg->cfg->decode.device : dg->cfg->prefill.device);
     mixl_status_t st =
-        mixl_kv_mem_alloc(&dg->mem, bytes, type, device, local_rank, err, sizeof(err));
+        mixl_kv_mem_alloc(&dg->mem, bytes, type, device, local_rank, comm, err, sizeof(err));
     if (st != MIXL_OK)
         mixl_error("%s for its %s (%llu bytes)", err, decode ? "KV pool" : "layer buffers",
                    (unsigned long long)bytes);

@@ -1,24 +1,40 @@
 /* Host KV memory and the dispatch to CUDA memory; see mem.h. */
 #include "kv/mem.h"
+#include "util/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t type, int device,
-                                int local_rank, char *err, size_t err_len)
+/* Page-aligned and touched now, so registration and the first transfer do not fault pages in. */
+static void *host_alloc(size_t len)
 {
+    size_t rounded = len < 4096 ? 4096 : (len + 4095) & ~(size_t)4095;
+    void *p = aligned_alloc(4096, rounded);
+    if (p != NULL) memset(p, 0, rounded);
+    return p;
+}
+
+mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t type, int device,
+                                int local_rank, MPI_Comm comm, char *err, size_t err_len)
+{
+    memset(mem, 0, sizeof(*mem));
+    if (comm != MPI_COMM_NULL) {
+        char why[512];
+        mixl_status_t st = mixl_mem_alloc_mpi(comm, type == MIXL_MEM_CUDA ? 0 : len, &mem->mpi_ptr,
+                                              why, sizeof(why));
+        if (st != MIXL_OK)
+            mixl_warn("%s; host memory comes from malloc, which peers on this node reach only "
+                      "through slower emulated RMA (data_plane.host_memory)", why);
+    }
     if (type == MIXL_MEM_CUDA)
         return mixl_kv_cuda_alloc(mem, len, device, local_rank, err, err_len);
 
-    /* Page-aligned and touched now, so registration and the first transfer do not fault pages in. */
-    size_t rounded = (len + 4095) & ~(size_t)4095;
-    void *p = aligned_alloc(4096, rounded ? rounded : 4096);
+    void *p = mem->mpi_ptr != NULL ? mem->mpi_ptr : host_alloc(len);
     if (p == NULL) {
         snprintf(err, err_len, "cannot allocate %zu bytes of host memory", len);
         return MIXL_ERR_NO_MEMORY;
     }
-    memset(p, 0, rounded ? rounded : 4096);
     mem->ptr = p;
     mem->len = len;
     mem->type = MIXL_MEM_HOST;
@@ -28,12 +44,13 @@ mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t 
 
 void mixl_kv_mem_free(mixl_kv_mem_t *mem)
 {
-    if (mem->ptr == NULL) return;
-    if (mem->type == MIXL_MEM_CUDA)
+    if (mem->ptr != NULL && mem->type == MIXL_MEM_CUDA)
         mixl_kv_cuda_free(mem);
-    else
+    else if (mem->ptr != NULL && mem->ptr != mem->mpi_ptr)
         free(mem->ptr);
+    if (mem->mpi_ptr != NULL) mixl_mem_free_mpi(mem->mpi_ptr);
     mem->ptr = NULL;
+    mem->mpi_ptr = NULL;
     mem->len = 0;
 }
 

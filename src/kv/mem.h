@@ -15,15 +15,22 @@ typedef struct {
     size_t len;
     mixl_mem_type_t type; /* MIXL_MEM_HOST or MIXL_MEM_CUDA */
     int device;
+    void *mpi_ptr; /* from mixl_mem_alloc_mpi(): ptr itself for host memory, else a placeholder page */
 } mixl_kv_mem_t;
 
 /*
  * Allocate len bytes of zeroed memory of the given type (device: CUDA
  * ordinal; -1 picks local_rank modulo the visible devices). err names the
  * failure, including "built without CUDA".
+ *
+ * With a communicator, the call is collective over it and host memory comes
+ * from mixl_mem_alloc_mpi() (ranks with device memory or len 0 take part
+ * with a placeholder page); should MPI refuse, every rank falls back to
+ * page-aligned malloc with a warning. MPI_COMM_NULL: malloc, not collective.
  */
 mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t type, int device,
-                                int local_rank, char *err, size_t err_len);
+                                int local_rank, MPI_Comm comm, char *err, size_t err_len);
+/* Collective over the allocation's communicator when it had one. */
 void mixl_kv_mem_free(mixl_kv_mem_t *mem);
 
 /* Copy between the memory at off and host memory. */

@@ -2,7 +2,8 @@
  * Transfer correctness over the MPI backend: every rank runs the same case
  * (argv[1]); rank 0 initiates unless the case says otherwise. Each case
  * verifies every byte it moved and that nothing outside the target span
- * changed. Exit 0 only when every rank passed.
+ * changed. Exit 0 only when every rank passed. A second argument "mpi-mem"
+ * takes the pool from mixl_mem_alloc_mpi() instead of malloc.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,7 +388,16 @@ int main(int argc, char **argv)
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD};
     if (argc > 1 && strcmp(argv[1], "timeout") == 0) params.notif_ring = 4;
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
-    pool = aligned_alloc(4096, POOL);
+    int mpi_mem = argc > 2 && strcmp(argv[2], "mpi-mem") == 0;
+    if (mpi_mem) {
+        char err[512];
+        if (mixl_mem_alloc_mpi(MPI_COMM_WORLD, POOL, (void **)&pool, err, sizeof(err)) != MIXL_OK) {
+            fprintf(stderr, "rank %d: %s\n", rank, err);
+            MPI_Abort(MPI_COMM_WORLD, 2);
+        }
+    } else {
+        pool = aligned_alloc(4096, POOL);
+    }
     if (mixl_mem_register(agent, pool, POOL, MIXL_MEM_HOST, 0, &region) != MIXL_OK ||
         mixl_agent_start(agent) != MIXL_OK)
         MPI_Abort(MPI_COMM_WORLD, 2);
@@ -427,7 +437,10 @@ int main(int argc, char **argv)
     free(lens);
     free(displs);
     mixl_agent_destroy(agent);
-    free(pool);
+    if (mpi_mem)
+        mixl_mem_free_mpi(pool);
+    else
+        free(pool);
     free(names);
     free(peer_base);
     MPI_Finalize();

@@ -1,0 +1,141 @@
+/*
+ * Host memory placed by MPI (see mixl_mem_alloc_mpi() in agent.h).
+ *
+ * Each allocation is one MPI_Win_allocate window on a private duplicate of
+ * the caller's communicator (errors return instead of aborting, and the
+ * caller's communicator keeps its error handler). The window itself is never
+ * used for transfers: the agent exposes the memory through its own window
+ * when it is registered. A short list maps pointers back to their windows;
+ * it is touched only at allocation and free, never on the transfer path.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mixl/agent.h>
+
+typedef struct mpi_block {
+    struct mpi_block *next;
+    void *ptr;
+    MPI_Win win;
+    MPI_Comm comm;
+} mpi_block_t;
+
+static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
+static mpi_block_t *blocks;
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (err == NULL || err_len == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *err,
+                                 size_t err_len)
+{
+    char why[MPI_MAX_ERROR_STRING + 64] = "";
+    int init = 0, fin = 0, n = 0, rank = 0;
+
+    if (ptr_p == NULL || comm == MPI_COMM_NULL) {
+        set_err(err, err_len, "mixl_mem_alloc_mpi: %s", ptr_p == NULL ? "no result pointer" : "MPI_COMM_NULL");
+        return MIXL_ERR_INVALID_PARAM;
+    }
+    *ptr_p = NULL;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin) {
+        set_err(err, err_len, "mixl_mem_alloc_mpi: MPI is %s", fin ? "finalized" : "not initialized");
+        return MIXL_ERR_INVALID_PARAM;
+    }
+
+    /* Whole pages, one at least: regions start page-aligned and a rank asking for 0 bytes
+     * still gets a pointer of its own to free. */
+    size_t bytes = len < 4096 ? 4096 : (len + 4095) & ~(size_t)4095;
+    mpi_block_t *b = calloc(1, sizeof(*b));
+    int ok = b != NULL;
+    if (!ok) snprintf(why, sizeof(why), "out of memory");
+    if (len > (size_t)PTRDIFF_MAX - 4096) {
+        ok = 0;
+        snprintf(why, sizeof(why), "%zu bytes is more than MPI can address", len);
+    }
+
+    MPI_Comm work;
+    if (MPI_Comm_dup(comm, &work) != MPI_SUCCESS) {
+        /* Only reached when comm returns errors; MPI is then in no state for the rest. */
+        free(b);
+        set_err(err, err_len, "mixl_mem_alloc_mpi: MPI_Comm_dup failed");
+        return MIXL_ERR_BACKEND;
+    }
+    MPI_Comm_set_errhandler(work, MPI_ERRORS_RETURN);
+
+    /* A rank that cannot go on still takes part, with an empty window. */
+    void *base = NULL;
+    MPI_Win win = MPI_WIN_NULL;
+    int rc = MPI_Win_allocate(ok ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, work, &base, &win);
+    if (rc != MPI_SUCCESS) {
+        char msg[MPI_MAX_ERROR_STRING];
+        int msglen = 0;
+        MPI_Error_string(rc, msg, &msglen);
+        if (ok) snprintf(why, sizeof(why), "MPI_Win_allocate of %zu bytes: %s", bytes, msg);
+        ok = 0;
+        win = MPI_WIN_NULL;
+    }
+
+    /* Every rank learns whether all succeeded, so none keeps memory the others gave up. */
+    int failed = ok ? 0 : 1, any_failed = 1;
+    MPI_Comm_rank(work, &rank);
+    int who = ok ? -1 : rank, first_bad = rank;
+    if (MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS ||
+        MPI_Allreduce(&who, &first_bad, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS)
+        any_failed = 1;
+    MPI_Comm_size(work, &n);
+    if (any_failed) {
+        if (win != MPI_WIN_NULL) MPI_Win_free(&win);
+        MPI_Comm_free(&work);
+        free(b);
+        if (!ok)
+            set_err(err, err_len, "mixl_mem_alloc_mpi on rank %d of %d: %s", rank, n, why);
+        else
+            set_err(err, err_len, "mixl_mem_alloc_mpi: rank %d of %d could not allocate; nothing kept",
+                    first_bad, n);
+        return MIXL_ERR_BACKEND;
+    }
+
+    memset(base, 0, bytes);
+    b->ptr = base;
+    b->win = win;
+    b->comm = work;
+    pthread_mutex_lock(&blocks_lock);
+    b->next = blocks;
+    blocks = b;
+    pthread_mutex_unlock(&blocks_lock);
+    *ptr_p = base;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_mem_free_mpi(void *ptr)
+{
+    mpi_block_t *b = NULL;
+
+    if (ptr == NULL) return MIXL_ERR_INVALID_PARAM;
+    pthread_mutex_lock(&blocks_lock);
+    for (mpi_block_t **pp = &blocks; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->ptr == ptr) {
+            b = *pp;
+            *pp = b->next;
+            break;
+        }
+    pthread_mutex_unlock(&blocks_lock);
+    if (b == NULL) return MIXL_ERR_NOT_FOUND;
+    int rc = MPI_Win_free(&b->win);
+    MPI_Comm_free(&b->comm);
+    free(b);
+    return rc == MPI_SUCCESS ? MIXL_OK : MIXL_ERR_BACKEND;
+}
