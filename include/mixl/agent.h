@@ -252,6 +252,12 @@ MIXL_EXPORT mixl_status_t mixl_xfer_post(mixl_xfer_h xfer);
  * Progress and check a posted request: MIXL_OK once the data is visible at
  * the target (and the notification, if any, was delivered after it),
  * MIXL_IN_PROGRESS, or the error that ended it. Hot path, as above.
+ *
+ * MPI backend: completion is one MPI_Win_flush, which blocks until the
+ * target side is done. Where the window is emulated (malloc memory on a
+ * node without xpmem/knem) that needs the target process to enter MPI
+ * (mixl_notif_poll() does), and no MIXL timeout can cut the flush short.
+ * mixl_mem_alloc_mpi() memory avoids the emulated path.
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_test(mixl_xfer_h xfer);
 
