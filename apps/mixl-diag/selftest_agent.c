@@ -203,7 +203,11 @@ static void agent_path(mixl_diag_t *d, mixl_backend_t backend, int same, json_t 
             mixl_agent_destroy(a.agent);
         return;
     }
-    a.buf = aligned_alloc(4096, AG_REGION);
+    /* The memory mixl-run uses by default; malloc when MPI refuses (every rank alike). */
+    int mpi_mem = mixl_mem_alloc_mpi(MPI_COMM_WORLD, AG_REGION, (void **)&a.buf, NULL, 0) == MIXL_OK;
+    if (!mpi_mem) a.buf = aligned_alloc(4096, AG_REGION);
+    if (d->rank == 0)
+        json_object_set_new(t, "memory", json_string(mpi_mem ? "mixl_mem_alloc_mpi" : "malloc"));
     a.peer_addr = calloc((size_t)d->size, sizeof(uint64_t));
     if (!a.buf || !a.peer_addr) {
         snprintf(a.err, sizeof(a.err), "out of memory for a %zu-byte region", AG_REGION);
@@ -309,7 +313,10 @@ static void agent_path(mixl_diag_t *d, mixl_backend_t backend, int same, json_t 
     MPI_Barrier(MPI_COMM_WORLD);
     mixl_agent_destroy(a.agent);
     free(a.peer_addr);
-    free(a.buf);
+    if (mpi_mem)
+        mixl_mem_free_mpi(a.buf);
+    else
+        free(a.buf);
 }
 
 void mixl_diag_selftest_agent(mixl_diag_t *d)
