@@ -63,6 +63,14 @@ static mixl_status_t one(mixl_op_t op, int peer, uint64_t loff, uint64_t roff, u
     return st;
 }
 
+/* Zero every rank's pool, and only then let anyone write: on memory peers map directly a put can
+ * land the moment it is issued, before a slower target has finished clearing. */
+static void clear_pool(void)
+{
+    memset(pool, 0, POOL);
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 /* Wait for n notifications; returns how many arrived before the deadline. */
 static size_t wait_notifs(mixl_notif_t *out, size_t n, double seconds)
 {
@@ -130,7 +138,7 @@ static void case_small_descs(void)
 {
     enum { N = 4096, B = 256 };
     mixl_desc_t *l = malloc(N * sizeof(*l)), *r = malloc(N * sizeof(*r));
-    memset(pool, 0, POOL);
+    clear_pool();
     if (rank == 0) {
         for (uint64_t i = 0; i < (uint64_t)N * B; i++) pool[i] = fill_byte(i, 99);
         for (int i = 0; i < N; i++) {
@@ -168,7 +176,7 @@ static void case_small_descs(void)
 static void case_in_flight(void)
 {
     enum { N = 64, B = 65536 };
-    memset(pool, 0, POOL);
+    clear_pool();
     if (rank == 0) {
         mixl_xfer_h x[N];
         for (uint64_t i = 0; i < (uint64_t)N * B; i++) pool[i] = fill_byte(i, 5);
@@ -215,7 +223,7 @@ static void case_in_flight(void)
 static void case_notif_order(void)
 {
     enum { N = 2000, B = 32768 };
-    memset(pool, 0, POOL);
+    clear_pool();
     if (rank == 0) {
         for (int i = 0; i < N; i++) {
             uint64_t slot = (uint64_t)(i % 64) * B;
@@ -250,7 +258,7 @@ static void case_notif_order(void)
 static void case_reuse(void)
 {
     enum { N = 10000, B = 4096 };
-    memset(pool, 0, POOL);
+    clear_pool();
     if (rank == 0) {
         mixl_desc_t l = desc((uint64_t)(uintptr_t)pool, B), r = desc(peer_base[1], B);
         mixl_xfer_params_t p = {.size = sizeof(p), .op = MIXL_OP_WRITE, .peer = names[1],
@@ -306,7 +314,7 @@ static void case_read_notify(void)
 static void case_many_to_one(void)
 {
     enum { B = 4 << 20 };
-    memset(pool, 0, POOL);
+    clear_pool();
     if (rank != 0) {
         for (int b = 0; b < B; b++) pool[b] = fill_byte((uint64_t)b, (uint32_t)rank);
         for (int round = 0; round < 8; round++) {
