@@ -591,9 +591,11 @@ static void keep_alive(struct mixl_md_store *s)
         s->outage_logged = 0;
     } else {
         if (!s->outage_logged) {
-            mixl_warn("metadata store %s: keeping lease %llx alive failed (%s); retrying every %d ms",
-                      s->prefix, (unsigned long long)s->lease, mixl_registry_last_error(s->reg),
-                      s->refresh_ms);
+            /* The handle keeps its first error, which may come from another thread's call. */
+            mixl_warn("metadata store %s: keeping lease %llx alive failed: %s (first error on the "
+                      "registry handle: %s); retrying every %d ms",
+                      s->prefix, (unsigned long long)s->lease, mixl_status_str(status),
+                      mixl_registry_last_error(s->reg), s->refresh_ms);
         }
         s->outage_logged = 1;
         mixl_registry_clear_error(s->reg);
