@@ -240,8 +240,12 @@ mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
             snprintf(c->why, sizeof(c->why), "self-test passed");
         } else {
             if (!ok) mixl_warn("agent %s: device-window self-test failed here: %s", tp->agent_name, why);
-            snprintf(c->why, sizeof(c->why), "device-window self-test failed on rank %d%s%s",
-                     first_bad, ok ? "" : ": ", ok ? "" : why);
+            /* The reason may be cut short to fit; the warning above has it whole. */
+            int n = snprintf(c->why, sizeof(c->why), "device-window self-test failed on rank %d",
+                             first_bad);
+            if (!ok && n > 0 && (size_t)n < sizeof(c->why))
+                snprintf(c->why + n, sizeof(c->why) - (size_t)n, ": %.*s",
+                         (int)(sizeof(c->why) - (size_t)n), why);
         }
     }
     if (m->gpu_path == MIXL_GPU_PATH_DEVICE_WIN && !m->device_windows)
