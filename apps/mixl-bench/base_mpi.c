@@ -44,14 +44,15 @@ static mixl_status_t mpi_iter(void *p)
     return rc == MPI_SUCCESS ? MIXL_OK : MIXL_ERR_BACKEND;
 }
 
-static void mpi_row(bench_row_t *row, unsigned pattern, unsigned wkind, int write)
+static void mpi_row(const bench_ctx_t *ctx, bench_row_t *row, unsigned pattern, unsigned wkind,
+                    int write)
 {
     bench_row_init(row);
     snprintf(row->mode, sizeof(row->mode), "mpi");
     snprintf(row->backend, sizeof(row->backend), "%s",
              wkind == BENCH_WIN_CREATE ? "win-create" : "win-allocate");
     snprintf(row->op, sizeof(row->op), "%s", write ? "WRITE" : "READ");
-    snprintf(row->mem, sizeof(row->mem), "host");
+    snprintf(row->mem, sizeof(row->mem), "%s", bench_mem_name(ctx->opts->mpi_origin)); /* origin */
     snprintf(row->pattern, sizeof(row->pattern), "%s", bench_pattern_name(pattern));
 }
 
@@ -67,7 +68,7 @@ static mixl_status_t mpi_point(bench_ctx_t *ctx, mpi_arg_t *arg, unsigned patter
     mixl_status_t st;
     bench_row_t row;
 
-    mpi_row(&row, pattern, wkind, arg->write);
+    mpi_row(ctx, &row, pattern, wkind, arg->write);
     row.size = arg->size;
     row.batch = arg->batch;
     row.xfer_ops = arg->batch;
@@ -100,7 +101,7 @@ static mixl_status_t mpi_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int w
                      .batch = batch, .contig = ctx->opts->contig, .write = write};
     if (size > INT_MAX) {
         bench_row_t row;
-        mpi_row(&row, m->pattern, m->wkind, write);
+        mpi_row(ctx, &row, m->pattern, m->wkind, write);
         row.size = size;
         row.batch = batch;
         bench_skip_row(ctx, &row, "size above MPI's int count");
@@ -133,8 +134,16 @@ static mixl_status_t mpi_open(bench_ctx_t *ctx, unsigned pattern, unsigned wkind
     if (role.ninit == 0 || rs->n == BENCH_RUNNERS_MAX) return MIXL_OK;
     m = calloc(1, sizeof(*m));
     if (m == NULL) st = MIXL_ERR_NO_MEMORY;
-    if (st == MIXL_OK && role.initiator)
+    if (ctx->opts->mpi_origin == BENCH_MEM_HOST_MPI) {
+        /* Collective: every rank takes part, even one that could not allocate its runner. */
+        bench_buf_t origin = {0};
+        mixl_status_t ost = bench_buf_alloc_mpi(comm, role.initiator ? maxbytes : 0, 3, &origin, note,
+                                                sizeof(note));
+        if (st == MIXL_OK) st = ost;
+        if (m != NULL) m->local = origin;
+    } else if (st == MIXL_OK && role.initiator) {
         st = bench_buf_alloc(BENCH_MEM_HOST, maxbytes, 3, &m->local, note, sizeof(note));
+    }
     if (st == MIXL_OK && wkind == BENCH_WIN_CREATE)
         st = bench_buf_alloc(BENCH_MEM_HOST, (size_t)winlen, 4, &m->exposed, note, sizeof(note));
     st = bench_agree(ctx, st, note, agreed, sizeof(agreed));
@@ -168,7 +177,7 @@ err_skip:
     }
     for (int write = 1; write >= 0; write--) {
         bench_row_t row;
-        mpi_row(&row, pattern, wkind, write);
+        mpi_row(ctx, &row, pattern, wkind, write);
         bench_skip_row(ctx, &row, agreed);
     }
     return st == MIXL_ERR_TIMED_OUT ? st : MIXL_OK;
@@ -182,7 +191,7 @@ mixl_status_t bench_mpi_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runne
 
     if (comm == MPI_COMM_NULL) {
         bench_row_t row;
-        mpi_row(&row, BENCH_PATTERN_PAIRWISE, BENCH_WIN_ALLOCATE, 1);
+        mpi_row(ctx, &row, BENCH_PATTERN_PAIRWISE, BENCH_WIN_ALLOCATE, 1);
         bench_skip_row(ctx, &row, "no MPI communicator in this bootstrap");
         return MIXL_OK;
     }

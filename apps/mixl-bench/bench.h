@@ -68,6 +68,7 @@ typedef struct {
     int contig;             /* batch descriptors adjacent on both sides (merged) */
     int timeout_ms;         /* bound on every wait */
     unsigned mpi_wins;      /* BENCH_WIN_*: window kinds of the raw MPI loop */
+    unsigned mpi_origin;    /* BENCH_MEM_HOST or _HOST_MPI: where the raw loop's origin buffer lives */
     /* model-shaped mode */
     const bench_model_t *models[BENCH_LIST_MAX];
     size_t nmodels;

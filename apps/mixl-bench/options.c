@@ -54,6 +54,7 @@ void bench_opts_default(bench_opts_t *o)
     o->reps = 3;
     o->timeout_ms = 60000;
     o->mpi_wins = BENCH_WIN_ALLOCATE | BENCH_WIN_CREATE;
+    o->mpi_origin = BENCH_MEM_HOST;
     o->models[o->nmodels++] = &bench_models[0];
     o->models[o->nmodels++] = &bench_models[1];
     o->tokens[o->ntokens++] = 1024;
@@ -199,7 +200,7 @@ enum {
     OPT_MODES = 256, OPT_OPS, OPT_MEM, OPT_BACKENDS, OPT_PATTERN, OPT_SIZES, OPT_BATCH,
     OPT_MAX_REQUEST, OPT_ITERS, OPT_WARMUP, OPT_REPS, OPT_CONTIG, OPT_TIMEOUT, OPT_MODELS,
     OPT_TOKENS, OPT_BLOCKS, OPT_SCHEMES, OPT_MODEL_ITERS, OPT_MODEL_MAX, OPT_NO_NOTIFY, OPT_UCX,
-    OPT_UCX_PORT, OPT_MPI_WIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
+    OPT_UCX_PORT, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -226,6 +227,7 @@ static const struct option long_opts[] = {
     {"ucx-perftest", required_argument, NULL, OPT_UCX},
     {"ucx-port", required_argument, NULL, OPT_UCX_PORT},
     {"mpi-win", required_argument, NULL, OPT_MPI_WIN},
+    {"mpi-origin", required_argument, NULL, OPT_MPI_ORIGIN},
     {"csv", required_argument, NULL, OPT_CSV},
     {"json", required_argument, NULL, OPT_JSON},
     {"hdf5", required_argument, NULL, OPT_HDF5},
@@ -256,6 +258,13 @@ mixl_status_t bench_opts_parse(int argc, char **argv, bench_opts_t *o, char *err
             st = parse_names("pattern", optarg, pattern_names, &o->patterns, err, errlen);
             break;
         case OPT_MPI_WIN: st = parse_names("mpi-win", optarg, win_names, &o->mpi_wins, err, errlen); break;
+        case OPT_MPI_ORIGIN:
+            st = parse_names("mpi-origin", optarg, mem_names, &o->mpi_origin, err, errlen);
+            if (st == MIXL_OK && o->mpi_origin != BENCH_MEM_HOST && o->mpi_origin != BENCH_MEM_HOST_MPI) {
+                snprintf(err, errlen, "--mpi-origin: one of host, host-mpi, not '%s'", optarg);
+                st = MIXL_ERR_INVALID_PARAM;
+            }
+            break;
         case OPT_SCHEMES:
             st = parse_names("schemes", optarg, scheme_names, &o->schemes, err, errlen);
             break;
@@ -399,6 +408,8 @@ void bench_usage(FILE *out, const char *prog)
             "  --mpi-win LIST      raw MPI loop windows: allocate (MPI_Win_allocate, OSU's\n"
             "                      default), create (MPI_Win_create on malloc'd memory, the\n"
             "                      kind MIXL exposes); default both\n"
+            "  --mpi-origin KIND   raw MPI loop's origin buffer: host (malloc, default) or\n"
+            "                      host-mpi (mixl_mem_alloc_mpi, like MIXL's host-mpi rows)\n"
             "  --ucx-perftest PATH ucx_perftest program (default: from PATH)\n"
             "  --ucx-port N        its TCP port (default: chosen free port)\n"
             "  --csv FILE --json FILE --hdf5 FILE   write the results there too\n"

@@ -109,6 +109,11 @@ static void test_names(void **state)
     assert_non_null(strstr(err, "gpt2"));
     assert_int_equal(parse(&o, err, sizeof(err), "--mpi-win", "create", NULL), MIXL_OK);
     assert_int_equal(o.mpi_wins, BENCH_WIN_CREATE);
+    assert_int_equal(o.mpi_origin, BENCH_MEM_HOST);
+    assert_int_equal(parse(&o, err, sizeof(err), "--mpi-origin", "host-mpi", NULL), MIXL_OK);
+    assert_int_equal(o.mpi_origin, BENCH_MEM_HOST_MPI);
+    assert_int_equal(parse(&o, err, sizeof(err), "--mpi-origin", "cuda", NULL), MIXL_ERR_INVALID_PARAM);
+    assert_non_null(strstr(err, "--mpi-origin"));
 }
 
 static void test_numbers_and_misc(void **state)
