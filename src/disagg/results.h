@@ -45,6 +45,7 @@ typedef struct mixl_dg_results {
     uint64_t bytes_per_token;
     uint64_t max_queued; /* most requests waiting for decode blocks at once */
     char path_report[512];
+    const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
 } mixl_dg_results_t;
 
 /* Print the summary table (and totals) to out. Returns the number of failed requests. */

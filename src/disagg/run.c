@@ -115,6 +115,8 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
     }
     if (dg.rank == 0) {
         snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg.agent));
+        /* The allocation was agreed collectively: the router's own page says how every rank fared. */
+        res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
         st = dg_router_run(&dg, wl, &res);
         if (st != MIXL_OK) {
             /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */

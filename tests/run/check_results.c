@@ -1,6 +1,7 @@
 /*
  * Checks a mixl-run results file through the HDF5 API:
  *   check_results FILE REQUESTS [--mode push|pull] [--queued] [--errors K]
+ *                 [--host-memory MPI_Win_allocate|malloc]
  * every expected dataset is there with one entry per request, every request
  * was verified (status 0, no bad block), each request moved exactly
  * prompt_tokens x kv_bytes_per_token bytes, the run's attributes (config,
@@ -89,11 +90,12 @@ int main(int argc, char **argv)
     }
     const char *file = argv[1];
     size_t n = (size_t)strtoull(argv[2], NULL, 10);
-    const char *mode = NULL;
+    const char *mode = NULL, *host_memory = NULL;
     int want_queued = 0;
     long want_errors = 0;
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) mode = argv[++i];
+        if (strcmp(argv[i], "--host-memory") == 0 && i + 1 < argc) host_memory = argv[++i];
         if (strcmp(argv[i], "--queued") == 0) want_queued = 1;
         if (strcmp(argv[i], "--errors") == 0 && i + 1 < argc) want_errors = atol(argv[++i]);
     }
@@ -179,6 +181,10 @@ int main(int argc, char **argv)
         CHECK(read_attr_str(f, "/", "transfer_mode", sval, sizeof(sval)) == 0 &&
                   strcmp(sval, mode) == 0,
               "transfer_mode is %s, expected %s", sval, mode);
+    if (host_memory != NULL)
+        CHECK(read_attr_str(f, "/", "host_memory", sval, sizeof(sval)) == 0 &&
+                  strcmp(sval, host_memory) == 0,
+              "host_memory is %s, expected %s", sval, host_memory);
     if (want_queued)
         CHECK(read_attr_u64(f, "/summary", "max_queued", &queued) == 0 && queued > 0,
               "expected requests to wait for decode blocks (max_queued %" PRIu64 ")", queued);
