@@ -44,7 +44,8 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
     int init = 0, fin = 0, n = 0, rank = 0;
 
     if (ptr_p == NULL || comm == MPI_COMM_NULL) {
-        set_err(err, err_len, "mixl_mem_alloc_mpi: %s", ptr_p == NULL ? "no result pointer" : "MPI_COMM_NULL");
+        set_err(err, err_len, "mixl_mem_alloc_mpi: %s",
+                ptr_p == NULL ? "no result pointer" : "MPI_COMM_NULL");
         return MIXL_ERR_INVALID_PARAM;
     }
     *ptr_p = NULL;
@@ -88,15 +89,13 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
         win = MPI_WIN_NULL;
     }
 
-    /* Every rank learns whether all succeeded, so none keeps memory the others gave up. */
-    int failed = ok ? 0 : 1, any_failed = 1;
+    /* Every rank learns whether all succeeded (and which failed last), so none keeps memory
+     * the others gave up. */
     MPI_Comm_rank(work, &rank);
-    int who = ok ? -1 : rank, first_bad = rank;
-    if (MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS ||
-        MPI_Allreduce(&who, &first_bad, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS)
-        any_failed = 1;
     MPI_Comm_size(work, &n);
-    if (any_failed) {
+    int who = ok ? -1 : rank, bad = rank;
+    if (MPI_Allreduce(&who, &bad, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS) bad = rank;
+    if (bad >= 0) {
         if (win != MPI_WIN_NULL) MPI_Win_free(&win);
         MPI_Comm_free(&work);
         free(b);
@@ -104,7 +103,7 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
             set_err(err, err_len, "mixl_mem_alloc_mpi on rank %d of %d: %s", rank, n, why);
         else
             set_err(err, err_len, "mixl_mem_alloc_mpi: rank %d of %d could not allocate; nothing kept",
-                    first_bad, n);
+                    bad, n);
         return MIXL_ERR_BACKEND;
     }
 
