@@ -14,6 +14,9 @@
  *                     ACTIVE, port 2 DOWN) must be read back as such
  * --expect-pml NAME   the pml Open MPI selected must be NAME, and the osc
  *                     component of the same name must be loaded
+ * --selftest-ok       both agent self-tests (MPI and TCP) must have passed with
+ *                     their data verified: a failure reported as a finding is
+ *                     still a failure here
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +80,7 @@ int main(int argc, char **argv)
 {
     const char *file = NULL, *registry = "none";
     long ranks = -1;
-    int rdma_fixture = 0;
+    int rdma_fixture = 0, selftest_ok = 0;
     const char *expect_pml = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ranks") && i + 1 < argc)
@@ -88,12 +91,17 @@ int main(int argc, char **argv)
             expect_pml = argv[++i];
         else if (!strcmp(argv[i], "--rdma-fixture"))
             rdma_fixture = 1;
-        else
+        else if (!strcmp(argv[i], "--selftest-ok"))
+            selftest_ok = 1;
+        else if (argv[i][0] == '-') {
+            fprintf(stderr, "diag_json_check: unknown option %s\n", argv[i]);
+            return 2;
+        } else
             file = argv[i];
     }
     if (!file || ranks < 1) {
         fprintf(stderr, "usage: diag_json_check <report.json> --ranks N [--registry down|up|none] "
-                        "[--rdma-fixture]\n");
+                        "[--rdma-fixture] [--expect-pml NAME] [--selftest-ok]\n");
         return 2;
     }
     json_error_t err;
@@ -223,6 +231,11 @@ int main(int argc, char **argv)
             CHECK(ag_status && strcmp(ag_status, "skipped"), "mixl-agent %s self-test did not run",
                   backends[b]);
             CHECK(json_is_string(json_object_get(ag, "data_path")), "mixl-agent data_path missing");
+            if (selftest_ok)
+                CHECK(ag_status && !strcmp(ag_status, "ok") && json_is_true(json_object_get(ag, "data_ok")),
+                      "mixl-agent %s self-test status %s, expected ok with its data verified (%s)",
+                      backends[b], ag_status ? ag_status : "(none)",
+                      json_string_value(json_object_get(ag, "error")) ?: "no error given");
             if (ag_status && !strcmp(ag_status, "ok")) {
                 CHECK(json_is_true(json_object_get(ag, "data_ok")), "agent ok without data_ok");
                 static const char *const agnums[] = {"write_latency_us", "read_latency_us",

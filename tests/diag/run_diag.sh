@@ -3,9 +3,14 @@
 #   run_diag.sh <case> [MPIRUN...]
 # cases:
 #   single         singleton (no launcher), JSON validated, self-test skipped
-#   ranks2         under MPIRUN with 2 ranks, the self-tests must run; with MIXL's MCA
-#                  defaults Open MPI must report pml ucx selected and osc ucx loaded
-#   ranks2-system  the same with --system-mca: the MPI library's own component choice
+#   ranks2         under MPIRUN with 2 ranks, the self-tests must run and pass (a failed
+#                  agent self-test fails the case even when reported as a finding), Open MPI
+#                  must report pml ucx selected and osc ucx loaded; the checker must reject
+#                  the same report with an agent self-test turned into a failure
+#   ranks2-system  with --system-mca, under an MPIRUN without MCA flags or OMPI_MCA_*
+#                  variables: the MPI library's own component choice, self-tests must pass
+#   ranks2-defaults under the same bare MPIRUN without --system-mca: MIXL's MCA defaults
+#                  (mixl_mpi_defaults(), what mixl_mpi_init() sets) must select pml ucx
 #   registry-down  --etcd on a closed loopback port: a finding, exit code 0
 #   registry-up    --etcd on an etcd server started here on free ports (stopped by PID)
 #   rdma           a sysfs tree with one device (port 1 ACTIVE, port 2 DOWN) read back
@@ -58,12 +63,41 @@ case $case_name in
   ranks2)
     [ $# -gt 0 ] || { echo "ranks2 needs the mpirun command" >&2; exit 2; }
     launcher=("$@" -np 2)
-    run --ranks 2 --expect-pml ucx -- --selftest-seconds 0.2
+    run --ranks 2 --expect-pml ucx --selftest-ok -- --selftest-seconds 0.2
+    # The checker itself: a report whose TCP agent self-test failed (and says so in a
+    # finding) must be refused.
+    python3 - "$tmp/report.json" "$tmp/failed.json" <<'PY' || { echo "FAIL: cannot edit the report" >&2; exit 1; }
+import json, sys
+r = json.load(open(sys.argv[1]))
+ag = r["selftest"][3]
+ag.update(status="failed", data_ok=False, error="injected failure")
+r["findings"].append({"severity": "error", "code": "selftest_failed", "message": "injected"})
+json.dump(r, open(sys.argv[2], "w"))
+PY
+    if "$MIXL_DIAG_CHECK" "$tmp/failed.json" --ranks 2 --selftest-ok 2>"$tmp/check.err"; then
+      echo "FAIL: diag_json_check accepted a failed agent self-test" >&2; exit 1
+    fi
+    grep -q "mixl-agent tcp self-test status failed" "$tmp/check.err" ||
+      { echo "FAIL: the checker did not name the failed self-test" >&2; cat "$tmp/check.err" >&2; exit 1; }
     ;;
-  ranks2-system)
-    [ $# -gt 0 ] || { echo "ranks2-system needs the mpirun command" >&2; exit 2; }
+  ranks2-system|ranks2-defaults)
+    [ $# -gt 0 ] || { echo "$case_name needs the mpirun command" >&2; exit 2; }
+    for v in $(env | grep -o '^OMPI_MCA_[a-z_]*' || true); do
+      case $v in OMPI_MCA_pml|OMPI_MCA_osc|OMPI_MCA_opal_common_ucx_*)
+        echo "FAIL: $v is set; this case must run without an MCA selection" >&2; exit 1 ;;
+      esac
+    done
+    for a in "$@"; do
+      [ "$a" != "--mca" ] || { echo "FAIL: MCA flags given to $case_name: $*" >&2; exit 1; }
+    done
     launcher=("$@" -np 2)
-    run --ranks 2 -- --selftest-seconds 0.2 --system-mca
+    if [ "$case_name" = ranks2-system ]; then
+      run --ranks 2 --selftest-ok -- --selftest-seconds 0.2 --system-mca
+      grep -q '"mixl_mca_defaults": false' "$tmp/report.json" ||
+        { echo "FAIL: report does not say MIXL's MCA defaults were left out" >&2; exit 1; }
+    else
+      run --ranks 2 --expect-pml ucx --selftest-ok -- --selftest-seconds 0.2
+    fi
     ;;
   registry-down)
     port=$(closed_port) || { echo "no closed port found" >&2; exit 1; }

@@ -640,14 +640,22 @@ int conf_run(conf_env_t *env)
     CHECK_ST(mixl_registry_create(&p, &reg), MIXL_OK);
     if (reg == NULL) return conf_failures;
 
+    size_t ran = 0;
     for (size_t i = 0; i < sizeof(conf_tests) / sizeof(conf_tests[0]); i++) {
         int before = conf_failures;
         if (only != NULL && strcmp(only, conf_tests[i].name) != 0) continue;
+        ran++;
         env->barrier(env);
         conf_tests[i].fn(env, reg);
         printf("[%s rank %d] %-30s %s\n", env->backend, env->rank, conf_tests[i].name,
                conf_failures == before ? "ok" : "FAILED");
         fflush(stdout);
+    }
+    /* A misspelt MIXL_CONF_ONLY would otherwise run nothing and pass. */
+    if (ran == 0) {
+        fprintf(stderr, "[%s rank %d] MIXL_CONF_ONLY=%s names no conformance case\n", env->backend,
+                env->rank, only);
+        conf_failures++;
     }
     env->barrier(env);
     mixl_registry_destroy(reg);

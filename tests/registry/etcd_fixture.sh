@@ -9,13 +9,17 @@
 #   etcd_fixture.sh cluster <dir> start a 3-member cluster instead (pids in <dir>/pid.N, all
 #                                 client URLs comma-separated in <dir>/endpoint)
 #   etcd_fixture.sh kill-member <dir> N   stop member N of the cluster by pid
-#   etcd_fixture.sh stop <dir>    stop it (or every member) by pid and remove <dir>
+#   etcd_fixture.sh stop <dir>... stop it (or every member) and remove <dir>, for each <dir>
+# Every etcd runs in its own session and process group (setsid), and is stopped by killing
+# that group: the stop fixture cleans up after a test that CTest killed (SIGKILL runs no
+# trap), and start first stops whatever an earlier, killed run left in <dir>.
 # ETCD_EXTRA_ARGS adds flags (e.g. --auth-token-ttl 1) to start and restart.
 # TLS=1 with start: make a throwaway CA, server and client certificates in <dir>/tls
 # (ca.crt, client.crt, client.key) and serve https with client-certificate auth; without
-# openssl it writes <dir>/skip instead and the tests report SKIP.
-# Without etcd installed, start prints SKIP and exits 0 writing no endpoint: the tests then
-# report SKIP (77) themselves.
+# openssl it exits 77 (SKIP) with the reason, and writes <dir>/skip.
+# Without etcd or etcdctl installed (etcd-server, etcd-client), start exits 77 (SKIP) with
+# the reason and writes no endpoint: the tests then report SKIP (77) themselves. Any other
+# failure to start is a failure (exit 1).
 set -euo pipefail
 
 cmd=${1:?usage: etcd_fixture.sh start|restart|stop <dir>}
@@ -82,7 +86,7 @@ launch() {
     fi
     sleep 0.1
   done
-  kill "$pid" 2>/dev/null || true
+  stop_group "$pid"
   return 1
 }
 
@@ -129,42 +133,56 @@ launch_cluster() {
   return 1
 }
 
+# Stop the process group led by pid $1 (setsid made etcd its leader): TERM, then KILL.
+# Only an etcd whose command line names <dir> is touched: a stale pid file from an earlier
+# boot must not kill an unrelated process that got the same pid.
+stop_group() {
+  local pid=$1
+  [[ $pid =~ ^[0-9]+$ ]] && [ "$pid" -gt 1 ] || return 0
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir" || return 0
+  if kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null; then
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  fi
+}
+
 stop_cluster() {
   for f in "$dir"/pid.*; do
     [ -f "$f" ] || continue
-    local pid
-    pid=$(cat "$f")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_group "$(cat "$f")"
     rm -f "$f"
   done
 }
 
 stop_pid() {
   [ -f "$dir/pid" ] || return 0
-  local pid
-  pid=$(cat "$dir/pid")
-  if kill "$pid" 2>/dev/null; then
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  fi
+  stop_group "$(cat "$dir/pid")"
   rm -f "$dir/pid"
+}
+
+# Exit 77 (SKIP) with the reason when etcd or etcdctl is not installed.
+need_etcd() {
+  local b
+  for b in "$ETCD" "$ETCDCTL"; do
+    if [ ! -x "$b" ]; then
+      echo "SKIP: $b not installed (scripts/deps.sh installs etcd-server and etcd-client)"
+      exit 77
+    fi
+  done
 }
 
 case "$cmd" in
 start)
-  if [ ! -x "$ETCD" ]; then
-    echo "SKIP: $ETCD not installed; etcd tests will report SKIP"
-    exit 0
-  fi
+  need_etcd
+  stop_pid
+  stop_cluster
   rm -rf "$dir"
   mkdir -p "$dir"
   if [ "$scheme" = https ]; then
     if ! command -v openssl >/dev/null; then
       echo "openssl not installed: no TLS certificates" >"$dir/skip"
       echo "SKIP: openssl not installed; TLS etcd tests will report SKIP"
-      exit 0
+      exit 77
     fi
     make_certs || { cat "$dir/openssl.log" >&2; exit 1; }
     set_tls_args
@@ -191,10 +209,9 @@ restart)
   launch "$cp" "$pp"
   ;;
 cluster)
-  if [ ! -x "$ETCD" ]; then
-    echo "SKIP: $ETCD not installed; etcd tests will report SKIP"
-    exit 0
-  fi
+  need_etcd
+  stop_pid
+  stop_cluster
   rm -rf "$dir"
   mkdir -p "$dir"
   for _ in 1 2 3; do
@@ -212,10 +229,7 @@ cluster)
 kill-member)
   n=${3:?member number}
   if [ -f "$dir/pid.$n" ]; then
-    pid=$(cat "$dir/pid.$n")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_group "$(cat "$dir/pid.$n")"
     rm -f "$dir/pid.$n"
   fi
   ;;
@@ -223,9 +237,12 @@ kill)
   stop_pid
   ;;
 stop)
-  stop_pid
-  stop_cluster
-  rm -rf "$dir"
+  shift
+  for dir in "$@"; do
+    stop_pid
+    stop_cluster
+    rm -rf "$dir"
+  done
   ;;
 *)
   echo "unknown command $cmd" >&2

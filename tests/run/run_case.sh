@@ -38,7 +38,11 @@ if [ "$kind" = ok ]; then
   grep -q "errors 0" "$work/stdout" || { echo "summary does not report 0 errors" >&2; exit 1; }
   "$MIXL_CHECK" "$out" "$arg" "${extra[@]}" || exit 1
   if [ -n "${MIXL_ETCD_DIR:-}" ]; then
-    left=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoint" get --prefix "" --keys-only 2>&1 | grep -c mixl_metadata)
+    # A missing or failing etcdctl must not read as "no keys left".
+    command -v etcdctl >/dev/null || { echo "etcdctl (etcd-client) not installed: cannot check etcd" >&2; exit 1; }
+    ETCDCTL_API=3 etcdctl --endpoints="$endpoint" get --prefix "" --keys-only >"$work/keys" 2>"$work/etcdctl.err" ||
+      { echo "etcdctl get failed:" >&2; cat "$work/etcdctl.err" >&2; exit 1; }
+    left=$(grep -c mixl_metadata "$work/keys")
     [ "$left" -eq 0 ] || { echo "$left metadata keys left in etcd after the run" >&2; exit 1; }
   fi
 elif [ "$kind" = errors ]; then
