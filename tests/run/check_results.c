@@ -1,13 +1,20 @@
 /*
  * Checks a mixl-run results file through the HDF5 API:
- *   check_results FILE REQUESTS [--mode push|pull] [--queued] [--errors K]
- *                 [--host-memory MPI_Win_allocate|malloc]
- * every expected dataset is there with one entry per request, every request
- * was verified (status 0, no bad block), each request moved exactly
- * prompt_tokens x kv_bytes_per_token bytes, the run's attributes (config,
- * versions) are present, with --queued that back-pressure held requests, and
- * with --errors K that exactly K requests failed their checksums (and were
+ *   check_results FILE REQUESTS [--mode push|pull] [--queued] [--failed ID,ID...]
+ *                 [--host-memory MPI_Win_allocate|malloc] [--lengths LENGTHS_FILE]
+ *                 [--bytes-per-token B]
+ * every expected dataset is there with one entry per request, the request
+ * ids are 0..REQUESTS-1 each exactly once, every request was verified
+ * (status 0, no bad block), each request moved exactly prompt_tokens x
+ * kv_bytes_per_token bytes, the run's attributes (config, versions) are
+ * present, with --queued that back-pressure held requests, and with
+ * --failed exactly the requests named failed their checksums (and were
  * counted) while every other one was verified.
+ * The figures mixl-run reports are cross-checked against sources it did not
+ * compute: --lengths names the prompt-lengths file the test wrote and gave
+ * to the workload (request i has the file's length number i, cycled), and
+ * --bytes-per-token the KV bytes per token of the model's geometry, worked
+ * out by the test.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -27,6 +34,46 @@ static int failures;
             failures++;                                                                            \
         }                                                                                          \
     } while (0)
+
+/* The lengths file as the workload reads it: one length a line, blank lines and '#' skipped. */
+static size_t read_lengths(const char *path, uint64_t **lens_p)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    uint64_t *lens = NULL;
+    size_t n = 0, cap = 0;
+    if (f == NULL) return 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *p = line + strspn(line, " \t");
+        if (*p == '#' || *p == '\n' || *p == '\0') continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            uint64_t *grown = realloc(lens, cap * sizeof(*lens));
+            if (grown == NULL) break;
+            lens = grown;
+        }
+        lens[n++] = strtoull(p, NULL, 10);
+    }
+    fclose(f);
+    *lens_p = lens;
+    return n;
+}
+
+/* "3,7" -> a 0/1 mark per request; the count of ids, or -1 on an id out of range. */
+static long parse_failed(const char *list, size_t n, unsigned char *mark)
+{
+    long count = 0;
+    for (const char *p = list; *p != '\0';) {
+        char *end;
+        unsigned long long id = strtoull(p, &end, 10);
+        if (end == p || id >= n) return -1;
+        if (!mark[id]) count++;
+        mark[id] = 1;
+        p = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0') return -1;
+    }
+    return count;
+}
 
 static int read_u64(hid_t f, const char *path, uint64_t *out, size_t n)
 {
@@ -85,19 +132,44 @@ static int read_attr_str(hid_t f, const char *obj, const char *name, char *buf, 
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: check_results FILE REQUESTS [--mode push|pull] [--queued]\n");
+        fprintf(stderr, "usage: check_results FILE REQUESTS [--mode push|pull] [--queued] "
+                        "[--failed ID,...] [--host-memory KIND] [--lengths FILE] [--bytes-per-token B]\n");
         return 2;
     }
     const char *file = argv[1];
     size_t n = (size_t)strtoull(argv[2], NULL, 10);
-    const char *mode = NULL, *host_memory = NULL;
+    const char *mode = NULL, *host_memory = NULL, *lengths_file = NULL, *failed_list = "";
     int want_queued = 0;
     long want_errors = 0;
+    uint64_t want_bpt = 0;
+    if (n == 0) {
+        fprintf(stderr, "check_results: REQUESTS must be a positive count, got '%s'\n", argv[2]);
+        return 2;
+    }
     for (int i = 3; i < argc; i++) {
         if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) mode = argv[++i];
-        if (strcmp(argv[i], "--host-memory") == 0 && i + 1 < argc) host_memory = argv[++i];
-        if (strcmp(argv[i], "--queued") == 0) want_queued = 1;
-        if (strcmp(argv[i], "--errors") == 0 && i + 1 < argc) want_errors = atol(argv[++i]);
+        else if (strcmp(argv[i], "--host-memory") == 0 && i + 1 < argc) host_memory = argv[++i];
+        else if (strcmp(argv[i], "--queued") == 0) want_queued = 1;
+        else if (strcmp(argv[i], "--failed") == 0 && i + 1 < argc) failed_list = argv[++i];
+        else if (strcmp(argv[i], "--lengths") == 0 && i + 1 < argc) lengths_file = argv[++i];
+        else if (strcmp(argv[i], "--bytes-per-token") == 0 && i + 1 < argc)
+            want_bpt = strtoull(argv[++i], NULL, 10);
+        else {
+            fprintf(stderr, "check_results: unknown or incomplete option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    unsigned char *want_failed = calloc(n, 1);
+    want_errors = want_failed ? parse_failed(failed_list, n, want_failed) : -1;
+    if (want_errors < 0) {
+        fprintf(stderr, "check_results: --failed '%s': expected request ids below %zu\n", failed_list, n);
+        return 2;
+    }
+    uint64_t *lens = NULL;
+    size_t nlens = 0;
+    if (lengths_file != NULL && (nlens = read_lengths(lengths_file, &lens)) == 0) {
+        fprintf(stderr, "check_results: %s: no prompt lengths\n", lengths_file);
+        return 2;
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -114,7 +186,7 @@ int main(int argc, char **argv)
         "first_byte_us",    "last_byte_us",   "notify_us",        "first_token_us",
         "decode_end_us",    "ttft_us",        "queue_us",         "transfer_latency_us",
         "transfer_span_us", "bandwidth_gbps", "hidden_share"};
-    uint64_t *u = calloc(n, sizeof(uint64_t)), *prompt = calloc(n, sizeof(uint64_t)),
+    uint64_t *u = calloc(n, sizeof(uint64_t)), *ids = calloc(n, sizeof(uint64_t)), *prompt = calloc(n, sizeof(uint64_t)),
              *bytes = calloc(n, sizeof(uint64_t)), *bad = calloc(n, sizeof(uint64_t));
     double *d = calloc(n, sizeof(double)), *fb = calloc(n, sizeof(double)),
            *lb = calloc(n, sizeof(double));
@@ -128,6 +200,20 @@ int main(int argc, char **argv)
         snprintf(path, sizeof(path), "/requests/%s", f64_sets[i]);
         CHECK(read_f64(f, path, d, n) == 0, "%s missing or not %zu long", path, n);
     }
+    /* Request ids: 0..n-1, each exactly once (a row written twice or lost shows here). */
+    unsigned char *seen = calloc(n, 1);
+    int have_ids = read_u64(f, "/requests/id", ids, n) == 0;
+    if (have_ids)
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] >= n) {
+                CHECK(0, "row %zu has request id %" PRIu64 ", outside 0..%zu", i, ids[i], n - 1);
+                have_ids = 0;
+            } else {
+                CHECK(!seen[ids[i]], "request id %" PRIu64 " appears more than once", ids[i]);
+                seen[ids[i]] = 1;
+            }
+        }
+    free(seen);
     hid_t st = H5Dopen2(f, "/requests/status", H5P_DEFAULT);
     CHECK(st >= 0, "/requests/status missing");
     if (st >= 0) {
@@ -136,9 +222,13 @@ int main(int argc, char **argv)
               "reading status");
         long failed = 0;
         for (size_t i = 0; i < n; i++) {
+            uint64_t id = have_ids ? ids[i] : i;
+            if (have_ids && want_failed[id])
+                CHECK(s[i] == -21, "request %" PRIu64 " should have failed its checksum (status -21), "
+                      "ended with status %d", id, s[i]);
             if (s[i] == 0) continue;
             failed++;
-            CHECK(want_errors > 0 && s[i] == -21, "request %zu ended with status %d", i, s[i]);
+            CHECK(have_ids && want_failed[id], "request %" PRIu64 " ended with status %d", id, s[i]);
         }
         CHECK(failed == want_errors, "%ld requests failed, expected %ld", failed, want_errors);
         free(s);
@@ -146,15 +236,27 @@ int main(int argc, char **argv)
     }
     uint64_t bpt = 0, sum_bytes = 0, sum_tokens = 0, queued = 0;
     CHECK(read_attr_u64(f, "/", "kv_bytes_per_token", &bpt) == 0 && bpt > 0, "kv_bytes_per_token");
+    if (want_bpt != 0)
+        CHECK(bpt == want_bpt, "kv_bytes_per_token is %" PRIu64 ", the model's geometry gives %" PRIu64,
+              bpt, want_bpt);
     if (read_u64(f, "/requests/prompt_tokens", prompt, n) == 0 &&
         read_u64(f, "/requests/bytes", bytes, n) == 0 &&
         read_u64(f, "/requests/bad_blocks", bad, n) == 0) {
         for (size_t i = 0; i < n; i++) {
+            if (lens != NULL && have_ids)
+                CHECK(prompt[i] == lens[ids[i] % nlens],
+                      "request %" PRIu64 " has %" PRIu64 " prompt tokens, the lengths file says %" PRIu64,
+                      ids[i], prompt[i], lens[ids[i] % nlens]);
+            if (lens != NULL && have_ids && want_bpt != 0)
+                CHECK(bytes[i] == lens[ids[i] % nlens] * want_bpt,
+                      "request %" PRIu64 " moved %" PRIu64 " bytes, the lengths file and the model give %" PRIu64,
+                      ids[i], bytes[i], lens[ids[i] % nlens] * want_bpt);
             CHECK(bytes[i] == prompt[i] * bpt,
                   "request %zu moved %" PRIu64 " bytes, expected %" PRIu64 " tokens x %" PRIu64, i,
                   bytes[i], prompt[i], bpt);
-            CHECK(want_errors > 0 || bad[i] == 0, "request %zu has %" PRIu64 " bad blocks", i,
-                  bad[i]);
+            uint64_t id = have_ids ? ids[i] : i;
+            CHECK(want_failed[id] ? bad[i] > 0 : bad[i] == 0, "request %" PRIu64 " has %" PRIu64
+                  " bad blocks%s", id, bad[i], want_failed[id] ? ", expected some" : "");
             sum_bytes += bytes[i];
             sum_tokens += prompt[i];
         }
@@ -193,6 +295,9 @@ int main(int argc, char **argv)
     if (h >= 0) H5Dclose(h);
 
     free(u);
+    free(ids);
+    free(lens);
+    free(want_failed);
     free(prompt);
     free(bytes);
     free(bad);
@@ -201,7 +306,8 @@ int main(int argc, char **argv)
     free(lb);
     H5Fclose(f);
     if (failures == 0)
-        printf("%s: %zu requests verified, %" PRIu64 " bytes = %" PRIu64 " tokens x %" PRIu64 "\n",
-               file, n, sum_bytes, sum_tokens, bpt);
+        printf("%s: %zu requests (ids 0..%zu once each) verified, %" PRIu64 " bytes = %" PRIu64
+               " tokens x %" PRIu64 "%s%s\n", file, n, n - 1, sum_bytes, sum_tokens, bpt,
+               lens ? ", prompt lengths as in " : "", lens ? lengths_file : "");
     return failures ? 1 : 0;
 }
