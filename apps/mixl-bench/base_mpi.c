@@ -17,6 +17,7 @@
 #include "mem.h"
 #include "sweep.h"
 #include "util/log.h"
+#include "verify.h"
 
 typedef struct {
     MPI_Win win;
@@ -57,7 +58,7 @@ static void mpi_row(const bench_ctx_t *ctx, bench_row_t *row, unsigned pattern, 
 }
 
 static mixl_status_t mpi_point(bench_ctx_t *ctx, mpi_arg_t *arg, unsigned pattern,
-                               unsigned wkind, const bench_role_t *role)
+                               unsigned wkind, const bench_role_t *role, char *winbase)
 {
     const bench_opts_t *o = ctx->opts;
     uint64_t bytes = arg->size * arg->batch;
@@ -74,9 +75,17 @@ static mixl_status_t mpi_point(bench_ctx_t *ctx, mpi_arg_t *arg, unsigned patter
     row.xfer_ops = arg->batch;
     if (role->initiator && (lat = calloc((size_t)o->reps * iters, sizeof(*lat))) == NULL)
         return MIXL_ERR_NO_MEMORY;
-    st = bench_time_loop(ctx, role->initiator, warmup, iters, mpi_iter, arg, lat, rep_ns, NULL, NULL);
-    if (st != MIXL_OK) snprintf(note, sizeof(note), "MPI_Put/Get/Win_flush failed");
-    st = bench_agree(ctx, st, note, note, sizeof(note));
+    /* The first and the last iteration are verified (verify.h); the timed ones in between are not. */
+    bench_verify_t v;
+    bench_verify_directed(&v, role, arg->write, BENCH_MEM_HOST, arg->local, winbase, arg->size, arg->batch,
+                          arg->contig);
+    st = bench_verify_iter(ctx, &v, role->initiator, mpi_iter, arg, "first", note, sizeof(note));
+    if (st == MIXL_OK) {
+        st = bench_time_loop(ctx, role->initiator, warmup, iters, mpi_iter, arg, lat, rep_ns, NULL, NULL);
+        if (st != MIXL_OK) snprintf(note, sizeof(note), "MPI_Put/Get/Win_flush failed");
+        st = bench_agree(ctx, st, note, note, sizeof(note));
+    }
+    if (st == MIXL_OK) st = bench_verify_iter(ctx, &v, role->initiator, mpi_iter, arg, "last", note, sizeof(note));
     if (st == MIXL_OK)
         st = bench_collect(ctx, &row, role->initiator, lat, rep_ns, iters, bytes, arg->batch);
     else
@@ -90,6 +99,7 @@ typedef struct {
     bench_role_t role;
     bench_buf_t local, exposed;
     MPI_Win win;
+    char *winbase; /* this rank's window memory */
 } mpi_runner_t;
 
 static mixl_status_t mpi_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int write, uint64_t size,
@@ -107,7 +117,7 @@ static mixl_status_t mpi_runner_point(bench_ctx_t *ctx, bench_runner_t *r, int w
         bench_skip_row(ctx, &row, "size above MPI's int count");
         return MIXL_OK;
     }
-    return mpi_point(ctx, &arg, m->pattern, m->wkind, &m->role);
+    return mpi_point(ctx, &arg, m->pattern, m->wkind, &m->role, m->winbase);
 }
 
 static void mpi_runner_close(bench_ctx_t *ctx, bench_runner_t *r)
@@ -161,6 +171,7 @@ static mixl_status_t mpi_open(bench_ctx_t *ctx, unsigned pattern, unsigned wkind
         goto err_skip;
     }
     memset(winbase, 4, (size_t)winlen);
+    m->winbase = winbase;
     MPI_Win_lock_all(MPI_MODE_NOCHECK, m->win);
     m->pattern = pattern;
     m->wkind = wkind;

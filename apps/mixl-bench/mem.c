@@ -147,3 +147,27 @@ void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len)
 #endif
     memcpy(dst, src, len);
 }
+
+void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len)
+{
+#ifdef MIXL_HAVE_CUDA
+    if (kind == BENCH_MEM_CUDA) {
+        cudaMemcpy(dst, host, len, cudaMemcpyHostToDevice);
+        return;
+    }
+#endif
+    (void)kind;
+    memcpy(dst, host, len);
+}
+
+void bench_buf_download(unsigned kind, void *host, const void *src, size_t len)
+{
+#ifdef MIXL_HAVE_CUDA
+    if (kind == BENCH_MEM_CUDA) {
+        cudaMemcpy(host, src, len, cudaMemcpyDeviceToHost);
+        return;
+    }
+#endif
+    (void)kind;
+    memcpy(host, src, len);
+}

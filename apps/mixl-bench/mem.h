@@ -40,6 +40,10 @@ void bench_buf_free(bench_buf_t *buf);
 /* The memcpy baseline's copy for this memory type (memcpy, or cudaMemcpy on the device). */
 void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len);
 
+/* Copy len bytes from host memory into a buffer of kind, and back (cudaMemcpy for device memory). */
+void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len);
+void bench_buf_download(unsigned kind, void *host, const void *src, size_t len);
+
 const char *bench_mem_name(unsigned kind);
 mixl_mem_type_t bench_mem_mixl_type(unsigned kind);
 

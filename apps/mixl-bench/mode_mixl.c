@@ -11,6 +11,7 @@
 #include "modes.h"
 #include "session.h"
 #include "sweep.h"
+#include "verify.h"
 
 typedef struct {
     mixl_xfer_h xfer;
@@ -83,9 +84,17 @@ static mixl_status_t mixl_point(bench_ctx_t *ctx, bench_session_t *s, const benc
         bench_skip_row(ctx, &row, note);
         goto out;
     }
-    st = bench_time_loop(ctx, role->initiator, warmup, iters, mixl_iter, &arg, lat, rep_ns, NULL, NULL);
-    if (st != MIXL_OK) snprintf(note, sizeof(note), "transfer failed: %s", mixl_agent_last_error(s->agent));
-    st = bench_agree(ctx, st, note, note, sizeof(note));
+    /* The first and the last iteration are verified (verify.h); the timed ones in between are not. */
+    bench_verify_t check;
+    bench_verify_directed(&check, role, write, kind, s->bufs[0].ptr, s->bufs[1].ptr, size, batch, o->contig);
+    st = bench_verify_iter(ctx, &check, role->initiator, mixl_iter, &arg, "first", note, sizeof(note));
+    if (st == MIXL_OK) {
+        st = bench_time_loop(ctx, role->initiator, warmup, iters, mixl_iter, &arg, lat, rep_ns, NULL, NULL);
+        if (st != MIXL_OK) snprintf(note, sizeof(note), "transfer failed: %s", mixl_agent_last_error(s->agent));
+        st = bench_agree(ctx, st, note, note, sizeof(note));
+    }
+    if (st == MIXL_OK)
+        st = bench_verify_iter(ctx, &check, role->initiator, mixl_iter, &arg, "last", note, sizeof(note));
     /* Every rank's operation count is the same shape; the initiators' is what rank 0 reports. */
     uint64_t all_ops[2] = {ops, 0};
     if (st == MIXL_OK) {

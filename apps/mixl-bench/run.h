@@ -16,6 +16,7 @@ typedef struct {
     bench_boot_t *boot;
     bench_results_t *res; /* rows are kept on rank 0 only */
     int rank, size;
+    uint64_t verify_seq; /* verified iterations so far (verify.c): each one's pattern seed */
 } bench_ctx_t;
 
 /* This rank's part in a pattern. */
