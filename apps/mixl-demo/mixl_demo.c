@@ -20,6 +20,24 @@
         }                                                                                    \
     } while (0)
 
+/*
+ * One notification, or exit: a peer that died or hangs must not keep this
+ * rank polling forever (the transfers themselves have a 30 s wait too).
+ */
+#define NOTIF_WAIT_S 30.0
+static void wait_notif(mixl_agent_h agent, mixl_notif_t *n, const char *what)
+{
+    size_t got = 0;
+    double deadline = MPI_Wtime() + NOTIF_WAIT_S;
+    while (got == 0) {
+        CHECK(mixl_notif_poll(agent, n, 1, &got));
+        if (got == 0 && MPI_Wtime() > deadline) {
+            fprintf(stderr, "mixl-demo: no %s within %.0f s\n", what, NOTIF_WAIT_S);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+    }
+}
+
 static uint8_t pattern(size_t i, int round)
 {
     return (uint8_t)(i * 131 + (size_t)round * 7 + (i >> 12));
@@ -99,8 +117,7 @@ int main(int argc, char **argv)
 
             /* Wait for the decode side to verify and answer, then read it back. */
             mixl_notif_t n;
-            size_t got = 0;
-            while (got == 0) CHECK(mixl_notif_poll(agent, &n, 1, &got));
+            wait_notif(agent, &n, "answer from the decode side");
             memset(buf, 0, bytes);
             xp.op = MIXL_OP_READ;
             xp.notif_len = 0;
@@ -119,8 +136,7 @@ int main(int argc, char **argv)
                 }
         } else {
             mixl_notif_t n;
-            size_t got = 0;
-            while (got == 0) CHECK(mixl_notif_poll(agent, &n, 1, &got));
+            wait_notif(agent, &n, "WRITE notification");
             int r;
             memcpy(&r, n.payload, sizeof(r));
             if (n.len != sizeof(r) || r != round || strcmp(n.peer, peer) != 0) {

@@ -8,7 +8,10 @@
 #                                        config, start munged -> slurmctld -> slurmd, wait for
 #                                        the node to be idle; writes <state-dir>/env
 #   slurm_cluster.sh stop <state-dir>    stop exactly the processes recorded by start (and the
-#                                        job processes they spawned), by PID; remove the scratch
+#                                        job processes they spawned), by PID and by the process
+#                                        group each daemon leads; remove the scratch. As the
+#                                        fixture's cleanup it also ends what a test that CTest
+#                                        killed (SIGKILL, no trap) left running
 #
 # Exit 77 (CTest SKIP) when Slurm cannot run here: not root, or the packages
 # are absent and cannot be installed. Start order and config follow the
@@ -22,22 +25,19 @@ state=${2:-}
 
 log() { echo "slurm-cluster: $*" >&2; }
 
-# PIDs of every descendant of the given PIDs (children first found by PPid).
+# PIDs of every descendant of the given PIDs: one pass over /proc (a process per
+# /proc entry would take minutes on a busy machine, longer than the stop fixture's timeout).
 descendants() {
-  local frontier=("$@") found=() p stat ppid
-  while [ ${#frontier[@]} -gt 0 ]; do
-    local next=()
-    for stat in /proc/[0-9]*/stat; do
-      p=${stat#/proc/}; p=${p%/stat}
-      # Field 4 of /proc/PID/stat is the parent PID; comm (field 2) may hold spaces.
-      ppid=$(sed -E 's/^[0-9]+ \(.*\) [A-Za-z] ([0-9]+) .*/\1/' "$stat" 2>/dev/null) || continue
-      for f in "${frontier[@]}"; do
-        if [ "$ppid" = "$f" ]; then next+=("$p"); found+=("$p"); fi
-      done
-    done
-    frontier=("${next[@]}")
-  done
-  echo "${found[@]}"
+  local roots="$*"
+  # Field 4 of /proc/PID/stat is the parent PID; comm (field 2) may hold spaces and ')'.
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v roots="$roots" '
+    { i = 0; for (k = length($0); k > 0; k--) if (substr($0, k, 1) == ")") { i = k; break }
+      if (i == 0) next
+      split(substr($0, i + 2), f, " "); kids[f[2]] = kids[f[2]] " " $1 }
+    END { n = split(roots, q, " "); out = ""
+      for (h = 1; h <= n; h++) { m = split(kids[q[h]], c, " ")
+        for (j = 1; j <= m; j++) if (!(c[j] in seen)) { seen[c[j]] = 1; q[++n] = c[j]; out = out " " c[j] } }
+      print out }'
 }
 
 # True when PID is alive and its command line mentions MARK, i.e. it is the
@@ -114,6 +114,8 @@ do_stop() {
     pid=$(cat "$state/$name.pid")
     if is_ours "$pid" "$MIXL_SLURM_DIR"; then
       stop_pids "$name" "$pid"
+      # spawn made it a session and group leader: whatever is left in its group goes too.
+      kill -KILL -- "-$pid" 2>/dev/null
     fi
     rm -f "$state/$name.pid"
   done
