@@ -16,7 +16,7 @@ cmake_args=(-DMIXL_WERROR=ON)
 if [ "${1:-}" = "--asan" ]; then
   shift
   build="$here/build-asan"
-  cmake_args+=(-DMIXL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+  cmake_args+=(-DMIXL_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DMIXL_TEST_TIMEOUT_SCALE=3)
   # MPI and UCX keep allocations for the life of the process; tests/lsan.supp
   # names them. Their plugins must stay loaded (no dlclose) and stacks must be
   # unwound the slow way through frame-pointer-less system libraries, or the
