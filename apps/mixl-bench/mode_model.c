@@ -18,6 +18,7 @@
 #include "modes.h"
 #include "session.h"
 #include "util/clock.h"
+#include "verify.h"
 
 #define MODEL_WARMUP 1
 
@@ -125,26 +126,97 @@ static void model_row(bench_row_t *row, const char *mode, const bench_kv_layout_
     row->bytes = l->kv_bytes;
 }
 
-/* Fill the prefill buffer so every block carries its own byte value. */
-static void fill_source(const bench_kv_layout_t *l, char *src)
+/*
+ * Verified iterations (verify.h): the first and the last iteration of every
+ * scheme run outside the timed loop with their own seed. Block b of layer's
+ * K or V carries the pattern of (seed, 2 x layer + kv, b), every byte; the
+ * decode side finds it where the allocator placed it (layer-wise,
+ * block-wise) or at the source's offset (contiguous).
+ */
+static void fill_source(const bench_kv_layout_t *l, char *src, uint64_t seed)
 {
     for (unsigned layer = 0; layer < l->model->layers; layer++)
         for (unsigned kv = 0; kv < 2; kv++)
             for (uint64_t b = 0; b < l->nblocks; b++)
-                memset(src + bench_kv_src_off(l, layer, kv, b), bench_kv_fill(layer, kv, b), l->block_bytes);
+                bench_verify_fill((uint8_t *)src + bench_kv_src_off(l, layer, kv, b), l->block_bytes, seed,
+                                  2 * layer + kv, b);
 }
 
-/* Decode side: is every block where the allocator put it, with its content? */
-static int verify_pool(const bench_kv_layout_t *l, const char *pool)
+/* Decode side: is every block where it belongs, with this iteration's content? 1 when so. */
+static int verify_pool(const bench_kv_layout_t *l, const char *pool, int contiguous, uint64_t seed,
+                       char *note, size_t note_len)
 {
+    uint8_t *want = malloc(l->block_bytes);
+    if (want == NULL) {
+        snprintf(note, note_len, "out of memory for verification");
+        return 0;
+    }
     for (unsigned layer = 0; layer < l->model->layers; layer++)
         for (unsigned kv = 0; kv < 2; kv++)
             for (uint64_t b = 0; b < l->nblocks; b++) {
-                const unsigned char *p = (const unsigned char *)pool + bench_kv_pool_off(l, layer, kv, b);
-                unsigned char v = bench_kv_fill(layer, kv, b);
-                if (p[0] != v || memcmp(p, p + 1, l->block_bytes - 1) != 0) return 0;
+                uint64_t off = contiguous ? bench_kv_src_off(l, layer, kv, b) : bench_kv_pool_off(l, layer, kv, b);
+                bench_verify_fill(want, l->block_bytes, seed, 2 * layer + kv, b);
+                if (memcmp(pool + off, want, l->block_bytes) != 0) {
+                    snprintf(note, note_len, "layer %u %s block %llu did not land where it belongs", layer,
+                             kv ? "V" : "K", (unsigned long long)b);
+                    free(want);
+                    return 0;
+                }
             }
+    free(want);
     return 1;
+}
+
+/* Decode side: take the notifications of exactly one iteration. */
+static mixl_status_t take_notifs(bench_session_t *s, uint64_t n, uint64_t timeout_ns)
+{
+    mixl_notif_t buf[64];
+    uint64_t got = 0, deadline = mixl_now_ns() + timeout_ns;
+    while (got < n) {
+        size_t k = 0;
+        mixl_status_t st = mixl_notif_poll(s->agent, buf, n - got < 64 ? n - got : 64, &k);
+        if (st != MIXL_OK) return st;
+        got += k;
+        if (k == 0 && mixl_now_ns() > deadline) return MIXL_ERR_TIMED_OUT;
+    }
+    return MIXL_OK;
+}
+
+/*
+ * Collective. One verified iteration of a scheme (host memory): fill the
+ * source, clear the pool, run it, take its notifications, check the pool.
+ * Every rank gets the same status and note.
+ */
+static mixl_status_t model_verified(bench_ctx_t *ctx, bench_session_t *s, const bench_role_t *role,
+                                    const bench_kv_layout_t *l, int contiguous, model_arg_t *a,
+                                    uint64_t per_iter, const char *what, char *note, size_t note_len)
+{
+    uint64_t seed = ++ctx->verify_seq;
+    char mine[96] = "";
+    mixl_status_t st = MIXL_OK, bst;
+
+    if (role->initiator) fill_source(l, s->bufs[0].ptr, seed);
+    else if (role->sources) memset(s->bufs[1].ptr, 0, s->bufs[1].len); /* a block that never arrives shows */
+    bst = bench_boot_barrier(ctx->boot);
+    if (bst != MIXL_OK) st = bst;
+    if (st == MIXL_OK && role->initiator) {
+        st = model_iter(a);
+        if (st != MIXL_OK)
+            snprintf(mine, sizeof(mine), "%s iteration: %s", what, mixl_agent_last_error(s->agent));
+    } else if (st == MIXL_OK && role->sources && per_iter) {
+        st = take_notifs(s, per_iter, a->timeout_ns);
+        if (st != MIXL_OK) snprintf(mine, sizeof(mine), "%s iteration: notifications: %s", what, mixl_status_str(st));
+    }
+    bst = bench_boot_barrier(ctx->boot);
+    if (bst != MIXL_OK && st == MIXL_OK) st = bst;
+    if (st == MIXL_OK && role->sources) {
+        char where[80];
+        if (!verify_pool(l, s->bufs[1].ptr, contiguous, seed, where, sizeof(where))) {
+            st = MIXL_ERR_CHECKSUM;
+            if (snprintf(mine, sizeof(mine), "%s iteration: %s", what, where) < 0) mine[0] = '\0';
+        }
+    }
+    return bench_agree(ctx, st, mine, note, note_len);
 }
 
 /* Build the prepared requests of one scheme ("layer-wise", "block-wise", "contiguous"). */
@@ -237,31 +309,31 @@ static mixl_status_t model_scheme(bench_ctx_t *ctx, bench_session_t *s, const be
     model_row(&row, "model-mixl", l, s->backend, kind, scheme);
     if (role->initiator) {
         a.peer = s->names[role->peer];
-        if (kind != BENCH_MEM_CUDA) fill_source(l, s->bufs[0].ptr);
         lat = calloc((size_t)o->reps * iters, sizeof(*lat));
         st = lat ? build_requests(s, l, a.peer, s->exposed[role->peer], kind, scheme, o->notify, &a,
                                   &descs, &ops)
                  : MIXL_ERR_NO_MEMORY;
         if (st != MIXL_OK) snprintf(note, sizeof(note), "%s", mixl_agent_last_error(s->agent));
-    } else if (role->sources && kind != BENCH_MEM_CUDA) {
-        memset(s->bufs[1].ptr, 0, s->bufs[1].len); /* so a block that never arrives is noticed */
     }
     st = bench_agree(ctx, st, note, note, sizeof(note));
     if (st != MIXL_OK) {
         bench_skip_row(ctx, &row, note);
         goto out;
     }
-    st = bench_time_loop(ctx, role->initiator, MODEL_WARMUP, iters, model_iter, &a, lat, rep_ns,
-                         role->sources && t.per_iter ? target_rep : NULL, &t);
-    if (st != MIXL_OK)
-        snprintf(note, sizeof(note), "%s: %s", role->initiator ? "transfer" : "notifications",
-                 s->agent ? mixl_agent_last_error(s->agent) : mixl_status_str(st));
-    if (st == MIXL_OK && role->sources && kind != BENCH_MEM_CUDA && strcmp(scheme, "contiguous") != 0 &&
-        !verify_pool(l, s->bufs[1].ptr)) {
-        snprintf(note, sizeof(note), "a KV block did not land where the allocator placed it");
-        st = MIXL_ERR_CHECKSUM;
+    /* Device memory is not verified here (the GPU tests check device transfers). */
+    int verify = kind != BENCH_MEM_CUDA, contiguous = strcmp(scheme, "contiguous") == 0;
+    if (verify)
+        st = model_verified(ctx, s, role, l, contiguous, &a, t.per_iter, "first", note, sizeof(note));
+    if (st == MIXL_OK) {
+        st = bench_time_loop(ctx, role->initiator, MODEL_WARMUP, iters, model_iter, &a, lat, rep_ns,
+                             role->sources && t.per_iter ? target_rep : NULL, &t);
+        if (st != MIXL_OK)
+            snprintf(note, sizeof(note), "%s: %s", role->initiator ? "transfer" : "notifications",
+                     s->agent ? mixl_agent_last_error(s->agent) : mixl_status_str(st));
+        st = bench_agree(ctx, st, note, note, sizeof(note));
     }
-    st = bench_agree(ctx, st, note, note, sizeof(note));
+    if (st == MIXL_OK && verify)
+        st = model_verified(ctx, s, role, l, contiguous, &a, t.per_iter, "last", note, sizeof(note));
     if (st != MIXL_OK) {
         bench_skip_row(ctx, &row, note);
         st = MIXL_OK;
@@ -280,7 +352,7 @@ static mixl_status_t model_scheme(bench_ctx_t *ctx, bench_session_t *s, const be
     row.batch = counts[0];
     row.xfer_ops = counts[1];
     row.requests = layerwise ? l->model->layers : strcmp(scheme, "block-wise") == 0 ? (uint32_t)l->nblocks : 1;
-    snprintf(row.note, sizeof(row.note), "%s%s", kind == BENCH_MEM_CUDA ? "" : "placement verified",
+    snprintf(row.note, sizeof(row.note), "%s%s", kind == BENCH_MEM_CUDA ? "" : "placement verified, first and last iteration",
              o->notify ? (layerwise ? "; per-layer + done notifications" : "; done notification") : "");
     st = bench_collect(ctx, &row, role->initiator, lat, rep_ns, iters, l->kv_bytes, counts[0]);
 out:
@@ -311,8 +383,23 @@ static mixl_status_t model_memcpy(bench_ctx_t *ctx, const bench_role_t *role, co
     st = bench_agree(ctx, st, "out of memory", NULL, 0);
     if (st != MIXL_OK) return st;
     copy_arg_t c = {.dst = dst, .src = src, .bytes = l->kv_bytes};
-    st = bench_time_loop(ctx, role->initiator, MODEL_WARMUP, o->model_iters, copy_iter, &c, lat, rep_ns,
-                         NULL, NULL);
+    /* First and last copy verified, each with its own pattern (host memory). */
+    bench_verify_t v = {.kind = kind, .size = l->kv_bytes, .batch = 1, .contig = 1};
+    if (role->initiator && kind != BENCH_MEM_CUDA) {
+        v.src = (bench_side_t){.base = (char *)src, .nslots = 1};
+        v.dst = (bench_side_t){.base = dst, .nslots = 1};
+    }
+    char note[96] = "";
+    st = bench_verify_iter(ctx, &v, role->initiator, copy_iter, &c, "first", note, sizeof(note));
+    if (st == MIXL_OK)
+        st = bench_time_loop(ctx, role->initiator, MODEL_WARMUP, o->model_iters, copy_iter, &c, lat, rep_ns,
+                             NULL, NULL);
+    if (st == MIXL_OK) st = bench_verify_iter(ctx, &v, role->initiator, copy_iter, &c, "last", note, sizeof(note));
+    if (st == MIXL_ERR_CHECKSUM) {
+        bench_skip_row(ctx, &row, note);
+        free(lat);
+        return MIXL_OK; /* bench_check fails the run on this row */
+    }
     if (st == MIXL_OK) st = bench_collect(ctx, &row, role->initiator, lat, rep_ns, o->model_iters, l->kv_bytes, 1);
     free(lat);
     return st;

@@ -28,7 +28,7 @@ uint8_t bench_verify_byte(uint64_t seed, unsigned slot, uint64_t j, uint64_t k)
     return (uint8_t)(v >> (8 * (k % 8)));
 }
 
-static void fill_desc(uint8_t *p, uint64_t size, uint64_t seed, unsigned slot, uint64_t j)
+void bench_verify_fill(uint8_t *p, uint64_t size, uint64_t seed, unsigned slot, uint64_t j)
 {
     uint64_t k = 0;
     for (; k + 8 <= size; k += 8) {
@@ -51,10 +51,10 @@ static void side_fill(const bench_verify_t *v, const bench_side_t *s, uint64_t s
         for (uint64_t j = 0; j < v->batch; j++) {
             char *d = desc_at(v, s, slot, j);
             if (v->kind == BENCH_MEM_CUDA) {
-                fill_desc(stage, v->size, seed, slot, j);
+                bench_verify_fill(stage, v->size, seed, slot, j);
                 bench_buf_upload(v->kind, d, stage, v->size);
             } else {
-                fill_desc((uint8_t *)d, v->size, seed, slot, j);
+                bench_verify_fill((uint8_t *)d, v->size, seed, slot, j);
             }
         }
 }
@@ -69,7 +69,7 @@ static int side_check(const bench_verify_t *v, const bench_side_t *s, uint64_t s
                 bench_buf_download(v->kind, stage, got, v->size);
                 got = stage;
             }
-            fill_desc(want, v->size, seed, slot, j);
+            bench_verify_fill(want, v->size, seed, slot, j);
             if (memcmp(got, want, v->size) == 0) continue;
             uint64_t k = 0;
             while (got[k] == want[k]) k++;

@@ -57,4 +57,7 @@ mixl_status_t bench_verify_iter(bench_ctx_t *ctx, const bench_verify_t *v, int i
 /* The pattern byte k of descriptor j of the initiator in slot s for seed (exposed for tests). */
 uint8_t bench_verify_byte(uint64_t seed, unsigned slot, uint64_t j, uint64_t k);
 
+/* Fill size bytes at p with the pattern of descriptor j of slot for seed (host memory). */
+void bench_verify_fill(uint8_t *p, uint64_t size, uint64_t seed, unsigned slot, uint64_t j);
+
 #endif /* MIXL_BENCH_VERIFY_H */
