@@ -9,7 +9,10 @@ fixture=$1 peer=$2 work=$3
 here=$(cd "$(dirname "$0")" && pwd)
 rm -rf "$work"
 mkdir -p "$work"
-"$fixture" start "$work/etcd" || exit 1
+"$fixture" start "$work/etcd"
+rc=$?
+# 77: the fixture found no etcd/etcdctl and said so; any other failure is a failure.
+[ $rc -eq 0 ] || { [ $rc -eq 77 ] && exit 77; exit 1; }
 trap '"$fixture" stop "$work/etcd" >/dev/null 2>&1' EXIT
 if [ ! -f "$work/etcd/endpoint" ]; then
   echo "SKIP: etcd not available"
