@@ -9,7 +9,9 @@
 #     --runs N    ... or after N executions, whichever comes first
 #     --jobs N    N fuzzing processes per target (libFuzzer -jobs/-workers)
 #     --merge     afterwards, merge the inputs that add coverage into
-#                 tests/fuzz/corpus/<target> (libFuzzer -merge=1)
+#                 tests/fuzz/corpus/<target> (libFuzzer -merge=1, with the
+#                 set-cover variant: the fewest inputs that give the same
+#                 coverage, so the committed corpora stay small)
 #     --out DIR   build and work directory (default build-fuzz)
 #
 # New inputs collect in DIR/found-<target>; crashes go to DIR/crash-<target>-*
@@ -147,7 +149,7 @@ for t in "${targets[@]}"; do
   fi
   if [ "$merge" = 1 ]; then
     before=$(ls "$seeds" | wc -l)
-    (cd "$out" && MIXL_LOG_LEVEL=error "$build/tests/fuzz/fuzz_$t" -merge=1 -max_len=65536 \
+    (cd "$out" && MIXL_LOG_LEVEL=error "$build/tests/fuzz/fuzz_$t" -set_cover_merge=1 -max_len=65536 \
        -timeout=30 "$seeds" "$found") >"$out/$t.merge.log" 2>&1 || {
       echo "fuzz: $t: merge failed, see $out/$t.merge.log" >&2
       status=1
