@@ -294,6 +294,89 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
     return MIXL_OK;
 }
 
+/*
+ * Walk the msgpack encoding without building anything and check that every
+ * array and map could hold as many elements as its header claims (each
+ * takes at least one byte). msgpack-c allocates a container's element array
+ * from the header's count before reading the elements, so without this a
+ * blob with a valid checksum and an array header of 2^32-1 makes it ask for
+ * 100+ GiB. Returns 0 and names the fault in e when the shape is impossible.
+ */
+static int md_shape_ok(md_err_t *e, const uint8_t *b, size_t len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1; /* elements still to read */
+
+    while (pending > 0) {
+        uint64_t children = 0, skip = 0;
+        size_t head = 1, nlen = 0;
+        uint8_t t;
+
+        if (pos >= len) goto err_short;
+        t = b[pos];
+        pending--;
+        if (t <= 0x7f || t >= 0xe0 || (t >= 0xc0 && t <= 0xc3)) {
+            /* fixint, negative fixint, nil, (unused), false, true */
+        } else if (t <= 0x8f) {
+            children = 2u * (t & 0x0fu);
+        } else if (t <= 0x9f) {
+            children = t & 0x0fu;
+        } else if (t <= 0xbf) {
+            skip = t & 0x1fu;
+        } else {
+            switch (t) {
+            case 0xc4: case 0xd9: nlen = 1; break;             /* bin8, str8 */
+            case 0xc5: case 0xda: nlen = 2; break;             /* bin16, str16 */
+            case 0xc6: case 0xdb: nlen = 4; break;             /* bin32, str32 */
+            case 0xc7: nlen = 1, skip = 1; break;              /* ext8: length, type */
+            case 0xc8: nlen = 2, skip = 1; break;
+            case 0xc9: nlen = 4, skip = 1; break;
+            case 0xca: skip = 4; break;                        /* float32 */
+            case 0xcb: skip = 8; break;                        /* float64 */
+            case 0xcc: case 0xd0: skip = 1; break;
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xce: case 0xd2: skip = 4; break;
+            case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;                        /* fixext 1..16: type + data */
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: case 0xde: nlen = 2; break;             /* array16, map16 */
+            case 0xdd: case 0xdf: nlen = 4; break;             /* array32, map32 */
+            default: goto err_short;
+            }
+        }
+        if (nlen > 0) {
+            uint64_t n = 0;
+            if (len - pos - 1 < nlen) goto err_short;
+            for (size_t i = 0; i < nlen; i++) n = n << 8 | b[pos + 1 + i];
+            head += nlen;
+            if (t == 0xdc || t == 0xdd) children = n;
+            else if (t == 0xde || t == 0xdf) children = 2 * n;
+            else skip += n;
+        }
+        if (len - pos < head || len - pos - head < skip) goto err_short;
+        pos += head + skip;
+        /* Every element still to come takes at least one of the bytes left. */
+        if (pending + children > len - pos) {
+            md_fail(e, MIXL_ERR_BAD_METADATA, "metadata blob of %zu bytes has a container of %llu "
+                    "elements at byte %zu, more than the bytes left", len,
+                    (unsigned long long)(t <= 0x8f || t == 0xde || t == 0xdf ? children / 2
+                                                                             : children),
+                    pos - head);
+            return 0;
+        }
+        pending += children;
+    }
+    return 1;
+
+err_short:
+    md_fail(e, MIXL_ERR_BAD_METADATA, "metadata blob is truncated or not valid msgpack (%zu bytes)",
+            len);
+    return 0;
+}
+
 static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_metadata_t *md)
 {
     enum { HAVE_NAME = 1, HAVE_REGIONS = 2 };
@@ -403,6 +486,7 @@ mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t
                            "metadata blob of %zu bytes is truncated or corrupted (checksum mismatch)",
                            len);
     }
+    if (!md_shape_ok(&e, blob, len)) return MIXL_ERR_BAD_METADATA;
     msgpack_unpacked_init(&up);
     ret = msgpack_unpack_next(&up, blob, len, &off);
     /* A truncated blob gives CONTINUE (and still moves off), not an error. */

@@ -541,12 +541,59 @@ mixl_status_t mixl_cfg_defaults(const mixl_cfg_schema_t *schema, void *obj, char
     return MIXL_OK;
 }
 
+/* Length of the UTF-8 sequence at s and its code point; 0 when it is not valid UTF-8. */
+static size_t cfg_utf8(const unsigned char *s, uint32_t *cp_p)
+{
+    size_t n;
+    uint32_t cp;
+
+    if (s[0] >= 0xf0 && s[0] <= 0xf4) n = 4, cp = s[0] & 0x07u;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) n = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xc2 && s[0] <= 0xdf) n = 2, cp = s[0] & 0x1fu;
+    else return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    *cp_p = cp;
+    return n;
+}
+
+/*
+ * A double-quoted YAML scalar that loads back to exactly s: control
+ * characters, and characters YAML reads as line breaks (U+0085, U+2028,
+ * U+2029) or refuses (U+FEFF, U+FFFE, U+FFFF), are escaped; a raw newline
+ * would be folded into a space on loading. A byte that is not valid UTF-8
+ * (only an override can hold one) is written as \xHH, the nearest YAML has.
+ */
 static void cfg_print_string(FILE *out, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)s;
+
     fputc('"', out);
-    for (; *s != '\0'; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', out);
-        fputc(*s, out);
+    while (*p != '\0') {
+        uint32_t cp = 0;
+        size_t n = *p < 0x80 ? 1 : cfg_utf8(p, &cp);
+        if (*p == '"' || *p == '\\') {
+            fputc('\\', out);
+            fputc(*p, out);
+        } else if (*p == '\n') {
+            fputs("\\n", out);
+        } else if (*p == '\t') {
+            fputs("\\t", out);
+        } else if (*p < 0x20 || *p == 0x7f || n == 0) {
+            fprintf(out, "\\x%02x", *p);
+            n = 1;
+        } else if (n > 1 && (cp < 0xa0 || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff ||
+                             cp == 0xfffe || cp == 0xffff)) {
+            fprintf(out, "\\u%04x", (unsigned)cp);
+        } else {
+            fwrite(p, 1, n, out);
+        }
+        p += n;
     }
     fputc('"', out);
 }

@@ -15,11 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "transport/tcp/tcp_proto.h"
 #include "transport/transport.h"
 #include "util/clock.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 extern const mixl_tp_ops_t mixl_tp_tcp_ops;
 
@@ -178,6 +177,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (mixl_now_ns() > end) abort(); /* a transfer outlived its deadline */
                 nanosleep(&pause, NULL);
             }
+            /* Both transfers done: the answers were decoded as a whole. */
+            if (mixl_tp_tcp_ops.xfer_test(&g_tp, &rx) == MIXL_OK &&
+                mixl_tp_tcp_ops.xfer_test(&g_tp, &wx) == MIXL_OK)
+                mixl_fuzz_accepted++;
             mixl_tp_tcp_ops.xfer_release(&g_tp, &wx);
         }
         mixl_tp_tcp_ops.xfer_release(&g_tp, &rx);

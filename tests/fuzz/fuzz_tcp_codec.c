@@ -8,9 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "transport/tcp/tcp_proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (h.name_len == 0 || h.name_len >= 64 || strlen(h.name) != h.name_len)
                 __builtin_trap();
             pos = need;
+            mixl_fuzz_accepted++;
         }
     }
     while (size - pos >= MIXL_TCP_HDR_LEN) {
@@ -35,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (err[0] == '\0') __builtin_trap();
             break;
         }
+        mixl_fuzz_accepted++;
         /* What the receive path assumes of an accepted header. */
         if (f.flags & ~MIXL_TCP_F_ALL) __builtin_trap();
         if ((f.type == MIXL_TCP_WRITE || f.type == MIXL_TCP_READ_RESP) &&

@@ -14,10 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "transport/tcp/tcp_proto.h"
 #include "transport/transport.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 extern const mixl_tp_ops_t mixl_tp_tcp_ops;
 
@@ -85,12 +84,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int ready;
     uint8_t buf[65536];
-    int fd;
+    int fd, applied = 0;
 
     if (!ready) {
         setup();
         ready = 1;
     }
+    memset(g_mem + GUARD, 0x5a, REGION);
     fd = connect_srv();
     /* Inputs starting with 'R' replace the handshake (raw bytes first). */
     if (size == 0 || data[0] != 'R') (void)!send(fd, g_hello, g_hello_len, MSG_NOSIGNAL);
@@ -123,7 +123,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
     mixl_notif_t n[64];
     size_t cnt;
-    do mixl_tp_tcp_ops.notif_poll(&g_tp, n, 64, &cnt); while (cnt > 0);
+    do {
+        mixl_tp_tcp_ops.notif_poll(&g_tp, n, 64, &cnt);
+        applied |= cnt > 0;
+    } while (cnt > 0);
+    /* A WRITE landed or a notification arrived: the input got past the checks. */
+    for (size_t i = 0; i < REGION && !applied; i++) applied = g_mem[GUARD + i] != 0x5a;
+    if (applied) mixl_fuzz_accepted++;
     for (size_t i = 0; i < GUARD; i++)
         if (g_mem[i] != 0xa5 || g_mem[GUARD + REGION + i] != 0xa5) __builtin_trap();
     return 0;

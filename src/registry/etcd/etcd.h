@@ -6,6 +6,8 @@
  *                 back-off, token auth with re-authentication on 401, TLS,
  *                 JSON bodies through jansson, error mapping
  *   etcd_client.c the ops table (kv, leases, watch-based wait)
+ *   etcd_decode.c the answers' decoding (range results, watch streams),
+ *                 free of any connection so that it can be fuzzed
  */
 #ifndef MIXL_REGISTRY_ETCD_H
 #define MIXL_REGISTRY_ETCD_H
@@ -66,5 +68,40 @@ void etcd_conn_failed(etcd_conn_t *c, int idx);
 
 /* Integer field that etcd may send as a JSON string or number; 0 when absent. */
 int64_t etcd_json_i64(json_t *obj, const char *field);
+
+/* --- decoding answers (etcd_decode.c) --------------------------------------- */
+
+/*
+ * One "kv" object of an answer into *kv (keys and values base64-decoded).
+ * with_value: the answer carries values, so a missing "value" is an empty
+ * one (proto3 drops it). MIXL_ERR_PROTOCOL when "key" is absent or either
+ * is not valid base64; MIXL_ERR_NO_MEMORY. *kv is untouched on failure.
+ */
+mixl_status_t etcd_kv_decode(json_t *j, int with_value, mixl_registry_kv_t *kv);
+
+/*
+ * The pairs of a /v3/kv/range answer ("kvs" absent: none). On MIXL_OK
+ * *kvs_p (NULL when *count_p is 0) is freed with mixl_registry_kvs_free();
+ * keys_only leaves values NULL with len 0. Fails as etcd_kv_decode().
+ */
+mixl_status_t etcd_range_decode(json_t *resp, int keys_only, mixl_registry_kv_t **kvs_p,
+                                size_t *count_p);
+
+/* State of one /v3/watch stream waiting for a PUT of key. */
+typedef struct {
+    char *line;             /* partial line carried between chunks (free it) */
+    size_t len, cap;
+    const char *key;
+    mixl_registry_kv_t *kv; /* set when a PUT of key arrived (caller frees) */
+    int canceled;           /* the server canceled the watch (compaction) */
+    int failed;             /* out of memory or malformed event */
+} etcd_watch_t;
+
+/*
+ * curl write callback of a watch stream: splits chunks into lines (a line
+ * may span chunks) and decodes each. Returns 0, which ends the transfer,
+ * once kv, canceled or failed is set.
+ */
+size_t etcd_watch_write(char *ptr, size_t size, size_t nmemb, void *arg);
 
 #endif /* MIXL_REGISTRY_ETCD_H */

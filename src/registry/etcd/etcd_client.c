@@ -33,36 +33,6 @@ static json_t *lease_json(int64_t lease)
     return json_string(id);
 }
 
-/*
- * Convert one "kv" object of an answer into a pair. with_value: the answer
- * carries values, so a missing "value" is an empty one (proto3 drops it).
- */
-static mixl_status_t kv_from_json(json_t *j, int with_value, mixl_registry_kv_t *kv)
-{
-    json_t *k = json_object_get(j, "key"), *v = json_object_get(j, "value");
-    void *key = NULL, *value = NULL;
-    size_t key_len = 0, len = 0;
-    mixl_status_t status;
-
-    if (!json_is_string(k)) return MIXL_ERR_PROTOCOL;
-    status = etcd_b64_decode(json_string_value(k), &key, &key_len);
-    if (status != MIXL_OK) return status;
-    if (json_is_string(v)) {
-        status = etcd_b64_decode(json_string_value(v), &value, &len);
-        if (status != MIXL_OK) goto out;
-    }
-    status = mixl_reg_kv_fill(kv, key, key_len, value != NULL ? value : with_value ? "" : NULL, len);
-    if (status != MIXL_OK) goto out;
-    kv->create_revision = etcd_json_i64(j, "create_revision");
-    kv->mod_revision = etcd_json_i64(j, "mod_revision");
-    kv->version = etcd_json_i64(j, "version");
-    kv->lease = etcd_json_i64(j, "lease");
-out:
-    free(key);
-    free(value);
-    return status;
-}
-
 static mixl_status_t etcd_put(struct mixl_registry *reg, const char *key, const void *value,
                               size_t len, int64_t lease, int64_t *rev_p)
 {
@@ -90,7 +60,7 @@ static mixl_status_t range(struct mixl_registry *reg, const char *key, const cha
                            size_t end_len, int keys_only, const char *what,
                            mixl_registry_kv_t **kvs_p, size_t *count_p, int64_t *revision_p)
 {
-    json_t *body = json_object(), *resp = NULL, *kvs;
+    json_t *body = json_object(), *resp = NULL;
     mixl_registry_kv_t *out = NULL;
     size_t n = 0;
     mixl_status_t status;
@@ -104,23 +74,12 @@ static mixl_status_t range(struct mixl_registry *reg, const char *key, const cha
     status = etcd_post(reg->priv, "/v3/kv/range", body, op_deadline(reg), what, 0, &resp);
     json_decref(body);
     if (status != MIXL_OK) return status;
-    kvs = json_object_get(resp, "kvs");
-    n = json_is_array(kvs) ? json_array_size(kvs) : 0;
-    if (n > 0) {
-        out = calloc(n, sizeof(*out));
-        if (out == NULL) {
-            status = mixl_reg_error(reg, 0, MIXL_ERR_NO_MEMORY, "registry etcd: %s", what);
-            goto out;
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        status = kv_from_json(json_array_get(kvs, i), !keys_only, &out[i]);
-        if (status != MIXL_OK) {
-            mixl_registry_kvs_free(out, i);
-            status = mixl_reg_error(reg, 0, status, "registry etcd: %s: malformed pair in answer", what);
-            goto out;
-        }
-        if (keys_only) out[i].len = 0; /* keys-only answers carry no value size */
+    status = etcd_range_decode(resp, keys_only, &out, &n);
+    if (status != MIXL_OK) {
+        status = mixl_reg_error(reg, 0, status, "registry etcd: %s: %s", what,
+                                status == MIXL_ERR_NO_MEMORY ? "out of memory decoding the answer"
+                                                             : "malformed pair in answer");
+        goto out;
     }
     if (revision_p != NULL) *revision_p = etcd_json_i64(json_object_get(resp, "header"), "revision");
     *kvs_p = out;
@@ -188,72 +147,6 @@ static mixl_status_t etcd_del(struct mixl_registry *reg, const char *key)
 
 /* --- wait: range, then watch --------------------------------------------- */
 
-typedef struct {
-    char *line;            /* partial line carried between chunks */
-    size_t len, cap;
-    const char *key;
-    mixl_registry_kv_t *kv; /* set when a PUT of key arrived */
-    int canceled;          /* the server canceled the watch (compaction) */
-    int failed;            /* out of memory or malformed event */
-} watch_state_t;
-
-static void watch_line(watch_state_t *w, const char *text, size_t len)
-{
-    json_t *j = json_loadb(text, len, 0, NULL), *result, *events;
-
-    if (j == NULL) return; /* blank keep-alive lines */
-    result = json_object_get(j, "result");
-    if (result == NULL) result = j;
-    if (json_is_true(json_object_get(result, "canceled"))) w->canceled = 1;
-    events = json_object_get(result, "events");
-    for (size_t i = 0; json_is_array(events) && i < json_array_size(events) && w->kv == NULL; i++) {
-        json_t *ev = json_array_get(events, i), *type = json_object_get(ev, "type");
-        mixl_registry_kv_t *kv;
-        /* proto3 omits the default: no "type" means PUT. */
-        if (json_is_string(type) && strcmp(json_string_value(type), "PUT") != 0) continue;
-        kv = calloc(1, sizeof(*kv));
-        if (kv == NULL || kv_from_json(json_object_get(ev, "kv"), 1, kv) != MIXL_OK) {
-            free(kv);
-            w->failed = 1;
-            break;
-        }
-        if (strcmp(kv->key, w->key) == 0) {
-            w->kv = kv;
-        } else {
-            mixl_registry_kv_free(kv);
-        }
-    }
-    json_decref(j);
-}
-
-/* Stream chunks: split on newlines, a line may span chunks. Returning 0 ends the transfer. */
-static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-    watch_state_t *w = arg;
-    size_t n = size * nmemb;
-
-    for (size_t i = 0; i < n; i++) {
-        if (ptr[i] == '\n') {
-            watch_line(w, w->line ? w->line : "", w->len);
-            w->len = 0;
-            if (w->kv != NULL || w->canceled || w->failed) return 0;
-            continue;
-        }
-        if (w->len + 1 >= w->cap) {
-            size_t cap = w->cap ? w->cap * 2 : 4096;
-            char *l = realloc(w->line, cap);
-            if (l == NULL) {
-                w->failed = 1;
-                return 0;
-            }
-            w->line = l;
-            w->cap = cap;
-        }
-        w->line[w->len++] = ptr[i];
-    }
-    return n;
-}
-
 static mixl_status_t etcd_wait(struct mixl_registry *reg, const char *key, int timeout_ms,
                                mixl_registry_kv_t **kv_p)
 {
@@ -266,7 +159,7 @@ static mixl_status_t etcd_wait(struct mixl_registry *reg, const char *key, int t
         mixl_registry_kv_t *kvs = NULL;
         size_t n = 0;
         int64_t revision = 0;
-        watch_state_t w = {.key = key};
+        etcd_watch_t w = {.key = key};
         struct curl_slist *headers = NULL;
         json_t *body;
         char *text;
@@ -301,7 +194,7 @@ static mixl_status_t etcd_wait(struct mixl_registry *reg, const char *key, int t
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, text);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)((deadline - now) / 1000000ull) + 1);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, etcd_watch_write);
         curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
         rc = curl_easy_perform(h);
         curl_easy_cleanup(h);

@@ -44,6 +44,8 @@ mixl_status_t regmpi_kvs_unpack(const uint8_t *buf, size_t len, size_t count,
         *kvs_p = NULL;
         return MIXL_OK;
     }
+    /* The count comes off the wire: bound it by the bytes before allocating for it. */
+    if (count > len / sizeof(regmpi_kv_t)) return MIXL_ERR_PROTOCOL;
     kvs = calloc(count, sizeof(*kvs));
     if (kvs == NULL) return MIXL_ERR_NO_MEMORY;
     for (size_t i = 0; i < count; i++) {
@@ -70,6 +72,35 @@ mixl_status_t regmpi_kvs_unpack(const uint8_t *buf, size_t len, size_t count,
         return MIXL_ERR_PROTOCOL;
     }
     *kvs_p = kvs;
+    return MIXL_OK;
+}
+
+mixl_status_t regmpi_req_decode(const uint8_t *msg, size_t len, regmpi_req_t *r_p, char **key_p,
+                                const uint8_t **value_p)
+{
+    regmpi_req_t r;
+    char *key;
+
+    if (len < sizeof(r)) return MIXL_ERR_PROTOCOL;
+    memcpy(&r, msg, sizeof(r));
+    if (r.magic != REGMPI_MAGIC || r.op < REGMPI_PUT || r.op > REGMPI_DONE ||
+        r.slot >= REGMPI_SLOTS || len - sizeof(r) < r.key_len ||
+        len - sizeof(r) - r.key_len != r.val_len)
+        return MIXL_ERR_PROTOCOL;
+    /*
+     * Keys are C strings, and the key ops need one: the client side refuses
+     * empty keys, and a stored empty key would make every later answer that
+     * carries it undecodable (regmpi_kvs_unpack refuses key_len 0).
+     */
+    if ((r.op <= REGMPI_WAIT && r.key_len == 0) || memchr(msg + sizeof(r), '\0', r.key_len) != NULL)
+        return MIXL_ERR_PROTOCOL;
+    *r_p = r;
+    key = malloc((size_t)r.key_len + 1);
+    if (key == NULL) return MIXL_ERR_NO_MEMORY;
+    memcpy(key, msg + sizeof(r), r.key_len);
+    key[r.key_len] = '\0';
+    *key_p = key;
+    *value_p = msg + sizeof(r) + r.key_len;
     return MIXL_OK;
 }
 

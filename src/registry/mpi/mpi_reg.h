@@ -74,6 +74,17 @@ void regmpi_kvs_pack(uint8_t *buf, const mixl_registry_kv_t *kvs, size_t count);
 mixl_status_t regmpi_kvs_unpack(const uint8_t *buf, size_t len, size_t count,
                                 mixl_registry_kv_t **kvs_p);
 
+/*
+ * Check a request of len bytes as received and split it: *r_p gets the
+ * header, *key_p a malloc'd NUL-terminated copy of the key, *value_p points
+ * at the val_len value bytes inside msg. MIXL_ERR_PROTOCOL when the magic,
+ * op, slot or lengths are wrong, or the key is empty (put, get, list,
+ * delete, wait) or holds a NUL byte (nothing set); MIXL_ERR_NO_MEMORY with only
+ * *r_p set, so that the server can still answer.
+ */
+mixl_status_t regmpi_req_decode(const uint8_t *msg, size_t len, regmpi_req_t *r_p, char **key_p,
+                                const uint8_t **value_p);
+
 /* The server (runs only on the server rank). */
 typedef struct regmpi_server regmpi_server_t;
 mixl_status_t regmpi_server_start(MPI_Comm comm, int nranks, mixl_errbuf_t *eb,

@@ -165,20 +165,12 @@ static void handle(regmpi_server_t *s, int src, const uint8_t *msg, size_t len)
     mixl_status_t status;
     uint64_t now = mixl_now_ns();
 
-    if (len < sizeof(r)) goto err_proto;
-    memcpy(&r, msg, sizeof(r));
-    if (r.magic != REGMPI_MAGIC || r.slot >= REGMPI_SLOTS || len - sizeof(r) < r.key_len ||
-        len - sizeof(r) - r.key_len != r.val_len) {
-        goto err_proto;
-    }
-    key = malloc((size_t)r.key_len + 1);
-    if (key == NULL) {
+    status = regmpi_req_decode(msg, len, &r, &key, &value);
+    if (status == MIXL_ERR_NO_MEMORY) {
         respond(s, src, r.slot, r.seq, MIXL_ERR_NO_MEMORY, 0, NULL, 0);
         return;
     }
-    memcpy(key, msg + sizeof(r), r.key_len);
-    key[r.key_len] = '\0';
-    value = msg + sizeof(r) + r.key_len;
+    if (status != MIXL_OK) goto err_proto;
 
     switch ((regmpi_op_t)r.op) {
     case REGMPI_PUT:
