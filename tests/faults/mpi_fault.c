@@ -9,6 +9,9 @@
  *   MIXL_FAULT_ERROR     MPI error class returned: MPI_ERR_OTHER (default), MPI_ERR_NO_MEM,
  *                        MPI_ERR_WIN, MPI_ERR_COMM, MPI_ERR_INTERN, MPI_ERR_RMA_SYNC, or a number
  *   MIXL_FAULT_DELAY_MS  instead of an error: sleep this long, then make the call normally
+ *   MIXL_FAULT_MODE      "corrupt" (MPI_Put of at most 4096 bytes): instead of an error, the
+ *                        put is made with the byte a quarter into it flipped (in a 64-byte
+ *                        notification slot: the first payload byte), as a torn write leaves it
  *   MIXL_FAULT_PHASE     set by the program under test; printed with each injection
  *   MIXL_FAULT_REPORT    file prefix: at MPI_Finalize each rank writes "<function> <calls>"
  *                        lines to <prefix>.<rank>, so a driver can enumerate every call
@@ -72,6 +75,7 @@ static struct {
     long call;
     int error;
     long delay_ms;
+    int corrupt;
     const char *report;
     long calls[F_COUNT];
 } cfg;
@@ -112,6 +116,7 @@ static void load(void)
     cfg.error = parse_error(getenv("MIXL_FAULT_ERROR"));
     cfg.delay_ms = d != NULL ? atol(d) : 0;
     cfg.report = getenv("MIXL_FAULT_REPORT");
+    cfg.corrupt = getenv("MIXL_FAULT_MODE") != NULL && strcmp(getenv("MIXL_FAULT_MODE"), "corrupt") == 0;
 }
 
 static int world_rank(void)
@@ -246,6 +251,24 @@ int MPI_Put(const void *origin_addr, int origin_count, MPI_Datatype origin_datat
             int target_rank, MPI_Aint target_disp, int target_count, MPI_Datatype target_datatype,
             MPI_Win win)
 {
+    if (cfg.corrupt && origin_datatype == MPI_BYTE && origin_count > 0 && origin_count <= 4096) {
+        pthread_once(&load_once, load);
+        long n = __atomic_load_n(&cfg.calls[F_MPI_Put], __ATOMIC_RELAXED) + 1;
+        int rank = world_rank();
+        if (cfg.func == F_MPI_Put && n == cfg.call && (cfg.rank < 0 || cfg.rank == rank)) {
+            unsigned char copy[4096];
+            __atomic_add_fetch(&cfg.calls[F_MPI_Put], 1, __ATOMIC_RELAXED);
+            memcpy(copy, origin_addr, (size_t)origin_count);
+            copy[origin_count / 4] ^= 0xff;
+            fprintf(stderr, "mixl-fault: rank %d: MPI_Put call %ld (phase %s): %d bytes put with "
+                    "byte %d flipped\n", rank, n, phase(), origin_count, origin_count / 4);
+            /* The origin buffer must outlive the put: complete it before returning. */
+            int rc = PMPI_Put(copy, origin_count, origin_datatype, target_rank, target_disp,
+                              target_count, target_datatype, win);
+            if (rc == MPI_SUCCESS) rc = PMPI_Win_flush(target_rank, win);
+            return rc;
+        }
+    }
     LOCAL(MPI_Put, PMPI_Put(origin_addr, origin_count, origin_datatype, target_rank, target_disp,
                             target_count, target_datatype, win));
 }

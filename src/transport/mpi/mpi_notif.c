@@ -58,7 +58,9 @@ mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m)
     m->consumed_seen = calloc(n, sizeof(uint64_t));
     m->fetch_buf = calloc(n, sizeof(uint64_t));
     m->recv_next = calloc(n, sizeof(uint64_t));
-    if (m->sent == NULL || m->consumed_seen == NULL || m->fetch_buf == NULL || m->recv_next == NULL)
+    m->bad_since = calloc(n, sizeof(uint64_t));
+    if (m->sent == NULL || m->consumed_seen == NULL || m->fetch_buf == NULL || m->recv_next == NULL ||
+        m->bad_since == NULL)
         st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: notification state for %d ranks",
                              tp->agent_name, m->nranks);
     else
@@ -98,7 +100,8 @@ void mpi_notif_fini(mpi_tp_t *m)
     free(m->consumed_seen);
     free(m->fetch_buf);
     free(m->recv_next);
-    m->sent = m->consumed_seen = m->fetch_buf = m->recv_next = NULL;
+    free(m->bad_since);
+    m->sent = m->consumed_seen = m->fetch_buf = m->recv_next = m->bad_since = NULL;
 }
 
 /* Hot path when the ring has room: one put and one flush. */
@@ -155,8 +158,29 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
 
             if (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) != want) break;
             memcpy(&e, slot, sizeof(e));
-            /* A slot still landing fails its CRC: leave it for the next poll. */
-            if (e.seq != want || e.len > MIXL_NOTIF_MAX || e.crc != notif_crc(&e)) break;
+            if (e.seq != want || e.len > MIXL_NOTIF_MAX || e.crc != notif_crc(&e)) {
+                /* A slot still landing fails its CRC for a moment: leave it for the next poll.
+                 * One that keeps failing was torn by a writer that died mid-put, or damaged:
+                 * after timeout_ms report it once and move past it, so the source is not
+                 * stalled for ever. The clock is read only while a slot fails. */
+                uint64_t now = mixl_now_ns();
+                if (m->bad_since[src] == 0) {
+                    m->bad_since[src] = now;
+                } else if (count == 0 && now - m->bad_since[src] > (uint64_t)m->timeout_ms * 1000000ull) {
+                    m->bad_since[src] = 0;
+                    m->recv_next[src] = want + 1;
+                    __atomic_store_n(&consumed[src], want, __ATOMIC_RELEASE);
+                    *count_p = 0;
+                    return mixl_errbuf_set(tp->eb, MIXL_ERR_CHECKSUM,
+                                           "agent %s: notification %llu from rank %d (%s) failed its "
+                                           "CRC for %d ms (its writer died mid-put, or the slot was "
+                                           "damaged); skipped", tp->agent_name,
+                                           (unsigned long long)want, src, tp->rank_names[src],
+                                           m->timeout_ms);
+                }
+                break;
+            }
+            m->bad_since[src] = 0;
             memcpy(out[count].peer, tp->rank_names[src], MIXL_NAME_MAX);
             out[count].len = e.len;
             memcpy(out[count].payload, e.payload, e.len);
