@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "util/coll.h"
 #include "util/log.h"
 
 static int name_valid(const char *name)
@@ -25,12 +26,17 @@ static int name_valid(const char *name)
 
 mixl_status_t mixl_agent_agree(mixl_agent_h agent, mixl_status_t local)
 {
-    int in = (int)local, out = in;
+    int bad = -1;
+    mixl_status_t st;
+
     if (agent->comm == MPI_COMM_NULL) return local;
-    if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MIN, agent->comm) != MPI_SUCCESS)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Allreduce failed",
-                               agent->name);
-    return (mixl_status_t)out;
+    st = mixl_coll_agree(agent->comm, local, &bad);
+    /* A rank that did its part names the one that did not (its own message says why). */
+    if (st != MIXL_OK && local == MIXL_OK && bad >= 0)
+        mixl_errbuf_set(&agent->eb, st, "agent %s: rank %d (agent %s) failed", agent->name, bad,
+                        agent->rank_names != NULL && agent->rank_names[bad][0] ? agent->rank_names[bad]
+                                                                              : "?");
+    return st;
 }
 
 static uint64_t random_u64(void)
@@ -45,40 +51,97 @@ static uint64_t random_u64(void)
     return v;
 }
 
-/* Gather every rank's agent name and a world fingerprint; refuse duplicates. */
+/* Shared-memory layout parameters every rank must hold alike: each decides where a peer
+ * writes into this rank's windows. */
+typedef struct {
+    uint64_t notif_ring, staging_slots, staging_slot_bytes;
+} agent_layout_t;
+
+/* Every rank holds the same table, so every rank reaches the same verdict without agreeing. */
+static mixl_status_t agent_check_layout(mixl_agent_h agent, const agent_layout_t *all)
+{
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {{"notif_ring", offsetof(agent_layout_t, notif_ring)},
+                {"staging_slots", offsetof(agent_layout_t, staging_slots)},
+                {"staging_slot_bytes", offsetof(agent_layout_t, staging_slot_bytes)}};
+
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+        for (int r = 1; r < agent->nranks; r++) {
+            uint64_t v0 = *(const uint64_t *)((const char *)&all[0] + keys[k].off);
+            uint64_t vr = *(const uint64_t *)((const char *)&all[r] + keys[k].off);
+            if (v0 != vr)
+                return mixl_errbuf_set(&agent->eb, MIXL_ERR_CONFIG,
+                                       "agent %s: %s must be the same on every rank: rank 0 (agent %s) "
+                                       "has %llu, rank %d (agent %s) has %llu", agent->name,
+                                       keys[k].key, agent->rank_names[0], (unsigned long long)v0, r,
+                                       agent->rank_names[r], (unsigned long long)vr);
+        }
+    return MIXL_OK;
+}
+
+/*
+ * Collective: duplicate the communicator, gather every rank's agent name and
+ * layout parameters, refuse duplicates and differences, share a world
+ * fingerprint. Every rank makes every call whatever failed locally; the
+ * outcome is agreed at the end. On failure agent->comm may be set (the caller
+ * frees it, collectively on every rank alike).
+ */
 static mixl_status_t agent_setup_comm(mixl_agent_h agent, MPI_Comm comm)
 {
     mixl_status_t st = MIXL_OK;
+    agent_layout_t mine, *all = NULL;
+    int rc;
 
-    if (MPI_Comm_dup(comm, &agent->comm) != MPI_SUCCESS)
+    rc = MPI_Comm_dup(comm, &agent->comm);
+    if (!mixl_coll_check_created(comm, rc, agent->comm != MPI_COMM_NULL, "MPI_Comm_dup of the agent")) {
+        agent->comm = MPI_COMM_NULL;
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Comm_dup failed",
                                agent->name);
+    }
+    if (rc != MPI_SUCCESS)
+        mixl_coll_keep(&st, mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND,
+                                            "agent %s: MPI_Comm_dup failed", agent->name));
     MPI_Comm_set_errhandler(agent->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(agent->comm, &agent->rank);
     MPI_Comm_size(agent->comm, &agent->nranks);
     agent->rank_names = calloc((size_t)agent->nranks, MIXL_NAME_MAX);
-    if (agent->rank_names == NULL) st = MIXL_ERR_NO_MEMORY;
-    st = mixl_agent_agree(agent, st);
-    if (st != MIXL_OK)
-        return mixl_errbuf_set(&agent->eb, st, "agent %s: cannot allocate the rank table",
-                               agent->name);
+    all = calloc((size_t)agent->nranks, sizeof(*all));
+    if (agent->rank_names == NULL || all == NULL)
+        mixl_coll_keep(&st, mixl_errbuf_set(&agent->eb, MIXL_ERR_NO_MEMORY,
+                                            "agent %s: cannot allocate the rank table", agent->name));
+    /* The gathers below need the tables on every rank. */
+    mixl_coll_keep(&st, mixl_agent_agree(agent, st));
+    if (st != MIXL_OK) goto out;
 
-    if (MPI_Allgather(agent->name, MIXL_NAME_MAX, MPI_CHAR, agent->rank_names, MIXL_NAME_MAX,
-                      MPI_CHAR, agent->comm) != MPI_SUCCESS)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Allgather of names failed",
-                               agent->name);
-    for (int i = 0; i < agent->nranks; i++)
-        for (int j = i + 1; j < agent->nranks; j++)
+    rc = MPI_Allgather(agent->name, MIXL_NAME_MAX, MPI_CHAR, agent->rank_names, MIXL_NAME_MAX,
+                       MPI_CHAR, agent->comm);
+    if (rc != MPI_SUCCESS) mixl_coll_lost(agent->comm, rc, "MPI_Allgather of agent names");
+    mine.notif_ring = agent->params.notif_ring;
+    mine.staging_slots = agent->params.staging_slots;
+    mine.staging_slot_bytes = agent->params.staging_slot_bytes;
+    rc = MPI_Allgather(&mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, agent->comm);
+    if (rc != MPI_SUCCESS) mixl_coll_lost(agent->comm, rc, "MPI_Allgather of layout parameters");
+
+    /* Same tables everywhere: every rank reaches the same verdict. */
+    for (int i = 0; i < agent->nranks && st == MIXL_OK; i++)
+        for (int j = i + 1; j < agent->nranks && st == MIXL_OK; j++)
             if (strcmp(agent->rank_names[i], agent->rank_names[j]) == 0)
-                return mixl_errbuf_set(&agent->eb, MIXL_ERR_EXISTS,
-                                       "agent name '%s' is used by ranks %d and %d",
-                                       agent->rank_names[i], i, j);
+                st = mixl_errbuf_set(&agent->eb, MIXL_ERR_EXISTS,
+                                     "agent name '%s' is used by ranks %d and %d",
+                                     agent->rank_names[i], i, j);
+    if (st == MIXL_OK) st = agent_check_layout(agent, all);
 
     if (agent->rank == 0) agent->mpi_world = random_u64();
-    if (MPI_Bcast(&agent->mpi_world, 1, MPI_UINT64_T, 0, agent->comm) != MPI_SUCCESS)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Bcast failed",
-                               agent->name);
-    return MIXL_OK;
+    rc = MPI_Bcast(&agent->mpi_world, 1, MPI_UINT64_T, 0, agent->comm);
+    if (rc != MPI_SUCCESS)
+        mixl_coll_keep(&st, mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Bcast failed",
+                                            agent->name));
+    st = mixl_agent_agree(agent, st);
+out:
+    free(all);
+    return st;
 }
 
 static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_params_t *params)
@@ -206,15 +269,13 @@ mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h 
     }
     if (collective) {
         /* Every rank must take the same path through the collectives below. */
-        int in = (int)st, out;
-        if (MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_MIN, params->comm) != MPI_SUCCESS)
-            out = MIXL_ERR_BACKEND;
-        if (out != MIXL_OK && st == MIXL_OK)
-            st = mixl_errbuf_set(&agent->eb, (mixl_status_t)out,
-                                 "agent %s: another rank refused its parameters", agent->name);
+        int bad = -1;
+        mixl_status_t all = mixl_coll_agree(params->comm, st, &bad);
+        if (all != MIXL_OK && st == MIXL_OK)
+            st = mixl_errbuf_set(&agent->eb, all, "agent %s: rank %d refused its parameters",
+                                 agent->name, bad);
         if (st != MIXL_OK) goto err_free;
         st = agent_setup_comm(agent, params->comm);
-        st = mixl_agent_agree(agent, st);
         if (st != MIXL_OK) goto err_comm;
     } else if (st != MIXL_OK) {
         goto err_free;

@@ -232,6 +232,7 @@ static void dc_report(dc_t *dc, dc_req_t *r)
         rep.lat_sum_ns = lat;
     }
     dg_send(dg, 0, &rep, NULL);
+    dg_finished_one(dg);
 }
 
 static void dc_retire(dc_t *dc, size_t idx)

@@ -110,10 +110,23 @@ typedef struct {
     dg_out_t *outbox;
     size_t nout, capout;
 
+    /* Resident memory: sampled when this rank finished DG_RSS_MARK requests and at the end
+     * (the soak test checks that it does not grow per request). */
+    uint64_t finished;
+    long rss_mark_kib;
+
     /* Notifications taken from the agent but not yet claimed (request not known yet). */
     dg_notif_t *parked;
     size_t nparked, capparked;
 } mixl_dg_t;
+
+/* Requests after which each rank samples its resident memory. */
+#define DG_RSS_MARK 1000
+
+/* This rank is done with one more request (counts it, samples RSS at DG_RSS_MARK). */
+void dg_finished_one(mixl_dg_t *dg);
+/* Resident set size of this process in KiB, -1 when unknown. */
+long dg_rss_kib(void);
 
 /* Router-clock time now. */
 int64_t dg_now(const mixl_dg_t *dg);

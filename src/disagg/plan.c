@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "transport/transport.h"
 
@@ -144,4 +145,88 @@ mixl_kv_layout_t mixl_dg_prefill_layout(const mixl_dg_plan_t *p, int tp_rank)
 mixl_kv_layout_t mixl_dg_decode_layout(const mixl_dg_plan_t *p, int tp_rank)
 {
     return mixl_kv_layout(&p->model, p->decode_tp, tp_rank, p->model.layers, p->pool_blocks);
+}
+
+/* Memory this process may still take: the smaller of the node's MemAvailable and the data and
+ * address-space limits. *what names the bound. 0 when nothing is known. */
+static uint64_t mem_limit(const char **what)
+{
+    uint64_t best = 0;
+    char line[256];
+    struct rlimit rl;
+    FILE *f = fopen("/proc/meminfo", "r");
+
+    *what = "unknown";
+    if (f != NULL) {
+        unsigned long long kib;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+                best = (uint64_t)kib * 1024;
+                *what = "available on this node (MemAvailable)";
+            }
+        fclose(f);
+    }
+    if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (best == 0 || (uint64_t)rl.rlim_cur < best)) {
+        best = (uint64_t)rl.rlim_cur;
+        *what = "this process may use (RLIMIT_DATA)";
+    }
+    if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (best == 0 || (uint64_t)rl.rlim_cur < best)) {
+        best = (uint64_t)rl.rlim_cur;
+        *what = "this process may map (RLIMIT_AS)";
+    }
+    return best;
+}
+
+static void human(double b, char *buf, size_t len)
+{
+    static const char *const u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int i = 0;
+    while (b >= 1024 && i < 5) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, len, "%.1f %s", b, u[i]);
+}
+
+mixl_status_t mixl_dg_check_memory(const mixl_run_config_t *cfg, char *err, size_t err_len)
+{
+    mixl_kv_model_t m;
+    const char *what;
+    uint64_t limit = mem_limit(&what);
+    char need_s[32], have_s[32];
+    mixl_status_t st;
+
+    if (limit == 0) return MIXL_OK;
+    st = mixl_kv_model_resolve(preset_names[cfg->model.preset], (int)cfg->model.layers,
+                               (int)cfg->model.kv_heads, (int)cfg->model.head_dim,
+                               dtype_names[cfg->model.dtype], (int)cfg->model.block_size, &m, err,
+                               err_len);
+    if (st != MIXL_OK) return st;
+    human((double)limit, have_s, sizeof(have_s));
+    if (cfg->decode.memory != MIXL_KVMEM_CUDA && cfg->decode.tp > 0) {
+        /* K and V of every layer for every block, this rank's share of the heads. */
+        double pool = 2.0 * m.layers * (double)cfg->decode.pool_blocks * m.block_size *
+                      ((double)m.kv_heads / (double)cfg->decode.tp) * m.head_dim * m.elem_bytes;
+        if (pool > (double)limit) {
+            human(pool, need_s, sizeof(need_s));
+            snprintf(err, err_len,
+                     "decode.pool_blocks: %lld blocks make a KV pool of %s per decode rank, more "
+                     "than the %s %s; lower decode.pool_blocks",
+                     (long long)cfg->decode.pool_blocks, need_s, have_s, what);
+            return MIXL_ERR_CONFIG;
+        }
+    }
+    double router = (double)cfg->workload.requests * MIXL_DG_ROUTER_BYTES_PER_REQUEST;
+    if (router > (double)limit) {
+        human(router, need_s, sizeof(need_s));
+        snprintf(err, err_len,
+                 "workload.requests: %lld requests need about %s on the router (%d bytes each for "
+                 "the workload, timelines and results), more than the %s %s; run fewer requests",
+                 (long long)cfg->workload.requests, need_s, MIXL_DG_ROUTER_BYTES_PER_REQUEST,
+                 have_s, what);
+        return MIXL_ERR_CONFIG;
+    }
+    return MIXL_OK;
 }

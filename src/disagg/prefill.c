@@ -163,6 +163,7 @@ static void pf_start(pf_t *pf, dg_msg_t *msg)
         rep.req = msg->req;
         mixl_error("request %llu: out of memory starting it", (unsigned long long)msg->req);
         dg_send(dg, 0, &rep, NULL);
+        dg_finished_one(dg);
         free(msg);
         return;
     }
@@ -221,6 +222,7 @@ static void pf_finish(pf_t *pf, size_t idx)
         rep.lat_sum_ns = lat;
     }
     dg_send(dg, 0, &rep, NULL);
+    dg_finished_one(dg);
     if (pf->computing == r) pf->computing = NULL;
     pf_release(pf, r);
     memmove(pf->live + idx, pf->live + idx + 1, (pf->nlive - idx - 1) * sizeof(*pf->live));

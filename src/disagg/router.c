@@ -184,6 +184,7 @@ static void rt_report(rt_t *rt, const dg_msg_t *m)
     rt->pre_active[r->prefill_inst]--;
     rt->inflight--;
     rt->done++;
+    dg_finished_one(dg);
     rt->bytes += r->bytes;
     if (r->status != 0) rt->failed++;
 }
@@ -226,6 +227,11 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         st = MIXL_ERR_NO_MEMORY;
         goto out;
     }
+    /* Claim the per-request records now (calloc maps them lazily): the run's memory is
+     * taken at the start, not request by request, so resident memory stays flat. */
+    memset(res->req, 0, n * sizeof(mixl_dg_req_t));
+    memset(rt.rq, 0, n * sizeof(rt_req_t));
+    memset(rt.queue, 0, n * sizeof(size_t));
     for (int j = 0; j < dg->plan.decode_instances; j++) rt.dec_free[j] = dg->plan.pool_blocks;
     for (size_t i = 0; i < n; i++) {
         res->req[i].id = i;

@@ -62,6 +62,8 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
     memset(wl, 0, sizeof(*wl));
     if (rank == 0) {
         st = mixl_run_config_load(cfg, path, overrides, noverrides, msg, sizeof(msg));
+        /* Sizes this node cannot hold are refused before the workload is allocated. */
+        if (st == MIXL_OK) st = mixl_dg_check_memory(cfg, msg, sizeof(msg));
         if (st == MIXL_OK) st = mixl_workload_build(cfg, wl, msg, sizeof(msg));
         if (st == MIXL_OK) {
             max_prompt = wl->max_prompt;
@@ -96,6 +98,7 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
     mixl_dg_t dg;
     mixl_dg_results_t res;
     mixl_status_t st;
+    long rss_end = -1;
 
     memset(&dg, 0, sizeof(dg));
     memset(&res, 0, sizeof(res));
@@ -118,6 +121,8 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
         res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
         st = dg_router_run(&dg, wl, &res);
+        /* Before the summary and the HDF5 writer allocate: the run's own memory only. */
+        rss_end = dg_rss_kib();
         if (st != MIXL_OK) {
             /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */
             fflush(stdout);
@@ -144,8 +149,18 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         fflush(out);
     } else if (dg.me.role == MIXL_ROLE_PREFILL) {
         st = dg_prefill_run(&dg);
+        rss_end = dg_rss_kib();
     } else {
         st = dg_decode_run(&dg);
+        rss_end = dg_rss_kib();
+    }
+    {
+        static const char *const roles[] = {"router", "prefill", "decode"};
+        /* One line per rank; marks are -1 when the rank finished fewer than DG_RSS_MARK requests. */
+        fprintf(out, "rss: rank=%d role=%s inst=%d requests=%llu mark=%d mark_kib=%ld end_kib=%ld\n",
+                dg.rank, roles[dg.me.role], dg.me.inst, (unsigned long long)dg.finished,
+                DG_RSS_MARK, dg.finished >= DG_RSS_MARK ? dg.rss_mark_kib : -1L, rss_end);
+        fflush(out);
     }
 out:
     dg_teardown(&dg);

@@ -18,6 +18,8 @@
 
 #include <mixl/agent.h>
 
+#include "util/coll.h"
+
 typedef struct mpi_block {
     struct mpi_block *next;
     void *ptr;
@@ -67,34 +69,41 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
         snprintf(why, sizeof(why), "%zu bytes is more than MPI can address", len);
     }
 
-    MPI_Comm work;
-    if (MPI_Comm_dup(comm, &work) != MPI_SUCCESS) {
-        /* Only reached when comm returns errors; MPI is then in no state for the rest. */
+    MPI_Comm work = MPI_COMM_NULL;
+    int rc = MPI_Comm_dup(comm, &work);
+    if (!mixl_coll_check_created(comm, rc, work != MPI_COMM_NULL, "MPI_Comm_dup in mixl_mem_alloc_mpi")) {
+        /* Refused on every rank alike (only seen when comm returns errors). */
         free(b);
         set_err(err, err_len, "mixl_mem_alloc_mpi: MPI_Comm_dup failed");
         return MIXL_ERR_BACKEND;
+    }
+    if (rc != MPI_SUCCESS && ok) {
+        ok = 0;
+        snprintf(why, sizeof(why), "MPI_Comm_dup failed");
     }
     MPI_Comm_set_errhandler(work, MPI_ERRORS_RETURN);
 
     /* A rank that cannot go on still takes part, with an empty window. */
     void *base = NULL;
     MPI_Win win = MPI_WIN_NULL;
-    int rc = MPI_Win_allocate(ok ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, work, &base, &win);
+    rc = MPI_Win_allocate(ok ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, work, &base, &win);
+    /* A window MPI handed back is freed below with the others' whatever the call returned. */
+    if (!mixl_coll_check_created(work, rc, win != MPI_WIN_NULL, "MPI_Win_allocate in mixl_mem_alloc_mpi"))
+        win = MPI_WIN_NULL;
     if (rc != MPI_SUCCESS) {
         char msg[MPI_MAX_ERROR_STRING];
         int msglen = 0;
         MPI_Error_string(rc, msg, &msglen);
         if (ok) snprintf(why, sizeof(why), "MPI_Win_allocate of %zu bytes: %s", bytes, msg);
         ok = 0;
-        win = MPI_WIN_NULL;
     }
 
-    /* Every rank learns whether all succeeded (and which failed last), so none keeps memory
+    /* Every rank learns whether all succeeded (and which failed first), so none keeps memory
      * the others gave up. */
     MPI_Comm_rank(work, &rank);
     MPI_Comm_size(work, &n);
-    int who = ok ? -1 : rank, bad = rank;
-    if (MPI_Allreduce(&who, &bad, 1, MPI_INT, MPI_MAX, work) != MPI_SUCCESS) bad = rank;
+    int bad = -1;
+    mixl_coll_agree(work, ok ? MIXL_OK : MIXL_ERR_BACKEND, &bad);
     if (bad >= 0) {
         if (win != MPI_WIN_NULL) MPI_Win_free(&win);
         MPI_Comm_free(&work);

@@ -16,6 +16,7 @@
 
 #include "registry/mpi/mpi_reg.h"
 #include "util/clock.h"
+#include "util/coll.h"
 #include "util/log.h"
 
 typedef struct {
@@ -328,7 +329,7 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
 {
     regmpi_client_t *c = reg->priv;
     mixl_errbuf_t eb = {0};
-    int initialized = 0, finalized = 0, provided = 0, ok, all_ok = 0;
+    int initialized = 0, finalized = 0, provided = 0, all_ok = 0;
     mixl_status_t status = MIXL_OK;
 
     MPI_Initialized(&initialized);
@@ -345,9 +346,14 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
                               "threads call MPI), but MPI provides thread level %d; initialise with "
                               "MPI_Init_thread(..., MPI_THREAD_MULTIPLE, &provided)", provided);
     }
-    if (MPI_Comm_dup(reg->params.comm, &c->comm) != MPI_SUCCESS) {
+    c->comm = MPI_COMM_NULL;
+    int rc = MPI_Comm_dup(reg->params.comm, &c->comm);
+    if (!mixl_coll_check_created(reg->params.comm, rc, c->comm != MPI_COMM_NULL,
+                                 "MPI_Comm_dup of the registry"))
         return mixl_reg_error(reg, 0, MIXL_ERR_BACKEND, "registry mpi: MPI_Comm_dup failed");
-    }
+    /* Made everywhere but refused here: this rank fails, after the same collectives as the rest. */
+    if (rc != MPI_SUCCESS)
+        status = mixl_reg_error(reg, 0, MIXL_ERR_BACKEND, "registry mpi: MPI_Comm_dup failed");
     /* Errors come back as return codes (and become statuses) instead of aborting the job. */
     MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(c->comm, &c->rank);
@@ -357,7 +363,8 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
     {
         /* Every rank must name the same server; a mismatch would leave requests unanswered. */
         int mine[2] = {c->server_rank, -c->server_rank}, agreed[2];
-        MPI_Allreduce(mine, agreed, 2, MPI_INT, MPI_MIN, c->comm);
+        rc = MPI_Allreduce(mine, agreed, 2, MPI_INT, MPI_MIN, c->comm);
+        if (rc != MPI_SUCCESS) mixl_coll_lost(c->comm, rc, "MPI_Allreduce of the registry's server_rank");
         if (agreed[0] != -agreed[1]) {
             status = mixl_reg_error(reg, 0, MIXL_ERR_CONFIG, "registry mpi: ranks disagree on "
                                     "server_rank (from %d to %d; this rank: %d)", agreed[0],
@@ -365,7 +372,9 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
             goto err_comm;
         }
     }
-    if (c->server_rank >= c->nranks) {
+    if (status != MIXL_OK) {
+        /* Comm_dup refused above: no server from this rank. */
+    } else if (c->server_rank >= c->nranks) {
         status = mixl_reg_error(reg, 0, MIXL_ERR_CONFIG, "registry mpi: server_rank %d but the "
                                 "communicator has %d ranks", c->server_rank, c->nranks);
     } else if (c->rank == c->server_rank) {
@@ -373,8 +382,7 @@ static mixl_status_t mpi_init(struct mixl_registry *reg)
         if (status != MIXL_OK) mixl_reg_error(reg, 1, status, "%s", mixl_errbuf_get(&eb));
     }
     /* Fail together: a rank whose server did not start must not leave others waiting on it. */
-    ok = status == MIXL_OK;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm);
+    all_ok = mixl_coll_agree(c->comm, status, NULL) == MIXL_OK;
     if (!all_ok) {
         if (status == MIXL_OK) {
             status = mixl_reg_error(reg, 0, MIXL_ERR_REGISTRY, "registry mpi: another rank failed "

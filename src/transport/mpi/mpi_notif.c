@@ -12,6 +12,7 @@
 
 #include "transport/mpi/mpi_tp.h"
 #include "util/clock.h"
+#include "util/coll.h"
 #include "util/crc32c.h"
 
 static size_t notif_win_bytes(const mpi_tp_t *m)
@@ -39,50 +40,56 @@ static uint32_t notif_crc(const mpi_notif_entry_t *e)
     return mixl_crc32c(crc, e->payload, e->len <= MIXL_NOTIF_MAX ? e->len : MIXL_NOTIF_MAX);
 }
 
+/*
+ * Collective part of mpi_init(): every rank makes the window, the barrier
+ * and its epoch whatever failed locally (a rank without its arrays exposes
+ * nothing); the caller agrees on the outcome and, on failure, every rank
+ * calls mpi_notif_fini() alike.
+ */
 mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m)
 {
     size_t n = (size_t)m->nranks;
     MPI_Aint bytes = (MPI_Aint)notif_win_bytes(m);
-    mixl_status_t st = MIXL_ERR_BACKEND;
+    mixl_status_t st = MIXL_OK;
     int rc;
 
+    m->notif_win = MPI_WIN_NULL;
     m->sent = calloc(n, sizeof(uint64_t));
     m->consumed_seen = calloc(n, sizeof(uint64_t));
     m->fetch_buf = calloc(n, sizeof(uint64_t));
     m->recv_next = calloc(n, sizeof(uint64_t));
-    if (m->sent == NULL || m->consumed_seen == NULL || m->fetch_buf == NULL || m->recv_next == NULL)
-        goto err_nomem;
-    for (size_t i = 0; i < n; i++) m->recv_next[i] = 1;
+    m->bad_since = calloc(n, sizeof(uint64_t));
+    if (m->sent == NULL || m->consumed_seen == NULL || m->fetch_buf == NULL || m->recv_next == NULL ||
+        m->bad_since == NULL)
+        st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: notification state for %d ranks",
+                             tp->agent_name, m->nranks);
+    else
+        for (size_t i = 0; i < n; i++) m->recv_next[i] = 1;
 
-    rc = MPI_Win_allocate(bytes, 1, MPI_INFO_NULL, m->comm, &m->notif_mem, &m->notif_win);
-    if (rc != MPI_SUCCESS) {
-        mpi_tp_error(tp, rc, "MPI_Win_allocate of the %zu-byte notification window", (size_t)bytes);
-        goto err_arrays;
+    rc = MPI_Win_allocate(st == MIXL_OK ? bytes : 0, 1, MPI_INFO_NULL, m->comm, &m->notif_mem,
+                          &m->notif_win);
+    if (!mixl_coll_check_created(m->comm, rc, m->notif_win != MPI_WIN_NULL,
+                                 "MPI_Win_allocate of the notification window")) {
+        m->notif_win = MPI_WIN_NULL;
+        return mpi_tp_error(tp, rc, "MPI_Win_allocate of the %zu-byte notification window",
+                            (size_t)bytes);
     }
+    if (rc != MPI_SUCCESS)
+        mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_allocate of the %zu-byte notification "
+                                         "window", (size_t)bytes));
     MPI_Win_set_errhandler(m->notif_win, MPI_ERRORS_RETURN);
-    memset(m->notif_mem, 0, (size_t)bytes);
+    if (st == MIXL_OK) memset(m->notif_mem, 0, (size_t)bytes);
     /* Nobody may write a slot before its owner zeroed the window. */
-    MPI_Barrier(m->comm);
+    rc = MPI_Barrier(m->comm);
+    if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Barrier after zeroing the "
+                                                           "notification window"));
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, m->notif_win);
-    if (rc != MPI_SUCCESS) {
-        mpi_tp_error(tp, rc, "MPI_Win_lock_all on the notification window");
-        MPI_Win_free(&m->notif_win);
-        goto err_arrays;
-    }
-    return MIXL_OK;
-
-err_nomem:
-    st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: notification state for %d ranks",
-                    tp->agent_name, m->nranks);
-err_arrays:
-    free(m->sent);
-    free(m->consumed_seen);
-    free(m->fetch_buf);
-    free(m->recv_next);
-    m->sent = m->consumed_seen = m->fetch_buf = m->recv_next = NULL;
+    if (rc != MPI_SUCCESS)
+        mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_lock_all on the notification window"));
     return st;
 }
 
+/* Collective when the window exists (every rank holds it alike). */
 void mpi_notif_fini(mpi_tp_t *m)
 {
     if (m->notif_win != MPI_WIN_NULL) {
@@ -93,6 +100,8 @@ void mpi_notif_fini(mpi_tp_t *m)
     free(m->consumed_seen);
     free(m->fetch_buf);
     free(m->recv_next);
+    free(m->bad_since);
+    m->sent = m->consumed_seen = m->fetch_buf = m->recv_next = m->bad_since = NULL;
 }
 
 /* Hot path when the ring has room: one put and one flush. */
@@ -149,8 +158,29 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
 
             if (__atomic_load_n(&slot->seq, __ATOMIC_ACQUIRE) != want) break;
             memcpy(&e, slot, sizeof(e));
-            /* A slot still landing fails its CRC: leave it for the next poll. */
-            if (e.seq != want || e.len > MIXL_NOTIF_MAX || e.crc != notif_crc(&e)) break;
+            if (e.seq != want || e.len > MIXL_NOTIF_MAX || e.crc != notif_crc(&e)) {
+                /* A slot still landing fails its CRC for a moment: leave it for the next poll.
+                 * One that keeps failing was torn by a writer that died mid-put, or damaged:
+                 * after timeout_ms report it once and move past it, so the source is not
+                 * stalled for ever. The clock is read only while a slot fails. */
+                uint64_t now = mixl_now_ns();
+                if (m->bad_since[src] == 0) {
+                    m->bad_since[src] = now;
+                } else if (count == 0 && now - m->bad_since[src] > (uint64_t)m->timeout_ms * 1000000ull) {
+                    m->bad_since[src] = 0;
+                    m->recv_next[src] = want + 1;
+                    __atomic_store_n(&consumed[src], want, __ATOMIC_RELEASE);
+                    *count_p = 0;
+                    return mixl_errbuf_set(tp->eb, MIXL_ERR_CHECKSUM,
+                                           "agent %s: notification %llu from rank %d (%s) failed its "
+                                           "CRC for %d ms (its writer died mid-put, or the slot was "
+                                           "damaged); skipped", tp->agent_name,
+                                           (unsigned long long)want, src, tp->rank_names[src],
+                                           m->timeout_ms);
+                }
+                break;
+            }
+            m->bad_since[src] = 0;
             memcpy(out[count].peer, tp->rank_names[src], MIXL_NAME_MAX);
             out[count].len = e.len;
             memcpy(out[count].payload, e.payload, e.len);

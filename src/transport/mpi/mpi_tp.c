@@ -19,6 +19,7 @@
 
 #include "transport/mpi/mpi_cuda.h"
 #include "transport/mpi/mpi_tp.h"
+#include "util/coll.h"
 #include "util/log.h"
 
 mixl_status_t mpi_tp_error(mixl_tp_t *tp, int mpi_rc, const char *fmt, ...)
@@ -43,14 +44,40 @@ static int mpi_query_cuda_aware(void)
 #endif
 }
 
+/*
+ * Agree on the outcome of a collective step of the backend. A rank that
+ * succeeded records which rank did not, so every rank's error names it.
+ */
+static mixl_status_t mpi_agree(mixl_tp_t *tp, mpi_tp_t *m, mixl_status_t local, const char *what)
+{
+    int bad = -1;
+    mixl_status_t st = mixl_coll_agree(m->comm, local, &bad);
+
+    if (st != MIXL_OK && local == MIXL_OK && bad >= 0)
+        mixl_errbuf_set(tp->eb, st, "agent %s: %s failed on rank %d (agent %s)", tp->agent_name,
+                        what, bad, tp->rank_names[bad]);
+    return st;
+}
+
+/*
+ * Collective: duplicate the communicator, set up staging (local) and the
+ * notification window (collective), then agree. Every rank makes every
+ * collective call whatever failed before it locally; on a common failure
+ * every rank frees what it made, again collectively.
+ */
 static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
 {
     mpi_tp_t *m = tp->priv;
-    mixl_status_t st;
+    mixl_status_t st = MIXL_OK;
     int rc;
 
+    m->comm = MPI_COMM_NULL;
+    m->dyn_win = MPI_WIN_NULL;
+    m->notif_win = MPI_WIN_NULL;
     rc = MPI_Comm_dup(tp->comm, &m->comm);
-    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Comm_dup for the MPI backend");
+    if (mixl_coll_check_created(tp->comm, rc, m->comm != MPI_COMM_NULL, "MPI_Comm_dup for the MPI backend") != 1)
+        return mpi_tp_error(tp, rc, "MPI_Comm_dup for the MPI backend");
+    if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Comm_dup for the MPI backend"));
     MPI_Comm_set_errhandler(m->comm, MPI_ERRORS_RETURN);
     m->rank = tp->rank;
     m->nranks = tp->nranks;
@@ -58,22 +85,20 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     m->timeout_ms = params->timeout_ms;
     m->gpu_path = params->gpu_path;
     m->cuda_aware = mpi_query_cuda_aware();
-    m->dyn_win = MPI_WIN_NULL;
-    m->notif_win = MPI_WIN_NULL;
 
-    st = mpi_cuda_init(tp, m, params);
-    if (st != MIXL_OK) goto err_comm;
-    st = mpi_notif_init(tp, m);
-    if (st != MIXL_OK) goto err_cuda;
-    return MIXL_OK;
-
-err_cuda:
-    mpi_cuda_fini(m);
-err_comm:
-    MPI_Comm_free(&m->comm);
+    /* A refusal here is local: the notification window below is still made with the others. */
+    mixl_coll_keep(&st, mpi_cuda_init(tp, m, params));
+    mixl_coll_keep(&st, mpi_notif_init(tp, m));
+    st = mpi_agree(tp, m, st, "set-up of the MPI backend");
+    if (st != MIXL_OK) {
+        mpi_notif_fini(m);
+        mpi_cuda_fini(m);
+        MPI_Comm_free(&m->comm);
+    }
     return st;
 }
 
+/* Error handler and the one access epoch of a window. */
 static mixl_status_t mpi_win_open(mixl_tp_t *tp, MPI_Win win, const char *what)
 {
     int rc;
@@ -89,36 +114,53 @@ static int mpi_region_windowable(const mpi_tp_t *m, const mixl_tp_region_t *r)
     return r->mem_type != MIXL_MEM_CUDA || m->device_windows;
 }
 
+/*
+ * Collective: one static window per region index (ranks with fewer regions
+ * expose a placeholder page), then the dynamic window. Every rank creates
+ * every window whatever failed locally before (a refused device path, a
+ * failed lock), and the outcome is agreed at the end; the windows made stay
+ * for mpi_fini(), which frees them collectively on every rank alike.
+ */
 static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count)
 {
     mpi_tp_t *m = tp->priv;
     int mine = (int)count, most = 0, rc;
-    mixl_status_t st;
+    mixl_status_t st = MIXL_OK, table;
 
     /* Collective: device windows only if every rank's self-test passed. */
-    st = mpi_cuda_select_path(tp, m);
-    if (st != MIXL_OK) return st;
+    mixl_coll_keep(&st, mpi_cuda_select_path(tp, m));
 
     rc = MPI_Allreduce(&mine, &most, 1, MPI_INT, MPI_MAX, m->comm);
-    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of region counts");
+    if (rc != MPI_SUCCESS) mixl_coll_lost(m->comm, rc, "MPI_Allreduce of region counts");
     /* osc/ucx fails on zero-size or NULL bases: ranks with fewer regions expose a page. */
     m->placeholder = calloc(1, 4096);
     m->wins = calloc(most ? (size_t)most : 1, sizeof(*m->wins));
-    if (m->placeholder == NULL || m->wins == NULL)
-        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: window table", tp->agent_name);
+    table = m->placeholder != NULL && m->wins != NULL
+                ? MIXL_OK
+                : mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: window table for %d windows",
+                                  tp->agent_name, most);
+    /* Windows are made only where every rank can keep their handles. */
+    table = mpi_agree(tp, m, table, "allocating the window table");
+    if (table != MIXL_OK) return table;
 
+    for (int j = 0; j < most; j++) m->wins[j] = MPI_WIN_NULL;
+    m->nwins = most;
     for (int j = 0; j < most; j++) {
         mixl_tp_region_t *r = j < mine ? regions[j] : NULL;
         int use = r != NULL && mpi_region_windowable(m, r);
         char what[64];
 
-        snprintf(what, sizeof(what), "window for region %u", r ? r->id : 0);
+        snprintf(what, sizeof(what), "static window %d (region %u)", j, r ? r->id : 0);
         rc = MPI_Win_create(use ? r->addr : m->placeholder, use ? (MPI_Aint)r->len : 4096, 1,
                             MPI_INFO_NULL, m->comm, &m->wins[j]);
-        if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Win_create for static window %d", j);
-        m->nwins = j + 1;
-        st = mpi_win_open(tp, m->wins[j], what);
-        if (st != MIXL_OK) return st;
+        if (mixl_coll_check_created(m->comm, rc, m->wins[j] != MPI_WIN_NULL, "MPI_Win_create") != 1) {
+            /* Consistently refused on every rank: nothing to free, nothing more to make. */
+            m->nwins = j;
+            mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create for %s", what));
+            break;
+        }
+        if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create for %s", what));
+        mixl_coll_keep(&st, mpi_win_open(tp, m->wins[j], what));
         if (use) {
             r->window = j;
             r->window_base = (uint64_t)(uintptr_t)r->addr;
@@ -126,23 +168,28 @@ static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, 
     }
 
     rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->comm, &m->dyn_win);
-    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Win_create_dynamic");
-    st = mpi_win_open(tp, m->dyn_win, "the dynamic window");
-    if (st != MIXL_OK) return st;
-    m->started = 1;
-    return MIXL_OK;
+    if (mixl_coll_check_created(m->comm, rc, m->dyn_win != MPI_WIN_NULL, "MPI_Win_create_dynamic") == 1)
+        mixl_coll_keep(&st, mpi_win_open(tp, m->dyn_win, "the dynamic window"));
+    if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create_dynamic"));
+
+    st = mpi_agree(tp, m, st, "window creation");
+    if (st == MIXL_OK) m->started = 1;
+    return st;
 }
 
 static void mpi_fini(mixl_tp_t *tp)
 {
     mpi_tp_t *m = tp->priv;
 
-    /* Window frees are collective: every rank gets here from mixl_agent_destroy(). */
+    /* Window frees are collective: every rank gets here from mixl_agent_destroy() (or from a
+     * start that failed on some rank, agreed by all) holding the same windows. An epoch that
+     * never opened makes MPI_Win_unlock_all return an error, which changes nothing. */
     if (m->dyn_win != MPI_WIN_NULL) {
         MPI_Win_unlock_all(m->dyn_win);
         MPI_Win_free(&m->dyn_win);
     }
     for (int j = m->nwins - 1; j >= 0; j--) {
+        if (m->wins[j] == MPI_WIN_NULL) continue;
         MPI_Win_unlock_all(m->wins[j]);
         MPI_Win_free(&m->wins[j]);
     }

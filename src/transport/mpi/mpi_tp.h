@@ -46,6 +46,7 @@ typedef struct {
     uint64_t *consumed_seen; /* per target: its consumed[] for us, as last read */
     uint64_t *fetch_buf;     /* per target: MPI_Get landing spot */
     uint64_t *recv_next;     /* per source: next seq we expect */
+    uint64_t *bad_since;     /* per source: when its expected slot first failed its CRC, 0 = not */
     int poll_from;           /* round-robin start, for fairness between sources */
 
     MPI_Win *wins; /* static windows, one per region index */
