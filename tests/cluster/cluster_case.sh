@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# One test on the emulated cluster brought up by cluster.up (scripts/cluster/cluster.sh).
+#   cluster_case.sh fixture    nodes are isolated (host name, PID, /dev/shm, no IPv6, no address
+#                              or route in the root namespace), TCP and mpirun work across nodes
+#   cluster_case.sh run-mpi    mixl-run, router + prefill on n1, decodes on n2 and n3, path forced to mpi
+#   cluster_case.sh run-tcp    the same over MIXL's TCP data plane (path forced to tcp)
+#   cluster_case.sh run-auto   the default configuration: auto must choose tcp between nodes
+#   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
+#   cluster_case.sh diag       mixl-diag on n1 and n2: per-node facts and the cross-node self-test
+# Every mixl-run case checks the exit status, that every block was verified
+# (check_results on the HDF5 file) and which data path ran.
+# Env: MIXL_CLUSTER_SH, MIXL_CLUSTER_STATE, MIXL_RUN, MIXL_CHECK, MIXL_CONFIGS,
+#      MIXL_TEST_MPIRUN_FLAGS (the MCA selection of the other tests), MIXL_DIAG, MIXL_DIAG_CHECK.
+set -uo pipefail
+case_name=${1:?usage: $0 case}
+: "${MIXL_CLUSTER_SH:?}" "${MIXL_CLUSTER_STATE:?}"
+[ -f "$MIXL_CLUSTER_STATE/env" ] || { echo "FAIL: no cluster is up in $MIXL_CLUSTER_STATE" >&2; exit 1; }
+# shellcheck disable=SC1091
+. "$MIXL_CLUSTER_STATE/env"
+# Nodes have their own /tmp: results go to the state directory, which every node sees.
+work=$(mktemp -d "$MIXL_CLUSTER_STATE/work.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+on() { bash "$MIXL_CLUSTER_SH" -s "$MIXL_CLUSTER_STATE" exec "$@"; }
+# mpirun on the head node: the tests' MCA selection plus the cluster's launch flags.
+# shellcheck disable=SC2086
+mpirun_head() { on head mpirun $MIXL_TEST_MPIRUN_FLAGS $MIXL_CLUSTER_MPIRUN_FLAGS "$@"; }
+
+# h5attr FILE NAME: a root attribute of a results file.
+h5attr() {
+  python3 -c 'import sys, h5py
+v = h5py.File(sys.argv[1], "r").attrs[sys.argv[2]]
+print(v.decode() if isinstance(v, bytes) else v)' "$1" "$2"
+}
+
+# mixl_run REQUESTS HOSTS NP ARGS...: run, require exit 0 and every request verified.
+mixl_run() {
+  local requests=$1 hosts=$2 np=$3
+  shift 3
+  mpirun_head --host "$hosts" -np "$np" "$MIXL_RUN" --set run.output="$work/r.h5" \
+    --set run.progress=plain --set workload.requests="$requests" "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  cat "$work/out"; cat "$work/err" >&2
+  [ $rc -eq 0 ] || fail "mixl-run exited with $rc"
+  grep -q "verified $requests, errors 0" "$work/out" || fail "not every request was verified"
+  "$MIXL_CHECK" "$work/r.h5" "$requests" || fail "results file check"
+  # The UCX endpoint timeout at the end of a run (issue 12) must not come back.
+  ! grep -q "Endpoint timeout" "$work/err" || fail "UCX reported an endpoint timeout"
+  choice=$(grep '^data path choice: ' "$work/out" | sed 's/^data path choice: //')
+  [ -n "$choice" ] || fail "no 'data path choice' line in the summary"
+  [ "$(h5attr "$work/r.h5" data_path_choice)" = "$choice" ] ||
+    fail "HDF5 attribute data_path_choice differs from the summary"
+  echo "path choice: $choice"
+}
+
+# Router + prefill on n1, one decode on n2 and one on n3 (ranks fill hosts in order).
+hosts3=n1:2,n2:1,n3:1
+
+case $case_name in
+  fixture)
+    for n in $MIXL_CLUSTER_NODES; do
+      # One entry per node: host name, PID 1, IPv6 addresses, default routes, hosts entries.
+      facts=$(on "$n" sh -c 'echo "$(hostname) $(cat /proc/1/comm) $(wc -l </proc/net/if_inet6)" \
+        "$(ip route | grep -c default) $(grep -c " n[0-9]*$" /etc/hosts)"')
+      [ "$facts" = "$n node-init 0 0 3" ] ||
+        fail "node $n: expected '$n node-init 0 0 3' (host name, PID 1, IPv6 addresses, default routes, compute nodes in /etc/hosts), got '$facts'"
+    done
+    ip -4 addr | grep -q "10\.199\.0\." && fail "the root namespace has a cluster address"
+    ip route | grep -q "10\.199\.0\." && fail "the root namespace has a route to the cluster"
+    # Private /dev/shm and /tmp.
+    on n1 sh -c "echo x >/dev/shm/mixl-iso && echo x >/tmp/mixl-iso" || fail "cannot write in n1"
+    on n2 sh -c "test ! -e /dev/shm/mixl-iso && test ! -e /tmp/mixl-iso" || fail "n2 sees n1's /dev/shm or /tmp"
+    [ ! -e /dev/shm/mixl-iso ] || fail "the root namespace sees n1's /dev/shm"
+    # TCP across the bridge: a listener on n1, a client on n2, a token per run.
+    token=$RANDOM$RANDOM
+    on n1 timeout 20 python3 -c 'import socket, sys
+s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv(64).decode())' \
+      >"$work/tcp" 2>&1 &
+    lpid=$!
+    ok=""
+    for _ in $(seq 1 100); do
+      on n2 bash -c "echo $token >/dev/tcp/n1/7001" 2>/dev/null && { ok=1; break; }
+      sleep 0.1
+    done
+    wait $lpid
+    [ -n "$ok" ] && [ "$(cat "$work/tcp")" = "$token" ] || fail "TCP from n2 to n1 failed: $(cat "$work/tcp")"
+    # mpirun from the head node reaches every compute node through the launch agent.
+    got=$(mpirun_head --host n1,n2,n3 -np 3 hostname | sort | tr '\n' ' ')
+    [ "$got" = "n1 n2 n3 " ] || fail "mpirun across nodes printed '$got'"
+    echo "fixture ok: $MIXL_CLUSTER_NODES isolated, TCP and mpirun across nodes"
+    ;;
+  run-mpi)
+    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=mpi
+    case $choice in "mpi (data_plane.path); peers over mpi "[1-9]*", over tcp 0") ;;
+      *) fail "path mpi was forced but the choice is: $choice" ;; esac
+    ;;
+  run-tcp)
+    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=tcp
+    case $choice in "tcp (data_plane.path); peers over mpi 0, over tcp "[1-9]*) ;;
+      *) fail "path tcp was forced but the choice is: $choice" ;; esac
+    grep -q "tcp: 10\.199\.0\.11:" "$work/out" || fail "rank 0 does not publish its n1 address"
+    ;;
+  run-auto)
+    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml"
+    case $choice in "auto: tcp between nodes ("*"), mpi within a node; peers over mpi "*", over tcp "[1-9]*) ;;
+      *) fail "auto did not choose tcp between nodes: $choice" ;; esac
+    ;;
+  run-etcd)
+    command -v etcd >/dev/null || { echo "SKIP: etcd (etcd-server) is not installed"; exit 77; }
+    # etcd on the head node, in its private /tmp; stopped by its PID inside the head node.
+    on head sh -c 'etcd --name head --data-dir /tmp/etcd --listen-client-urls http://10.199.0.1:2379 \
+      --advertise-client-urls http://10.199.0.1:2379 --listen-peer-urls http://10.199.0.1:2380 \
+      --initial-advertise-peer-urls http://10.199.0.1:2380 --initial-cluster head=http://10.199.0.1:2380 \
+      >/tmp/etcd.log 2>&1 & echo $! >/tmp/etcd.pid; wait' &
+    epid=$!
+    stop_etcd() { on head sh -c 'kill $(cat /tmp/etcd.pid)' 2>/dev/null; wait "$epid" 2>/dev/null; rm -rf "$work"; }
+    trap stop_etcd EXIT
+    up=""
+    for _ in $(seq 1 100); do
+      on n1 bash -c "exec 3<>/dev/tcp/head/2379" 2>/dev/null && { up=1; break; }
+      sleep 0.2
+    done
+    [ -n "$up" ] || fail "etcd on the head node did not answer"
+    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/etcd.yaml" --set registry.endpoints=http://head:2379
+    grep -q "^registry: etcd" "$work/out" || fail "the run did not use the etcd registry"
+    case $choice in *"over tcp "[1-9]*) ;; *) fail "no peer used tcp between nodes: $choice" ;; esac
+    left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "" --keys-only | grep -c mixl)
+    [ "$left" -eq 0 ] || fail "$left metadata keys left in etcd after the run"
+    ;;
+  diag)
+    : "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
+    mpirun_head --host n1,n2 -np 2 "$MIXL_DIAG" --json --selftest-seconds 0.2 >"$work/report.json" 2>"$work/err"
+    rc=$?
+    cat "$work/err" >&2
+    [ $rc -eq 0 ] || { cat "$work/report.json" >&2; fail "mixl-diag exited $rc"; }
+    "$MIXL_DIAG_CHECK" "$work/report.json" --ranks 2 || { cat "$work/report.json" >&2; fail "report check"; }
+    python3 - "$work/report.json" <<'PY' || fail "the report does not describe two nodes"
+import json, sys
+r = json.load(open(sys.argv[1]))
+text = json.dumps(r)
+assert '"same_node": false' in text, "self-test did not run between nodes"
+assert '"n1"' in text and '"n2"' in text, "per-node facts of n1 and n2 missing"
+PY
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
