@@ -92,12 +92,12 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
     ;;
   run-mpi)
     mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=mpi
-    case $choice in "mpi (data_plane.path); peers over mpi "[1-9]*", over tcp 0") ;;
+    case $choice in "mpi (forced); peers over mpi "[1-9]*", over tcp 0") ;;
       *) fail "path mpi was forced but the choice is: $choice" ;; esac
     ;;
   run-tcp)
     mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=tcp
-    case $choice in "tcp (data_plane.path); peers over mpi 0, over tcp "[1-9]*) ;;
+    case $choice in "tcp (forced); peers over mpi 0, over tcp "[1-9]*) ;;
       *) fail "path tcp was forced but the choice is: $choice" ;; esac
     grep -q "tcp: 10\.199\.0\.11:" "$work/out" || fail "rank 0 does not publish its n1 address"
     ;;
