@@ -3,7 +3,10 @@
 # set of Linux namespaces (network, UTS, PID, IPC, mount) with a private tmpfs
 # on /dev/shm and /tmp, its own /etc/hosts and a tiny PID 1 with a TTL.
 #
-#   cluster.sh [-s STATE_DIR] up [-n NODES] [-t TTL]  tear down leftovers, bring the cluster up
+#   cluster.sh [-s STATE_DIR] up [-n NODES] [-t TTL] [--slurm]
+#                                                     tear down leftovers, bring the cluster up;
+#                                                     --slurm: munged + slurmctld on head, one slurmd
+#                                                     per compute node (SLURM_CONF in STATE_DIR/env)
 #   cluster.sh [-s STATE_DIR] down                    stop every node and server (< 20 s)
 #   cluster.sh [-s STATE_DIR] exec NODE CMD [ARG...]  run CMD inside NODE (from the root namespaces)
 #   cluster.sh [-s STATE_DIR] status                  nodes, addresses, liveness
@@ -109,7 +112,7 @@ start_ns() {
   local name=$1
   shift
   setsid unshare --fork --kill-child "$@" \
-    >>"$state/log/$name.log" 2>&1 </dev/null &
+    >>"$state/log/$name.log" 2>&1 </dev/null 9>&- &
   local up=$! child=""
   for _ in $(seq 1 100); do
     child=$(cat "/proc/$up/task/$up/children" 2>/dev/null | awk '{print $1}')
@@ -121,9 +124,10 @@ start_ns() {
 }
 
 up() {
-  local nodes=3 ttl=1800 reason
+  local nodes=3 ttl=1800 reason slurm=""
   while [ $# -gt 0 ]; do
     case $1 in
+      --slurm) slurm=1; shift ;;
       -n) nodes=$2; shift 2 ;;
       -t) ttl=$2; shift 2 ;;
       *) die "up: unknown option $1" ;;
@@ -136,7 +140,8 @@ up() {
   esac
   down
   mkdir -p "$state/nodes" "$state/log" || die "cannot write to $state"
-  chmod 0700 "$state"
+  # Traversable (munged runs as the munge user), not listable; the launch socket itself is 0700.
+  chmod 0711 "$state"
   cp "$here/launch.py" "$state/launch.py"
   if [ ! -x "$state/node-init" ] || [ "$here/node_init.c" -nt "$state/node-init" ]; then
     cc -O2 -o "$state/node-init" "$here/node_init.c" || die "cannot compile node_init.c"
@@ -179,7 +184,7 @@ up() {
   done
 
   setsid python3 "$state/launch.py" serve "$state/launch.sock" "$state" "$ttl" " $mark" \
-    >>"$state/log/launch.log" 2>&1 </dev/null &
+    >>"$state/log/launch.log" 2>&1 </dev/null 9>&- &
   for _ in $(seq 1 100); do [ -S "$state/launch.sock" ] && break; sleep 0.05; done
   [ -S "$state/launch.sock" ] || { down; die "the launch server did not start (see $state/log/launch.log)"; }
 
@@ -192,7 +197,85 @@ MIXL_CLUSTER_SUBNET=$SUBNET
 MIXL_CLUSTER_AGENT=$state/rsh-agent
 MIXL_CLUSTER_MPIRUN_FLAGS="--allow-run-as-root --oversubscribe --bind-to none --mca plm_rsh_agent $state/rsh-agent --mca plm_rsh_no_tree_spawn 1 --mca oob_tcp_if_include $SUBNET --mca btl_tcp_if_include $SUBNET"
 ENV
-  log "up: ${names[*]} on $SUBNET (state $state, TTL ${ttl}s)"
+  if [ -n "$slurm" ]; then
+    slurm_up "$nodes" || { down; die "Slurm did not start (logs in $state/slurm/log)"; }
+  fi
+  log "up: ${names[*]} on $SUBNET (state $state, TTL ${ttl}s${slurm:+, Slurm})"
+}
+
+# Slurm across the nodes: munged and slurmctld on head, slurmd -N nK on each
+# compute node. One munged serves every node through its socket in the
+# state directory (a path every node sees); the daemons die with their nodes.
+slurm_up() {
+  local nodes=$1 d=$state/slurm i
+  for t in munged slurmctld slurmd sinfo srun sbatch setpriv; do
+    command -v "$t" >/dev/null 2>&1 || { log "$t is not installed"; return 1; }
+  done
+  id munge >/dev/null 2>&1 || { log "no munge user"; return 1; }
+  rm -rf "$d"
+  mkdir -p "$d/state" "$d/log" "$d/munge" "$d/munge-sock"
+  chown munge:munge "$d/munge" "$d/munge-sock"
+  chmod 0700 "$d/munge"
+  chmod 0755 "$d" "$d/munge-sock"
+  dd if=/dev/urandom of="$d/munge/munge.key" bs=1024 count=1 status=none
+  chown munge:munge "$d/munge/munge.key"
+  chmod 0600 "$d/munge/munge.key"
+  {
+    echo "ClusterName=mixlcluster"
+    echo "SlurmctldHost=head($SUBNET_PREFIX.1)"
+    echo "SlurmctldPort=6817"
+    echo "SlurmdPort=6818"
+    echo "AuthType=auth/munge"
+    echo "AuthInfo=socket=$d/munge-sock/munge.sock"
+    echo "CredType=cred/munge"
+    echo "ProctrackType=proctrack/pgid"
+    echo "TaskPlugin=task/none"
+    echo "SelectType=select/cons_tres"
+    echo "SelectTypeParameters=CR_Core"
+    echo "SchedulerType=sched/backfill"
+    # Heterogeneous jobs are placed only by the backfill pass: run it every second.
+    echo "SchedulerParameters=bf_interval=1"
+    echo "StateSaveLocation=$d/state"
+    echo "SlurmdSpoolDir=/tmp/slurmd-%n"
+    echo "SlurmctldPidFile=/tmp/slurmctld.pid"
+    echo "SlurmdPidFile=/tmp/slurmd.pid"
+    echo "SlurmctldLogFile=$d/log/slurmctld.log"
+    echo "SlurmdLogFile=$d/log/slurmd-%n.log"
+    echo "SlurmUser=root"
+    echo "SlurmdUser=root"
+    echo "MpiDefault=none"
+    echo "ReturnToService=2"
+    echo "JobAcctGatherType=jobacct_gather/none"
+    echo "SlurmdParameters=config_overrides"
+    echo "PlugStackConfig=$d/plugstack.conf"
+    echo "MinJobAge=600"
+    for i in $(seq 1 "$nodes"); do
+      echo "NodeName=n$i NodeAddr=$SUBNET_PREFIX.$((10 + i)) CPUs=4 RealMemory=1000 State=UNKNOWN"
+    done
+    echo "PartitionName=debug Nodes=n[1-$nodes] Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
+  } >"$d/slurm.conf"
+  : >"$d/plugstack.conf"
+  local run=(bash "$here/cluster.sh" -s "$state" exec)
+  setsid "${run[@]}" head setpriv --reuid=munge --regid=munge --init-groups \
+    munged -F --force --socket="$d/munge-sock/munge.sock" --key-file="$d/munge/munge.key" \
+    --log-file="$d/log/munged.log" --pid-file="$d/munge/munged.pid" --seed-file="$d/munge/munged.seed" \
+    </dev/null >>"$d/log/munged.out" 2>&1 9>&- &
+  for _ in $(seq 1 100); do [ -S "$d/munge-sock/munge.sock" ] && break; sleep 0.1; done
+  [ -S "$d/munge-sock/munge.sock" ] || { log "munged did not create its socket"; return 1; }
+  setsid "${run[@]}" head slurmctld -D -i -f "$d/slurm.conf" </dev/null >>"$d/log/slurmctld.out" 2>&1 9>&- &
+  for i in $(seq 1 "$nodes"); do
+    setsid "${run[@]}" "n$i" slurmd -D -N "n$i" -f "$d/slurm.conf" \
+      </dev/null >>"$d/log/slurmd-n$i.out" 2>&1 9>&- &
+  done
+  echo "SLURM_CONF=$d/slurm.conf" >>"$state/env"
+  local idle=""
+  for _ in $(seq 1 120); do
+    idle=$(SLURM_CONF=$d/slurm.conf "${run[@]}" head sinfo -h -o "%T %D" 2>/dev/null | awk '$1 == "idle" {print $2}')
+    [ "$idle" = "$nodes" ] && return 0
+    sleep 0.5
+  done
+  log "Slurm nodes not idle after 60 s: $(SLURM_CONF=$d/slurm.conf "${run[@]}" head sinfo -h 2>&1 | tr '\n' ' ')"
+  return 1
 }
 
 exec_in() {

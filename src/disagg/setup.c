@@ -273,6 +273,14 @@ void dg_teardown(mixl_dg_t *dg)
         dg->agent = NULL;
     }
     mixl_kv_mem_free(&dg->mem);
+    /*
+     * Every rank has freed its windows, and with them the UCX endpoints they
+     * used, before any rank goes on to MPI_Finalize and exits; otherwise a
+     * rank still closing an endpoint to one that already exited waits for it
+     * and UCX reports "error during flush: Endpoint timeout" (seen across
+     * nodes, where UCX runs over tcp).
+     */
+    MPI_Barrier(dg->ctl);
     free(dg->names);
     free(dg->peer_base);
     free(dg->outbox);

@@ -7,6 +7,10 @@
 #   cluster_case.sh run-auto   the default configuration: auto must choose tcp between nodes
 #   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
 #   cluster_case.sh diag       mixl-diag on n1 and n2: per-node facts and the cross-node self-test
+#   cluster_case.sh slurm-step|slurm-mpirun|slurm-hetjob
+#                              the scripts in scripts/slurm/ submitted with sbatch on the head node
+#                              (cluster brought up with --slurm): router + prefill on n1, decodes on
+#                              n2 and n3; the hetjob puts prefill and decode on different node sets
 # Every mixl-run case checks the exit status, that every block was verified
 # (check_results on the HDF5 file) and which data path ran.
 # Env: MIXL_CLUSTER_SH, MIXL_CLUSTER_STATE, MIXL_RUN, MIXL_CHECK, MIXL_CONFIGS,
@@ -15,6 +19,7 @@ set -uo pipefail
 case_name=${1:?usage: $0 case}
 : "${MIXL_CLUSTER_SH:?}" "${MIXL_CLUSTER_STATE:?}"
 [ -f "$MIXL_CLUSTER_STATE/env" ] || { echo "FAIL: no cluster is up in $MIXL_CLUSTER_STATE" >&2; exit 1; }
+SLURM_CONF=""
 # shellcheck disable=SC1091
 . "$MIXL_CLUSTER_STATE/env"
 # Nodes have their own /tmp: results go to the state directory, which every node sees.
@@ -27,11 +32,9 @@ on() { bash "$MIXL_CLUSTER_SH" -s "$MIXL_CLUSTER_STATE" exec "$@"; }
 # shellcheck disable=SC2086
 mpirun_head() { on head mpirun $MIXL_TEST_MPIRUN_FLAGS $MIXL_CLUSTER_MPIRUN_FLAGS "$@"; }
 
-# h5attr FILE NAME: a root attribute of a results file.
+# h5attr FILE NAME: a string attribute of the results file's root group.
 h5attr() {
-  python3 -c 'import sys, h5py
-v = h5py.File(sys.argv[1], "r").attrs[sys.argv[2]]
-print(v.decode() if isinstance(v, bytes) else v)' "$1" "$2"
+  h5dump -w 0 -a "/$2" "$1" | sed -n 's/^ *(0): "\(.*\)"$/\1/p'
 }
 
 # mixl_run REQUESTS HOSTS NP ARGS...: run, require exit 0 and every request verified.
@@ -142,6 +145,39 @@ text = json.dumps(r)
 assert '"same_node": false' in text, "self-test did not run between nodes"
 assert '"n1"' in text and '"n2"' in text, "per-node facts of n1 and n2 missing"
 PY
+    ;;
+  slurm-step|slurm-mpirun|slurm-hetjob)
+    [ -n "${SLURM_CONF:-}" ] || fail "the cluster was brought up without --slurm"
+    scripts=$(cd "$(dirname "$MIXL_CLUSTER_SH")/../slurm" && pwd)
+    opts=(--parsable --wait --chdir "$work" --output "$work/mixl-%j.out" --time 5)
+    case $case_name in
+      slurm-step) job=(--nodes 3 --ntasks 4 --ntasks-per-node 2 "$scripts/mixl-step.sbatch") ;;
+      slurm-mpirun) job=(--nodes 3 --ntasks 4 --ntasks-per-node 2 "$scripts/mixl-mpirun.sbatch") ;;
+      # Component 0 (router + prefill) on one node, component 1 (two decodes) on two others.
+      slurm-hetjob) job=(--nodes 1 --ntasks 2 --ntasks-per-node 2 : --nodes 2 --ntasks 2
+                         --ntasks-per-node 1 "$scripts/mixl-hetjob.sbatch") ;;
+    esac
+    jobid=$(on head env SLURM_CONF="$SLURM_CONF" timeout 150 sbatch "${opts[@]}" "${job[@]}" \
+            --program "$MIXL_RUN" --outdir "$work/results" "$MIXL_CONFIGS/default.yaml" \
+            -- --set workload.requests=16 --set run.progress=off)
+    rc=$?
+    jobid=${jobid%%;*}
+    cat "$work"/mixl-*.out
+    [ $rc -eq 0 ] || fail "the job failed (sbatch --wait exited $rc)"
+    grep -q "verified 16, errors 0" "$work/mixl-$jobid.out" || fail "not every request was verified"
+    "$MIXL_CHECK" "$work/results/mixl-$jobid.h5" 16 || fail "results file check"
+    # Where the ranks ran, from Slurm's own record.
+    nodes=$(on head env SLURM_CONF="$SLURM_CONF" sacct -n -X -j "$jobid" -o NodeList 2>/dev/null | tr -d ' ')
+    used=$(on head env SLURM_CONF="$SLURM_CONF" scontrol show job "$jobid" | grep -o " NodeList=[^ ]*" | tr '\n' ' ')
+    echo "job $jobid ran on: ${used:-$nodes}"
+    case $case_name in
+      slurm-hetjob)
+        echo "$used" | grep -q "NodeList=n1 " || fail "component 0 is not on n1: $used"
+        echo "$used" | grep -q "NodeList=n\[2-3\]" || fail "component 1 is not on n2,n3: $used" ;;
+      *) echo "$used" | grep -q "NodeList=n\[1-3\]" || fail "the job did not span n1-n3: $used" ;;
+    esac
+    grep -q "^data path choice: auto: tcp between nodes" "$work/mixl-$jobid.out" ||
+      fail "auto did not choose tcp between nodes under Slurm"
     ;;
   *) fail "unknown case $case_name" ;;
 esac
