@@ -2,9 +2,11 @@
 # One test on the emulated cluster brought up by cluster.up (scripts/cluster/cluster.sh).
 #   cluster_case.sh fixture    nodes are isolated (host name, PID, /dev/shm, no IPv6, no address
 #                              or route in the root namespace), TCP and mpirun work across nodes
+#   cluster_case.sh netif      the TCP address choice (test_netif) inside n1
 #   cluster_case.sh run-mpi    mixl-run, router + prefill on n1, decodes on n2 and n3, path forced to mpi
 #   cluster_case.sh run-tcp    the same over MIXL's TCP data plane (path forced to tcp)
 #   cluster_case.sh run-auto   the default configuration: auto must choose tcp between nodes
+#   cluster_case.sh scale16    16 ranks over head, n1, n2, n3 (prefill 3 x TP 1, decode 6 x TP 2)
 #   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
 #   cluster_case.sh diag       mixl-diag on n1 and n2: two nodes counted, rank 0's host, the cross-node self-test
 #   cluster_case.sh slurm-step|slurm-mpirun|slurm-hetjob
@@ -98,18 +100,28 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
     [ "$got" = "n1 n2 n3 " ] || fail "mpirun across nodes printed '$got'"
     echo "fixture ok: $MIXL_CLUSTER_NODES isolated, TCP and mpirun across nodes"
     ;;
+  netif)
+    on n1 "${MIXL_TEST_NETIF:?}" || fail "TCP address choice in n1"
+    ;;
   run-mpi)
-    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=mpi
+    mixl_run 16 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=mpi
     expect_choice '^mpi \(forced\); peers over mpi [1-9][0-9]*, over tcp 0$' 
     ;;
   run-tcp)
-    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=tcp
+    mixl_run 16 $hosts3 4 "$MIXL_CONFIGS/default.yaml" --set data_plane.path=tcp
     expect_choice '^tcp \(forced\); peers over mpi 0, over tcp [1-9][0-9]*$' 
     grep -q "tcp: 10\.199\.0\.11:" "$work/out" || fail "rank 0 does not publish its n1 address"
     ;;
   run-auto)
-    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/default.yaml"
+    mixl_run 16 $hosts3 4 "$MIXL_CONFIGS/default.yaml"
     expect_choice '^auto: tcp between nodes \(one-sided MPI is emulated there: no RDMA device .*\), mpi within a node; peers over mpi [0-9]+, over tcp [1-9][0-9]*$' 
+    ;;
+  scale16)
+    # 16 ranks over all 4 nodes, 4 per node (oversubscribed): router + 3 prefill (TP 1) + 6 decode
+    # instances of TP 2, so most transfers also split each block between two decode ranks.
+    mixl_run 16 head:4,n1:4,n2:4,n3:4 16 "$MIXL_CONFIGS/default.yaml" --set prefill.instances=3 \
+      --set decode.tp=2 --set decode.instances=6 --set decode.pool_blocks=64
+    expect_choice '^auto: tcp between nodes .*; peers over mpi [0-9]+, over tcp [1-9][0-9]*$'
     ;;
   run-etcd)
     command -v etcd >/dev/null || { echo "SKIP: etcd (etcd-server) is not installed"; exit 77; }
@@ -127,7 +139,7 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
       sleep 0.2
     done
     [ -n "$up" ] || fail "etcd on the head node did not answer"
-    mixl_run 32 $hosts3 4 "$MIXL_CONFIGS/etcd.yaml" --set registry.endpoints=http://head:2379
+    mixl_run 16 $hosts3 4 "$MIXL_CONFIGS/etcd.yaml" --set registry.endpoints=http://head:2379
     grep -q "^registry: etcd" "$work/out" || fail "the run did not use the etcd registry"
     expect_choice '^auto: tcp between nodes .* over tcp [1-9][0-9]*$' 
     left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "" --keys-only | grep -c mixl)
