@@ -72,8 +72,8 @@ for rate in "${rates[@]}"; do
   raw=$(raw_tcp)
   for cfg in default llama3-8b; do
     args=("$configs/$cfg.yaml")
-    [ "$cfg" = llama3-8b ] && args+=(--set decode.instances=2 --set workload.requests=8 --set workload.prompt.min=1000
-                                     --set workload.prompt.max=2000 --set decode.pool_blocks=512)
+    [ "$cfg" = llama3-8b ] && args+=(--set decode.instances=2 --set workload.requests=4 --set workload.prompt.min=256
+                                     --set workload.prompt.max=512 --set decode.pool_blocks=512)
     for path in mpi auto; do
       read -r wall gbps lat <<<"$(mixl "${args[@]}" --set data_plane.path=$path)"
       echo "| $rate | $raw | $cfg | $path | $wall | $gbps | $lat |"
