@@ -6,6 +6,7 @@
 #   cluster_case.sh run-mpi    mixl-run, router + prefill on n1, decodes on n2 and n3, path forced to mpi
 #   cluster_case.sh run-tcp    the same over MIXL's TCP data plane (path forced to tcp)
 #   cluster_case.sh run-auto   the default configuration: auto must choose tcp between nodes
+#   cluster_case.sh tp-merge   prefill TP 2 split over n1 and n2 merged into a TP 1 decode on n3
 #   cluster_case.sh scale16    16 ranks over head, n1, n2, n3 (prefill 3 x TP 1, decode 6 x TP 2)
 #   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
 #   cluster_case.sh diag       mixl-diag on n1 and n2: two nodes counted, rank 0's host, the cross-node self-test
@@ -115,6 +116,12 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
   run-auto)
     mixl_run 16 $hosts3 4 "$MIXL_CONFIGS/default.yaml"
     expect_choice '^auto: tcp between nodes \(one-sided MPI is emulated there: no RDMA device .*\), mpi within a node; peers over mpi [0-9]+, over tcp [1-9][0-9]*$' 
+    ;;
+  tp-merge)
+    # Prefill TP 2 with its halves on n1 and n2, decode TP 1 on n3: each block is merged from two nodes.
+    mixl_run 6 $hosts3 4 "$MIXL_CONFIGS/tp-mismatch.yaml" --set workload.prompt.max=300 \
+      --set decode.pool_blocks=64
+    expect_choice '^auto: tcp between nodes .*; peers over mpi [0-9]+, over tcp [1-9][0-9]*$'
     ;;
   scale16)
     # 16 ranks over all 4 nodes, 4 per node (oversubscribed): router + 3 prefill (TP 1) + 6 decode
