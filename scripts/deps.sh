@@ -11,6 +11,7 @@ PACKAGES=(
   etcd-server etcd-client
   openssl
   slurm-wlm munge
+  iproute2 util-linux python3
   gnuplot-nox
   clang libclang-rt-14-dev
 )

@@ -65,6 +65,18 @@ typedef enum {
 } mixl_gpu_path_t;
 
 /*
+ * Which backend moves data to a peer reachable by both MPI and TCP.
+ * AUTO takes TCP for a peer on another node when one-sided MPI to it is
+ * emulated (no RDMA device on either node, or Open MPI's osc pt2pt) and MPI
+ * otherwise; see mixl_agent_path_choice().
+ */
+typedef enum {
+    MIXL_DATA_PATH_AUTO = 0,
+    MIXL_DATA_PATH_MPI = 1,
+    MIXL_DATA_PATH_TCP = 2,
+} mixl_data_path_t;
+
+/*
  * Agent parameters. Set .size = sizeof(mixl_agent_params_t) so the library
  * can grow this struct without breaking callers; zeroed fields take defaults.
  */
@@ -78,9 +90,15 @@ typedef struct {
     unsigned notif_ring;   /* notification slots per peer (default 256) */
     unsigned staging_slots;      /* pinned staging slots for device memory (default 2, min 2) */
     size_t staging_slot_bytes;   /* bytes per staging slot (default 8 MiB) */
-    const char *tcp_bind;  /* TCP backend listen address (default 127.0.0.1) */
+    const char *tcp_bind;  /* TCP backend listen address; NULL or "auto" = 127.0.0.1 when every
+                            * rank of comm is on one node, else an address peers can reach */
     int tcp_port;          /* TCP backend port, 0 = ephemeral */
     int timeout_ms;        /* default for internal waits (default 30000) */
+    /* Data path per peer when both MPI and TCP backends are active. */
+    mixl_data_path_t data_path;
+    /* Interface name (eth0) or IPv4 subnet (10.1.0.0/16) for the TCP backend's
+     * listen and published address; NULL = chosen as for tcp_bind "auto". */
+    const char *tcp_interface;
 } mixl_agent_params_t;
 
 /* Create an agent. Collective over params->comm when it is not MPI_COMM_NULL. */
@@ -117,6 +135,16 @@ MIXL_EXPORT void mixl_agent_clear_error(mixl_agent_h agent);
  * "mpi: osc=ucx static windows; cuda: staged (MPI is not CUDA-aware)".
  */
 MIXL_EXPORT const char *mixl_agent_path_report(mixl_agent_h agent);
+
+/*
+ * The data-path policy and why, the same text on every rank of the agent's
+ * communicator, e.g. "auto: tcp between nodes (one-sided MPI across nodes is
+ * emulated: no RDMA device ... on the node of rank 1), mpi within a node".
+ */
+MIXL_EXPORT const char *mixl_agent_path_choice(mixl_agent_h agent);
+
+/* Imported peers whose transfers use BACKEND (one mixl_backend_t bit). */
+MIXL_EXPORT unsigned mixl_agent_peers_on(mixl_agent_h agent, unsigned backend);
 
 /* Backends (mixl_backend_t bits) the agent actually runs after start; a
  * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. */

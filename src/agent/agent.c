@@ -153,11 +153,17 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
     snprintf(agent->engine_id, sizeof(agent->engine_id), "%s",
              params->engine_id != NULL && params->engine_id[0] ? params->engine_id : params->name);
     snprintf(agent->tcp_bind, sizeof(agent->tcp_bind), "%s",
-             n > offsetof(mixl_agent_params_t, tcp_bind) && params->tcp_bind ? params->tcp_bind
-                                                                             : "127.0.0.1");
+             n > offsetof(mixl_agent_params_t, tcp_bind) && params->tcp_bind && params->tcp_bind[0]
+                 ? params->tcp_bind
+                 : "auto");
     agent->params.name = agent->name;
     agent->params.engine_id = agent->engine_id;
     agent->params.tcp_bind = agent->tcp_bind;
+    if (n <= offsetof(mixl_agent_params_t, tcp_interface)) agent->params.tcp_interface = NULL;
+    if (n <= offsetof(mixl_agent_params_t, data_path)) agent->params.data_path = MIXL_DATA_PATH_AUTO;
+    if (agent->params.data_path > MIXL_DATA_PATH_TCP)
+        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM, "agent %s: unknown data_path %d",
+                               agent->name, (int)agent->params.data_path);
     if (agent->params.notif_ring == 0) agent->params.notif_ring = MIXL_DEFAULT_NOTIF_RING;
     if (agent->params.staging_slots == 0) agent->params.staging_slots = MIXL_DEFAULT_STAGING_SLOTS;
     if (agent->params.staging_slot_bytes == 0)
@@ -280,6 +286,9 @@ mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h 
     } else if (st != MIXL_OK) {
         goto err_free;
     }
+    st = mixl_agent_node_setup(agent);
+    st = mixl_agent_agree(agent, st);
+    if (st != MIXL_OK) goto err_backends;
 
     st = agent_init_backends(agent);
     st = mixl_agent_agree(agent, st);
@@ -290,6 +299,7 @@ mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h 
 
 err_backends:
     agent_fini_backends(agent);
+    mixl_agent_node_free(agent);
 err_comm:
     if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
     free(agent->rank_names);
@@ -349,8 +359,13 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         p += n;
         left -= n;
     }
+    mixl_agent_path_choose(agent);
+    if (agent->tp_active[MIXL_TP_TCP] && left > 1) {
+        int n = snprintf(p, left, " (tcp address: %s)", agent->tcp_bind_why);
+        if (n > 0 && (size_t)n < left) p += n, left -= (size_t)n;
+    }
     if (agent->tp_active[MIXL_TP_MPI] && agent->tp_active[MIXL_TP_TCP] && left > 1)
-        snprintf(p, left, " [transfers use mpi for peers in this MPI world, tcp for others]");
+        snprintf(p, left, " [path %s]", agent->path_choice);
     if (agent->rank <= 0) {
         if (!agent->tp_active[MIXL_TP_MPI])
             /* Loud on purpose: nobody should benchmark the TCP path by mistake. */
@@ -373,6 +388,7 @@ void mixl_agent_destroy(mixl_agent_h agent)
     /* Backends first: windows reference region memory until freed collectively. */
     agent_fini_backends(agent);
     mixl_regions_destroy(agent);
+    mixl_agent_node_free(agent);
     if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
     free(agent->rank_names);
     free(agent);

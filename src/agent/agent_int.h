@@ -86,6 +86,13 @@ struct mixl_agent {
     struct mixl_xfer *live; /* requests created and not released */
 
     char path_report[512];
+
+    /* Node facts (node.c), gathered at create when the agent has a communicator. */
+    int *node_of;    /* per rank: lowest rank on its node (MPI_COMM_TYPE_SHARED) */
+    int *rma_native; /* per rank: 0 = one-sided MPI to another node is native, else why not */
+    int nnodes;
+    char tcp_bind_why[96];  /* how the TCP address was chosen */
+    char path_choice[384];  /* policy and reason, the same text on every rank */
 };
 
 /* Region containing [addr, addr+len), or NULL. */
@@ -94,6 +101,15 @@ mixl_peer_t *mixl_agent_find_peer(mixl_agent_h agent, const char *name);
 /* Remote region of peer containing [addr, addr+len), or NULL. */
 const mixl_md_region_t *mixl_peer_find_region(const mixl_peer_t *peer, uint64_t addr, uint64_t len);
 void mixl_peers_destroy(mixl_agent_h agent);
+
+/* node.c: gather node facts and resolve the TCP address (collective when the
+ * agent has a communicator; before the backends start). */
+mixl_status_t mixl_agent_node_setup(mixl_agent_h agent);
+void mixl_agent_node_free(mixl_agent_h agent);
+/* Write agent->path_choice once the active backends are known. */
+void mixl_agent_path_choose(mixl_agent_h agent);
+/* Backend order for a peer: 1 = try TCP before MPI. */
+int mixl_agent_prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer);
 void mixl_regions_destroy(mixl_agent_h agent);
 void mixl_xfers_destroy(mixl_agent_h agent);
 

@@ -157,8 +157,11 @@ mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t 
             goto err_peer;
         }
 
-    /* First backend (in preference order: MPI, TCP) that reaches the peer. */
-    for (int i = 0; i < MIXL_TP_MAX && peer->backend < 0; i++) {
+    /* First backend that reaches the peer, in the order the data-path policy
+     * gives (node.c): MPI then TCP, or TCP first where one-sided MPI would be emulated. */
+    int tcp_first = mixl_agent_prefer_tcp(agent, peer);
+    for (int k = 0; k < MIXL_TP_MAX && peer->backend < 0; k++) {
+        int i = tcp_first ? MIXL_TP_MAX - 1 - k : k;
         if (!agent->tp_active[i]) continue;
         st = agent->tps[i].ops->peer_add(&agent->tps[i], &peer->tp);
         if (st == MIXL_OK) peer->backend = i;

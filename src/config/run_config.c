@@ -102,8 +102,15 @@ static const mixl_cfg_entry_t run_entries[] = {
         "notification slots per peer"),
     ENUM("data_plane.host_memory", "mpi", "mpi|malloc", data_plane.host_memory,
          "where host KV memory comes from: MPI_Win_allocate (peers on the node map it) or malloc"),
-    STR("data_plane.tcp.bind", "127.0.0.1", data_plane.tcp_bind,
-        "TCP fallback listen address; 0.0.0.0 publishes the host name (several nodes)"),
+    STR("data_plane.tcp.bind", "auto", data_plane.tcp_bind,
+        "TCP listen address; auto = 127.0.0.1 when every rank is on one node, else the address of "
+        "data_plane.tcp.interface or of the interface MPI's out-of-band channel uses"),
+    STR("data_plane.tcp.interface", "", data_plane.tcp_interface,
+        "network interface (eth0) or IPv4 subnet (10.1.0.0/16) whose address the TCP data plane "
+        "listens on and publishes to peers; empty = chosen as for bind auto"),
+    ENUM("data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,
+         "data path per peer: auto = MIXL's TCP where one-sided MPI to the peer is emulated "
+         "(another node and no RDMA device, or osc pt2pt), else MPI; mpi or tcp force it"),
 
     ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
          "metadata registry: embedded rank-0 MPI service or an etcd cluster"),

@@ -37,6 +37,7 @@ typedef enum { MIXL_PROMPT_FIXED, MIXL_PROMPT_UNIFORM, MIXL_PROMPT_FILE } mixl_p
 typedef enum { MIXL_FALLBACK_NONE, MIXL_FALLBACK_TCP } mixl_fallback_t;
 typedef enum { MIXL_COMPLETION_POLLING } mixl_completion_t;
 typedef enum { MIXL_HOSTMEM_MPI, MIXL_HOSTMEM_MALLOC } mixl_hostmem_t;
+typedef enum { MIXL_PATHCFG_AUTO, MIXL_PATHCFG_MPI, MIXL_PATHCFG_TCP } mixl_path_cfg_t;
 typedef enum { MIXL_GPUPATH_AUTO, MIXL_GPUPATH_STAGED, MIXL_GPUPATH_DEVICE_WIN } mixl_gpupath_cfg_t;
 typedef enum { MIXL_REG_MPI, MIXL_REG_ETCD } mixl_reg_backend_t;
 
@@ -90,6 +91,8 @@ typedef struct {
         int gpu_path;
         int64_t notif_ring;
         char tcp_bind[MIXL_CFG_STR_MAX];
+        char tcp_interface[MIXL_CFG_STR_MAX];
+        int path;
         int host_memory;
     } data_plane;
     struct {

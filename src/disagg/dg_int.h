@@ -99,6 +99,7 @@ typedef struct {
     int64_t clock_offset_ns; /* add to the local monotonic clock to get the router's */
     char (*names)[MIXL_NAME_MAX];
     uint64_t *peer_base; /* each rank's registered KV memory base address */
+    unsigned peers_on[2]; /* rank 0: peers over mpi and over tcp, summed over every rank */
 
     mixl_agent_h agent;
     mixl_registry_h reg; /* metadata registry (rank 0 serves it for backend mpi) */

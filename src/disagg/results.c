@@ -121,6 +121,7 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     mixl_table_row(out, "bandwidth", "Gbps", &gbps);
     mixl_table_row(out, "hidden_behind_compute", "%", &hidden);
     if (res->path_report[0] != '\0') fprintf(out, "\ndata path: %s\n", res->path_report);
+    if (res->path_choice[0] != '\0') fprintf(out, "data path choice: %s\n", res->path_choice);
     if (res->host_memory != NULL) fprintf(out, "host memory: %s\n", res->host_memory);
     if (cfg->registry.backend == MIXL_REG_ETCD)
         fprintf(out, "registry: etcd at %s, namespace %s\n", cfg->registry.endpoints.item[0],
@@ -222,6 +223,7 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     mixl_h5_attr_str(h, "/", "router_host", host);
     mixl_h5_attr_str(h, "/", "finished_utc", when);
     mixl_h5_attr_str(h, "/", "data_path", res->path_report);
+    mixl_h5_attr_str(h, "/", "data_path_choice", res->path_choice);
     mixl_h5_attr_str(h, "/", "host_memory", res->host_memory != NULL ? res->host_memory : "");
     mixl_h5_attr_str(h, "/", "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
     mixl_h5_attr_str(h, "/", "model", plan->model.name);

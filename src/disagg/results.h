@@ -45,6 +45,7 @@ typedef struct mixl_dg_results {
     uint64_t bytes_per_token;
     uint64_t max_queued; /* most requests waiting for decode blocks at once */
     char path_report[512];
+    char path_choice[512]; /* data-path policy, its reason, and peers per backend over all ranks */
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
 } mixl_dg_results_t;
 

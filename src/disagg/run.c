@@ -118,6 +118,8 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
     }
     if (dg.rank == 0) {
         snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg.agent));
+        snprintf(res.path_choice, sizeof(res.path_choice), "%s; peers over mpi %u, over tcp %u",
+                 mixl_agent_path_choice(dg.agent), dg.peers_on[0], dg.peers_on[1]);
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
         res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
         st = dg_router_run(&dg, wl, &res);

@@ -201,6 +201,11 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     ap.notif_ring = (unsigned)dg->cfg->data_plane.notif_ring;
     ap.timeout_ms = dg->timeout_ms;
     ap.tcp_bind = dg->cfg->data_plane.tcp_bind[0] != '\0' ? dg->cfg->data_plane.tcp_bind : NULL;
+    ap.tcp_interface =
+        dg->cfg->data_plane.tcp_interface[0] != '\0' ? dg->cfg->data_plane.tcp_interface : NULL;
+    ap.data_path = dg->cfg->data_plane.path == MIXL_PATHCFG_TCP   ? MIXL_DATA_PATH_TCP
+                   : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
+                                                                  : MIXL_DATA_PATH_AUTO;
     st = mixl_agent_create(&ap, &dg->agent);
     if (st != MIXL_OK) {
         /* Agent creation is collective; a failure is seen by every rank or reported here. */
@@ -241,9 +246,15 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     if (MPI_Allgather(&base, 1, MPI_UINT64_T, dg->peer_base, 1, MPI_UINT64_T, dg->ctl) !=
         MPI_SUCCESS)
         st = MIXL_ERR_BACKEND;
+    /* Which backend each rank's peers ended up on, for the summary and the results file. */
+    unsigned on[2] = {mixl_agent_peers_on(dg->agent, MIXL_BACKEND_MPI),
+                      mixl_agent_peers_on(dg->agent, MIXL_BACKEND_TCP)};
+    if (MPI_Reduce(on, dg->peers_on, 2, MPI_UNSIGNED, MPI_SUM, 0, dg->ctl) != MPI_SUCCESS)
+        st = MIXL_ERR_BACKEND;
     st = dg_agree(dg, st);
     if (st == MIXL_OK && dg->rank == 0)
-        mixl_info("data path: %s", mixl_agent_path_report(dg->agent));
+        mixl_info("data path: %s; choice %s", mixl_agent_path_report(dg->agent),
+                  mixl_agent_path_choice(dg->agent));
 out:
     return st;
 }
@@ -262,6 +273,14 @@ void dg_teardown(mixl_dg_t *dg)
         dg->agent = NULL;
     }
     mixl_kv_mem_free(&dg->mem);
+    /*
+     * Every rank has freed its windows, and with them the UCX endpoints they
+     * used, before any rank goes on to MPI_Finalize and exits; otherwise a
+     * rank still closing an endpoint to one that already exited waits for it
+     * and UCX reports "error during flush: Endpoint timeout" (seen across
+     * nodes, where UCX runs over tcp).
+     */
+    MPI_Barrier(dg->ctl);
     free(dg->names);
     free(dg->peer_base);
     free(dg->outbox);
