@@ -57,6 +57,35 @@ typedef enum {
     MIXL_BACKEND_TCP = 1u << 1, /* framed TCP stream, no MPI needed */
 } mixl_backend_t;
 
+/*
+ * What a backend can do (mixl_backend_caps()). A case a backend cannot do
+ * is refused with the status its flag names, never silently degraded.
+ */
+#define MIXL_CAP_HOST (1u << 0)        /* host and pinned memory */
+#define MIXL_CAP_CUDA (1u << 1)        /* device memory (directly, staged or over IPC);
+                                        * without it registering device memory on an agent
+                                        * that runs only this backend gives MIXL_ERR_NOT_SUPPORTED */
+#define MIXL_CAP_NOTIF (1u << 2)       /* notifications delivered after the transfer's data */
+#define MIXL_CAP_CROSS_WORLD (1u << 3) /* reaches agents outside the agent's MPI world */
+#define MIXL_CAP_PEER_FAILURE (1u << 4) /* a peer process that dies ends transfers to it with
+                                         * MIXL_ERR_DISCONNECTED, naming the peer; without it
+                                         * the backend's runtime ends the whole job (MPI) */
+
+/*
+ * Backends built into this library (mixl_backend_t bits). Local, thread-safe,
+ * never blocks.
+ */
+MIXL_EXPORT unsigned mixl_backends_available(void);
+
+/*
+ * MIXL_CAP_* flags of one backend (a single mixl_backend_t bit); 0 for a
+ * backend that is not built in. Local, thread-safe, never blocks.
+ */
+MIXL_EXPORT unsigned mixl_backend_caps(mixl_backend_t backend);
+
+/* Name of one backend ("mpi", "tcp"); "unknown" otherwise. Constant string. Thread-safe. */
+MIXL_EXPORT const char *mixl_backend_name(mixl_backend_t backend);
+
 /* How device memory moves when both ends cannot use it directly. */
 typedef enum {
     MIXL_GPU_PATH_AUTO = 0,     /* device windows if the self-test passes, else staging */
