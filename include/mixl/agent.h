@@ -25,31 +25,13 @@
 #include <mpi.h>
 
 #include <mixl/export.h>
+#include <mixl/mem.h>
 #include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Longest agent or engine name, including the terminating NUL. */
-#define MIXL_NAME_MAX 64
-/* Largest notification payload in bytes (request id, layer, flags fit easily). */
-#define MIXL_NOTIF_MAX 48
-
-typedef struct mixl_agent *mixl_agent_h;
-typedef struct mixl_region *mixl_region_h;
-typedef struct mixl_xfer *mixl_xfer_h;
-
-typedef enum {
-    MIXL_MEM_HOST = 0,   /* pageable host memory */
-    MIXL_MEM_PINNED = 1, /* page-locked host memory (cudaMallocHost / cudaHostRegister) */
-    MIXL_MEM_CUDA = 2,   /* CUDA device memory */
-} mixl_mem_type_t;
-
-typedef enum {
-    MIXL_OP_READ = 0,  /* remote -> local: the initiator pulls */
-    MIXL_OP_WRITE = 1, /* local -> remote: the initiator pushes */
-} mixl_op_t;
 
 /* Transport backends an agent may use (bit set). */
 typedef enum {
@@ -170,31 +152,6 @@ MIXL_EXPORT mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size
  */
 MIXL_EXPORT mixl_status_t mixl_mem_deregister(mixl_agent_h agent, mixl_region_h region);
 
-/*
- * Host memory placed by MPI (MPI_Win_allocate), for pools that will be
- * registered. Memory from malloc can only be exposed through MPI_Win_create,
- * and on a node whose UCX has no xpmem/knem a peer reaches such a window
- * through emulated RMA: several times slower, and dependent on the target
- * calling MPI. Memory MPI placed itself is mapped into the peers on the node,
- * so a region registered on it runs at the speed of raw MPI RMA
- * (docs/performance.md). Elsewhere it costs nothing over malloc.
- *
- * Collective over comm; len may differ between ranks (0 gives one page).
- * The memory is zeroed and page-aligned. On failure on any rank every rank
- * gets the same status (MIXL_ERR_BACKEND, or MIXL_ERR_INVALID_PARAM) and
- * nothing stays allocated; *err (may be NULL) gets a message naming the
- * rank and the MPI error. Thread-safe; not for the transfer path.
- */
-MIXL_EXPORT mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *err,
-                                             size_t err_len);
-
-/*
- * Free memory from mixl_mem_alloc_mpi(): collective over the same
- * communicator, after every agent that registered it has been destroyed.
- * MIXL_ERR_NOT_FOUND for a pointer it did not return.
- */
-MIXL_EXPORT mixl_status_t mixl_mem_free_mpi(void *ptr);
-
 /* --- descriptors ------------------------------------------------------ */
 
 /*
@@ -235,8 +192,6 @@ MIXL_EXPORT mixl_status_t mixl_peer_forget(mixl_agent_h agent, const char *peer)
 /* MIXL_OK when the peer's metadata is loaded, else MIXL_ERR_UNKNOWN_PEER. */
 MIXL_EXPORT mixl_status_t mixl_peer_check(mixl_agent_h agent, const char *peer);
 
-/* Free memory returned by the library. */
-MIXL_EXPORT void mixl_free(void *ptr);
 
 /* --- transfers -------------------------------------------------------- */
 

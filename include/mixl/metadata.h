@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mixl/agent.h>
+#include <mixl/export.h>
+#include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,7 +4,10 @@
 
 #include <mixl/version.h>
 #include <mixl/status.h>
+#include <mixl/types.h>
+#include <mixl/mem.h>
 #include <mixl/agent.h>
+#include <mixl/registry.h>
 #include <mixl/metadata.h>
 #include <mixl/launch.h>
 

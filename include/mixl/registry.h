@@ -24,16 +24,14 @@
 
 #include <mpi.h>
 
-#include <mixl/agent.h>
 #include <mixl/export.h>
+#include <mixl/mem.h>
 #include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct mixl_registry *mixl_registry_h;
-typedef struct mixl_md_store *mixl_md_store_h;
 
 /* Key component under the namespace that holds agents' metadata. */
 #define MIXL_REGISTRY_MD_DIR "mixl_metadata"
@@ -238,13 +236,17 @@ MIXL_EXPORT const char *mixl_md_store_last_error(mixl_md_store_h store);
 
 /*
  * Convenience for agents: export agent's metadata (mixl_metadata_export) and
- * publish it under the agent's name.
+ * publish it under the agent's name. Part of the agent library (the
+ * registry does not depend on the agent): an export failure is the agent's
+ * error (mixl_agent_last_error), a publish failure the store's.
  */
 MIXL_EXPORT mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h store, mixl_agent_h agent);
 
 /*
  * Convenience for agents: get peer's blob (as mixl_md_store_get) and load it
- * with mixl_metadata_import(). An import failure drops the cache entry.
+ * with mixl_metadata_import(). An import failure drops the cache entry and
+ * is the agent's error (mixl_agent_last_error); a fetch failure the store's.
+ * Part of the agent library.
  */
 MIXL_EXPORT mixl_status_t mixl_md_store_fetch_import(mixl_md_store_h store, mixl_agent_h agent,
                                                      const char *peer, int timeout_ms);

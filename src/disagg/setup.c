@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "disagg/dg_int.h"
-#include "transport/transport.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -141,7 +140,7 @@ static unsigned dg_backends(const mixl_run_config_t *cfg)
 {
     unsigned b = 0;
     if (cfg->data_plane.rma_enabled) b |= MIXL_BACKEND_MPI;
-    if (cfg->data_plane.fallback == MIXL_FALLBACK_TCP && mixl_tp_get(MIXL_TP_TCP) != NULL)
+    if (cfg->data_plane.fallback == MIXL_FALLBACK_TCP && (mixl_backends_available() & MIXL_BACKEND_TCP))
         b |= MIXL_BACKEND_TCP;
     return b;
 }

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mixl/agent.h>
+#include <mixl/mem.h>
 
 typedef struct mpi_block {
     struct mpi_block *next;

@@ -298,22 +298,6 @@ mixl_status_t mixl_md_store_unpublish(mixl_md_store_h s, const char *agent)
     return status;
 }
 
-mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h s, mixl_agent_h agent)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    mixl_status_t status;
-
-    status = mixl_metadata_export(agent, &blob, &len);
-    if (status != MIXL_OK) {
-        return store_error(s, 0, status, "metadata store: exporting agent %s failed: %s",
-                           mixl_agent_name(agent), mixl_agent_last_error(agent));
-    }
-    status = mixl_md_store_publish(s, mixl_agent_name(agent), blob, len);
-    mixl_free(blob);
-    return status;
-}
-
 /* --- lookups ------------------------------------------------------------- */
 
 /*
@@ -520,25 +504,6 @@ void mixl_md_store_names_free(char **names, size_t count)
     if (names == NULL) return;
     for (size_t i = 0; i < count; i++) free(names[i]);
     free(names);
-}
-
-mixl_status_t mixl_md_store_fetch_import(mixl_md_store_h s, mixl_agent_h agent, const char *peer,
-                                         int timeout_ms)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    mixl_status_t status;
-
-    status = mixl_md_store_get(s, peer, timeout_ms, &blob, &len);
-    if (status != MIXL_OK) return status;
-    status = mixl_metadata_import(agent, blob, len, NULL);
-    free(blob);
-    if (status != MIXL_OK) {
-        mixl_md_store_invalidate(s, peer);
-        return store_error(s, 1, status, "metadata store: agent %s could not import peer %s: %s",
-                           mixl_agent_name(agent), peer, mixl_agent_last_error(agent));
-    }
-    return MIXL_OK;
 }
 
 void mixl_md_store_stats(mixl_md_store_h s, uint64_t *hits_p, uint64_t *misses_p,
