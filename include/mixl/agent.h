@@ -94,13 +94,20 @@ typedef struct {
     int timeout_ms;        /* default for internal waits (default 30000) */
 } mixl_agent_params_t;
 
-/* Create an agent. Collective over params->comm when it is not MPI_COMM_NULL. */
+/*
+ * Create an agent. Collective over params->comm when it is not MPI_COMM_NULL
+ * (blocks until every rank of it calls); local otherwise. Creates the
+ * notification window and checks every enabled backend's mandatory ops. On
+ * failure *agent_p is untouched and the reason is logged once (there is no
+ * handle to carry it). Thread-safe with respect to other agents.
+ */
 MIXL_EXPORT mixl_status_t mixl_agent_create(const mixl_agent_params_t *params,
                                             mixl_agent_h *agent_p);
 
 /*
  * Create the windows for every region registered so far and open the access
- * epochs. Collective over the agent's communicator; every rank calls it once,
+ * epochs (the notification window exists since create). Collective over the
+ * agent's communicator, blocking until every rank calls; every rank calls it once,
  * whatever number of regions it registered (ranks with fewer contribute a
  * placeholder page). A TCP-only agent may call it too (local no-op).
  */
@@ -108,11 +115,13 @@ MIXL_EXPORT mixl_status_t mixl_agent_start(mixl_agent_h agent);
 
 /*
  * Destroy the agent: releases every region, request and peer. Collective over
- * the communicator when the agent was started with one. Requests still in
- * flight are completed first (bounded by the agent's timeout).
+ * the communicator whenever the agent was created on one (started or not):
+ * it frees windows created at create. Requests still in flight are completed
+ * first (bounded by the agent's timeout). Local for a TCP-only agent.
  */
 MIXL_EXPORT void mixl_agent_destroy(mixl_agent_h agent);
 
+/* The agent's name: owned by the agent, valid until mixl_agent_destroy(). Local. */
 MIXL_EXPORT const char *mixl_agent_name(mixl_agent_h agent);
 
 /*
@@ -126,11 +135,13 @@ MIXL_EXPORT void mixl_agent_clear_error(mixl_agent_h agent);
 /*
  * One line naming the data path chosen for each memory type, e.g.
  * "mpi: osc=ucx static windows; cuda: staged (MPI is not CUDA-aware)".
+ * Local. Owned by the agent: valid until the next call of this function on
+ * the agent or mixl_agent_destroy().
  */
 MIXL_EXPORT const char *mixl_agent_path_report(mixl_agent_h agent);
 
 /* Backends (mixl_backend_t bits) the agent actually runs after start; a
- * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. */
+ * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. Local. */
 MIXL_EXPORT unsigned mixl_agent_backends(mixl_agent_h agent);
 
 /* --- memory registration --------------------------------------------- */
@@ -235,7 +246,8 @@ MIXL_EXPORT mixl_status_t mixl_xfer_post(mixl_xfer_h xfer);
 /*
  * Progress and check a posted request: MIXL_OK once the data is visible at
  * the target (and the notification, if any, was delivered after it),
- * MIXL_IN_PROGRESS, or the error that ended it. Hot path, as above.
+ * MIXL_IN_PROGRESS, or the error that ended it. Hot path, as above. Local,
+ * but not non-blocking on MPI: see below.
  *
  * MPI backend: completion is one MPI_Win_flush, which blocks until the
  * target side is done. Where the window is emulated (malloc memory on a
@@ -245,7 +257,12 @@ MIXL_EXPORT mixl_status_t mixl_xfer_post(mixl_xfer_h xfer);
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_test(mixl_xfer_h xfer);
 
-/* Progress until done or timeout_ms (< 0: the agent's default) passes. */
+/*
+ * Progress until done or timeout_ms (< 0: the agent's default) passes. After
+ * MIXL_ERR_TIMED_OUT the request is still in flight: test, wait or release it
+ * later (a post of it gives MIXL_ERR_BUSY until it completes). Blocks as
+ * mixl_xfer_test() does, so an MPI flush can outlast timeout_ms.
+ */
 MIXL_EXPORT mixl_status_t mixl_xfer_wait(mixl_xfer_h xfer, int timeout_ms);
 
 /* Bytes one post of the request moves, and the operations it issues after merging. */
@@ -275,7 +292,12 @@ typedef struct {
 MIXL_EXPORT mixl_status_t mixl_notif_poll(mixl_agent_h agent, mixl_notif_t *out, size_t max,
                                           size_t *count_p);
 
-/* Send a notification with no data (ordered after earlier transfers to the peer). */
+/*
+ * Send a notification with no data, ordered after earlier transfers to the
+ * peer. Blocking: on MPI it flushes every window to the peer first (then
+ * the notification slot); on TCP it waits for the peer's acknowledgement,
+ * at most the agent's timeout. Not for the hot path.
+ */
 MIXL_EXPORT mixl_status_t mixl_notif_send(mixl_agent_h agent, const char *peer,
                                           const void *payload, size_t len);
 

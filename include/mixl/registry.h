@@ -103,10 +103,18 @@ MIXL_EXPORT mixl_status_t mixl_registry_create(const mixl_registry_params_t *par
  */
 MIXL_EXPORT void mixl_registry_destroy(mixl_registry_h reg);
 
+/* Name of the backend and the namespace: owned by the handle, valid until
+ * mixl_registry_destroy(). Local, thread-safe. */
 MIXL_EXPORT const char *mixl_registry_backend(mixl_registry_h reg);
 MIXL_EXPORT const char *mixl_registry_namespace(mixl_registry_h reg);
-/* First error recorded on the handle, with the key or endpoint concerned; "" when none. */
+/*
+ * First error recorded on the handle, with the key or endpoint concerned; ""
+ * when none. Local, thread-safe, never blocks on the network. The string is
+ * a copy owned by the calling thread: valid until that thread calls
+ * mixl_registry_last_error() again (other threads' errors never change it).
+ */
 MIXL_EXPORT const char *mixl_registry_last_error(mixl_registry_h reg);
+/* Forget the recorded error. Local, thread-safe. */
 MIXL_EXPORT void mixl_registry_clear_error(mixl_registry_h reg);
 
 /*
@@ -231,7 +239,8 @@ MIXL_EXPORT void mixl_md_store_names_free(char **names, size_t count);
 MIXL_EXPORT void mixl_md_store_stats(mixl_md_store_h store, uint64_t *hits_p, uint64_t *misses_p,
                                      uint64_t *republished_p);
 
-/* First error recorded on the store; "" when none. */
+/* First error recorded on the store; "" when none. Local, thread-safe; a
+ * copy owned by the calling thread, valid until its next call of this function. */
 MIXL_EXPORT const char *mixl_md_store_last_error(mixl_md_store_h store);
 
 /*

@@ -516,9 +516,16 @@ void mixl_md_store_stats(mixl_md_store_h s, uint64_t *hits_p, uint64_t *misses_p
     pthread_mutex_unlock(&s->cache_lock);
 }
 
+/* As mixl_registry_last_error(): a per-thread copy taken under the lock,
+ * since the refresh thread records errors on the same buffer. */
 const char *mixl_md_store_last_error(mixl_md_store_h s)
 {
-    return mixl_errbuf_get(&s->eb);
+    static _Thread_local char copy[MIXL_ERRBUF_LEN];
+
+    pthread_mutex_lock(&s->eb_lock);
+    snprintf(copy, sizeof(copy), "%s", mixl_errbuf_get(&s->eb));
+    pthread_mutex_unlock(&s->eb_lock);
+    return copy;
 }
 
 /* --- background thread --------------------------------------------------- */

@@ -246,9 +246,17 @@ const char *mixl_registry_namespace(mixl_registry_h reg)
     return reg->ns;
 }
 
+/* The handle's buffer changes under other threads (the store's refresh
+ * thread records and clears errors): copy it under the lock into a buffer of
+ * the calling thread, which stays valid until that thread calls again. */
 const char *mixl_registry_last_error(mixl_registry_h reg)
 {
-    return mixl_errbuf_get(&reg->eb);
+    static _Thread_local char copy[MIXL_ERRBUF_LEN];
+
+    pthread_mutex_lock(&reg->eb_lock);
+    snprintf(copy, sizeof(copy), "%s", mixl_errbuf_get(&reg->eb));
+    pthread_mutex_unlock(&reg->eb_lock);
+    return copy;
 }
 
 void mixl_registry_clear_error(mixl_registry_h reg)

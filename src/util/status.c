@@ -1,5 +1,6 @@
 /* Status code messages, generated from the one list in include/mixl/status.h. */
 #include <mixl/status.h>
+#include <mixl/version.h>
 
 const char *mixl_status_str(mixl_status_t status)
 {
@@ -19,4 +20,14 @@ const char *mixl_status_name(mixl_status_t status)
 #undef MIXL_STATUS_NAME_
     }
     return "MIXL_STATUS_UNKNOWN";
+}
+
+unsigned mixl_version(void)
+{
+    return MIXL_VERSION;
+}
+
+const char *mixl_version_string(void)
+{
+    return MIXL_VERSION_STRING;
 }
