@@ -98,8 +98,9 @@ typedef struct {
  * Create an agent. Collective over params->comm when it is not MPI_COMM_NULL
  * (blocks until every rank of it calls); local otherwise. Creates the
  * notification window and checks every enabled backend's mandatory ops. On
- * failure *agent_p is untouched and the reason is logged once (there is no
- * handle to carry it). Thread-safe with respect to other agents.
+ * failure *agent_p is untouched, the reason is logged once and
+ * mixl_last_error() returns it to the calling thread. Thread-safe with
+ * respect to other agents.
  */
 MIXL_EXPORT mixl_status_t mixl_agent_create(const mixl_agent_params_t *params,
                                             mixl_agent_h *agent_p);

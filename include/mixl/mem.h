@@ -25,14 +25,15 @@ extern "C" {
  * so a region registered on it runs at the speed of raw MPI RMA
  * (docs/performance.md). Elsewhere it costs nothing over malloc.
  *
- * Collective over comm; len may differ between ranks (0 gives one page).
- * The memory is zeroed and page-aligned. On failure on any rank every rank
- * gets the same status (MIXL_ERR_BACKEND, or MIXL_ERR_INVALID_PARAM) and
- * nothing stays allocated; *err (may be NULL) gets a message naming the
- * rank and the MPI error. Thread-safe; not for the transfer path.
+ * Collective over comm (blocks until every rank of it calls); len may
+ * differ between ranks (0 gives one page). The memory is zeroed and
+ * page-aligned. On failure on any rank every rank gets the same status
+ * (MIXL_ERR_BACKEND, or MIXL_ERR_INVALID_PARAM) and nothing stays allocated;
+ * mixl_last_error() names the rank and the MPI error. Not logged: callers
+ * usually fall back to malloc and say so once. Thread-safe; not for the
+ * transfer path.
  */
-MIXL_EXPORT mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *err,
-                                             size_t err_len);
+MIXL_EXPORT mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p);
 
 /*
  * Free memory from mixl_mem_alloc_mpi(): collective over the same

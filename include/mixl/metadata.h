@@ -53,12 +53,12 @@ typedef struct {
 
 /*
  * Decode and validate a blob. On error returns MIXL_ERR_BAD_METADATA or
- * MIXL_ERR_VERSION and writes the reason to err (when err_len > 0).
- * Free the result with mixl_metadata_free().
+ * MIXL_ERR_VERSION, leaves *md_p untouched and puts the reason in the
+ * calling thread's mixl_last_error() (not logged: the blob is the caller's
+ * input). Local, thread-safe. Free the result with mixl_metadata_free().
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_decode(const void *blob, size_t len,
-                                               mixl_metadata_t **md_p, char *err,
-                                               size_t err_len);
+                                               mixl_metadata_t **md_p);
 
 /* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with mixl_free(). */
 MIXL_EXPORT mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p,

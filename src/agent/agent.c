@@ -187,13 +187,14 @@ mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h 
     mixl_status_t st;
     int collective;
 
-    if (params == NULL || agent_p == NULL || params->size < offsetof(mixl_agent_params_t, gpu_path)) {
-        mixl_error("mixl_agent_create: params missing or params.size not set");
-        return MIXL_ERR_INVALID_PARAM;
-    }
+    mixl_thread_error_clear();
+    if (params == NULL || agent_p == NULL || params->size < offsetof(mixl_agent_params_t, gpu_path))
+        return mixl_thread_error_set(0, MIXL_ERR_INVALID_PARAM,
+                                     "mixl_agent_create: params missing or params.size not set");
     collective = params->comm != MPI_COMM_NULL;
     agent = calloc(1, sizeof(*agent));
-    if (agent == NULL) return MIXL_ERR_NO_MEMORY;
+    if (agent == NULL)
+        return mixl_thread_error_set(0, MIXL_ERR_NO_MEMORY, "mixl_agent_create: no memory for the agent");
     agent->comm = MPI_COMM_NULL;
     agent->rank = -1;
 
@@ -233,6 +234,8 @@ err_comm:
     if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
     free(agent->rank_names);
 err_free:
+    /* The handle goes away: its message stays reachable through mixl_last_error(). */
+    mixl_thread_error_keep(&agent->eb);
     free(agent);
     return st;
 }

@@ -157,8 +157,8 @@ static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
     MPI_Comm comm = dg->cfg->data_plane.host_memory == MIXL_HOSTMEM_MPI ? dg->ctl : MPI_COMM_NULL;
     if (dg->me.role == MIXL_ROLE_ROUTER) {
         if (comm != MPI_COMM_NULL &&
-            mixl_mem_alloc_mpi(comm, 0, &dg->mem.mpi_ptr, err, sizeof(err)) != MIXL_OK)
-            mixl_warn("%s", err);
+            mixl_mem_alloc_mpi(comm, 0, &dg->mem.mpi_ptr) != MIXL_OK)
+            mixl_warn("%s", mixl_last_error());
         return MIXL_OK;
     }
     int decode = dg->me.role == MIXL_ROLE_DECODE;

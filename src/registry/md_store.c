@@ -182,13 +182,13 @@ mixl_status_t mixl_md_store_key(mixl_md_store_h s, const char *agent, char *buf,
 static mixl_status_t validate(struct mixl_md_store *s, const char *key, const char *agent,
                               const void *blob, size_t len)
 {
-    char why[256] = "";
     mixl_metadata_t *md = NULL;
     mixl_status_t status;
 
     if (s->flags & MIXL_MD_STORE_RAW) return MIXL_OK;
-    status = mixl_metadata_decode(blob, len, &md, why, sizeof(why));
+    status = mixl_metadata_decode(blob, len, &md);
     if (status != MIXL_OK) {
+        const char *why = mixl_last_error();
         return store_error(s, 0, status, "metadata under key %s (%zu bytes) does not decode: %s",
                            key, len, why[0] ? why : mixl_status_str(status));
     }

@@ -308,7 +308,7 @@ void case_peer_gone(void)
             char peer[MIXL_NAME_MAX];
             mixl_xfer_h v = NULL;
             CHECK(mixl_metadata_import(T.agent, blob, blen, peer) == MIXL_OK, "import of the vanishing peer");
-            CHECK(mixl_metadata_decode(blob, blen, &md, NULL, 0) == MIXL_OK, "decode");
+            CHECK(mixl_metadata_decode(blob, blen, &md) == MIXL_OK, "decode");
             mixl_desc_t vl = tr_ldesc(0, 16u << 20);
             mixl_desc_t vr = {md->regions[0].addr, 16u << 20, MIXL_MEM_HOST, 0};
             mixl_xfer_params_t vp = {.size = sizeof(vp), .op = MIXL_OP_WRITE, .peer = peer,

@@ -52,7 +52,7 @@ mixl_status_t tr_pool_alloc(void)
 {
     mixl_status_t st;
 
-    if (T.kind->from_mpi) return mixl_mem_alloc_mpi(MPI_COMM_WORLD, TR_POOL, (void **)&T.pool, NULL, 0);
+    if (T.kind->from_mpi) return mixl_mem_alloc_mpi(MPI_COMM_WORLD, TR_POOL, (void **)&T.pool);
     if (T.kind->type == MIXL_MEM_CUDA) {
         T.scratch = malloc(TR_POOL);
         if (T.scratch == NULL) return MIXL_ERR_NO_MEMORY;

@@ -131,7 +131,7 @@ static void check_path(void)
         int peer = (T.rank + 1) % T.nranks;
         mixl_metadata_t *md = NULL;
         mixl_status_t st = mixl_metadata_decode((uint8_t *)T.blobs + T.blob_off[peer],
-                                                (size_t)T.blob_len[peer], &md, NULL, 0);
+                                                (size_t)T.blob_len[peer], &md);
         CHECK(st == MIXL_OK && md->region_count == 1 && md->regions[0].window == -2 &&
                   (md->regions[0].flags & MIXL_MD_REGION_IPC),
               "memory kind %s: the peer's device region is not exported for CUDA IPC only",
