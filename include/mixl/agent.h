@@ -279,6 +279,12 @@ MIXL_EXPORT mixl_status_t mixl_xfer_release(mixl_xfer_h xfer);
 
 /* --- notifications ---------------------------------------------------- */
 
+/*
+ * Versioning: callers pass arrays of this struct, so its size is part of the
+ * ABI and it carries no .size field. It never changes within a major
+ * version; a new layout comes with a new major (SOVERSION) and new field
+ * names, never a silent change of meaning.
+ */
 typedef struct {
     char peer[MIXL_NAME_MAX];        /* the agent that sent it */
     uint32_t len;                    /* payload bytes */

@@ -17,6 +17,15 @@
 extern "C" {
 #endif
 
+/*
+ * Versioning has two layers. The blob carries MIXL_METADATA_FORMAT: a reader
+ * refuses another major (MIXL_ERR_VERSION) and ignores keys it does not know,
+ * so writers may add keys within a format. The decoded structs below are
+ * allocated and freed by the library (mixl_metadata_decode/_free) but read
+ * by field, and mixl_md_region_t is indexed as an array: their layout is
+ * fixed within a library major version; new information comes as new fields
+ * with a new major.
+ */
 /* Format version written by this library; blobs with another major are refused. */
 #define MIXL_METADATA_FORMAT 1
 

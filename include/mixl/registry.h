@@ -69,7 +69,12 @@ typedef struct {
 /* Fill p with the defaults above (and p->size). Never fails. */
 MIXL_EXPORT void mixl_registry_params_init(mixl_registry_params_t *p);
 
-/* One key-value pair as the registry returns it; revisions as etcd defines them. */
+/*
+ * One key-value pair as the registry returns it; revisions as etcd defines
+ * them. The library allocates arrays of it (mixl_registry_list) and frees
+ * them (mixl_registry_kvs_free), but callers index them, so the layout is
+ * fixed within a major version, as mixl_notif_t's is.
+ */
 typedef struct {
     char *key;               /* NUL-terminated */
     void *value;             /* NULL for keys-only listings */

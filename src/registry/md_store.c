@@ -28,6 +28,7 @@
 #include "registry/reg_ops.h"
 #include "util/clock.h"
 #include "util/errbuf.h"
+#include "util/params.h"
 #include "util/log.h"
 
 typedef struct {
@@ -610,10 +611,12 @@ mixl_status_t mixl_md_store_create(const mixl_md_store_params_t *params, mixl_md
         return mixl_errbuf_set(&eb, MIXL_ERR_INVALID_PARAM,
                                "metadata store: params, registry or out-pointer is NULL");
     }
-    if (params->size != sizeof(mixl_md_store_params_t)) {
+    mixl_md_store_params_t in;
+    if (mixl_params_load(params, sizeof(mixl_md_store_params_t), sizeof(in), &in, NULL) != MIXL_OK) {
         return mixl_errbuf_set(&eb, MIXL_ERR_VERSION, "metadata store: params.size %zu unknown "
                                "(this library: %zu)", params->size, sizeof(mixl_md_store_params_t));
     }
+    params = &in;
     s = calloc(1, sizeof(*s));
     if (s == NULL) return mixl_errbuf_set(&eb, MIXL_ERR_NO_MEMORY, "metadata store: allocation failed");
     s->reg = params->reg;

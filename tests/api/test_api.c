@@ -5,6 +5,7 @@
  * loaded library says which backends it has.
  */
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -95,6 +96,52 @@ static void per_thread(void)
     CHECK(strstr(mixl_last_error(), "empty") != NULL, "this thread's error became '%s'", mixl_last_error());
 }
 
+/* The .size rule: any size from the first released one to the current one; nothing else. */
+static void size_rule(void)
+{
+    struct {
+        mixl_agent_params_t p;
+        char newer[16];
+    } big;
+    mixl_agent_h a = NULL;
+    mixl_agent_params_t p = {.size = offsetof(mixl_agent_params_t, gpu_path), .name = "api-old",
+                             .comm = MPI_COMM_NULL, .backends = MIXL_BACKEND_TCP};
+    mixl_status_t st = mixl_agent_create(&p, &a);
+    CHECK(st == MIXL_OK, "agent params of the first released size: %s", mixl_status_name(st));
+    if (st == MIXL_OK) mixl_agent_destroy(a);
+    memset(&big, 0, sizeof(big));
+    big.p = p;
+    big.p.size = sizeof(big);
+    CHECK(mixl_agent_create(&big.p, &a) == MIXL_ERR_VERSION, "agent params from a newer header accepted");
+    CHECK(strstr(mixl_last_error(), "params.size") != NULL, "message: '%s'", mixl_last_error());
+    p.size = 0;
+    CHECK(mixl_agent_create(&p, &a) == MIXL_ERR_VERSION, ".size 0 accepted");
+
+    mixl_registry_params_t rp;
+    mixl_registry_h reg = NULL;
+    mixl_registry_params_init(&rp);
+    rp.backend = "local";
+    rp.size = offsetof(mixl_registry_params_t, comm);
+    st = mixl_registry_create(&rp, &reg);
+    CHECK(st == MIXL_OK, "registry params of the first released size: %s", mixl_status_name(st));
+    if (st == MIXL_OK) mixl_registry_destroy(reg);
+    rp.size = sizeof(rp) + 8;
+    CHECK(mixl_registry_create(&rp, &reg) == MIXL_ERR_VERSION, "registry params from a newer header");
+
+    p.size = sizeof(p);
+    p.name = "api-xfer";
+    if (mixl_agent_create(&p, &a) == MIXL_OK) {
+        mixl_xfer_params_t xp = {.size = sizeof(xp) - 1, .op = MIXL_OP_WRITE};
+        mixl_xfer_h x;
+        CHECK(mixl_xfer_create(a, &xp, &x) == MIXL_ERR_VERSION, "short xfer params accepted");
+        CHECK(strstr(mixl_agent_last_error(a), ".size") != NULL, "xfer message: '%s'",
+              mixl_agent_last_error(a));
+        mixl_agent_destroy(a);
+    } else {
+        CHECK(0, "agent for the xfer size check");
+    }
+}
+
 static void backends(void)
 {
     unsigned have = mixl_backends_available();
@@ -113,6 +160,7 @@ int main(void)
     failed_create();
     per_thread();
     backends();
+    size_rule();
     printf("api: %s (%d failures)\n", failures ? "FAILED" : "passed", failures);
     return failures ? 1 : 0;
 }
