@@ -152,7 +152,9 @@ MIXL_EXPORT unsigned mixl_agent_backends(mixl_agent_h agent);
  * caller and must outlive the region. Before mixl_agent_start() the region
  * gets a static window; afterwards it is attached to the dynamic window
  * (slower per operation, limited in number by the MPI library).
- * Overlapping registrations are refused (MIXL_ERR_EXISTS).
+ * Overlapping registrations are refused (MIXL_ERR_EXISTS). Local; a late
+ * registration on MPI attaches to the dynamic window (no other rank takes
+ * part). Never blocks on peers.
  */
 MIXL_EXPORT mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size_t len,
                                             mixl_mem_type_t type, int device,
@@ -161,6 +163,7 @@ MIXL_EXPORT mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size
 /*
  * Deregister a region. Refused with MIXL_ERR_BUSY while a request uses it.
  * Statically windowed regions stay exposed until mixl_agent_destroy().
+ * Local, never blocks on peers.
  */
 MIXL_EXPORT mixl_status_t mixl_mem_deregister(mixl_agent_h agent, mixl_region_h region);
 
@@ -184,6 +187,7 @@ typedef struct {
  * Serialize this agent's metadata (name, engine id, endpoints and every
  * registered region's remote-access information) as a versioned msgpack
  * blob. *blob_p is allocated by the library: free it with mixl_free().
+ * Local, never blocks.
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p,
                                                size_t *len_p);
@@ -193,15 +197,16 @@ MIXL_EXPORT mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p
  * incompatible-version blobs are refused with MIXL_ERR_BAD_METADATA or
  * MIXL_ERR_VERSION and leave the agent unchanged. Re-importing a peer
  * replaces its earlier metadata (prepared requests to it must be recreated).
- * The peer's name is copied to name_out when it is not NULL.
+ * The peer's name is copied to name_out when it is not NULL. Local: a TCP
+ * peer is connected lazily, at the first mixl_xfer_create() to it.
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t len,
                                                char name_out[MIXL_NAME_MAX]);
 
-/* Forget a peer. Refused with MIXL_ERR_BUSY while requests to it exist. */
+/* Forget a peer. Refused with MIXL_ERR_BUSY while requests to it exist. Local. */
 MIXL_EXPORT mixl_status_t mixl_peer_forget(mixl_agent_h agent, const char *peer);
 
-/* MIXL_OK when the peer's metadata is loaded, else MIXL_ERR_UNKNOWN_PEER. */
+/* MIXL_OK when the peer's metadata is loaded, else MIXL_ERR_UNKNOWN_PEER. Local, never blocks. */
 MIXL_EXPORT mixl_status_t mixl_peer_check(mixl_agent_h agent, const char *peer);
 
 
@@ -227,12 +232,13 @@ typedef struct {
  * Validate and prepare a transfer. Contiguous descriptors (adjacent on both
  * sides) are merged; the result can be posted any number of times without
  * being validated again. On error nothing is issued and *xfer_p is untouched;
- * the message names the offending descriptor.
+ * the message names the offending descriptor. Local; may allocate, and on
+ * TCP may connect to the peer (bounded by the agent's timeout).
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_create(mixl_agent_h agent, const mixl_xfer_params_t *params,
                                            mixl_xfer_h *xfer_p);
 
-/* Replace the notification payload of an idle prepared request. */
+/* Replace the notification payload of an idle prepared request (MIXL_ERR_BUSY while in flight). Local. */
 MIXL_EXPORT mixl_status_t mixl_xfer_set_notif(mixl_xfer_h xfer, const void *notif,
                                               size_t notif_len);
 
@@ -266,13 +272,14 @@ MIXL_EXPORT mixl_status_t mixl_xfer_test(mixl_xfer_h xfer);
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_wait(mixl_xfer_h xfer, int timeout_ms);
 
-/* Bytes one post of the request moves, and the operations it issues after merging. */
+/* Bytes one post of the request moves, and the operations it issues after merging. Local. */
 MIXL_EXPORT uint64_t mixl_xfer_bytes(mixl_xfer_h xfer);
 MIXL_EXPORT size_t mixl_xfer_ops(mixl_xfer_h xfer);
 
 /*
- * Release a request. An in-flight request is completed first (bounded by
- * the agent's timeout). Using the handle afterwards is an error
+ * Release a request. An in-flight request is completed first (blocking,
+ * bounded by the agent's timeout; MIXL_ERR_TIMED_OUT leaves it in flight and
+ * not released). Using the handle afterwards is an error
  * (MIXL_ERR_BAD_STATE) as long as its memory has not been reused.
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_release(mixl_xfer_h xfer);
@@ -295,6 +302,9 @@ typedef struct {
  * Collect up to max notifications that have arrived, oldest first per peer.
  * A notification attached to a transfer is returned only after all of that
  * transfer's data is visible in this agent's memory. *count_p may be 0.
+ * Local, never blocks; on MPI it also drives MPI progress, which a target of
+ * emulated windows needs (poll often: a target that sleeps between polls
+ * slows an initiator's large writes to it).
  */
 MIXL_EXPORT mixl_status_t mixl_notif_poll(mixl_agent_h agent, mixl_notif_t *out, size_t max,
                                           size_t *count_p);

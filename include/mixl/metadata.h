@@ -69,13 +69,15 @@ typedef struct {
 MIXL_EXPORT mixl_status_t mixl_metadata_decode(const void *blob, size_t len,
                                                mixl_metadata_t **md_p);
 
-/* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with mixl_free(). */
+/* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with
+ * mixl_free(). Local, thread-safe. */
 MIXL_EXPORT mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p,
                                                size_t *len_p);
 
+/* Free a decoded view (NULL is ignored). */
 MIXL_EXPORT void mixl_metadata_free(mixl_metadata_t *md);
 
-/* Name of a memory type: "host", "pinned", "cuda". */
+/* Name of a memory type: "host", "pinned", "cuda" (constant string). Thread-safe. */
 MIXL_EXPORT const char *mixl_mem_type_str(mixl_mem_type_t type);
 
 #ifdef __cplusplus
