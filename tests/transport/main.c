@@ -221,7 +221,21 @@ int main(int argc, char **argv)
             fprintf(stderr, "rank %d: register: %s\n", T.rank, mixl_agent_last_error(T.agent));
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
-        if (mixl_agent_start(T.agent) != MIXL_OK) {
+        mixl_status_t st = mixl_agent_start(T.agent);
+        int refused = st == MIXL_ERR_NOT_SUPPORTED && T.kind->gpu_path == MIXL_GPU_PATH_DEVICE_WIN &&
+                      strstr(mixl_agent_last_error(T.agent), "device windows") != NULL, all_refused;
+        MPI_Allreduce(&refused, &all_refused, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (all_refused) {
+            /* The documented refusal: this MPI cannot place windows in device memory. */
+            if (T.rank == 0)
+                printf("SKIP: device windows are unusable with this MPI: %s\n",
+                       mixl_agent_last_error(T.agent));
+            mixl_agent_destroy(T.agent);
+            tr_pool_free();
+            MPI_Finalize();
+            return 77;
+        }
+        if (st != MIXL_OK) {
             fprintf(stderr, "rank %d: start: %s\n", T.rank, mixl_agent_last_error(T.agent));
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
