@@ -1,6 +1,5 @@
 /* Status code messages, generated from the one list in include/mixl/status.h. */
 #include <mixl/status.h>
-#include <mixl/version.h>
 
 const char *mixl_status_str(mixl_status_t status)
 {
@@ -20,14 +19,4 @@ const char *mixl_status_name(mixl_status_t status)
 #undef MIXL_STATUS_NAME_
     }
     return "MIXL_STATUS_UNKNOWN";
-}
-
-unsigned mixl_version(void)
-{
-    return MIXL_VERSION;
-}
-
-const char *mixl_version_string(void)
-{
-    return MIXL_VERSION_STRING;
 }
