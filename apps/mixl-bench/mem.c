@@ -105,8 +105,11 @@ mixl_status_t bench_buf_alloc_mpi(MPI_Comm comm, size_t len, int fill, bench_buf
                                   size_t notelen)
 {
     bench_buf_t b = {.len = len > 4096 ? len : 4096, .kind = BENCH_MEM_HOST_MPI};
-    mixl_status_t st = mixl_mem_alloc_mpi(comm, b.len, &b.ptr, note, notelen);
-    if (st != MIXL_OK) return st;
+    mixl_status_t st = mixl_mem_alloc_mpi(comm, b.len, &b.ptr);
+    if (st != MIXL_OK) {
+        snprintf(note, notelen, "%s", mixl_last_error());
+        return st;
+    }
     memset(b.ptr, fill, b.len);
     *buf_p = b;
     return MIXL_OK;

@@ -68,9 +68,8 @@ int main(int argc, char **argv)
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD};
     CHECK(mixl_agent_create(&params, &agent));
     /* Memory MPI places itself: peers on this node can map it (see mixl_mem_alloc_mpi). */
-    char err[512];
-    if (mixl_mem_alloc_mpi(MPI_COMM_WORLD, bytes, (void **)&buf, err, sizeof(err)) != MIXL_OK) {
-        fprintf(stderr, "mixl-demo: %s\n", err);
+    if (mixl_mem_alloc_mpi(MPI_COMM_WORLD, bytes, (void **)&buf) != MIXL_OK) {
+        fprintf(stderr, "mixl-demo: %s\n", mixl_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     CHECK(mixl_mem_register(agent, buf, bytes, MIXL_MEM_HOST, 0, &region));

@@ -204,7 +204,7 @@ static void agent_path(mixl_diag_t *d, mixl_backend_t backend, int same, json_t 
         return;
     }
     /* The memory mixl-run uses by default; malloc when MPI refuses (every rank alike). */
-    int mpi_mem = mixl_mem_alloc_mpi(MPI_COMM_WORLD, AG_REGION, (void **)&a.buf, NULL, 0) == MIXL_OK;
+    int mpi_mem = mixl_mem_alloc_mpi(MPI_COMM_WORLD, AG_REGION, (void **)&a.buf) == MIXL_OK;
     if (!mpi_mem) a.buf = aligned_alloc(4096, AG_REGION);
     if (d->rank == 0)
         json_object_set_new(t, "memory", json_string(mpi_mem ? "mixl_mem_alloc_mpi" : "malloc"));

@@ -52,7 +52,6 @@ int cli_list(mixl_registry_h reg, mixl_md_store_h store, FILE *out)
         char key[512], exposed[32];
         mixl_registry_kv_t *kv = NULL;
         mixl_metadata_t *md = NULL;
-        char why[256] = "";
         uint64_t total = 0;
 
         if (mixl_md_store_key(store, names[i], key, sizeof(key)) != MIXL_OK ||
@@ -61,9 +60,9 @@ int cli_list(mixl_registry_h reg, mixl_md_store_h store, FILE *out)
             mixl_registry_clear_error(reg);
             continue;
         }
-        if (mixl_metadata_decode(kv->value, kv->len, &md, why, sizeof(why)) != MIXL_OK) {
+        if (mixl_metadata_decode(kv->value, kv->len, &md) != MIXL_OK) {
             fprintf(out, "%-24s %-16s %7s %8zu %8" PRId64 " %12s  not MIXL metadata: %s\n", names[i],
-                    "-", "-", kv->len, kv->mod_revision, "-", why);
+                    "-", "-", kv->len, kv->mod_revision, "-", mixl_last_error());
         } else {
             for (uint32_t r = 0; r < md->region_count; r++) total += md->regions[r].len;
             human_bytes(total, exposed, sizeof(exposed));
@@ -80,7 +79,7 @@ int cli_list(mixl_registry_h reg, mixl_md_store_h store, FILE *out)
 
 int cli_show(mixl_registry_h reg, mixl_md_store_h store, const char *agent, FILE *out)
 {
-    char key[512], why[256] = "", size[32], win[32];
+    char key[512], size[32], win[32];
     mixl_registry_kv_t *kv = NULL;
     mixl_metadata_t *md = NULL;
     uint64_t total = 0;
@@ -100,10 +99,10 @@ int cli_show(mixl_registry_h reg, mixl_md_store_h store, const char *agent, FILE
         fprintf(stderr, "mixl-registry: %s\n", mixl_registry_last_error(reg));
         return 1;
     }
-    st = mixl_metadata_decode(kv->value, kv->len, &md, why, sizeof(why));
+    st = mixl_metadata_decode(kv->value, kv->len, &md);
     if (st != MIXL_OK) {
         fprintf(stderr, "mixl-registry: value under key %s (%zu bytes) is not MIXL metadata: %s (%s)\n",
-                key, kv->len, why, mixl_status_name(st));
+                key, kv->len, mixl_last_error(), mixl_status_name(st));
         mixl_registry_kv_free(kv);
         return 1;
     }

@@ -25,37 +25,48 @@
 #include <mpi.h>
 
 #include <mixl/export.h>
+#include <mixl/mem.h>
 #include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* Longest agent or engine name, including the terminating NUL. */
-#define MIXL_NAME_MAX 64
-/* Largest notification payload in bytes (request id, layer, flags fit easily). */
-#define MIXL_NOTIF_MAX 48
-
-typedef struct mixl_agent *mixl_agent_h;
-typedef struct mixl_region *mixl_region_h;
-typedef struct mixl_xfer *mixl_xfer_h;
-
-typedef enum {
-    MIXL_MEM_HOST = 0,   /* pageable host memory */
-    MIXL_MEM_PINNED = 1, /* page-locked host memory (cudaMallocHost / cudaHostRegister) */
-    MIXL_MEM_CUDA = 2,   /* CUDA device memory */
-} mixl_mem_type_t;
-
-typedef enum {
-    MIXL_OP_READ = 0,  /* remote -> local: the initiator pulls */
-    MIXL_OP_WRITE = 1, /* local -> remote: the initiator pushes */
-} mixl_op_t;
 
 /* Transport backends an agent may use (bit set). */
 typedef enum {
     MIXL_BACKEND_MPI = 1u << 0, /* MPI one-sided windows over params.comm */
     MIXL_BACKEND_TCP = 1u << 1, /* framed TCP stream, no MPI needed */
 } mixl_backend_t;
+
+/*
+ * What a backend can do (mixl_backend_caps()). A case a backend cannot do
+ * is refused with the status its flag names, never silently degraded.
+ */
+#define MIXL_CAP_HOST (1u << 0)        /* host and pinned memory */
+#define MIXL_CAP_CUDA (1u << 1)        /* device memory (directly, staged or over IPC);
+                                        * without it registering device memory on an agent
+                                        * that runs only this backend gives MIXL_ERR_NOT_SUPPORTED */
+#define MIXL_CAP_NOTIF (1u << 2)       /* notifications delivered after the transfer's data */
+#define MIXL_CAP_CROSS_WORLD (1u << 3) /* reaches agents outside the agent's MPI world */
+#define MIXL_CAP_PEER_FAILURE (1u << 4) /* a peer process that dies ends transfers to it with
+                                         * MIXL_ERR_DISCONNECTED, naming the peer; without it
+                                         * the backend's runtime ends the whole job (MPI) */
+
+/*
+ * Backends built into this library (mixl_backend_t bits). Local, thread-safe,
+ * never blocks.
+ */
+MIXL_EXPORT unsigned mixl_backends_available(void);
+
+/*
+ * MIXL_CAP_* flags of one backend (a single mixl_backend_t bit); 0 for a
+ * backend that is not built in. Local, thread-safe, never blocks.
+ */
+MIXL_EXPORT unsigned mixl_backend_caps(mixl_backend_t backend);
+
+/* Name of one backend ("mpi", "tcp"); "unknown" otherwise. Constant string. Thread-safe. */
+MIXL_EXPORT const char *mixl_backend_name(mixl_backend_t backend);
 
 /* How device memory moves when both ends cannot use it directly. */
 typedef enum {
@@ -101,13 +112,21 @@ typedef struct {
     const char *tcp_interface;
 } mixl_agent_params_t;
 
-/* Create an agent. Collective over params->comm when it is not MPI_COMM_NULL. */
+/*
+ * Create an agent. Collective over params->comm when it is not MPI_COMM_NULL
+ * (blocks until every rank of it calls); local otherwise. Creates the
+ * notification window and checks every enabled backend's mandatory ops. On
+ * failure *agent_p is untouched, the reason is logged once and
+ * mixl_last_error() returns it to the calling thread. Thread-safe with
+ * respect to other agents.
+ */
 MIXL_EXPORT mixl_status_t mixl_agent_create(const mixl_agent_params_t *params,
                                             mixl_agent_h *agent_p);
 
 /*
  * Create the windows for every region registered so far and open the access
- * epochs. Collective over the agent's communicator; every rank calls it once,
+ * epochs (the notification window exists since create). Collective over the
+ * agent's communicator, blocking until every rank calls; every rank calls it once,
  * whatever number of regions it registered (ranks with fewer contribute a
  * placeholder page). A TCP-only agent may call it too (local no-op).
  */
@@ -115,11 +134,13 @@ MIXL_EXPORT mixl_status_t mixl_agent_start(mixl_agent_h agent);
 
 /*
  * Destroy the agent: releases every region, request and peer. Collective over
- * the communicator when the agent was started with one. Requests still in
- * flight are completed first (bounded by the agent's timeout).
+ * the communicator whenever the agent was created on one (started or not):
+ * it frees windows created at create. Requests still in flight are completed
+ * first (bounded by the agent's timeout). Local for a TCP-only agent.
  */
 MIXL_EXPORT void mixl_agent_destroy(mixl_agent_h agent);
 
+/* The agent's name: owned by the agent, valid until mixl_agent_destroy(). Local. */
 MIXL_EXPORT const char *mixl_agent_name(mixl_agent_h agent);
 
 /*
@@ -133,6 +154,8 @@ MIXL_EXPORT void mixl_agent_clear_error(mixl_agent_h agent);
 /*
  * One line naming the data path chosen for each memory type, e.g.
  * "mpi: osc=ucx static windows; cuda: staged (MPI is not CUDA-aware)".
+ * Local. Owned by the agent: valid until the next call of this function on
+ * the agent or mixl_agent_destroy().
  */
 MIXL_EXPORT const char *mixl_agent_path_report(mixl_agent_h agent);
 
@@ -147,7 +170,7 @@ MIXL_EXPORT const char *mixl_agent_path_choice(mixl_agent_h agent);
 MIXL_EXPORT unsigned mixl_agent_peers_on(mixl_agent_h agent, unsigned backend);
 
 /* Backends (mixl_backend_t bits) the agent actually runs after start; a
- * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. */
+ * failed MPI start with TCP enabled leaves only MIXL_BACKEND_TCP. Local. */
 MIXL_EXPORT unsigned mixl_agent_backends(mixl_agent_h agent);
 
 /* --- memory registration --------------------------------------------- */
@@ -157,7 +180,9 @@ MIXL_EXPORT unsigned mixl_agent_backends(mixl_agent_h agent);
  * caller and must outlive the region. Before mixl_agent_start() the region
  * gets a static window; afterwards it is attached to the dynamic window
  * (slower per operation, limited in number by the MPI library).
- * Overlapping registrations are refused (MIXL_ERR_EXISTS).
+ * Overlapping registrations are refused (MIXL_ERR_EXISTS). Local; a late
+ * registration on MPI attaches to the dynamic window (no other rank takes
+ * part). Never blocks on peers.
  */
 MIXL_EXPORT mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size_t len,
                                             mixl_mem_type_t type, int device,
@@ -166,33 +191,9 @@ MIXL_EXPORT mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size
 /*
  * Deregister a region. Refused with MIXL_ERR_BUSY while a request uses it.
  * Statically windowed regions stay exposed until mixl_agent_destroy().
+ * Local, never blocks on peers.
  */
 MIXL_EXPORT mixl_status_t mixl_mem_deregister(mixl_agent_h agent, mixl_region_h region);
-
-/*
- * Host memory placed by MPI (MPI_Win_allocate), for pools that will be
- * registered. Memory from malloc can only be exposed through MPI_Win_create,
- * and on a node whose UCX has no xpmem/knem a peer reaches such a window
- * through emulated RMA: several times slower, and dependent on the target
- * calling MPI. Memory MPI placed itself is mapped into the peers on the node,
- * so a region registered on it runs at the speed of raw MPI RMA
- * (docs/performance.md). Elsewhere it costs nothing over malloc.
- *
- * Collective over comm; len may differ between ranks (0 gives one page).
- * The memory is zeroed and page-aligned. On failure on any rank every rank
- * gets the same status (MIXL_ERR_BACKEND, or MIXL_ERR_INVALID_PARAM) and
- * nothing stays allocated; *err (may be NULL) gets a message naming the
- * rank and the MPI error. Thread-safe; not for the transfer path.
- */
-MIXL_EXPORT mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *err,
-                                             size_t err_len);
-
-/*
- * Free memory from mixl_mem_alloc_mpi(): collective over the same
- * communicator, after every agent that registered it has been destroyed.
- * MIXL_ERR_NOT_FOUND for a pointer it did not return.
- */
-MIXL_EXPORT mixl_status_t mixl_mem_free_mpi(void *ptr);
 
 /* --- descriptors ------------------------------------------------------ */
 
@@ -214,6 +215,7 @@ typedef struct {
  * Serialize this agent's metadata (name, engine id, endpoints and every
  * registered region's remote-access information) as a versioned msgpack
  * blob. *blob_p is allocated by the library: free it with mixl_free().
+ * Local, never blocks.
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p,
                                                size_t *len_p);
@@ -223,19 +225,18 @@ MIXL_EXPORT mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p
  * incompatible-version blobs are refused with MIXL_ERR_BAD_METADATA or
  * MIXL_ERR_VERSION and leave the agent unchanged. Re-importing a peer
  * replaces its earlier metadata (prepared requests to it must be recreated).
- * The peer's name is copied to name_out when it is not NULL.
+ * The peer's name is copied to name_out when it is not NULL. Local: a TCP
+ * peer is connected lazily, at the first mixl_xfer_create() to it.
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t len,
                                                char name_out[MIXL_NAME_MAX]);
 
-/* Forget a peer. Refused with MIXL_ERR_BUSY while requests to it exist. */
+/* Forget a peer. Refused with MIXL_ERR_BUSY while requests to it exist. Local. */
 MIXL_EXPORT mixl_status_t mixl_peer_forget(mixl_agent_h agent, const char *peer);
 
-/* MIXL_OK when the peer's metadata is loaded, else MIXL_ERR_UNKNOWN_PEER. */
+/* MIXL_OK when the peer's metadata is loaded, else MIXL_ERR_UNKNOWN_PEER. Local, never blocks. */
 MIXL_EXPORT mixl_status_t mixl_peer_check(mixl_agent_h agent, const char *peer);
 
-/* Free memory returned by the library. */
-MIXL_EXPORT void mixl_free(void *ptr);
 
 /* --- transfers -------------------------------------------------------- */
 
@@ -259,12 +260,13 @@ typedef struct {
  * Validate and prepare a transfer. Contiguous descriptors (adjacent on both
  * sides) are merged; the result can be posted any number of times without
  * being validated again. On error nothing is issued and *xfer_p is untouched;
- * the message names the offending descriptor.
+ * the message names the offending descriptor. Local; may allocate, and on
+ * TCP may connect to the peer (bounded by the agent's timeout).
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_create(mixl_agent_h agent, const mixl_xfer_params_t *params,
                                            mixl_xfer_h *xfer_p);
 
-/* Replace the notification payload of an idle prepared request. */
+/* Replace the notification payload of an idle prepared request (MIXL_ERR_BUSY while in flight). Local. */
 MIXL_EXPORT mixl_status_t mixl_xfer_set_notif(mixl_xfer_h xfer, const void *notif,
                                               size_t notif_len);
 
@@ -279,7 +281,8 @@ MIXL_EXPORT mixl_status_t mixl_xfer_post(mixl_xfer_h xfer);
 /*
  * Progress and check a posted request: MIXL_OK once the data is visible at
  * the target (and the notification, if any, was delivered after it),
- * MIXL_IN_PROGRESS, or the error that ended it. Hot path, as above.
+ * MIXL_IN_PROGRESS, or the error that ended it. Hot path, as above. Local,
+ * but not non-blocking on MPI: see below.
  *
  * MPI backend: completion is one MPI_Win_flush, which blocks until the
  * target side is done. Where the window is emulated (malloc memory on a
@@ -289,22 +292,34 @@ MIXL_EXPORT mixl_status_t mixl_xfer_post(mixl_xfer_h xfer);
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_test(mixl_xfer_h xfer);
 
-/* Progress until done or timeout_ms (< 0: the agent's default) passes. */
+/*
+ * Progress until done or timeout_ms (< 0: the agent's default) passes. After
+ * MIXL_ERR_TIMED_OUT the request is still in flight: test, wait or release it
+ * later (a post of it gives MIXL_ERR_BUSY until it completes). Blocks as
+ * mixl_xfer_test() does, so an MPI flush can outlast timeout_ms.
+ */
 MIXL_EXPORT mixl_status_t mixl_xfer_wait(mixl_xfer_h xfer, int timeout_ms);
 
-/* Bytes one post of the request moves, and the operations it issues after merging. */
+/* Bytes one post of the request moves, and the operations it issues after merging. Local. */
 MIXL_EXPORT uint64_t mixl_xfer_bytes(mixl_xfer_h xfer);
 MIXL_EXPORT size_t mixl_xfer_ops(mixl_xfer_h xfer);
 
 /*
- * Release a request. An in-flight request is completed first (bounded by
- * the agent's timeout). Using the handle afterwards is an error
+ * Release a request. An in-flight request is completed first (blocking,
+ * bounded by the agent's timeout; MIXL_ERR_TIMED_OUT leaves it in flight and
+ * not released). Using the handle afterwards is an error
  * (MIXL_ERR_BAD_STATE) as long as its memory has not been reused.
  */
 MIXL_EXPORT mixl_status_t mixl_xfer_release(mixl_xfer_h xfer);
 
 /* --- notifications ---------------------------------------------------- */
 
+/*
+ * Versioning: callers pass arrays of this struct, so its size is part of the
+ * ABI and it carries no .size field. It never changes within a major
+ * version; a new layout comes with a new major (SOVERSION) and new field
+ * names, never a silent change of meaning.
+ */
 typedef struct {
     char peer[MIXL_NAME_MAX];        /* the agent that sent it */
     uint32_t len;                    /* payload bytes */
@@ -315,11 +330,19 @@ typedef struct {
  * Collect up to max notifications that have arrived, oldest first per peer.
  * A notification attached to a transfer is returned only after all of that
  * transfer's data is visible in this agent's memory. *count_p may be 0.
+ * Local, never blocks; on MPI it also drives MPI progress, which a target of
+ * emulated windows needs (poll often: a target that sleeps between polls
+ * slows an initiator's large writes to it).
  */
 MIXL_EXPORT mixl_status_t mixl_notif_poll(mixl_agent_h agent, mixl_notif_t *out, size_t max,
                                           size_t *count_p);
 
-/* Send a notification with no data (ordered after earlier transfers to the peer). */
+/*
+ * Send a notification with no data, ordered after earlier transfers to the
+ * peer. Blocking: on MPI it flushes every window to the peer first (then
+ * the notification slot); on TCP it waits for the peer's acknowledgement,
+ * at most the agent's timeout. Not for the hot path.
+ */
 MIXL_EXPORT mixl_status_t mixl_notif_send(mixl_agent_h agent, const char *peer,
                                           const void *payload, size_t len);
 

@@ -22,12 +22,14 @@
 extern "C" {
 #endif
 
-/* Set the MCA defaults above without initialising MPI (for programs that call MPI_Init themselves). */
+/* Set the MCA defaults above without initialising MPI (for programs that call MPI_Init
+ * themselves). Local; call it before MPI_Init, from one thread (it sets environment variables). */
 MIXL_EXPORT void mixl_mpi_defaults(void);
 
 /*
- * mixl_mpi_defaults(), then MPI_Init_thread(). Fails with MIXL_ERR_NOT_SUPPORTED
- * (after initialising MPI) when the library provides less than `required`.
+ * mixl_mpi_defaults(), then MPI_Init_thread(): collective over MPI_COMM_WORLD
+ * as MPI_Init is. Fails with MIXL_ERR_NOT_SUPPORTED (after initialising MPI)
+ * when the library provides less than `required`. Call once, from the main thread.
  */
 MIXL_EXPORT mixl_status_t mixl_mpi_init(int *argc, char ***argv, int required, int *provided_p);
 

@@ -9,12 +9,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mixl/agent.h>
+#include <mixl/export.h>
+#include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/*
+ * Versioning has two layers. The blob carries MIXL_METADATA_FORMAT: a reader
+ * refuses another major (MIXL_ERR_VERSION) and ignores keys it does not know,
+ * so writers may add keys within a format. The decoded structs below are
+ * allocated and freed by the library (mixl_metadata_decode/_free) but read
+ * by field, and mixl_md_region_t is indexed as an array: their layout is
+ * fixed within a library major version; new information comes as new fields
+ * with a new major.
+ */
 /* Format version written by this library; blobs with another major are refused. */
 #define MIXL_METADATA_FORMAT 1
 
@@ -51,20 +62,22 @@ typedef struct {
 
 /*
  * Decode and validate a blob. On error returns MIXL_ERR_BAD_METADATA or
- * MIXL_ERR_VERSION and writes the reason to err (when err_len > 0).
- * Free the result with mixl_metadata_free().
+ * MIXL_ERR_VERSION, leaves *md_p untouched and puts the reason in the
+ * calling thread's mixl_last_error() (not logged: the blob is the caller's
+ * input). Local, thread-safe. Free the result with mixl_metadata_free().
  */
 MIXL_EXPORT mixl_status_t mixl_metadata_decode(const void *blob, size_t len,
-                                               mixl_metadata_t **md_p, char *err,
-                                               size_t err_len);
+                                               mixl_metadata_t **md_p);
 
-/* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with mixl_free(). */
+/* Encode md as a blob, md->format written as given (mostly for tests and tools). Free with
+ * mixl_free(). Local, thread-safe. */
 MIXL_EXPORT mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p,
                                                size_t *len_p);
 
+/* Free a decoded view (NULL is ignored). */
 MIXL_EXPORT void mixl_metadata_free(mixl_metadata_t *md);
 
-/* Name of a memory type: "host", "pinned", "cuda". */
+/* Name of a memory type: "host", "pinned", "cuda" (constant string). Thread-safe. */
 MIXL_EXPORT const char *mixl_mem_type_str(mixl_mem_type_t type);
 
 #ifdef __cplusplus

@@ -24,16 +24,14 @@
 
 #include <mpi.h>
 
-#include <mixl/agent.h>
 #include <mixl/export.h>
+#include <mixl/mem.h>
 #include <mixl/status.h>
+#include <mixl/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-typedef struct mixl_registry *mixl_registry_h;
-typedef struct mixl_md_store *mixl_md_store_h;
 
 /* Key component under the namespace that holds agents' metadata. */
 #define MIXL_REGISTRY_MD_DIR "mixl_metadata"
@@ -71,7 +69,12 @@ typedef struct {
 /* Fill p with the defaults above (and p->size). Never fails. */
 MIXL_EXPORT void mixl_registry_params_init(mixl_registry_params_t *p);
 
-/* One key-value pair as the registry returns it; revisions as etcd defines them. */
+/*
+ * One key-value pair as the registry returns it; revisions as etcd defines
+ * them. The library allocates arrays of it (mixl_registry_list) and frees
+ * them (mixl_registry_kvs_free), but callers index them, so the layout is
+ * fixed within a major version, as mixl_notif_t's is.
+ */
 typedef struct {
     char *key;               /* NUL-terminated */
     void *value;             /* NULL for keys-only listings */
@@ -105,10 +108,18 @@ MIXL_EXPORT mixl_status_t mixl_registry_create(const mixl_registry_params_t *par
  */
 MIXL_EXPORT void mixl_registry_destroy(mixl_registry_h reg);
 
+/* Name of the backend and the namespace: owned by the handle, valid until
+ * mixl_registry_destroy(). Local, thread-safe. */
 MIXL_EXPORT const char *mixl_registry_backend(mixl_registry_h reg);
 MIXL_EXPORT const char *mixl_registry_namespace(mixl_registry_h reg);
-/* First error recorded on the handle, with the key or endpoint concerned; "" when none. */
+/*
+ * First error recorded on the handle, with the key or endpoint concerned; ""
+ * when none. Local, thread-safe, never blocks on the network. The string is
+ * a copy owned by the calling thread: valid until that thread calls
+ * mixl_registry_last_error() again (other threads' errors never change it).
+ */
 MIXL_EXPORT const char *mixl_registry_last_error(mixl_registry_h reg);
+/* Forget the recorded error. Local, thread-safe. */
 MIXL_EXPORT void mixl_registry_clear_error(mixl_registry_h reg);
 
 /*
@@ -233,18 +244,23 @@ MIXL_EXPORT void mixl_md_store_names_free(char **names, size_t count);
 MIXL_EXPORT void mixl_md_store_stats(mixl_md_store_h store, uint64_t *hits_p, uint64_t *misses_p,
                                      uint64_t *republished_p);
 
-/* First error recorded on the store; "" when none. */
+/* First error recorded on the store; "" when none. Local, thread-safe; a
+ * copy owned by the calling thread, valid until its next call of this function. */
 MIXL_EXPORT const char *mixl_md_store_last_error(mixl_md_store_h store);
 
 /*
  * Convenience for agents: export agent's metadata (mixl_metadata_export) and
- * publish it under the agent's name.
+ * publish it under the agent's name. Part of the agent library (the
+ * registry does not depend on the agent): an export failure is the agent's
+ * error (mixl_agent_last_error), a publish failure the store's.
  */
 MIXL_EXPORT mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h store, mixl_agent_h agent);
 
 /*
  * Convenience for agents: get peer's blob (as mixl_md_store_get) and load it
- * with mixl_metadata_import(). An import failure drops the cache entry.
+ * with mixl_metadata_import(). An import failure drops the cache entry and
+ * is the agent's error (mixl_agent_last_error); a fetch failure the store's.
+ * Part of the agent library.
  */
 MIXL_EXPORT mixl_status_t mixl_md_store_fetch_import(mixl_md_store_h store, mixl_agent_h agent,
                                                      const char *peer, int timeout_ms);

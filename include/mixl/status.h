@@ -56,6 +56,17 @@ MIXL_EXPORT const char *mixl_status_str(mixl_status_t status);
 /* Symbolic name ("MIXL_ERR_TIMED_OUT") for a status. Thread-safe. */
 MIXL_EXPORT const char *mixl_status_name(mixl_status_t status);
 
+/*
+ * Errors have one channel per scope. A call on a handle records its failure
+ * on the handle (mixl_agent_last_error, mixl_registry_last_error,
+ * mixl_md_store_last_error). A call with no handle to carry it --
+ * mixl_agent_create, mixl_metadata_decode, mixl_mem_alloc_mpi -- records it
+ * for the calling thread: mixl_last_error() returns that message ("" when
+ * the thread's latest such call succeeded). Local, thread-safe; the string
+ * belongs to the calling thread and stays valid until its next such call.
+ */
+MIXL_EXPORT const char *mixl_last_error(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include "agent/agent_int.h"
 #include "util/coll.h"
 #include "util/log.h"
+#include "util/params.h"
 
 static int name_valid(const char *name)
 {
@@ -144,18 +145,18 @@ out:
     return st;
 }
 
+/* The agent's params struct as first released (fields up to gpu_path). */
+#define MIXL_AGENT_PARAMS_SIZE_V1 offsetof(mixl_agent_params_t, gpu_path)
+
+/* params is the caller's struct loaded by mixl_params_load(): zero past its .size. */
 static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_params_t *params)
 {
-    size_t n = params->size < sizeof(agent->params) ? params->size : sizeof(agent->params);
-
-    memcpy(&agent->params, params, n);
+    memcpy(&agent->params, params, sizeof(agent->params));
     snprintf(agent->name, sizeof(agent->name), "%s", params->name);
     snprintf(agent->engine_id, sizeof(agent->engine_id), "%s",
              params->engine_id != NULL && params->engine_id[0] ? params->engine_id : params->name);
     snprintf(agent->tcp_bind, sizeof(agent->tcp_bind), "%s",
-             n > offsetof(mixl_agent_params_t, tcp_bind) && params->tcp_bind && params->tcp_bind[0]
-                 ? params->tcp_bind
-                 : "auto");
+             params->tcp_bind && params->tcp_bind[0] ? params->tcp_bind : "auto");
     agent->params.name = agent->name;
     agent->params.engine_id = agent->engine_id;
     agent->params.tcp_bind = agent->tcp_bind;
@@ -252,17 +253,23 @@ static void agent_fini_backends(mixl_agent_h agent)
 
 mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h *agent_p)
 {
+    mixl_agent_params_t loaded;
     mixl_agent_h agent;
     mixl_status_t st;
+    size_t size = 0;
     int collective;
 
-    if (params == NULL || agent_p == NULL || params->size < offsetof(mixl_agent_params_t, gpu_path)) {
-        mixl_error("mixl_agent_create: params missing or params.size not set");
-        return MIXL_ERR_INVALID_PARAM;
-    }
+    mixl_thread_error_clear();
+    st = mixl_params_load(params, MIXL_AGENT_PARAMS_SIZE_V1, sizeof(loaded), &loaded, &size);
+    if (st != MIXL_OK || agent_p == NULL)
+        return mixl_thread_error_set(0, st != MIXL_OK ? st : MIXL_ERR_INVALID_PARAM,
+                                     "mixl_agent_create: params missing, or params.size %zu outside "
+                                     "%zu..%zu", size, (size_t)MIXL_AGENT_PARAMS_SIZE_V1, sizeof(loaded));
+    params = &loaded;
     collective = params->comm != MPI_COMM_NULL;
     agent = calloc(1, sizeof(*agent));
-    if (agent == NULL) return MIXL_ERR_NO_MEMORY;
+    if (agent == NULL)
+        return mixl_thread_error_set(0, MIXL_ERR_NO_MEMORY, "mixl_agent_create: no memory for the agent");
     agent->comm = MPI_COMM_NULL;
     agent->rank = -1;
 
@@ -304,6 +311,8 @@ err_comm:
     if (agent->comm != MPI_COMM_NULL) MPI_Comm_free(&agent->comm);
     free(agent->rank_names);
 err_free:
+    /* The handle goes away: its message stays reachable through mixl_last_error(). */
+    mixl_thread_error_keep(&agent->eb);
     free(agent);
     return st;
 }

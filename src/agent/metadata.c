@@ -24,6 +24,7 @@
 #include <mixl/version.h>
 
 #include "util/crc32c.h"
+#include "util/errbuf.h"
 
 #define MD_MAGIC "MIXL-MD"
 /* Upper bound on regions in one blob: far above any real pool count, low
@@ -169,9 +170,10 @@ mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, siz
 
 /* --- decoding --------------------------------------------------------- */
 
+/* Decoding failures go to the calling thread's error (mixl_last_error), unlogged:
+ * a peer's bad blob is the caller's to report. */
 typedef struct {
-    char *err;
-    size_t err_len;
+    int unused;
 } md_err_t;
 
 static mixl_status_t md_fail(md_err_t *e, mixl_status_t status, const char *fmt, ...)
@@ -180,11 +182,10 @@ static mixl_status_t md_fail(md_err_t *e, mixl_status_t status, const char *fmt,
 static mixl_status_t md_fail(md_err_t *e, mixl_status_t status, const char *fmt, ...)
 {
     va_list ap;
-    if (e->err != NULL && e->err_len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(e->err, e->err_len, fmt, ap);
-        va_end(ap);
-    }
+    (void)e;
+    va_start(ap, fmt);
+    status = mixl_thread_error_vset(1, status, fmt, ap);
+    va_end(ap);
     return status;
 }
 
@@ -454,17 +455,16 @@ static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_m
     return MIXL_OK;
 }
 
-mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t **md_p,
-                                   char *err, size_t err_len)
+mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t **md_p)
 {
-    md_err_t e = {err, err_len};
+    md_err_t e = {0};
     msgpack_unpacked up;
     msgpack_unpack_return ret;
     mixl_metadata_t *md;
     mixl_status_t st;
     size_t off = 0;
 
-    if (err != NULL && err_len > 0) err[0] = '\0';
+    mixl_thread_error_clear();
     if (blob == NULL || md_p == NULL)
         return md_fail(&e, MIXL_ERR_INVALID_PARAM, "no blob or no output pointer");
     if (len == 0) return md_fail(&e, MIXL_ERR_BAD_METADATA, "empty metadata blob");
@@ -504,7 +504,7 @@ mixl_status_t mixl_metadata_decode(const void *blob, size_t len, mixl_metadata_t
     }
     md = calloc(1, sizeof(*md));
     if (md == NULL) {
-        st = MIXL_ERR_NO_MEMORY;
+        st = md_fail(&e, MIXL_ERR_NO_MEMORY, "decoding metadata of %zu bytes", len);
         goto err_unpacked;
     }
     st = decode_root(&e, &up.data, md);

@@ -99,17 +99,16 @@ static int peer_index(mixl_agent_h agent, const mixl_peer_t *peer)
 mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t len,
                                    char name_out[MIXL_NAME_MAX])
 {
-    char err[256];
     mixl_metadata_t *md;
     mixl_peer_t *peer, *old;
     mixl_status_t st;
     uint32_t crc;
 
     if (agent == NULL || blob == NULL) return MIXL_ERR_INVALID_PARAM;
-    st = mixl_metadata_decode(blob, len, &md, err, sizeof(err));
+    st = mixl_metadata_decode(blob, len, &md);
     if (st != MIXL_OK)
         return mixl_errbuf_set(&agent->eb, st, "agent %s: metadata import refused: %s",
-                               agent->name, err);
+                               agent->name, mixl_last_error());
 
     crc = mixl_crc32c(0, blob, len);
     old = mixl_agent_find_peer(agent, md->name);

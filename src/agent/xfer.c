@@ -8,6 +8,7 @@
 
 #include "agent/agent_int.h"
 #include "util/clock.h"
+#include "util/params.h"
 
 static int xfer_valid(mixl_xfer_h xfer)
 {
@@ -79,8 +80,12 @@ static mixl_status_t xfer_validate(mixl_agent_h agent, const mixl_xfer_params_t 
     return MIXL_OK;
 }
 
-mixl_status_t mixl_xfer_create(mixl_agent_h agent, const mixl_xfer_params_t *p, mixl_xfer_h *xfer_p)
+mixl_status_t mixl_xfer_create(mixl_agent_h agent, const mixl_xfer_params_t *params,
+                               mixl_xfer_h *xfer_p)
 {
+    mixl_xfer_params_t in;
+    const mixl_xfer_params_t *p = &in;
+    size_t size = 0;
     struct mixl_xfer *xfer;
     mixl_peer_t *peer;
     mixl_tp_op_t *ops, *shrunk;
@@ -89,9 +94,11 @@ mixl_status_t mixl_xfer_create(mixl_agent_h agent, const mixl_xfer_params_t *p, 
     uint64_t bytes = 0;
 
     if (agent == NULL || xfer_p == NULL) return MIXL_ERR_INVALID_PARAM;
-    if (p == NULL || p->size < sizeof(mixl_xfer_params_t))
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
-                               "agent %s: transfer parameters missing or .size not set", agent->name);
+    st = mixl_params_load(params, sizeof(mixl_xfer_params_t), sizeof(in), &in, &size);
+    if (st != MIXL_OK)
+        return mixl_errbuf_set(&agent->eb, st,
+                               "agent %s: transfer parameters missing, or .size %zu is not %zu",
+                               agent->name, size, sizeof(in));
     if (p->op != MIXL_OP_READ && p->op != MIXL_OP_WRITE)
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: unknown transfer operation %d", agent->name, (int)p->op);

@@ -5,7 +5,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "transport/transport.h"
 
 int mixl_dg_plan_ranks(const mixl_run_config_t *cfg)
 {
@@ -75,7 +74,7 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
                  "data_plane.fallback is none");
         return MIXL_ERR_CONFIG;
     }
-    if (!cfg->data_plane.rma_enabled && mixl_tp_get(MIXL_TP_TCP) == NULL) {
+    if (!cfg->data_plane.rma_enabled && !(mixl_backends_available() & MIXL_BACKEND_TCP)) {
         snprintf(err, err_len,
                  "data_plane.fallback: tcp was asked for (RMA disabled) but this MIXL was built "
                  "without the TCP backend");

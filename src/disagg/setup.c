@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "disagg/dg_int.h"
-#include "transport/transport.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -141,7 +140,7 @@ static unsigned dg_backends(const mixl_run_config_t *cfg)
 {
     unsigned b = 0;
     if (cfg->data_plane.rma_enabled) b |= MIXL_BACKEND_MPI;
-    if (cfg->data_plane.fallback == MIXL_FALLBACK_TCP && mixl_tp_get(MIXL_TP_TCP) != NULL)
+    if (cfg->data_plane.fallback == MIXL_FALLBACK_TCP && (mixl_backends_available() & MIXL_BACKEND_TCP))
         b |= MIXL_BACKEND_TCP;
     return b;
 }
@@ -158,8 +157,8 @@ static mixl_status_t dg_alloc_memory(mixl_dg_t *dg)
     MPI_Comm comm = dg->cfg->data_plane.host_memory == MIXL_HOSTMEM_MPI ? dg->ctl : MPI_COMM_NULL;
     if (dg->me.role == MIXL_ROLE_ROUTER) {
         if (comm != MPI_COMM_NULL &&
-            mixl_mem_alloc_mpi(comm, 0, &dg->mem.mpi_ptr, err, sizeof(err)) != MIXL_OK)
-            mixl_warn("%s", err);
+            mixl_mem_alloc_mpi(comm, 0, &dg->mem.mpi_ptr) != MIXL_OK)
+            mixl_warn("%s", mixl_last_error());
         return MIXL_OK;
     }
     int decode = dg->me.role == MIXL_ROLE_DECODE;

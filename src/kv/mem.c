@@ -20,12 +20,10 @@ mixl_status_t mixl_kv_mem_alloc(mixl_kv_mem_t *mem, size_t len, mixl_mem_type_t 
 {
     memset(mem, 0, sizeof(*mem));
     if (comm != MPI_COMM_NULL) {
-        char why[512];
-        mixl_status_t st = mixl_mem_alloc_mpi(comm, type == MIXL_MEM_CUDA ? 0 : len, &mem->mpi_ptr,
-                                              why, sizeof(why));
+        mixl_status_t st = mixl_mem_alloc_mpi(comm, type == MIXL_MEM_CUDA ? 0 : len, &mem->mpi_ptr);
         if (st != MIXL_OK)
             mixl_warn("%s; host memory comes from malloc, which peers on this node reach only "
-                      "through slower emulated RMA (data_plane.host_memory)", why);
+                      "through slower emulated RMA (data_plane.host_memory)", mixl_last_error());
     }
     if (type == MIXL_MEM_CUDA)
         return mixl_kv_cuda_alloc(mem, len, device, local_rank, err, err_len);

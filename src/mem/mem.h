@@ -13,7 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mixl/agent.h>
+#include <mixl/export.h>
+#include <mixl/status.h>
+#include <mixl/types.h>
 
 #include "util/errbuf.h"
 

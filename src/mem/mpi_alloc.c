@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mixl/agent.h>
+#include <mixl/mem.h>
+
+#include "util/errbuf.h"
 
 #include "util/coll.h"
 
@@ -30,33 +32,22 @@ typedef struct mpi_block {
 static pthread_mutex_t blocks_lock = PTHREAD_MUTEX_INITIALIZER;
 static mpi_block_t *blocks;
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err == NULL || err_len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
-mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *err,
-                                 size_t err_len)
+mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
 {
     char why[MPI_MAX_ERROR_STRING + 64] = "";
     int init = 0, fin = 0, n = 0, rank = 0;
 
     if (ptr_p == NULL || comm == MPI_COMM_NULL) {
-        set_err(err, err_len, "mixl_mem_alloc_mpi: %s",
-                ptr_p == NULL ? "no result pointer" : "MPI_COMM_NULL");
-        return MIXL_ERR_INVALID_PARAM;
+        return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_alloc_mpi: %s",
+                                     ptr_p == NULL ? "no result pointer" : "MPI_COMM_NULL");
     }
     *ptr_p = NULL;
+    mixl_thread_error_clear();
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
-    if (!init || fin) {
-        set_err(err, err_len, "mixl_mem_alloc_mpi: MPI is %s", fin ? "finalized" : "not initialized");
-        return MIXL_ERR_INVALID_PARAM;
-    }
+    if (!init || fin)
+        return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_alloc_mpi: MPI is %s",
+                                     fin ? "finalized" : "not initialized");
 
     /* Whole pages, one at least: regions start page-aligned and a rank asking for 0 bytes
      * still gets a pointer of its own to free. */
@@ -74,8 +65,7 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
     if (!mixl_coll_check_created(comm, rc, work != MPI_COMM_NULL, "MPI_Comm_dup in mixl_mem_alloc_mpi")) {
         /* Refused on every rank alike (only seen when comm returns errors). */
         free(b);
-        set_err(err, err_len, "mixl_mem_alloc_mpi: MPI_Comm_dup failed");
-        return MIXL_ERR_BACKEND;
+        return mixl_thread_error_set(1, MIXL_ERR_BACKEND, "mixl_mem_alloc_mpi: MPI_Comm_dup failed");
     }
     if (rc != MPI_SUCCESS && ok) {
         ok = 0;
@@ -109,11 +99,11 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p, char *
         MPI_Comm_free(&work);
         free(b);
         if (!ok)
-            set_err(err, err_len, "mixl_mem_alloc_mpi on rank %d of %d: %s", rank, n, why);
-        else
-            set_err(err, err_len, "mixl_mem_alloc_mpi: rank %d of %d could not allocate; nothing kept",
-                    bad, n);
-        return MIXL_ERR_BACKEND;
+            return mixl_thread_error_set(1, MIXL_ERR_BACKEND, "mixl_mem_alloc_mpi on rank %d of %d: %s",
+                                         rank, n, why);
+        return mixl_thread_error_set(1, MIXL_ERR_BACKEND,
+                                     "mixl_mem_alloc_mpi: rank %d of %d could not allocate; nothing kept",
+                                     bad, n);
     }
 
     memset(base, 0, bytes);

@@ -25,7 +25,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <mixl/agent.h>
+#include <mixl/export.h>
+#include <mixl/status.h>
+#include <mixl/types.h>
 
 /* Most slots one pool may have (params.staging_slots is checked against it). */
 #define MIXL_STAGE_MAX_SLOTS 64

@@ -28,6 +28,7 @@
 #include "registry/reg_ops.h"
 #include "util/clock.h"
 #include "util/errbuf.h"
+#include "util/params.h"
 #include "util/log.h"
 
 typedef struct {
@@ -182,13 +183,13 @@ mixl_status_t mixl_md_store_key(mixl_md_store_h s, const char *agent, char *buf,
 static mixl_status_t validate(struct mixl_md_store *s, const char *key, const char *agent,
                               const void *blob, size_t len)
 {
-    char why[256] = "";
     mixl_metadata_t *md = NULL;
     mixl_status_t status;
 
     if (s->flags & MIXL_MD_STORE_RAW) return MIXL_OK;
-    status = mixl_metadata_decode(blob, len, &md, why, sizeof(why));
+    status = mixl_metadata_decode(blob, len, &md);
     if (status != MIXL_OK) {
+        const char *why = mixl_last_error();
         return store_error(s, 0, status, "metadata under key %s (%zu bytes) does not decode: %s",
                            key, len, why[0] ? why : mixl_status_str(status));
     }
@@ -295,22 +296,6 @@ mixl_status_t mixl_md_store_unpublish(mixl_md_store_h s, const char *agent)
     }
     if (status == MIXL_OK) list_remove(&s->published, e);
     pthread_mutex_unlock(&s->pub_lock);
-    return status;
-}
-
-mixl_status_t mixl_md_store_publish_agent(mixl_md_store_h s, mixl_agent_h agent)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    mixl_status_t status;
-
-    status = mixl_metadata_export(agent, &blob, &len);
-    if (status != MIXL_OK) {
-        return store_error(s, 0, status, "metadata store: exporting agent %s failed: %s",
-                           mixl_agent_name(agent), mixl_agent_last_error(agent));
-    }
-    status = mixl_md_store_publish(s, mixl_agent_name(agent), blob, len);
-    mixl_free(blob);
     return status;
 }
 
@@ -522,25 +507,6 @@ void mixl_md_store_names_free(char **names, size_t count)
     free(names);
 }
 
-mixl_status_t mixl_md_store_fetch_import(mixl_md_store_h s, mixl_agent_h agent, const char *peer,
-                                         int timeout_ms)
-{
-    void *blob = NULL;
-    size_t len = 0;
-    mixl_status_t status;
-
-    status = mixl_md_store_get(s, peer, timeout_ms, &blob, &len);
-    if (status != MIXL_OK) return status;
-    status = mixl_metadata_import(agent, blob, len, NULL);
-    free(blob);
-    if (status != MIXL_OK) {
-        mixl_md_store_invalidate(s, peer);
-        return store_error(s, 1, status, "metadata store: agent %s could not import peer %s: %s",
-                           mixl_agent_name(agent), peer, mixl_agent_last_error(agent));
-    }
-    return MIXL_OK;
-}
-
 void mixl_md_store_stats(mixl_md_store_h s, uint64_t *hits_p, uint64_t *misses_p,
                          uint64_t *republished_p)
 {
@@ -551,9 +517,16 @@ void mixl_md_store_stats(mixl_md_store_h s, uint64_t *hits_p, uint64_t *misses_p
     pthread_mutex_unlock(&s->cache_lock);
 }
 
+/* As mixl_registry_last_error(): a per-thread copy taken under the lock,
+ * since the refresh thread records errors on the same buffer. */
 const char *mixl_md_store_last_error(mixl_md_store_h s)
 {
-    return mixl_errbuf_get(&s->eb);
+    static _Thread_local char copy[MIXL_ERRBUF_LEN];
+
+    pthread_mutex_lock(&s->eb_lock);
+    snprintf(copy, sizeof(copy), "%s", mixl_errbuf_get(&s->eb));
+    pthread_mutex_unlock(&s->eb_lock);
+    return copy;
 }
 
 /* --- background thread --------------------------------------------------- */
@@ -638,10 +611,12 @@ mixl_status_t mixl_md_store_create(const mixl_md_store_params_t *params, mixl_md
         return mixl_errbuf_set(&eb, MIXL_ERR_INVALID_PARAM,
                                "metadata store: params, registry or out-pointer is NULL");
     }
-    if (params->size != sizeof(mixl_md_store_params_t)) {
+    mixl_md_store_params_t in;
+    if (mixl_params_load(params, sizeof(mixl_md_store_params_t), sizeof(in), &in, NULL) != MIXL_OK) {
         return mixl_errbuf_set(&eb, MIXL_ERR_VERSION, "metadata store: params.size %zu unknown "
                                "(this library: %zu)", params->size, sizeof(mixl_md_store_params_t));
     }
+    params = &in;
     s = calloc(1, sizeof(*s));
     if (s == NULL) return mixl_errbuf_set(&eb, MIXL_ERR_NO_MEMORY, "metadata store: allocation failed");
     s->reg = params->reg;

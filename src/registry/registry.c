@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "util/params.h"
 
 /* Backends known to this build, registered explicitly (no constructors). */
 static const mixl_reg_ops_t *const reg_backends[] = {
@@ -126,17 +127,16 @@ mixl_status_t mixl_registry_create(const mixl_registry_params_t *params, mixl_re
     if (params == NULL || reg_p == NULL) {
         return mixl_errbuf_set(&eb, MIXL_ERR_INVALID_PARAM, "registry: params or out-pointer is NULL");
     }
-    if (params->size < offsetof(mixl_registry_params_t, comm) || params->size > sizeof(p)) {
-        return mixl_errbuf_set(&eb, MIXL_ERR_VERSION,
-                               "registry: params.size %zu unknown (this library: %zu); "
-                               "call mixl_registry_params_init()", params->size, sizeof(p));
-    }
     mixl_registry_params_init(&p);
     {
-        /* Fields beyond the caller's size keep their defaults; zero means default. */
+        /* Fields beyond the caller's size read as zero, which means default. */
         mixl_registry_params_t in;
-        mixl_registry_params_init(&in);
-        memcpy(&in, params, params->size);
+        if (mixl_params_load(params, offsetof(mixl_registry_params_t, comm), sizeof(in), &in, NULL) !=
+            MIXL_OK)
+            return mixl_errbuf_set(&eb, MIXL_ERR_VERSION,
+                                   "registry: params.size %zu outside %zu..%zu; "
+                                   "call mixl_registry_params_init()", params->size,
+                                   offsetof(mixl_registry_params_t, comm), sizeof(p));
         if (in.backend != NULL) p.backend = in.backend;
         if (in.ns != NULL) p.ns = in.ns;
         if (in.lease_ttl_s != 0) p.lease_ttl_s = in.lease_ttl_s;
@@ -246,9 +246,17 @@ const char *mixl_registry_namespace(mixl_registry_h reg)
     return reg->ns;
 }
 
+/* The handle's buffer changes under other threads (the store's refresh
+ * thread records and clears errors): copy it under the lock into a buffer of
+ * the calling thread, which stays valid until that thread calls again. */
 const char *mixl_registry_last_error(mixl_registry_h reg)
 {
-    return mixl_errbuf_get(&reg->eb);
+    static _Thread_local char copy[MIXL_ERRBUF_LEN];
+
+    pthread_mutex_lock(&reg->eb_lock);
+    snprintf(copy, sizeof(copy), "%s", mixl_errbuf_get(&reg->eb));
+    pthread_mutex_unlock(&reg->eb_lock);
+    return copy;
 }
 
 void mixl_registry_clear_error(mixl_registry_h reg)

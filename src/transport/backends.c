@@ -26,6 +26,34 @@ const mixl_tp_ops_t *mixl_tp_find(const char *name)
     return NULL;
 }
 
+/* A single mixl_backend_t bit to its slot: bit i is slot i. */
+static const mixl_tp_ops_t *backend_of(mixl_backend_t backend)
+{
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if ((unsigned)backend == (1u << i)) return backends[i];
+    return NULL;
+}
+
+unsigned mixl_backends_available(void)
+{
+    unsigned mask = 0;
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (backends[i] != NULL) mask |= 1u << i;
+    return mask;
+}
+
+unsigned mixl_backend_caps(mixl_backend_t backend)
+{
+    const mixl_tp_ops_t *ops = backend_of(backend);
+    return ops != NULL ? ops->caps : 0;
+}
+
+const char *mixl_backend_name(mixl_backend_t backend)
+{
+    const mixl_tp_ops_t *ops = backend_of(backend);
+    return ops != NULL ? ops->name : "unknown";
+}
+
 mixl_status_t mixl_tp_check_ops(const mixl_tp_ops_t *ops, mixl_errbuf_t *eb)
 {
     static const struct {

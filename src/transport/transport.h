@@ -27,11 +27,13 @@ typedef enum {
     MIXL_TP_MAX = 2,
 } mixl_tp_id_t;
 
-/* Capability flags. */
-#define MIXL_TP_CAP_HOST (1u << 0)        /* host and pinned memory */
-#define MIXL_TP_CAP_CUDA (1u << 1)        /* device memory (directly or staged) */
-#define MIXL_TP_CAP_NOTIF (1u << 2)       /* notifications ordered after data */
-#define MIXL_TP_CAP_CROSS_WORLD (1u << 3) /* reaches agents outside our MPI world */
+/* Capability flags: the public MIXL_CAP_* values (include/mixl/agent.h), which the
+ * conformance suite reads through mixl_backend_caps() to know what to expect. */
+#define MIXL_TP_CAP_HOST MIXL_CAP_HOST
+#define MIXL_TP_CAP_CUDA MIXL_CAP_CUDA
+#define MIXL_TP_CAP_NOTIF MIXL_CAP_NOTIF
+#define MIXL_TP_CAP_CROSS_WORLD MIXL_CAP_CROSS_WORLD
+#define MIXL_TP_CAP_PEER_FAILURE MIXL_CAP_PEER_FAILURE
 
 /* A registered local region, as backends see it. */
 typedef struct mixl_tp_region {

@@ -56,3 +56,37 @@ const char *mixl_errbuf_get(const mixl_errbuf_t *eb)
 {
     return eb->set ? eb->msg : "";
 }
+
+static _Thread_local char thread_msg[MIXL_ERRBUF_LEN];
+
+mixl_status_t mixl_thread_error_vset(int quiet, mixl_status_t status, const char *fmt, va_list ap)
+{
+    mixl_errbuf_t eb = {{0}, 0};
+    status = errbuf_vset(&eb, quiet, status, fmt, ap);
+    memcpy(thread_msg, eb.msg, sizeof(thread_msg));
+    return status;
+}
+
+mixl_status_t mixl_thread_error_set(int quiet, mixl_status_t status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    status = mixl_thread_error_vset(quiet, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void mixl_thread_error_clear(void)
+{
+    thread_msg[0] = '\0';
+}
+
+void mixl_thread_error_keep(const mixl_errbuf_t *eb)
+{
+    snprintf(thread_msg, sizeof(thread_msg), "%s", mixl_errbuf_get(eb));
+}
+
+const char *mixl_last_error(void)
+{
+    return thread_msg;
+}

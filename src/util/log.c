@@ -1,6 +1,7 @@
 /* Library logging to stderr; see log.h. */
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,18 @@
 
 static int log_level = -1;
 static char log_tag[64];
+/* Logging is never on the hot path: a mutex keeps handler and arg a pair. */
+static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
+static mixl_log_handler_t log_handler;
+static void *log_handler_arg;
+
+void mixl_log_set_handler(mixl_log_handler_t handler, void *arg)
+{
+    pthread_mutex_lock(&handler_lock);
+    log_handler = handler;
+    log_handler_arg = arg;
+    pthread_mutex_unlock(&handler_lock);
+}
 
 static int log_level_from_env(void)
 {
@@ -40,6 +53,15 @@ void mixl_vlog(mixl_log_level_t level, const char *fmt, va_list ap)
     int n;
 
     if (!mixl_log_enabled(level)) return;
+    pthread_mutex_lock(&handler_lock);
+    mixl_log_handler_t handler = log_handler;
+    void *arg = log_handler_arg;
+    pthread_mutex_unlock(&handler_lock);
+    if (handler != NULL) {
+        vsnprintf(line, sizeof(line), fmt, ap);
+        handler(level, line, arg);
+        return;
+    }
     n = snprintf(line, sizeof(line), "mixl %s%s%s: ", names[level], log_tag[0] ? " " : "",
                  log_tag);
     if (n < 0 || (size_t)n >= sizeof(line)) n = 0;

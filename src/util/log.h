@@ -9,13 +9,7 @@
 
 #include <stdarg.h>
 
-typedef enum {
-    MIXL_LOG_ERROR = 0,
-    MIXL_LOG_WARN = 1,
-    MIXL_LOG_NOTICE = 2, /* once-per-run facts a user must see (data path chosen) */
-    MIXL_LOG_INFO = 3,
-    MIXL_LOG_DEBUG = 4,
-} mixl_log_level_t;
+#include <mixl/log.h> /* the levels and mixl_log_set_handler() */
 
 int mixl_log_enabled(mixl_log_level_t level);
 void mixl_log(mixl_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

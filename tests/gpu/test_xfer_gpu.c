@@ -333,7 +333,6 @@ static void case_ipc(void)
 /* Device targets that cannot be reached: refused at create, the region named. No GPU needed. */
 static void case_refuse(const void *peer_blob, size_t peer_len)
 {
-    char err[256];
     mixl_metadata_t *md = NULL;
 
     if (rank == 0) {
@@ -358,8 +357,8 @@ static void case_refuse(const void *peer_blob, size_t peer_len)
         CHECK(st == MIXL_ERR_NOT_SUPPORTED, "CUDA registration without CUDA: %s", mixl_status_str(st));
 #endif
         /* The peer's metadata plus a device region without a window. */
-        CHECK(mixl_metadata_decode(peer_blob, peer_len, &md, err, sizeof(err)) == MIXL_OK,
-              "decode of the peer's metadata: %s", err);
+        CHECK(mixl_metadata_decode(peer_blob, peer_len, &md) == MIXL_OK,
+              "decode of the peer's metadata: %s", mixl_last_error());
         if (md == NULL) return;
         regs = realloc(md->regions, (md->region_count + 1) * sizeof(*regs));
         if (regs == NULL) return;

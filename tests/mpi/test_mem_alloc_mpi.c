@@ -33,11 +33,10 @@ static int all_zero(const unsigned char *p, size_t len)
 
 static void sizes_per_rank(void)
 {
-    char err[512] = "";
     size_t len = rank == 0 ? 0 : (size_t)rank * 100003; /* 0, then odd sizes */
     unsigned char *p = NULL;
-    mixl_status_t st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, len, (void **)&p, err, sizeof(err));
-    CHECK(st == MIXL_OK && p != NULL, "alloc of %zu bytes: %s: %s", len, mixl_status_name(st), err);
+    mixl_status_t st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, len, (void **)&p);
+    CHECK(st == MIXL_OK && p != NULL, "alloc of %zu bytes: %s: %s", len, mixl_status_name(st), mixl_last_error());
     if (p == NULL) return;
     size_t usable = len < 4096 ? 4096 : (len + 4095) & ~(size_t)4095;
     CHECK(((uintptr_t)p & 4095) == 0, "%p is not page-aligned", (void *)p);
@@ -48,30 +47,28 @@ static void sizes_per_rank(void)
 
 static void one_rank_fails(void)
 {
-    char err[512] = "";
     void *p = (void *)1;
     /* Rank 1 asks for more than any process can address; the others for a page. */
     size_t len = rank == 1 ? SIZE_MAX - 16 : 4096;
-    mixl_status_t st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, len, &p, err, sizeof(err));
+    mixl_status_t st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, len, &p);
     CHECK(st == MIXL_ERR_BACKEND, "expected MIXL_ERR_BACKEND on every rank, got %s", mixl_status_name(st));
     CHECK(p == NULL, "failed allocation left a pointer");
-    CHECK(strstr(err, "rank 1 of") != NULL, "message does not name rank 1: '%s'", err);
-    if (rank == 0) printf("one rank failing: %s\n", err);
+    CHECK(strstr(mixl_last_error(), "rank 1 of") != NULL, "message does not name rank 1: '%s'", mixl_last_error());
+    if (rank == 0) printf("one rank failing: %s\n", mixl_last_error());
 
     /* Nothing is stuck: the next collective allocation works everywhere. */
-    st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, 8192, &p, err, sizeof(err));
-    CHECK(st == MIXL_OK, "allocation after a failed one: %s: %s", mixl_status_name(st), err);
+    st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, 8192, &p);
+    CHECK(st == MIXL_OK, "allocation after a failed one: %s: %s", mixl_status_name(st), mixl_last_error());
     if (st == MIXL_OK) CHECK(mixl_mem_free_mpi(p) == MIXL_OK, "free");
 }
 
 static void subcomm_and_order(void)
 {
-    char err[512] = "";
     MPI_Comm half;
     void *a = NULL, *b = NULL;
     MPI_Comm_split(MPI_COMM_WORLD, rank % 2, rank, &half);
-    CHECK(mixl_mem_alloc_mpi(half, 1 << 20, &a, err, sizeof(err)) == MIXL_OK, "sub-communicator: %s", err);
-    CHECK(mixl_mem_alloc_mpi(MPI_COMM_WORLD, 3 << 20, &b, err, sizeof(err)) == MIXL_OK, "world: %s", err);
+    CHECK(mixl_mem_alloc_mpi(half, 1 << 20, &a) == MIXL_OK, "sub-communicator: %s", mixl_last_error());
+    CHECK(mixl_mem_alloc_mpi(MPI_COMM_WORLD, 3 << 20, &b) == MIXL_OK, "world: %s", mixl_last_error());
     CHECK(a != b, "two allocations share a pointer");
     /* Freed in the opposite order, the first over the world, then the halves. */
     if (b != NULL) CHECK(mixl_mem_free_mpi(b) == MIXL_OK, "free world block");
@@ -81,12 +78,12 @@ static void subcomm_and_order(void)
 
 static void bad_arguments(void)
 {
-    char err[512] = "", local[16];
+    char local[16];
     void *p;
-    CHECK(mixl_mem_alloc_mpi(MPI_COMM_NULL, 4096, &p, err, sizeof(err)) == MIXL_ERR_INVALID_PARAM,
+    CHECK(mixl_mem_alloc_mpi(MPI_COMM_NULL, 4096, &p) == MIXL_ERR_INVALID_PARAM,
           "MPI_COMM_NULL accepted");
-    CHECK(strstr(err, "MPI_COMM_NULL") != NULL, "message: '%s'", err);
-    CHECK(mixl_mem_alloc_mpi(MPI_COMM_WORLD, 4096, NULL, NULL, 0) == MIXL_ERR_INVALID_PARAM,
+    CHECK(strstr(mixl_last_error(), "MPI_COMM_NULL") != NULL, "message: '%s'", mixl_last_error());
+    CHECK(mixl_mem_alloc_mpi(MPI_COMM_WORLD, 4096, NULL) == MIXL_ERR_INVALID_PARAM,
           "NULL result pointer accepted");
     CHECK(mixl_mem_free_mpi(NULL) == MIXL_ERR_INVALID_PARAM, "free(NULL)");
     CHECK(mixl_mem_free_mpi(local) == MIXL_ERR_NOT_FOUND, "free of memory it did not allocate");

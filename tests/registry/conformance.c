@@ -582,7 +582,7 @@ static void t_store_foreign_value(conf_env_t *env, mixl_registry_h reg)
         CHECK(got_len == len && got != NULL && memcmp(got, blob, len) == 0);
         if (got != NULL) {
             mixl_metadata_t *md = NULL;
-            CHECK_ST(mixl_metadata_decode(got, got_len, &md, NULL, 0), MIXL_OK);
+            CHECK_ST(mixl_metadata_decode(got, got_len, &md), MIXL_OK);
             if (md != NULL) CHECK(strcmp(md->name, other) == 0 && md->region_count == 1);
             mixl_metadata_free(md);
         }

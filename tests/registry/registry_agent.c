@@ -99,7 +99,7 @@ int main(int argc, char **argv)
         mixl_xfer_h xfer = NULL;
 
         CHECK(mixl_md_store_get(store, next, 1000, &blob, &len) == MIXL_OK);
-        CHECK(blob != NULL && mixl_metadata_decode(blob, len, &md, NULL, 0) == MIXL_OK);
+        CHECK(blob != NULL && mixl_metadata_decode(blob, len, &md) == MIXL_OK);
         if (md != NULL && md->region_count == 1) {
             mixl_desc_t local = {.addr = (uint64_t)(uintptr_t)buf + 1024, .len = sizeof(msg),
                                  .mem_type = MIXL_MEM_HOST};

@@ -158,7 +158,7 @@ static double mixl_run(uint8_t *src)
 {
     int up[2], down[2], status;
     uint64_t n;
-    char peer[MIXL_NAME_MAX], err[128];
+    char peer[MIXL_NAME_MAX];
     mixl_region_h lr;
     mixl_xfer_h x;
     mixl_metadata_t *md;
@@ -185,7 +185,7 @@ static double mixl_run(uint8_t *src)
     }
     if (blob == NULL) return -1;
     if (mixl_metadata_import(a, blob, n, peer) != MIXL_OK ||
-        mixl_metadata_decode(blob, n, &md, err, sizeof(err)) != MIXL_OK)
+        mixl_metadata_decode(blob, n, &md) != MIXL_OK)
         return -1;
     mixl_desc_t l = {(uint64_t)(uintptr_t)src, g_size, MIXL_MEM_HOST, 0};
     mixl_desc_t r = {md->regions[0].addr, g_size, MIXL_MEM_HOST, 0};

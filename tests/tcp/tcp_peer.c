@@ -125,7 +125,6 @@ static int fetch_peer(mixl_agent_h a, uint64_t *base_p)
     size_t len = 0;
     void *blob = NULL;
     mixl_metadata_t *md;
-    char err[128];
     int rc = -1;
 
 #ifdef MIXL_TCP_PEER_REGISTRY
@@ -137,7 +136,7 @@ static int fetch_peer(mixl_agent_h a, uint64_t *base_p)
     if (!is_etcd()) blob = dir_fetch(g_exchange + 4, g_peer, &len);
     if (blob == NULL) return -1;
     if (mixl_metadata_import(a, blob, len, NULL) == MIXL_OK &&
-        mixl_metadata_decode(blob, len, &md, err, sizeof(err)) == MIXL_OK) {
+        mixl_metadata_decode(blob, len, &md) == MIXL_OK) {
         if (md->region_count > 0 && md->tcp_port > 0) {
             *base_p = md->regions[0].addr;
             rc = 0;

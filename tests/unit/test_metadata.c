@@ -44,10 +44,9 @@ static void test_round_trip(void **state)
     mixl_metadata_t *md = sample(), *back = NULL;
     void *blob;
     size_t len;
-    char err[256];
 
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
-    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_OK);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back), MIXL_OK);
     assert_string_equal(back->name, "decode-3");
     assert_string_equal(back->engine_id, "engine-a");
     assert_string_equal(back->hostname, "node17");
@@ -75,18 +74,17 @@ static void test_truncated(void **state)
     mixl_metadata_t *md = sample(), *back = NULL;
     void *blob;
     size_t len;
-    char err[256];
 
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
     /* Every proper prefix is refused, none crashes or is accepted. */
     for (size_t cut = 0; cut < len; cut++) {
-        assert_int_equal(mixl_metadata_decode(blob, cut, &back, err, sizeof(err)),
+        assert_int_equal(mixl_metadata_decode(blob, cut, &back),
                          MIXL_ERR_BAD_METADATA);
-        assert_true(strlen(err) > 0);
+        assert_true(strlen(mixl_last_error()) > 0);
     }
-    assert_int_equal(mixl_metadata_decode(blob, len / 2, &back, err, sizeof(err)),
+    assert_int_equal(mixl_metadata_decode(blob, len / 2, &back),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "truncated or corrupted"));
+    assert_non_null(strstr(mixl_last_error(), "truncated or corrupted"));
     mixl_free(blob);
     mixl_metadata_free(md);
 }
@@ -96,13 +94,12 @@ static void test_corrupted(void **state)
     mixl_metadata_t *md = sample(), *back = NULL;
     uint8_t *blob;
     size_t len;
-    char err[256];
 
     assert_int_equal(mixl_metadata_encode(md, (void **)&blob, &len), MIXL_OK);
     /* Flip one bit anywhere: never accepted. */
     for (size_t i = 0; i < len; i++) {
         blob[i] ^= 0x10;
-        mixl_status_t st = mixl_metadata_decode(blob, len, &back, err, sizeof(err));
+        mixl_status_t st = mixl_metadata_decode(blob, len, &back);
         assert_true(st == MIXL_ERR_BAD_METADATA || st == MIXL_ERR_VERSION);
         blob[i] ^= 0x10;
     }
@@ -114,17 +111,17 @@ static void test_corrupted(void **state)
     uint8_t *hit = memmem(blob, len, needle, sizeof(needle));
     assert_non_null(hit);
     hit[7] ^= 1;
-    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)),
+    assert_int_equal(mixl_metadata_decode(blob, len, &back),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "checksum"));
+    assert_non_null(strstr(mixl_last_error(), "checksum"));
     /* Trailing garbage is refused too. */
     hit[7] ^= 1;
     uint8_t *longer = malloc(len + 1);
     memcpy(longer, blob, len);
     longer[len] = 0xc0;
-    assert_int_equal(mixl_metadata_decode(longer, len + 1, &back, err, sizeof(err)),
+    assert_int_equal(mixl_metadata_decode(longer, len + 1, &back),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "checksum"));
+    assert_non_null(strstr(mixl_last_error(), "checksum"));
     free(longer);
     mixl_free(blob);
     mixl_metadata_free(md);
@@ -139,7 +136,6 @@ static void pack_str(msgpack_packer *pk, const char *s)
 static void test_foreign(void **state)
 {
     mixl_metadata_t *back = NULL;
-    char err[256];
     msgpack_sbuffer sb;
     msgpack_packer pk;
 
@@ -151,18 +147,18 @@ static void test_foreign(void **state)
     pack_str(&pk, "vllm-0");
     pack_str(&pk, "num_blocks");
     msgpack_pack_int(&pk, 1000);
-    assert_int_equal(mixl_metadata_decode(sb.data, sb.size, &back, err, sizeof(err)),
+    assert_int_equal(mixl_metadata_decode(sb.data, sb.size, &back),
                      MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "not a MIXL metadata blob"));
+    assert_non_null(strstr(mixl_last_error(), "not a MIXL metadata blob"));
     /* Zero bytes after a valid blob still cannot pass the checksum. */
     msgpack_sbuffer_destroy(&sb);
 
     /* JSON text and an empty value. */
     const char *json = "{\"name\": \"x\"}";
-    assert_int_equal(mixl_metadata_decode(json, strlen(json), &back, err, sizeof(err)),
+    assert_int_equal(mixl_metadata_decode(json, strlen(json), &back),
                      MIXL_ERR_BAD_METADATA);
-    assert_int_equal(mixl_metadata_decode(json, 0, &back, err, sizeof(err)), MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "empty"));
+    assert_int_equal(mixl_metadata_decode(json, 0, &back), MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(mixl_last_error(), "empty"));
 }
 
 static void test_other_version(void **state)
@@ -170,16 +166,15 @@ static void test_other_version(void **state)
     mixl_metadata_t *md = sample(), *back = NULL;
     void *blob;
     size_t len;
-    char err[256];
 
     md->format = MIXL_METADATA_FORMAT + 1;
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
-    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
-    assert_non_null(strstr(err, "format"));
+    assert_int_equal(mixl_metadata_decode(blob, len, &back), MIXL_ERR_VERSION);
+    assert_non_null(strstr(mixl_last_error(), "format"));
     mixl_free(blob);
     md->format = 0; /* an older format */
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
-    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_VERSION);
+    assert_int_equal(mixl_metadata_decode(blob, len, &back), MIXL_ERR_VERSION);
     mixl_free(blob);
     mixl_metadata_free(md);
 }
@@ -189,12 +184,11 @@ static void test_duplicate_region_ids(void **state)
     mixl_metadata_t *md = sample(), *back = NULL;
     void *blob;
     size_t len;
-    char err[256];
 
     md->regions[1].id = md->regions[0].id;
     assert_int_equal(mixl_metadata_encode(md, &blob, &len), MIXL_OK);
-    assert_int_equal(mixl_metadata_decode(blob, len, &back, err, sizeof(err)), MIXL_ERR_BAD_METADATA);
-    assert_non_null(strstr(err, "twice"));
+    assert_int_equal(mixl_metadata_decode(blob, len, &back), MIXL_ERR_BAD_METADATA);
+    assert_non_null(strstr(mixl_last_error(), "twice"));
     mixl_free(blob);
     mixl_metadata_free(md);
 }

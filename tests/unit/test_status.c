@@ -44,6 +44,9 @@ static void test_version(void **state)
     assert_true(MIXL_VERSION_AT_LEAST(0, 1, 0));
     assert_false(MIXL_VERSION_AT_LEAST(MIXL_VERSION_MAJOR + 1, 0, 0));
     assert_true(strlen(MIXL_VERSION_STRING) >= 5);
+    /* The loaded library reports the version these headers describe. */
+    assert_int_equal(mixl_version(), MIXL_VERSION);
+    assert_string_equal(mixl_version_string(), MIXL_VERSION_STRING);
 }
 
 int main(void)

@@ -525,7 +525,7 @@ static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
 const mixl_tp_ops_t mixl_tp_tcp_ops = {
     .size = sizeof(mixl_tp_ops_t),
     .name = "tcp",
-    .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_NOTIF | MIXL_TP_CAP_CROSS_WORLD
+    .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_NOTIF | MIXL_TP_CAP_CROSS_WORLD | MIXL_TP_CAP_PEER_FAILURE
 #ifdef MIXL_HAVE_CUDA
             | MIXL_TP_CAP_CUDA
 #endif
