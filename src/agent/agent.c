@@ -160,8 +160,6 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
     agent->params.name = agent->name;
     agent->params.engine_id = agent->engine_id;
     agent->params.tcp_bind = agent->tcp_bind;
-    if (n <= offsetof(mixl_agent_params_t, tcp_interface)) agent->params.tcp_interface = NULL;
-    if (n <= offsetof(mixl_agent_params_t, data_path)) agent->params.data_path = MIXL_DATA_PATH_AUTO;
     if (agent->params.data_path > MIXL_DATA_PATH_TCP)
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM, "agent %s: unknown data_path %d",
                                agent->name, (int)agent->params.data_path);

@@ -178,7 +178,7 @@ static int registry(void)
 
 int main(int argc, char **argv)
 {
-    char name[MIXL_NAME_MAX], err[512] = "";
+    char name[MIXL_NAME_MAX];
     uint8_t *pool = NULL;
     mixl_region_h region;
     int provided, ok;
@@ -192,8 +192,8 @@ int main(int argc, char **argv)
     uint64_t *bases = calloc((size_t)nranks, sizeof(uint64_t));
 
     phase("alloc");
-    st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, POOL, (void **)&pool, err, sizeof(err));
-    if (!step("alloc", st, err)) goto out;
+    st = mixl_mem_alloc_mpi(MPI_COMM_WORLD, POOL, (void **)&pool);
+    if (!step("alloc", st, mixl_last_error())) goto out;
 
     phase("create");
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD,
