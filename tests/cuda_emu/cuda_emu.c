@@ -208,6 +208,7 @@ static cudaError_t no_device(void)
 static void ctx_touch(int device)
 {
     if (device < 0 || device >= EMU_MAX_DEVICES) return;
+    t_device_set = 1; /* the runtime makes the primary context current */
     pthread_mutex_lock(&g_mu);
     g_ctx_created[device] = 1;
     pthread_mutex_unlock(&g_mu);
@@ -1052,6 +1053,13 @@ static CUresult emu_cuFlushGPUDirectRDMAWrites(CUflushGPUDirectRDMAWritesTarget 
     return CUDA_SUCCESS;
 }
 
+/* The emulation's contexts: one per device, current once the thread chose it. */
+static CUresult emu_cuCtxGetCurrent(CUcontext *ctx)
+{
+    *ctx = t_device_set ? (CUcontext)(uintptr_t)(0x1000 + t_device) : NULL;
+    return CUDA_SUCCESS;
+}
+
 cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
                                              unsigned long long flags,
                                              enum cudaDriverEntryPointQueryResult *status)
@@ -1062,6 +1070,7 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsi
     *fn = NULL;
     if (strcmp(symbol, "cuMemGetAddressRange") == 0) *fn = (void *)emu_cuMemGetAddressRange;
     else if (strcmp(symbol, "cuFlushGPUDirectRDMAWrites") == 0) *fn = (void *)emu_cuFlushGPUDirectRDMAWrites;
+    else if (strcmp(symbol, "cuCtxGetCurrent") == 0) *fn = (void *)emu_cuCtxGetCurrent;
     if (status != NULL)
         *status = *fn != NULL ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
     return cudaSuccess;

@@ -2,7 +2,11 @@
  * Transfers of CUDA device memory over the MPI backend, under mpirun -np 2:
  * rank 0 initiates, rank 1 is the target. argv[1] is the case, argv[2] the
  * GPU path ("auto": device windows if the self-test passes, else staging;
- * "staged": always staging, with small slots so transfers take many chunks).
+ * "staged": always staging, with small slots so transfers take many chunks;
+ * "device": device windows or fail), argv[3] and argv[4] optionally the
+ * staging slot count and slot bytes. The path that ran is asserted: the
+ * agent's path report names it, and on the emulated device (tests/cuda_emu)
+ * its counters show IPC mappings and GPUDirect flushes where they belong.
  *
  *   sizes        device->host WRITE, host->device READ, device->device WRITE
  *                and READ (CUDA IPC on one host, or device windows), 1 B to
@@ -20,6 +24,8 @@
  * Every GPU case exits 77 (SKIP) on every rank, before MPI starts, when the
  * library was built without CUDA or no CUDA device is present.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,8 @@
 #define SKIP 77
 
 static int rank, nranks, failures, device;
+static long (*emu_counter)(const char *name); /* the emulated device's counters, else NULL */
+static long flush_base; /* GPUDirect flushes before the case (the self-test's) */
 static mixl_agent_h agent;
 static uint8_t *hpool, *dpool, *scratch; /* host pool, device pool, host scratch */
 static uint64_t peer_h[2], peer_d[2];
@@ -91,10 +99,17 @@ static mixl_desc_t desc(uint64_t addr, uint64_t len, mixl_mem_type_t t)
     return d;
 }
 
+/* Waits are short so that a failing test ends well within 30 s; once one
+ * check failed, later waits are shorter still. */
+static int wait_ms(void)
+{
+    return failures ? 2000 : 10000;
+}
+
 static mixl_status_t run(mixl_xfer_h x)
 {
     mixl_status_t st = mixl_xfer_post(x);
-    if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, 60000);
+    if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, wait_ms());
     return st;
 }
 
@@ -151,7 +166,7 @@ static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len
         mixl_notif_t n;
         uint64_t bad;
         uint8_t edge[2] = {1, 1};
-        CHECK(wait_notifs(&n, 1, 60) == 1, "no notification for %llu bytes", (unsigned long long)len);
+        CHECK(wait_notifs(&n, 1, wait_ms() / 1000.0) == 1, "no notification for %llu bytes", (unsigned long long)len);
         if (rt == MIXL_MEM_CUDA) {
             bad = dev_bad(roff, len, salt);
             mixl_mem_copy(&edge[0], dpool + roff - 1, 1, NULL);
@@ -277,7 +292,7 @@ static void case_notif(void)
         } else {
             mixl_notif_t got;
             uint64_t bad;
-            CHECK(wait_notifs(&got, 1, 60) == 1, "round %d: no notification", round);
+            CHECK(wait_notifs(&got, 1, wait_ms() / 1000.0) == 1, "round %d: no notification", round);
             CHECK(got.len == (uint32_t)n && memcmp(got.payload, msg, (size_t)n) == 0 &&
                       strcmp(got.peer, names[0]) == 0, "round %d: wrong notification", round);
             bad = rt == MIXL_MEM_CUDA ? dev_bad(17, LEN, salt) : first_bad(hpool + 17, LEN, salt);
@@ -317,7 +332,7 @@ static void case_ipc(void)
         } else if (rank == 1) {
             mixl_notif_t n;
             uint32_t got;
-            if (wait_notifs(&n, 1, 60) == 1) {
+            if (wait_notifs(&n, 1, wait_ms() / 1000.0) == 1) {
                 memcpy(&got, n.payload, sizeof(got));
                 CHECK(got == salt, "reuse %d: notification for round %u", i, got - 500u);
                 CHECK(dev_bad(2, LEN, salt) == UINT64_MAX, "reuse %d: wrong bytes", i);
@@ -428,15 +443,81 @@ static void case_refuse(const void *peer_blob, size_t peer_len)
     } else {
         mixl_notif_t n;
         /* Polling progresses MPI for the initiator's operations. */
-        CHECK(wait_notifs(&n, 1, 60) == 1, "no final notification");
+        CHECK(wait_notifs(&n, 1, wait_ms() / 1000.0) == 1, "no final notification");
     }
     MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* The path the agent chose is the one asked for; auto says which it took. */
+static void check_path_report(int staged, int devwin, unsigned slots, size_t slot_bytes)
+{
+    const char *rep = mixl_agent_path_report(agent);
+    const char *aware = getenv("MIXL_MPI_CUDA_AWARE");
+    char want[96];
+
+    if (staged) {
+        if (slot_bytes % (1u << 20) == 0)
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu MiB", slots, slot_bytes >> 20);
+        else if (slot_bytes % 1024 == 0)
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu KiB", slots, slot_bytes >> 10);
+        else
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu bytes", slots, slot_bytes);
+    } else if (devwin || (aware != NULL && strcmp(aware, "1") == 0)) {
+        snprintf(want, sizeof(want), "device windows: self-test passed");
+    } else {
+        snprintf(want, sizeof(want), "%s", strstr(rep, "device windows") ? "device windows" : "staged through");
+    }
+    CHECK(strstr(rep, want) != NULL, "path report lacks '%s': %s", want, rep);
+    /* A host span registered as device memory past its allocation is refused. */
+    mixl_region_h r;
+    uint8_t *small = NULL;
+    mixl_status_t st = mixl_mem_alloc(MIXL_MEM_CUDA, device, 4096, NULL, (void **)&small);
+    CHECK(st == MIXL_OK, "small device allocation: %s", mixl_status_str(st));
+    if (st != MIXL_OK) return;
+    st = mixl_mem_register(agent, small + 4000, 200, MIXL_MEM_CUDA, device, &r);
+    CHECK(st == MIXL_ERR_INVALID_PARAM, "device span past its allocation registered: %s",
+          mixl_status_str(st));
+    if (st == MIXL_OK) mixl_mem_deregister(agent, r);
+    mixl_agent_clear_error(agent);
+    mixl_mem_free(MIXL_MEM_CUDA, small);
+}
+
+/* On the emulated device: evidence of the path in its counters. */
+static void check_path_ran(const char *which, int staged, int devwin)
+{
+    int windows = strstr(mixl_agent_path_report(agent), "cuda: device windows") != NULL;
+    long opens, flushes, ctx0;
+
+    if (emu_counter == NULL) return; /* real hardware: nothing to count */
+    opens = emu_counter("ipc_opens");
+    flushes = emu_counter("flush") - flush_base;
+    ctx0 = emu_counter("ctx0");
+    if (staged) CHECK(!windows, "staged run reports device windows");
+    if (devwin) CHECK(windows, "device run without device windows");
+    if (windows) {
+        /* Device->device goes through the windows; device data is flushed. */
+        CHECK(opens == 0, "device windows, yet %ld CUDA IPC mappings", opens);
+        /* Rank 1 is told of device data by notifications, rank 0 READs into device memory. */
+        if ((rank == 1 && strcmp(which, "small_descs") != 0) ||
+            (rank == 0 && strcmp(which, "sizes") == 0))
+            CHECK(flushes > 0, "device data announced without cuFlushGPUDirectRDMAWrites");
+    } else if (rank == 0 && strcmp(which, "small_descs") != 0) {
+        /* Device->device without windows is CUDA IPC, mapped on the initiator. */
+        CHECK(opens > 0, "no CUDA IPC mapping for device->device transfers");
+    }
+    /* A rank that uses device 1 only never creates a context on device 0. */
+    if (device != 0) CHECK(ctx0 == 0, "rank %d (device %d) created a context on device 0", rank, device);
+    printf("rank %d: device %d, ipc_opens %ld, gdr_flushes %ld, ctx0 %ld\n", rank, device, opens,
+           flushes, ctx0);
 }
 
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "", *path = argc > 2 ? argv[2] : "auto";
     int refuse = strcmp(which, "refuse") == 0, staged = strcmp(path, "staged") == 0;
+    int devwin = strcmp(path, "device") == 0;
+    unsigned slots = argc > 3 ? (unsigned)atoi(argv[3]) : 3;
+    size_t slot_bytes = argc > 4 ? (size_t)atol(argv[4]) : (1u << 20) + 4093;
     mixl_region_h hreg, dreg;
     char name[MIXL_NAME_MAX];
     int provided, all, ndev = 0;
@@ -466,9 +547,12 @@ int main(int argc, char **argv)
     }
     snprintf(name, sizeof(name), "gpu-rank-%d", rank);
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD,
-                                  .gpu_path = staged ? MIXL_GPU_PATH_STAGED : MIXL_GPU_PATH_AUTO,
-                                  .staging_slots = staged ? 3 : 0,
-                                  .staging_slot_bytes = staged ? (1u << 20) + 4093 : 0};
+                                  .gpu_path = staged   ? MIXL_GPU_PATH_STAGED
+                                              : devwin ? MIXL_GPU_PATH_DEVICE_WIN
+                                                       : MIXL_GPU_PATH_AUTO,
+                                  .staging_slots = staged ? slots : 0,
+                                  .staging_slot_bytes = staged ? slot_bytes : 0};
+    emu_counter = (long (*)(const char *))dlsym(RTLD_DEFAULT, "cuda_emu_counter");
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     hpool = aligned_alloc(4096, POOL);
     scratch = malloc(POOL);
@@ -487,6 +571,8 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     if (rank == 0) printf("data path: %s\n", mixl_agent_path_report(agent));
+    if (!refuse) check_path_report(staged, devwin, slots, slot_bytes);
+    if (emu_counter != NULL) flush_base = emu_counter("flush");
 
     void *blob;
     size_t len;
@@ -516,6 +602,7 @@ int main(int argc, char **argv)
         if (rank == 0) fprintf(stderr, "unknown case '%s'\n", which);
         failures++;
     }
+    if (!refuse) check_path_ran(which, staged, devwin);
     MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) printf("%s (%s): %s (%d failures)\n", which, path, all ? "FAILED" : "passed", all);
     mixl_free(blob);
