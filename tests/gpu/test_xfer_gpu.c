@@ -87,10 +87,17 @@ static uint64_t dev_bad(uint64_t off, uint64_t len, uint32_t salt)
     return first_bad(scratch, len, salt);
 }
 
+/* Clear the first span bytes (the whole pool with span 0). */
+static void dev_zero_span(uint64_t span)
+{
+    if (span == 0 || span > POOL) span = POOL;
+    memset(scratch, 0, span);
+    CHECK(mixl_mem_copy(dpool, scratch, span, NULL) == MIXL_OK, "clearing device memory");
+}
+
 static void dev_zero(void)
 {
-    memset(scratch, 0, POOL);
-    CHECK(mixl_mem_copy(dpool, scratch, POOL, NULL) == MIXL_OK, "clearing device memory");
+    dev_zero_span(0);
 }
 
 static mixl_desc_t desc(uint64_t addr, uint64_t len, mixl_mem_type_t t)
@@ -151,8 +158,11 @@ static const char *tname(mixl_mem_type_t t)
 static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len, uint64_t loff,
                             uint64_t roff, uint32_t salt)
 {
-    memset(hpool, 0, POOL);
-    dev_zero();
+    /* Everything below touches at most the first 2 len + 256 bytes of a pool. */
+    uint64_t span = 2 * len + 256 < POOL ? 2 * len + 256 : POOL;
+
+    memset(hpool, 0, span);
+    dev_zero_span(span);
     if (rank == 0) {
         if (lt == MIXL_MEM_CUDA) dev_fill(loff, len, salt);
         else pattern(hpool + loff, len, salt);
@@ -186,8 +196,8 @@ static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len
         uint64_t back = loff + len + 5, bad;
         mixl_status_t st;
         if (back + len + 1 > POOL) back = 1;
-        if (lt == MIXL_MEM_CUDA) dev_zero();
-        else memset(hpool, 0, POOL);
+        if (lt == MIXL_MEM_CUDA) dev_zero_span(span);
+        else memset(hpool, 0, span);
         st = one(MIXL_OP_READ, lt, back, rt, roff, len, NULL, 0);
         CHECK(st == MIXL_OK, "READ %s<-%s of %llu bytes: %s", tname(lt), tname(rt),
               (unsigned long long)len, mixl_status_str(st));
@@ -553,6 +563,16 @@ int main(int argc, char **argv)
                                   .staging_slots = staged ? slots : 0,
                                   .staging_slot_bytes = staged ? slot_bytes : 0};
     emu_counter = (long (*)(const char *))dlsym(RTLD_DEFAULT, "cuda_emu_counter");
+    if (staged && slots < 2) {
+        /* One slot cannot overlap copies with the network: refused, with the reason. */
+        st = mixl_agent_create(&params, &agent);
+        int ok = st == MIXL_ERR_INVALID_PARAM; /* the reason is logged by the agent */
+        if (rank == 0) printf("staging_slots %u: %s (%s)\n", slots, ok ? "refused as expected" : "FAILED",
+                              mixl_status_str(st));
+        if (st == MIXL_OK) mixl_agent_destroy(agent);
+        MPI_Finalize();
+        return ok ? 0 : 1;
+    }
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     hpool = aligned_alloc(4096, POOL);
     scratch = malloc(POOL);
