@@ -1,4 +1,5 @@
-# mixl_add_gpu_emu_test(NAME <hier.name> [DEVICES 1|2] [CUDA_AWARE] <mixl_add_test args...>)
+# mixl_add_gpu_emu_test(NAME <hier.name> [DEVICES 1|2] [CUDA_AWARE] <mixl_add_test args...>
+#                       COMMAND <exe> [args...])   (COMMAND last)
 #
 # Registers a test that runs on the emulated CUDA device (tests/cuda_emu):
 # label gpu-emu added, LD_LIBRARY_PATH puts the emulated libcudart.so first,
@@ -10,7 +11,7 @@ set(MIXL_GPU_EMU_DIR ${PROJECT_BINARY_DIR}/tests/cuda_emu/lib CACHE INTERNAL
     "Folder of the emulated libcudart.so")
 
 function(mixl_add_gpu_emu_test)
-  cmake_parse_arguments(E "CUDA_AWARE" "NAME;DEVICES" "LABELS;ENVIRONMENT" ${ARGN})
+  cmake_parse_arguments(E "CUDA_AWARE" "NAME;DEVICES" "LABELS;ENVIRONMENT;COMMAND" ${ARGN})
   if(NOT MIXL_HAVE_CUDA)
     return()
   endif()
@@ -22,5 +23,5 @@ function(mixl_add_gpu_emu_test)
     list(APPEND env MIXL_MPI_CUDA_AWARE=1)
   endif()
   mixl_add_test(NAME ${E_NAME} LABELS gpu-emu ${E_LABELS} ENVIRONMENT ${env}
-                ${E_UNPARSED_ARGUMENTS})
+                ${E_UNPARSED_ARGUMENTS} COMMAND ${E_COMMAND})
 endfunction()

@@ -227,15 +227,16 @@ static int selftest_devices(mpi_tp_t *m, int *devs, int max)
     int n = 0, ndev = 0, local = 0;
     MPI_Comm node;
 
+    /* Collective: every rank splits, whichever answer it ends up using. */
+    if (MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+    }
     for (int d = 0; d < MPI_CUDA_MAX_DEVICES && n < max; d++)
         if (m->cuda->dev_mask & (1ull << d)) devs[n++] = d;
     if (n > 0) return n;
     if (mixl_cuda_has_context() && cudaGetDevice(&devs[0]) == cudaSuccess) return 1;
     (void)cudaGetLastError();
-    if (MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_rank(node, &local);
-        MPI_Comm_free(&node);
-    }
     if (mixl_mem_device_count(&ndev) != MIXL_OK || ndev <= 0) ndev = 1;
     devs[0] = local % ndev;
     return 1;
