@@ -39,6 +39,7 @@ struct mpi_cuda {
     char why[160];          /* why device windows are or are not used */
     char aware_why[96];     /* where the CUDA-awareness answer came from */
     uint64_t dev_mask;      /* devices of registered device regions */
+    uint8_t *same_node;     /* per rank of the backend's communicator: shares our node */
     mpi_cu_flush_fn flush;  /* cuFlushGPUDirectRDMAWrites, once device windows are on */
     mixl_ce_t *ce;          /* created by the first transfer that needs it */
     mixl_stage_pool_t pool;
@@ -157,6 +158,7 @@ void mpi_cuda_fini(mpi_tp_t *m)
 {
     if (m->cuda == NULL) return;
     mixl_ce_destroy(m->cuda->ce);
+    free(m->cuda->same_node);
     free(m->cuda);
     m->cuda = NULL;
 }
@@ -383,15 +385,58 @@ static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_
     *ok_p = ok;
 }
 
+/*
+ * Which ranks share this node, by MPI's own answer (a shared-memory split
+ * of the communicator), not by host name: containers on different nodes
+ * may carry the same host name, and CUDA IPC between them cannot work.
+ */
+static mixl_status_t node_map(mixl_tp_t *tp, mpi_tp_t *m)
+{
+    struct mpi_cuda *c = m->cuda;
+    MPI_Comm node = MPI_COMM_NULL;
+    int nlocal = 0, rc;
+    int *local = NULL, *mine = NULL;
+    MPI_Group g_node, g_all;
+
+    c->same_node = calloc((size_t)m->nranks, 1);
+    if (c->same_node == NULL) return MIXL_ERR_NO_MEMORY;
+    rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
+    MPI_Comm_size(node, &nlocal);
+    local = malloc((size_t)nlocal * sizeof(int));
+    mine = malloc((size_t)nlocal * sizeof(int));
+    if (local == NULL || mine == NULL) {
+        free(local);
+        free(mine);
+        MPI_Comm_free(&node);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    for (int i = 0; i < nlocal; i++) local[i] = i;
+    MPI_Comm_group(node, &g_node);
+    MPI_Comm_group(m->comm, &g_all);
+    MPI_Group_translate_ranks(g_node, nlocal, local, g_all, mine);
+    for (int i = 0; i < nlocal; i++)
+        if (mine[i] >= 0 && mine[i] < m->nranks) c->same_node[mine[i]] = 1;
+    MPI_Group_free(&g_node);
+    MPI_Group_free(&g_all);
+    MPI_Comm_free(&node);
+    free(local);
+    free(mine);
+    return MIXL_OK;
+}
+
 mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
 {
     struct mpi_cuda *c = m->cuda;
+    mixl_status_t st;
     int want = m->gpu_path != MIXL_GPU_PATH_STAGED && m->cuda_aware, all_want = 0;
     int ok = 0, first_bad = 0, mine;
     char why[160] = "";
     int rc;
 
     m->device_windows = 0;
+    st = node_map(tp, m);
+    if (st != MIXL_OK) return st;
     /* Ranks must take the same path through the collective self-test. */
     rc = MPI_Allreduce(&want, &all_want, 1, MPI_INT, MPI_MIN, m->comm);
     if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of the GPU path choice");
@@ -497,7 +542,10 @@ mixl_status_t mpi_cuda_ipc_check(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_peer_
     const char *reason;
 
     if (peer->mpi_rank == m->rank) return MIXL_OK; /* our own memory: a plain device copy */
-    if (strcmp(peer->md->hostname, m->cuda->hostname) != 0)
+    /* Same node by MPI's shared-memory split (node_map); the host name as
+     * well, so metadata that names another host is never mapped. */
+    if (peer->mpi_rank < 0 || peer->mpi_rank >= m->nranks || m->cuda->same_node == NULL ||
+        !m->cuda->same_node[peer->mpi_rank] || strcmp(peer->md->hostname, m->cuda->hostname) != 0)
         reason = "the peer is on another host and MPI cannot reach device memory there (no "
                  "CUDA-aware MPI with device windows): target a host region instead";
     else if (!(rr->flags & MIXL_MD_REGION_IPC))
