@@ -25,6 +25,7 @@
  *   CUDA_EMU_DEVICES=n      devices per process (0, 1 or 2; default 1)
  *   CUDA_EMU_DELAY_US=n     upper bound of the random delay before each
  *                           asynchronous operation (default 300)
+ *   CUDA_EMU_DELAY_MIN_US=n added to that delay (default 0)
  *   CUDA_EMU_PAGEABLE_US=n  extra delay before a host-to-device copy from
  *                           pageable memory lands (default 3000)
  *   CUDA_EMU_FAIL=f:n[:e],...  the n-th call (1-based) of runtime function f
@@ -109,6 +110,7 @@ static emu_stream_t *g_legacy[EMU_MAX_DEVICES];
 static int g_ndev = 1;
 static unsigned g_delay_us = 300;
 static unsigned g_pageable_us = 3000;
+static unsigned g_delay_min_us;
 static int g_verbose;
 static long g_ctx_created[EMU_MAX_DEVICES];
 static long g_flushes, g_kernels, g_pageable_h2d, g_ipc_opens, g_async_ops;
@@ -166,6 +168,7 @@ static void emu_init(void)
         if (g_ndev > EMU_MAX_DEVICES) g_ndev = EMU_MAX_DEVICES;
     }
     if ((s = getenv("CUDA_EMU_DELAY_US")) != NULL) g_delay_us = (unsigned)strtoul(s, NULL, 10);
+    if ((s = getenv("CUDA_EMU_DELAY_MIN_US")) != NULL) g_delay_min_us = (unsigned)strtoul(s, NULL, 10);
     if ((s = getenv("CUDA_EMU_PAGEABLE_US")) != NULL) g_pageable_us = (unsigned)strtoul(s, NULL, 10);
     if ((s = getenv("CUDA_EMU_FAIL")) != NULL) parse_faults(s);
     g_verbose = getenv("CUDA_EMU_VERBOSE") != NULL;
@@ -287,7 +290,8 @@ static void *stream_main(void *arg)
         op = s->head;
         pthread_mutex_unlock(&s->mu);
 
-        if (op->kind != OP_RECORD && g_delay_us > 0) sleep_us((unsigned)rand_r(&s->seed) % g_delay_us);
+        if (op->kind != OP_RECORD && g_delay_us > 0)
+            sleep_us(g_delay_min_us + (unsigned)rand_r(&s->seed) % g_delay_us);
         /* A staged pageable copy lands late: whoever reads the destination
          * without synchronising sees the old bytes for a few milliseconds. */
         if (op->owned != NULL) sleep_us(g_pageable_us);
