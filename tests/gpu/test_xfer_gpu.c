@@ -355,6 +355,36 @@ static void case_ipc(void)
     if (x != NULL) mixl_xfer_release(x);
 }
 
+/* A device copy that fails (CUDA_EMU_FAIL=cudaMemcpyAsync:N on the emulated
+ * device) fails its staged request with the CUDA error named, within the
+ * wait; the next request over the same slots moves the data intact. */
+static void case_fault(void)
+{
+    enum { LEN = (6u << 20) + 11 };
+    mixl_status_t st;
+
+    memset(hpool, 0, LEN + 64);
+    if (rank == 0) dev_fill(3, LEN, 4242);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        double t0 = MPI_Wtime();
+        st = one(MIXL_OP_WRITE, MIXL_MEM_CUDA, 3, MIXL_MEM_HOST, 5, LEN, NULL, 0);
+        CHECK(st == MIXL_ERR_BACKEND, "WRITE with a failing device copy gave %s", mixl_status_str(st));
+        CHECK(strstr(mixl_agent_last_error(agent), "cudaMemcpyAsync") != NULL,
+              "the failure does not name the CUDA call");
+        CHECK(MPI_Wtime() - t0 < 10.0, "the failure took %.1f s", MPI_Wtime() - t0);
+        mixl_agent_clear_error(agent);
+        st = one(MIXL_OP_WRITE, MIXL_MEM_CUDA, 3, MIXL_MEM_HOST, 5, LEN, NULL, 0);
+        CHECK(st == MIXL_OK, "WRITE after the failure: %s", mixl_status_str(st));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 1) {
+        uint64_t bad = first_bad(hpool + 5, LEN, 4242);
+        CHECK(bad == UINT64_MAX, "byte %llu wrong after the retry", (unsigned long long)bad);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 /* Device targets that cannot be reached: refused at create, the region named. No GPU needed. */
 static void case_refuse(const void *peer_blob, size_t peer_len)
 {
@@ -511,7 +541,7 @@ static void check_path_ran(const char *which, int staged, int devwin)
         if ((rank == 1 && strcmp(which, "small_descs") != 0) ||
             (rank == 0 && strcmp(which, "sizes") == 0))
             CHECK(flushes > 0, "device data announced without cuFlushGPUDirectRDMAWrites");
-    } else if (rank == 0 && strcmp(which, "small_descs") != 0) {
+    } else if (rank == 0 && strcmp(which, "small_descs") != 0 && strcmp(which, "fault") != 0) {
         /* Device->device without windows is CUDA IPC, mapped on the initiator. */
         CHECK(opens > 0, "no CUDA IPC mapping for device->device transfers");
     }
@@ -613,10 +643,17 @@ int main(int argc, char **argv)
         peer_d[r] = both[2 * r + 1];
     }
 
-    if (strcmp(which, "sizes") == 0) case_sizes();
+    if (strcmp(which, "fault") == 0 && emu_counter == NULL) {
+        /* Real hardware cannot be told to fail a copy: nothing to check. */
+        if (rank == 0) printf("fault: needs the emulated device\n");
+        which = "none";
+    }
+    if (strcmp(which, "none") == 0) ;
+    else if (strcmp(which, "sizes") == 0) case_sizes();
     else if (strcmp(which, "small_descs") == 0) case_small_descs();
     else if (strcmp(which, "notif") == 0) case_notif();
     else if (strcmp(which, "ipc") == 0) case_ipc();
+    else if (strcmp(which, "fault") == 0) case_fault();
     else if (refuse) case_refuse(blobs + displs[1], (size_t)lens[1]);
     else {
         if (rank == 0) fprintf(stderr, "unknown case '%s'\n", which);
