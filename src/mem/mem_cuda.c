@@ -201,7 +201,8 @@ static mixl_status_t cuda_alloc_base(const void *ptr, mixl_errbuf_t *eb, uint64_
 }
 
 mixl_status_t mixl_cuda_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *eb,
-                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
+                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p,
+                                   uint64_t *size_p)
 {
     cudaIpcMemHandle_t h;
     mixl_mem_type_t type;
@@ -234,6 +235,7 @@ mixl_status_t mixl_cuda_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *e
     if (st != MIXL_OK) return st;
     memcpy(handle, &h, sizeof(h));
     *base_p = base;
+    *size_p = size;
     return MIXL_OK;
 }
 

@@ -17,7 +17,8 @@ mixl_status_t mixl_cuda_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_
                               int *device_p);
 mixl_status_t mixl_cuda_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb);
 mixl_status_t mixl_cuda_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *eb,
-                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p);
+                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p,
+                                   uint64_t *size_p);
 mixl_status_t mixl_cuda_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], int device,
                                  mixl_errbuf_t *eb, void **base_p);
 void mixl_cuda_ipc_close(void *base);

@@ -24,7 +24,7 @@
  * Environment:
  *   CUDA_EMU_DEVICES=n      devices per process (0, 1 or 2; default 1)
  *   CUDA_EMU_DELAY_US=n     upper bound of the random delay before each
- *                           asynchronous operation (default 300)
+ *                           asynchronous operation (default 100)
  *   CUDA_EMU_DELAY_MIN_US=n added to that delay (default 0)
  *   CUDA_EMU_PAGEABLE_US=n  extra delay before a host-to-device copy from
  *                           pageable memory lands (default 3000)
@@ -108,7 +108,7 @@ static uint64_t g_next_id = 1;
 static emu_stream_t *g_streams;
 static emu_stream_t *g_legacy[EMU_MAX_DEVICES];
 static int g_ndev = 1;
-static unsigned g_delay_us = 300;
+static unsigned g_delay_us = 100;
 static unsigned g_pageable_us = 3000;
 static unsigned g_delay_min_us;
 static int g_verbose;

@@ -106,11 +106,20 @@ static mixl_desc_t desc(uint64_t addr, uint64_t len, mixl_mem_type_t t)
     return d;
 }
 
-/* Waits are short so that a failing test ends well within 30 s; once one
- * check failed, later waits are shorter still. */
+/* Waits are bounded so that a failing test ends within about 30 s: 20 s
+ * for the first (a loaded 2-core CI machine needs it), 2 s once a check
+ * failed, and the loops below stop at their first failed round. */
 static int wait_ms(void)
 {
-    return failures ? 2000 : 10000;
+    return failures ? 2000 : 20000;
+}
+
+/* Collective: whether any rank has failed a check (so every rank stops alike). */
+static int any_failed(void)
+{
+    int all = 0;
+    MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    return all != 0;
 }
 
 static mixl_status_t run(mixl_xfer_h x)
@@ -212,7 +221,7 @@ static void case_sizes(void)
 {
     static const uint64_t sizes[] = {1, 3, 4096, 65537, (1u << 20) + 13, 8u << 20, (8u << 20) + 1,
                                      (20u << 20) + 7};
-    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]) && !any_failed(); s++) {
         uint64_t loff = 1 + (s * 13) % 64, roff = 3 + (s * 7) % 64;
         uint32_t salt = (uint32_t)s * 31 + 7;
         write_then_read(MIXL_MEM_CUDA, MIXL_MEM_HOST, sizes[s], loff, roff, salt);  /* staged */
@@ -288,7 +297,7 @@ static void case_small_descs(void)
 static void case_notif(void)
 {
     enum { ROUNDS = 5, LEN = (5u << 20) + 3 };
-    for (int round = 0; round < ROUNDS; round++) {
+    for (int round = 0; round < ROUNDS && !any_failed(); round++) {
         mixl_mem_type_t rt = round % 2 ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
         uint32_t salt = 1000u + (uint32_t)round;
         char msg[32];
@@ -329,7 +338,7 @@ static void case_ipc(void)
         CHECK(st == MIXL_OK, "prepare device->device: %s", mixl_status_str(st));
     }
     /* Every round ends in a barrier: the target has checked before the next overwrite. */
-    for (int i = 0; i < REUSE; i++) {
+    for (int i = 0; i < REUSE && !any_failed(); i++) {
         uint32_t salt = 500u + (uint32_t)i;
         if (rank == 0 && st == MIXL_OK) {
             dev_fill(1, LEN, salt);

@@ -518,7 +518,7 @@ mixl_status_t mpi_cuda_region_register(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_regio
     /* Not every allocation can be exported (cudaMallocAsync pools, VMM):
      * then same-host peers cannot map it, which they are told at prepare.
      * A span past its allocation is the caller's error. */
-    st = mixl_mem_ipc_export(r->addr, r->len, &eb, r->ipc_handle, &base);
+    st = mixl_mem_ipc_export(r->addr, r->len, &eb, r->ipc_handle, &base, &r->ipc_size);
     if (st == MIXL_ERR_INVALID_PARAM)
         return mixl_errbuf_set(tp->eb, st, "agent %s: region %u: %s", tp->agent_name, r->id,
                                mixl_errbuf_get(&eb));
