@@ -21,12 +21,26 @@ if(NOT MIXL_WITH_CUDA STREQUAL "OFF")
     set(CUDAToolkit_ROOT /usr/local/cuda)
   endif()
   find_package(CUDAToolkit QUIET)
+  # 12.5: cudaGetDriverEntryPointByVersion, through which MIXL reaches
+  # cuMemGetAddressRange, cuCtxGetCurrent and cuFlushGPUDirectRDMAWrites
+  # without linking libcuda (docs/gpu.md).
+  set(MIXL_CUDA_MIN_VERSION 12.5)
+  if(CUDAToolkit_FOUND AND CUDAToolkit_VERSION VERSION_LESS MIXL_CUDA_MIN_VERSION)
+    if(MIXL_WITH_CUDA STREQUAL "ON")
+      message(FATAL_ERROR "MIXL_WITH_CUDA=ON but CUDA ${CUDAToolkit_VERSION} is older than "
+              "${MIXL_CUDA_MIN_VERSION}, the oldest MIXL supports")
+    endif()
+    message(STATUS "MIXL: CUDA ${CUDAToolkit_VERSION} is older than ${MIXL_CUDA_MIN_VERSION}, "
+            "building host-memory support only")
+    set(CUDAToolkit_FOUND OFF)
+    set(MIXL_CUDA_TOO_OLD ON)
+  endif()
   if(CUDAToolkit_FOUND)
     set(MIXL_HAVE_CUDA ON)
     message(STATUS "MIXL: CUDA ${CUDAToolkit_VERSION} found, device memory support compiled in")
   elseif(MIXL_WITH_CUDA STREQUAL "ON")
     message(FATAL_ERROR "MIXL_WITH_CUDA=ON but no CUDA toolkit was found")
-  else()
+  elseif(NOT MIXL_CUDA_TOO_OLD)
     message(STATUS "MIXL: no CUDA toolkit, building host-memory support only")
   endif()
 endif()

@@ -144,7 +144,10 @@ void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len)
 {
 #ifdef MIXL_HAVE_CUDA
     if (kind == BENCH_MEM_CUDA) {
+        /* Device to device cudaMemcpy returns before the copy ends: a
+         * baseline must wait for it. */
         cudaMemcpy(dst, src, len, cudaMemcpyDeviceToDevice);
+        cudaDeviceSynchronize();
         return;
     }
 #endif

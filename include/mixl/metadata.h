@@ -41,6 +41,7 @@ typedef struct {
                              its IPC handle opens */
     uint32_t flags;    /* MIXL_MD_REGION_* */
     uint8_t ipc_handle[64]; /* CUDA IPC handle when flags has MIXL_MD_REGION_IPC */
+    uint64_t ipc_size; /* bytes the IPC handle maps from window_base; 0 = not told (older writer) */
 } mixl_md_region_t;
 
 #define MIXL_MD_REGION_IPC (1u << 0)    /* ipc_handle is valid */

@@ -123,7 +123,7 @@ mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, siz
     for (uint32_t i = 0; i < md->region_count; i++) {
         const mixl_md_region_t *r = &md->regions[i];
         int ipc = (r->flags & MIXL_MD_REGION_IPC) != 0;
-        msgpack_pack_map(&pk, 8 + ipc);
+        msgpack_pack_map(&pk, 8 + 2 * ipc);
         pack_key(&pk, "id");
         msgpack_pack_uint32(&pk, r->id);
         pack_key(&pk, "addr");
@@ -144,6 +144,8 @@ mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, siz
             pack_key(&pk, "ipc");
             msgpack_pack_bin(&pk, sizeof(r->ipc_handle));
             msgpack_pack_bin_body(&pk, r->ipc_handle, sizeof(r->ipc_handle));
+            pack_key(&pk, "isize");
+            msgpack_pack_uint64(&pk, r->ipc_size);
         }
     }
 
@@ -277,6 +279,8 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
         } else if (key_is(k, "flags")) {
             st = get_int(e, "regions[].flags", val, 0, UINT32_MAX, &v);
             r->flags = (uint32_t)v;
+        } else if (key_is(k, "isize")) {
+            st = get_u64(e, "regions[].isize", val, &r->ipc_size);
         } else if (key_is(k, "ipc")) {
             if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(r->ipc_handle))
                 st = md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: 'ipc' is not a %zu-byte binary",
@@ -292,6 +296,12 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u has an invalid span", index);
     if ((r->flags & MIXL_MD_REGION_IPC) && r->mem_type != MIXL_MEM_CUDA)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: IPC handle on non-device memory", index);
+    /* An importer copies inside [window_base, window_base + ipc_size) only. */
+    if ((r->flags & MIXL_MD_REGION_IPC) && r->ipc_size != 0 &&
+        (r->addr < r->window_base || r->addr - r->window_base > r->ipc_size ||
+         r->len > r->ipc_size - (r->addr - r->window_base)))
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u runs past the CUDA allocation its IPC "
+                       "handle maps", index);
     return MIXL_OK;
 }
 

@@ -41,6 +41,7 @@ mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p, size_t *le
         m->window_base = r->window_base;
         m->flags = r->md_flags;
         memcpy(m->ipc_handle, r->ipc_handle, sizeof(m->ipc_handle));
+        m->ipc_size = r->ipc_size;
     }
     for (int i = 0; i < MIXL_TP_MAX && st == MIXL_OK; i++)
         if (agent->tp_active[i]) st = agent->tps[i].ops->export_md(&agent->tps[i], &md);

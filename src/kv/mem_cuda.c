@@ -45,5 +45,9 @@ mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_d
 {
     cudaError_t ce =
         cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
+    /* From pageable memory cudaMemcpy returns once the source is staged, not
+     * when the bytes are in device memory; MPI or the NIC reads them next
+     * (and the caller reuses its scratch buffer), outside the stream order. */
+    if (ce == cudaSuccess && to_device) ce = cudaStreamSynchronize(cudaStreamLegacy);
     return ce == cudaSuccess ? MIXL_OK : MIXL_ERR_BACKEND;
 }

@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include "mem/copy_engine.h"
+#include "mem/mem_cuda.h"
 
 typedef struct {
     cudaStream_t stream;
@@ -125,7 +126,7 @@ mixl_status_t mixl_ce_use_device(mixl_ce_t *ce, int device, mixl_errbuf_t *eb)
 {
     ce_dev_t *cd;
     cudaError_t rc;
-    int prev = 0;
+    int prev = -1;
     unsigned made = 0;
 
     if (device < 0 || device >= ce->ndev)
@@ -136,19 +137,17 @@ mixl_status_t mixl_ce_use_device(mixl_ce_t *ce, int device, mixl_errbuf_t *eb)
     if (cd->ready) return MIXL_OK;
     cd->slot_ev = calloc(ce->nslots, sizeof(*cd->slot_ev));
     if (cd->slot_ev == NULL) return MIXL_ERR_NO_MEMORY;
-    rc = cudaGetDevice(&prev);
-    if (rc == cudaSuccess) rc = cudaSetDevice(device);
-    if (rc != cudaSuccess) {
+    if (mixl_cuda_device_push(device, &prev) != MIXL_OK) {
         free(cd->slot_ev);
         cd->slot_ev = NULL;
-        return ce_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaSetDevice", device);
+        return ce_fail(eb, MIXL_ERR_NOT_SUPPORTED, cudaErrorInvalidDevice, "cudaSetDevice", device);
     }
     rc = cudaStreamCreateWithFlags(&cd->stream, cudaStreamNonBlocking);
     for (; rc == cudaSuccess && made < ce->nslots; made++) {
         rc = cudaEventCreateWithFlags(&cd->slot_ev[made], cudaEventDisableTiming);
         if (rc != cudaSuccess) break;
     }
-    (void)cudaSetDevice(prev);
+    mixl_cuda_device_pop(prev);
     if (rc != cudaSuccess) {
         for (unsigned i = 0; i < made; i++) (void)cudaEventDestroy(cd->slot_ev[i]);
         if (made > 0 || cd->stream != NULL) (void)cudaStreamDestroy(cd->stream);
@@ -198,17 +197,17 @@ mixl_status_t mixl_ce_event_create(mixl_ce_t *ce, int device, mixl_errbuf_t *eb,
 {
     mixl_ce_event_t *e;
     mixl_status_t st;
-    cudaError_t rc;
-    int prev = 0;
+    cudaError_t rc = cudaErrorInvalidDevice;
+    int prev = -1;
 
     st = mixl_ce_use_device(ce, device, eb);
     if (st != MIXL_OK) return st;
     e = calloc(1, sizeof(*e));
     if (e == NULL) return MIXL_ERR_NO_MEMORY;
-    rc = cudaGetDevice(&prev);
-    if (rc == cudaSuccess) rc = cudaSetDevice(device);
-    if (rc == cudaSuccess) rc = cudaEventCreateWithFlags(&e->ev, cudaEventDisableTiming);
-    (void)cudaSetDevice(prev);
+    if (mixl_cuda_device_push(device, &prev) == MIXL_OK) {
+        rc = cudaEventCreateWithFlags(&e->ev, cudaEventDisableTiming);
+        mixl_cuda_device_pop(prev);
+    }
     if (rc != cudaSuccess) {
         free(e);
         return ce_fail(eb, MIXL_ERR_BACKEND, rc, "cudaEventCreate", device);

@@ -93,13 +93,14 @@ mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_
 #endif
 }
 
-mixl_status_t mixl_mem_ipc_export(const void *ptr, mixl_errbuf_t *eb,
-                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
+mixl_status_t mixl_mem_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *eb,
+                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p,
+                                  uint64_t *size_p)
 {
 #ifdef MIXL_HAVE_CUDA
-    return mixl_cuda_ipc_export(ptr, eb, handle, base_p);
+    return mixl_cuda_ipc_export(ptr, len, eb, handle, base_p, size_p);
 #else
-    (void)ptr, (void)handle, (void)base_p;
+    (void)ptr, (void)len, (void)handle, (void)base_p, (void)size_p;
     return mem_no_cuda(eb, "CUDA IPC export");
 #endif
 }

@@ -49,12 +49,14 @@ mixl_status_t mixl_mem_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t
 mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb);
 
 /*
- * CUDA IPC: export the allocation that contains the device pointer ptr.
- * Writes the handle and the allocation's base address (a peer that opens
- * the handle gets a mapping of that base, so offsets are taken from it).
+ * CUDA IPC: export the allocation that contains the device span [ptr,
+ * ptr + len). Writes the handle and the allocation's base address (a peer
+ * that opens the handle gets a mapping of that base, so offsets are taken
+ * from it). MIXL_ERR_INVALID_PARAM when the span runs past the allocation.
  */
-mixl_status_t mixl_mem_ipc_export(const void *ptr, mixl_errbuf_t *eb,
-                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p);
+mixl_status_t mixl_mem_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *eb,
+                                  uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p,
+                                  uint64_t *size_p);
 /* Map a peer's exported allocation on device; *base_p is the local address. */
 mixl_status_t mixl_mem_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], int device,
                                 mixl_errbuf_t *eb, void **base_p);

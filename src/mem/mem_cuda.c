@@ -32,6 +32,57 @@ static mixl_status_t cuda_fail(mixl_errbuf_t *eb, mixl_status_t st, cudaError_t 
     return mixl_errbuf_set_quiet(eb, st, "%s: %s (%s)", msg, cudaGetErrorString(rc), cudaGetErrorName(rc));
 }
 
+/* cuCtxGetCurrent through the runtime's driver entry point: no libcuda link. */
+typedef CUresult (*mixl_cu_ctx_fn)(CUcontext *ctx);
+
+int mixl_cuda_has_context(void)
+{
+    static mixl_cu_ctx_fn fn;
+    enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    CUcontext ctx = NULL;
+
+    if (fn == NULL) {
+        void *f = NULL;
+        if (cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &f, 12000, cudaEnableDefault, &q) !=
+                cudaSuccess || q != cudaDriverEntryPointSuccess || f == NULL) {
+            (void)cudaGetLastError();
+            return 1; /* unknown: assume the thread chose a device */
+        }
+        fn = (mixl_cu_ctx_fn)f;
+    }
+    return fn(&ctx) == CUDA_SUCCESS && ctx != NULL;
+}
+
+mixl_status_t mixl_cuda_device_push(int device, int *prev_p)
+{
+    int prev = -1;
+    cudaError_t rc;
+
+    /* A thread without a context has chosen no device: setting one and
+     * "restoring" device 0 afterwards would create a context there. */
+    if (mixl_cuda_has_context()) {
+        rc = cudaGetDevice(&prev);
+        if (rc != cudaSuccess) {
+            (void)cudaGetLastError();
+            prev = -1;
+        }
+    }
+    if (prev != device) {
+        rc = cudaSetDevice(device);
+        if (rc != cudaSuccess) {
+            (void)cudaGetLastError();
+            return MIXL_ERR_NOT_SUPPORTED;
+        }
+    }
+    *prev_p = prev == device ? -1 : prev;
+    return MIXL_OK;
+}
+
+void mixl_cuda_device_pop(int prev)
+{
+    if (prev >= 0) (void)cudaSetDevice(prev);
+}
+
 mixl_status_t mixl_cuda_device_count(int *count_p)
 {
     int n = 0;
@@ -54,7 +105,7 @@ mixl_status_t mixl_cuda_alloc(mixl_mem_type_t type, int device, size_t len, mixl
 {
     void *p = NULL;
     cudaError_t rc;
-    int prev = 0;
+    int prev = -1;
 
     if (type == MIXL_MEM_PINNED) {
         rc = cudaHostAlloc(&p, len, cudaHostAllocPortable);
@@ -63,11 +114,10 @@ mixl_status_t mixl_cuda_alloc(mixl_mem_type_t type, int device, size_t len, mixl
         *ptr_p = p;
         return MIXL_OK;
     }
-    rc = cudaGetDevice(&prev);
-    if (rc == cudaSuccess) rc = cudaSetDevice(device);
-    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    if (mixl_cuda_device_push(device, &prev) != MIXL_OK)
+        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, cudaErrorInvalidDevice, "CUDA device %d", device);
     rc = cudaMalloc(&p, len);
-    (void)cudaSetDevice(prev);
+    mixl_cuda_device_pop(prev);
     if (rc != cudaSuccess)
         return cuda_fail(eb, MIXL_ERR_NO_MEMORY, rc, "cudaMalloc of %zu bytes on device %d", len,
                          device);
@@ -114,6 +164,11 @@ mixl_status_t mixl_cuda_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_
 mixl_status_t mixl_cuda_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb)
 {
     cudaError_t rc = cudaMemcpy(dst, src, len, cudaMemcpyDefault);
+    /* cudaMemcpy from pageable memory to the device (and device to device)
+     * may return before the bytes land; callers of this function expose the
+     * destination to MPI or the NIC next, which do not order after the
+     * default stream. */
+    if (rc == cudaSuccess) rc = cudaStreamSynchronize(cudaStreamLegacy);
     if (rc != cudaSuccess)
         return cuda_fail(eb, MIXL_ERR_BACKEND, rc, "cudaMemcpy of %zu bytes %p -> %p", len, src, dst);
     return MIXL_OK;
@@ -122,7 +177,8 @@ mixl_status_t mixl_cuda_copy(void *dst, const void *src, size_t len, mixl_errbuf
 /* cuMemGetAddressRange through the runtime's driver entry point: no libcuda link. */
 typedef CUresult (*mixl_cu_range_fn)(CUdeviceptr *base, size_t *size, CUdeviceptr dptr);
 
-static mixl_status_t cuda_alloc_base(const void *ptr, mixl_errbuf_t *eb, uint64_t *base_p)
+static mixl_status_t cuda_alloc_base(const void *ptr, mixl_errbuf_t *eb, uint64_t *base_p,
+                                     uint64_t *size_p)
 {
     enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
     void *fn = NULL;
@@ -140,26 +196,34 @@ static mixl_status_t cuda_alloc_base(const void *ptr, mixl_errbuf_t *eb, uint64_
         return MIXL_ERR_BACKEND;
     }
     *base_p = (uint64_t)base;
+    *size_p = (uint64_t)size;
     return MIXL_OK;
 }
 
-mixl_status_t mixl_cuda_ipc_export(const void *ptr, mixl_errbuf_t *eb,
-                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p)
+mixl_status_t mixl_cuda_ipc_export(const void *ptr, size_t len, mixl_errbuf_t *eb,
+                                   uint8_t handle[MIXL_IPC_HANDLE_BYTES], uint64_t *base_p,
+                                   uint64_t *size_p)
 {
     cudaIpcMemHandle_t h;
     mixl_mem_type_t type;
-    uint64_t base = 0;
+    uint64_t base = 0, size = 0, addr = (uint64_t)(uintptr_t)ptr;
     mixl_status_t st;
     cudaError_t rc;
-    int device = 0, prev = 0;
+    int device = 0, prev = -1;
 
     st = mixl_cuda_query(ptr, eb, &type, &device);
     if (st != MIXL_OK) return st;
     /* The driver call below needs the owning device's context current. */
-    rc = cudaGetDevice(&prev);
-    if (rc == cudaSuccess) rc = cudaSetDevice(device);
-    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
-    st = cuda_alloc_base(ptr, eb, &base);
+    if (mixl_cuda_device_push(device, &prev) != MIXL_OK)
+        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, cudaErrorInvalidDevice, "CUDA device %d", device);
+    st = cuda_alloc_base(ptr, eb, &base, &size);
+    /* A peer maps [base, base + size): a span past it would make the
+     * importer copy outside its mapping. */
+    if (st == MIXL_OK && (addr < base || len > size - (addr - base)))
+        st = mixl_errbuf_set_quiet(eb, MIXL_ERR_INVALID_PARAM,
+                                   "%zu bytes at %p run past their CUDA allocation (base 0x%llx, "
+                                   "%llu bytes)", len, ptr, (unsigned long long)base,
+                                   (unsigned long long)size);
     if (st == MIXL_OK) {
         rc = cudaIpcGetMemHandle(&h, (void *)(uintptr_t)base);
         if (rc != cudaSuccess) {
@@ -167,10 +231,11 @@ mixl_status_t mixl_cuda_ipc_export(const void *ptr, mixl_errbuf_t *eb,
             st = cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcGetMemHandle(%p)", ptr);
         }
     }
-    (void)cudaSetDevice(prev);
+    mixl_cuda_device_pop(prev);
     if (st != MIXL_OK) return st;
     memcpy(handle, &h, sizeof(h));
     *base_p = base;
+    *size_p = size;
     return MIXL_OK;
 }
 
@@ -180,14 +245,13 @@ mixl_status_t mixl_cuda_ipc_open(const uint8_t handle[MIXL_IPC_HANDLE_BYTES], in
     cudaIpcMemHandle_t h;
     void *p = NULL;
     cudaError_t rc;
-    int prev = 0;
+    int prev = -1;
 
     memcpy(&h, handle, sizeof(h));
-    rc = cudaGetDevice(&prev);
-    if (rc == cudaSuccess) rc = cudaSetDevice(device);
-    if (rc != cudaSuccess) return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "CUDA device %d", device);
+    if (mixl_cuda_device_push(device, &prev) != MIXL_OK)
+        return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, cudaErrorInvalidDevice, "CUDA device %d", device);
     rc = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
-    (void)cudaSetDevice(prev);
+    mixl_cuda_device_pop(prev);
     if (rc != cudaSuccess) {
         (void)cudaGetLastError();
         return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, rc, "cudaIpcOpenMemHandle on device %d", device);

@@ -47,6 +47,7 @@ typedef struct mixl_tp_region {
     uint64_t window_base; /* MPI: address that displacement 0 of the window maps to */
     uint32_t md_flags;    /* MIXL_MD_REGION_* */
     uint8_t ipc_handle[64];
+    uint64_t ipc_size;    /* bytes of the CUDA allocation the IPC handle maps */
     void *tp_priv[MIXL_TP_MAX];
 } mixl_tp_region_t;
 

@@ -2,7 +2,11 @@
  * Transfers of CUDA device memory over the MPI backend, under mpirun -np 2:
  * rank 0 initiates, rank 1 is the target. argv[1] is the case, argv[2] the
  * GPU path ("auto": device windows if the self-test passes, else staging;
- * "staged": always staging, with small slots so transfers take many chunks).
+ * "staged": always staging, with small slots so transfers take many chunks;
+ * "device": device windows or fail), argv[3] and argv[4] optionally the
+ * staging slot count and slot bytes. The path that ran is asserted: the
+ * agent's path report names it, and on the emulated device (tests/cuda_emu)
+ * its counters show IPC mappings and GPUDirect flushes where they belong.
  *
  *   sizes        device->host WRITE, host->device READ, device->device WRITE
  *                and READ (CUDA IPC on one host, or device windows), 1 B to
@@ -20,6 +24,8 @@
  * Every GPU case exits 77 (SKIP) on every rank, before MPI starts, when the
  * library was built without CUDA or no CUDA device is present.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +39,8 @@
 #define SKIP 77
 
 static int rank, nranks, failures, device;
+static long (*emu_counter)(const char *name); /* the emulated device's counters, else NULL */
+static long flush_base; /* GPUDirect flushes before the case (the self-test's) */
 static mixl_agent_h agent;
 static uint8_t *hpool, *dpool, *scratch; /* host pool, device pool, host scratch */
 static uint64_t peer_h[2], peer_d[2];
@@ -79,10 +87,17 @@ static uint64_t dev_bad(uint64_t off, uint64_t len, uint32_t salt)
     return first_bad(scratch, len, salt);
 }
 
+/* Clear the first span bytes (the whole pool with span 0). */
+static void dev_zero_span(uint64_t span)
+{
+    if (span == 0 || span > POOL) span = POOL;
+    memset(scratch, 0, span);
+    CHECK(mixl_mem_copy(dpool, scratch, span, NULL) == MIXL_OK, "clearing device memory");
+}
+
 static void dev_zero(void)
 {
-    memset(scratch, 0, POOL);
-    CHECK(mixl_mem_copy(dpool, scratch, POOL, NULL) == MIXL_OK, "clearing device memory");
+    dev_zero_span(0);
 }
 
 static mixl_desc_t desc(uint64_t addr, uint64_t len, mixl_mem_type_t t)
@@ -91,10 +106,26 @@ static mixl_desc_t desc(uint64_t addr, uint64_t len, mixl_mem_type_t t)
     return d;
 }
 
+/* Waits are bounded so that a failing test ends within about 30 s: 20 s
+ * for the first (a loaded 2-core CI machine needs it), 2 s once a check
+ * failed, and the loops below stop at their first failed round. */
+static int wait_ms(void)
+{
+    return failures ? 2000 : 20000;
+}
+
+/* Collective: whether any rank has failed a check (so every rank stops alike). */
+static int any_failed(void)
+{
+    int all = 0;
+    MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    return all != 0;
+}
+
 static mixl_status_t run(mixl_xfer_h x)
 {
     mixl_status_t st = mixl_xfer_post(x);
-    if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, 60000);
+    if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, wait_ms());
     return st;
 }
 
@@ -136,8 +167,11 @@ static const char *tname(mixl_mem_type_t t)
 static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len, uint64_t loff,
                             uint64_t roff, uint32_t salt)
 {
-    memset(hpool, 0, POOL);
-    dev_zero();
+    /* Everything below touches at most the first 2 len + 256 bytes of a pool. */
+    uint64_t span = 2 * len + 256 < POOL ? 2 * len + 256 : POOL;
+
+    memset(hpool, 0, span);
+    dev_zero_span(span);
     if (rank == 0) {
         if (lt == MIXL_MEM_CUDA) dev_fill(loff, len, salt);
         else pattern(hpool + loff, len, salt);
@@ -151,7 +185,7 @@ static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len
         mixl_notif_t n;
         uint64_t bad;
         uint8_t edge[2] = {1, 1};
-        CHECK(wait_notifs(&n, 1, 60) == 1, "no notification for %llu bytes", (unsigned long long)len);
+        CHECK(wait_notifs(&n, 1, wait_ms() / 1000.0) == 1, "no notification for %llu bytes", (unsigned long long)len);
         if (rt == MIXL_MEM_CUDA) {
             bad = dev_bad(roff, len, salt);
             mixl_mem_copy(&edge[0], dpool + roff - 1, 1, NULL);
@@ -171,8 +205,8 @@ static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len
         uint64_t back = loff + len + 5, bad;
         mixl_status_t st;
         if (back + len + 1 > POOL) back = 1;
-        if (lt == MIXL_MEM_CUDA) dev_zero();
-        else memset(hpool, 0, POOL);
+        if (lt == MIXL_MEM_CUDA) dev_zero_span(span);
+        else memset(hpool, 0, span);
         st = one(MIXL_OP_READ, lt, back, rt, roff, len, NULL, 0);
         CHECK(st == MIXL_OK, "READ %s<-%s of %llu bytes: %s", tname(lt), tname(rt),
               (unsigned long long)len, mixl_status_str(st));
@@ -187,7 +221,7 @@ static void case_sizes(void)
 {
     static const uint64_t sizes[] = {1, 3, 4096, 65537, (1u << 20) + 13, 8u << 20, (8u << 20) + 1,
                                      (20u << 20) + 7};
-    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]) && !any_failed(); s++) {
         uint64_t loff = 1 + (s * 13) % 64, roff = 3 + (s * 7) % 64;
         uint32_t salt = (uint32_t)s * 31 + 7;
         write_then_read(MIXL_MEM_CUDA, MIXL_MEM_HOST, sizes[s], loff, roff, salt);  /* staged */
@@ -263,7 +297,7 @@ static void case_small_descs(void)
 static void case_notif(void)
 {
     enum { ROUNDS = 5, LEN = (5u << 20) + 3 };
-    for (int round = 0; round < ROUNDS; round++) {
+    for (int round = 0; round < ROUNDS && !any_failed(); round++) {
         mixl_mem_type_t rt = round % 2 ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
         uint32_t salt = 1000u + (uint32_t)round;
         char msg[32];
@@ -277,7 +311,7 @@ static void case_notif(void)
         } else {
             mixl_notif_t got;
             uint64_t bad;
-            CHECK(wait_notifs(&got, 1, 60) == 1, "round %d: no notification", round);
+            CHECK(wait_notifs(&got, 1, wait_ms() / 1000.0) == 1, "round %d: no notification", round);
             CHECK(got.len == (uint32_t)n && memcmp(got.payload, msg, (size_t)n) == 0 &&
                       strcmp(got.peer, names[0]) == 0, "round %d: wrong notification", round);
             bad = rt == MIXL_MEM_CUDA ? dev_bad(17, LEN, salt) : first_bad(hpool + 17, LEN, salt);
@@ -304,7 +338,7 @@ static void case_ipc(void)
         CHECK(st == MIXL_OK, "prepare device->device: %s", mixl_status_str(st));
     }
     /* Every round ends in a barrier: the target has checked before the next overwrite. */
-    for (int i = 0; i < REUSE; i++) {
+    for (int i = 0; i < REUSE && !any_failed(); i++) {
         uint32_t salt = 500u + (uint32_t)i;
         if (rank == 0 && st == MIXL_OK) {
             dev_fill(1, LEN, salt);
@@ -317,7 +351,7 @@ static void case_ipc(void)
         } else if (rank == 1) {
             mixl_notif_t n;
             uint32_t got;
-            if (wait_notifs(&n, 1, 60) == 1) {
+            if (wait_notifs(&n, 1, wait_ms() / 1000.0) == 1) {
                 memcpy(&got, n.payload, sizeof(got));
                 CHECK(got == salt, "reuse %d: notification for round %u", i, got - 500u);
                 CHECK(dev_bad(2, LEN, salt) == UINT64_MAX, "reuse %d: wrong bytes", i);
@@ -328,6 +362,36 @@ static void case_ipc(void)
         MPI_Barrier(MPI_COMM_WORLD);
     }
     if (x != NULL) mixl_xfer_release(x);
+}
+
+/* A device copy that fails (CUDA_EMU_FAIL=cudaMemcpyAsync:N on the emulated
+ * device) fails its staged request with the CUDA error named, within the
+ * wait; the next request over the same slots moves the data intact. */
+static void case_fault(void)
+{
+    enum { LEN = (6u << 20) + 11 };
+    mixl_status_t st;
+
+    memset(hpool, 0, LEN + 64);
+    if (rank == 0) dev_fill(3, LEN, 4242);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) {
+        double t0 = MPI_Wtime();
+        st = one(MIXL_OP_WRITE, MIXL_MEM_CUDA, 3, MIXL_MEM_HOST, 5, LEN, NULL, 0);
+        CHECK(st == MIXL_ERR_BACKEND, "WRITE with a failing device copy gave %s", mixl_status_str(st));
+        CHECK(strstr(mixl_agent_last_error(agent), "cudaMemcpyAsync") != NULL,
+              "the failure does not name the CUDA call");
+        CHECK(MPI_Wtime() - t0 < 10.0, "the failure took %.1f s", MPI_Wtime() - t0);
+        mixl_agent_clear_error(agent);
+        st = one(MIXL_OP_WRITE, MIXL_MEM_CUDA, 3, MIXL_MEM_HOST, 5, LEN, NULL, 0);
+        CHECK(st == MIXL_OK, "WRITE after the failure: %s", mixl_status_str(st));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 1) {
+        uint64_t bad = first_bad(hpool + 5, LEN, 4242);
+        CHECK(bad == UINT64_MAX, "byte %llu wrong after the retry", (unsigned long long)bad);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
 }
 
 /* Device targets that cannot be reached: refused at create, the region named. No GPU needed. */
@@ -427,15 +491,81 @@ static void case_refuse(const void *peer_blob, size_t peer_len)
     } else {
         mixl_notif_t n;
         /* Polling progresses MPI for the initiator's operations. */
-        CHECK(wait_notifs(&n, 1, 60) == 1, "no final notification");
+        CHECK(wait_notifs(&n, 1, wait_ms() / 1000.0) == 1, "no final notification");
     }
     MPI_Barrier(MPI_COMM_WORLD);
+}
+
+/* The path the agent chose is the one asked for; auto says which it took. */
+static void check_path_report(int staged, int devwin, unsigned slots, size_t slot_bytes)
+{
+    const char *rep = mixl_agent_path_report(agent);
+    const char *aware = getenv("MIXL_MPI_CUDA_AWARE");
+    char want[96];
+
+    if (staged) {
+        if (slot_bytes % (1u << 20) == 0)
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu MiB", slots, slot_bytes >> 20);
+        else if (slot_bytes % 1024 == 0)
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu KiB", slots, slot_bytes >> 10);
+        else
+            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu bytes", slots, slot_bytes);
+    } else if (devwin || (aware != NULL && strcmp(aware, "1") == 0)) {
+        snprintf(want, sizeof(want), "device windows: self-test passed");
+    } else {
+        snprintf(want, sizeof(want), "%s", strstr(rep, "device windows") ? "device windows" : "staged through");
+    }
+    CHECK(strstr(rep, want) != NULL, "path report lacks '%s': %s", want, rep);
+    /* A host span registered as device memory past its allocation is refused. */
+    mixl_region_h r;
+    uint8_t *small = NULL;
+    mixl_status_t st = mixl_mem_alloc(MIXL_MEM_CUDA, device, 4096, NULL, (void **)&small);
+    CHECK(st == MIXL_OK, "small device allocation: %s", mixl_status_str(st));
+    if (st != MIXL_OK) return;
+    st = mixl_mem_register(agent, small + 4000, 200, MIXL_MEM_CUDA, device, &r);
+    CHECK(st == MIXL_ERR_INVALID_PARAM, "device span past its allocation registered: %s",
+          mixl_status_str(st));
+    if (st == MIXL_OK) mixl_mem_deregister(agent, r);
+    mixl_agent_clear_error(agent);
+    mixl_mem_free(MIXL_MEM_CUDA, small);
+}
+
+/* On the emulated device: evidence of the path in its counters. */
+static void check_path_ran(const char *which, int staged, int devwin)
+{
+    int windows = strstr(mixl_agent_path_report(agent), "cuda: device windows") != NULL;
+    long opens, flushes, ctx0;
+
+    if (emu_counter == NULL) return; /* real hardware: nothing to count */
+    opens = emu_counter("ipc_opens");
+    flushes = emu_counter("flush") - flush_base;
+    ctx0 = emu_counter("ctx0");
+    if (staged) CHECK(!windows, "staged run reports device windows");
+    if (devwin) CHECK(windows, "device run without device windows");
+    if (windows) {
+        /* Device->device goes through the windows; device data is flushed. */
+        CHECK(opens == 0, "device windows, yet %ld CUDA IPC mappings", opens);
+        /* Rank 1 is told of device data by notifications, rank 0 READs into device memory. */
+        if ((rank == 1 && strcmp(which, "small_descs") != 0) ||
+            (rank == 0 && strcmp(which, "sizes") == 0))
+            CHECK(flushes > 0, "device data announced without cuFlushGPUDirectRDMAWrites");
+    } else if (rank == 0 && strcmp(which, "small_descs") != 0 && strcmp(which, "fault") != 0) {
+        /* Device->device without windows is CUDA IPC, mapped on the initiator. */
+        CHECK(opens > 0, "no CUDA IPC mapping for device->device transfers");
+    }
+    /* A rank that uses device 1 only never creates a context on device 0. */
+    if (device != 0) CHECK(ctx0 == 0, "rank %d (device %d) created a context on device 0", rank, device);
+    printf("rank %d: device %d, ipc_opens %ld, gdr_flushes %ld, ctx0 %ld\n", rank, device, opens,
+           flushes, ctx0);
 }
 
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "", *path = argc > 2 ? argv[2] : "auto";
     int refuse = strcmp(which, "refuse") == 0, staged = strcmp(path, "staged") == 0;
+    int devwin = strcmp(path, "device") == 0;
+    unsigned slots = argc > 3 ? (unsigned)atoi(argv[3]) : 3;
+    size_t slot_bytes = argc > 4 ? (size_t)atol(argv[4]) : (1u << 20) + 4093;
     mixl_region_h hreg, dreg;
     char name[MIXL_NAME_MAX];
     int provided, all, ndev = 0;
@@ -465,9 +595,22 @@ int main(int argc, char **argv)
     }
     snprintf(name, sizeof(name), "gpu-rank-%d", rank);
     mixl_agent_params_t params = {.size = sizeof(params), .name = name, .comm = MPI_COMM_WORLD,
-                                  .gpu_path = staged ? MIXL_GPU_PATH_STAGED : MIXL_GPU_PATH_AUTO,
-                                  .staging_slots = staged ? 3 : 0,
-                                  .staging_slot_bytes = staged ? (1u << 20) + 4093 : 0};
+                                  .gpu_path = staged   ? MIXL_GPU_PATH_STAGED
+                                              : devwin ? MIXL_GPU_PATH_DEVICE_WIN
+                                                       : MIXL_GPU_PATH_AUTO,
+                                  .staging_slots = staged ? slots : 0,
+                                  .staging_slot_bytes = staged ? slot_bytes : 0};
+    emu_counter = (long (*)(const char *))dlsym(RTLD_DEFAULT, "cuda_emu_counter");
+    if (staged && slots < 2) {
+        /* One slot cannot overlap copies with the network: refused, with the reason. */
+        st = mixl_agent_create(&params, &agent);
+        int ok = st == MIXL_ERR_INVALID_PARAM; /* the reason is logged by the agent */
+        if (rank == 0) printf("staging_slots %u: %s (%s)\n", slots, ok ? "refused as expected" : "FAILED",
+                              mixl_status_str(st));
+        if (st == MIXL_OK) mixl_agent_destroy(agent);
+        MPI_Finalize();
+        return ok ? 0 : 1;
+    }
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     hpool = aligned_alloc(4096, POOL);
     scratch = malloc(POOL);
@@ -486,6 +629,8 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 2);
     }
     if (rank == 0) printf("data path: %s\n", mixl_agent_path_report(agent));
+    if (!refuse) check_path_report(staged, devwin, slots, slot_bytes);
+    if (emu_counter != NULL) flush_base = emu_counter("flush");
 
     void *blob;
     size_t len;
@@ -506,15 +651,23 @@ int main(int argc, char **argv)
         peer_d[r] = both[2 * r + 1];
     }
 
-    if (strcmp(which, "sizes") == 0) case_sizes();
+    if (strcmp(which, "fault") == 0 && emu_counter == NULL) {
+        /* Real hardware cannot be told to fail a copy: nothing to check. */
+        if (rank == 0) printf("fault: needs the emulated device\n");
+        which = "none";
+    }
+    if (strcmp(which, "none") == 0) ;
+    else if (strcmp(which, "sizes") == 0) case_sizes();
     else if (strcmp(which, "small_descs") == 0) case_small_descs();
     else if (strcmp(which, "notif") == 0) case_notif();
     else if (strcmp(which, "ipc") == 0) case_ipc();
+    else if (strcmp(which, "fault") == 0) case_fault();
     else if (refuse) case_refuse(blobs + displs[1], (size_t)lens[1]);
     else {
         if (rank == 0) fprintf(stderr, "unknown case '%s'\n", which);
         failures++;
     }
+    if (!refuse) check_path_ran(which, staged, devwin);
     MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0) printf("%s (%s): %s (%d failures)\n", which, path, all ? "FAILED" : "passed", all);
     mixl_free(blob);

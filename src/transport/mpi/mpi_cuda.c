@@ -13,23 +13,34 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 
 #include "mem/copy_engine.h"
+#include "mem/mem_cuda.h"
 #include "mem/mem.h"
 #include "mem/stage.h"
 #include "transport/mpi/mpi_cuda.h"
 #include "util/clock.h"
 #include "util/log.h"
 
-/* Self-test buffer: small, odd-sized so a stray off-by-something shows. */
-#define SELFTEST_BYTES 4099
+/* Self-test size: past 4 MiB, where CUDA-aware MPIs switch to GPUDirect
+ * RDMA, and odd so a stray off-by-something shows. */
+#define SELFTEST_BYTES ((4u << 20) + 4099)
+#define MPI_CUDA_MAX_DEVICES 64
+
+typedef CUresult (*mpi_cu_flush_fn)(CUflushGPUDirectRDMAWritesTarget target,
+                                    CUflushGPUDirectRDMAWritesScope scope);
 
 struct mpi_cuda {
     unsigned nslots;
     size_t slot_bytes;
     char hostname[MIXL_NAME_MAX];
     char why[160];          /* why device windows are or are not used */
+    char aware_why[96];     /* where the CUDA-awareness answer came from */
+    uint64_t dev_mask;      /* devices of registered device regions */
+    uint8_t *same_node;     /* per rank of the backend's communicator: shares our node */
+    mpi_cu_flush_fn flush;  /* cuFlushGPUDirectRDMAWrites, once device windows are on */
     mixl_ce_t *ce;          /* created by the first transfer that needs it */
     mixl_stage_pool_t pool;
     struct mpi_cuda_xfer *active_head, *active_tail; /* staged transfers in flight, FIFO */
@@ -80,6 +91,45 @@ typedef struct {
 
 static const mixl_stage_io_t mpi_stage_io;
 
+/*
+ * Whether MPI moves device memory. Open MPI answers through mpi-ext.h
+ * (ompi_aware, from MPIX_Query_cuda_support); MPICH 4 through
+ * MPIX_GPU_query_support; MVAPICH2-GDR and Cray MPICH only through their
+ * documented switches (MV2_USE_CUDA, MPICH_GPU_SUPPORT_ENABLED).
+ * MIXL_MPI_CUDA_AWARE=0/1 overrides all of them; the collective self-test
+ * still has to pass before device windows are used.
+ */
+static int mpi_cuda_aware_detect(int ompi_aware, char *why, size_t len)
+{
+    const char *e = getenv("MIXL_MPI_CUDA_AWARE");
+    int aware = 0;
+
+    if (e != NULL && (strcmp(e, "0") == 0 || strcmp(e, "1") == 0)) {
+        snprintf(why, len, "MIXL_MPI_CUDA_AWARE=%s", e);
+        return e[0] == '1';
+    }
+    if (ompi_aware) {
+        snprintf(why, len, "MPIX_Query_cuda_support");
+        return 1;
+    }
+#if defined(MPIX_GPU_SUPPORT_CUDA)
+    if (MPIX_GPU_query_support(MPIX_GPU_SUPPORT_CUDA, &aware) == MPI_SUCCESS && aware) {
+        snprintf(why, len, "MPIX_GPU_query_support");
+        return 1;
+    }
+#endif
+    if ((e = getenv("MV2_USE_CUDA")) != NULL && atoi(e) == 1) {
+        snprintf(why, len, "MV2_USE_CUDA=1");
+        return 1;
+    }
+    if ((e = getenv("MPICH_GPU_SUPPORT_ENABLED")) != NULL && atoi(e) == 1) {
+        snprintf(why, len, "MPICH_GPU_SUPPORT_ENABLED=1");
+        return 1;
+    }
+    snprintf(why, len, "no CUDA support reported by the MPI library");
+    return aware;
+}
+
 mixl_status_t mpi_cuda_init(mixl_tp_t *tp, mpi_tp_t *m, const mixl_agent_params_t *params)
 {
     struct mpi_cuda *c;
@@ -99,6 +149,7 @@ mixl_status_t mpi_cuda_init(mixl_tp_t *tp, mpi_tp_t *m, const mixl_agent_params_
     if (gethostname(c->hostname, sizeof(c->hostname) - 1) != 0)
         snprintf(c->hostname, sizeof(c->hostname), "unknown");
     snprintf(c->why, sizeof(c->why), "not decided");
+    m->cuda_aware = mpi_cuda_aware_detect(m->cuda_aware, c->aware_why, sizeof(c->aware_why));
     m->cuda = c;
     return MIXL_OK;
 }
@@ -107,75 +158,167 @@ void mpi_cuda_fini(mpi_tp_t *m)
 {
     if (m->cuda == NULL) return;
     mixl_ce_destroy(m->cuda->ce);
+    free(m->cuda->same_node);
     free(m->cuda);
     m->cuda = NULL;
 }
 
 /* --- start-up: device windows or staging -------------------------------- */
 
-static uint8_t selftest_byte(int rank, size_t i)
+static uint8_t selftest_byte(int rank, int round, size_t i)
 {
-    return (uint8_t)((size_t)rank * 131u + i * 7u + 1u);
+    return (uint8_t)((size_t)rank * 131u + (size_t)round * 29u + i * 7u + 1u);
+}
+
+/* cuFlushGPUDirectRDMAWrites through the runtime's driver entry point. */
+static mpi_cu_flush_fn flush_entry(void)
+{
+    enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+    void *fn = NULL;
+
+    if (cudaGetDriverEntryPointByVersion("cuFlushGPUDirectRDMAWrites", &fn, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    return (mpi_cu_flush_fn)fn;
+}
+
+/* Make what the NIC wrote into device memory of every registered device
+ * visible to work launched afterwards. */
+static mixl_status_t gdr_flush_devices(mpi_cu_flush_fn fn, uint64_t mask)
+{
+    int prev = -1;
+
+    if (fn == NULL) return MIXL_OK; /* drivers before 11.3: the stream order of the next launch */
+    for (int d = 0; d < MPI_CUDA_MAX_DEVICES && mask != 0; d++, mask >>= 1) {
+        int p = -1;
+        if (!(mask & 1u)) continue;
+        if (mixl_cuda_device_push(d, &p) != MIXL_OK) return MIXL_ERR_BACKEND;
+        if (prev < 0) prev = p;
+        if (fn(CU_FLUSH_GPU_DIRECT_RDMA_WRITES_TARGET_CURRENT_CTX,
+               CU_FLUSH_GPU_DIRECT_RDMA_WRITES_TO_OWNER) != CUDA_SUCCESS) {
+            mixl_cuda_device_pop(prev);
+            return MIXL_ERR_BACKEND;
+        }
+    }
+    mixl_cuda_device_pop(prev);
+    return MIXL_OK;
+}
+
+/* Hot path (device windows only): called after data landed in device memory
+ * through MPI and before anyone is told. */
+mixl_status_t mpi_cuda_gdr_flush(mixl_tp_t *tp, mpi_tp_t *m)
+{
+    struct mpi_cuda *c = m->cuda;
+
+    if (!m->device_windows || c->dev_mask == 0) return MIXL_OK;
+    if (gdr_flush_devices(c->flush, c->dev_mask) != MIXL_OK)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_BACKEND,
+                               "agent %s: cuFlushGPUDirectRDMAWrites failed", tp->agent_name);
+    return MIXL_OK;
+}
+
+/* The devices the self-test covers: every device a region was registered
+ * on; none registered yet, the thread's device if it chose one, else the
+ * node-local rank's share, so no context is created on device 0 for a rank
+ * that will never use it. */
+static int selftest_devices(mpi_tp_t *m, int *devs, int max)
+{
+    int n = 0, ndev = 0, local = 0;
+    MPI_Comm node;
+
+    /* Collective: every rank splits, whichever answer it ends up using. */
+    if (MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &local);
+        MPI_Comm_free(&node);
+    }
+    for (int d = 0; d < MPI_CUDA_MAX_DEVICES && n < max; d++)
+        if (m->cuda->dev_mask & (1ull << d)) devs[n++] = d;
+    if (n > 0) return n;
+    if (mixl_cuda_has_context() && cudaGetDevice(&devs[0]) == cudaSuccess) return 1;
+    (void)cudaGetLastError();
+    if (mixl_mem_device_count(&ndev) != MIXL_OK || ndev <= 0) ndev = 1;
+    devs[0] = local % ndev;
+    return 1;
 }
 
 /*
- * This rank's half of the device-window self-test. Every rank runs the
- * collectives whatever happens locally (a rank without usable device memory
- * exposes a host page) so nobody hangs; *ok_p says whether it worked here.
+ * One round of the device-window self-test on device dev, through a static
+ * window or (dynamic) a region attached to a dynamic window: put to the
+ * right neighbour, check what the left one put, read back with MPI_Get.
+ * Every rank runs every collective whatever happens locally (a rank without
+ * usable device memory exposes host memory) so nobody hangs; *ok_p says
+ * whether it worked here.
  */
-static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_t why_len)
+static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int round, int *ok_p,
+                           char *why, size_t why_len)
 {
-    uint8_t host[SELFTEST_BYTES], page[SELFTEST_BYTES];
+    uint8_t *host = malloc(SELFTEST_BYTES), *page = calloc(1, SELFTEST_BYTES);
     void *win_buf = NULL, *origin = NULL;
-    int ok = 1, all = 0, dev = 0, locked = 0;
+    int ok = *ok_p && host != NULL && page != NULL, all = 0, locked = 0;
     int right = (m->rank + 1) % m->nranks, left = (m->rank + m->nranks - 1) % m->nranks;
+    const char *kind = dynamic ? "dynamic" : "static";
     MPI_Win win = MPI_WIN_NULL;
+    MPI_Aint disp = 0, *disps = calloc((size_t)m->nranks, sizeof(MPI_Aint));
     mixl_errbuf_t eb = {{0}, 0};
     int rc;
 
-    /* The device the application made current is the one it will register. */
-    if (cudaGetDevice(&dev) != cudaSuccess) {
-        (void)cudaGetLastError();
-        dev = 0;
-    }
-    memset(page, 0, sizeof(page));
-    if (mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &win_buf) != MIXL_OK ||
-        mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &origin) != MIXL_OK) {
-        snprintf(why, why_len, "%s", mixl_errbuf_get(&eb));
+    if (ok && disps == NULL) ok = 0;
+    if (ok && (mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &win_buf) != MIXL_OK ||
+               mixl_mem_alloc(MIXL_MEM_CUDA, dev, SELFTEST_BYTES, &eb, &origin) != MIXL_OK)) {
+        snprintf(why, why_len, "device %d: %s", dev, mixl_errbuf_get(&eb));
         ok = 0;
     }
     if (ok) {
-        for (size_t i = 0; i < SELFTEST_BYTES; i++) host[i] = selftest_byte(m->rank, i);
+        for (size_t i = 0; i < SELFTEST_BYTES; i++) host[i] = selftest_byte(m->rank, round, i);
+        /* mixl_mem_copy returns once the bytes are in device memory: MPI
+         * reads them next, outside the CUDA stream order. */
         if (mixl_mem_copy(origin, host, SELFTEST_BYTES, &eb) != MIXL_OK ||
             mixl_mem_copy(win_buf, page, SELFTEST_BYTES, &eb) != MIXL_OK) {
-            snprintf(why, why_len, "%s", mixl_errbuf_get(&eb));
+            snprintf(why, why_len, "device %d: %s", dev, mixl_errbuf_get(&eb));
             ok = 0;
         }
     }
-    /* Every rank takes part in every collective below whatever failed
-     * locally; a rank without device memory exposes a host page. */
-    rc = MPI_Win_create(ok ? win_buf : (void *)page, SELFTEST_BYTES, 1, MPI_INFO_NULL, m->comm, &win);
-    if (rc != MPI_SUCCESS) {
-        snprintf(why, why_len, "MPI_Win_create on device memory failed");
-        ok = 0;
-        win = MPI_WIN_NULL;
+    void *exposed = ok ? win_buf : (page != NULL ? (void *)page : (void *)&disp);
+    if (!dynamic) {
+        rc = MPI_Win_create(exposed, SELFTEST_BYTES, 1, MPI_INFO_NULL, m->comm, &win);
     } else {
-        MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
+        rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->comm, &win);
+        if (rc == MPI_SUCCESS) rc = MPI_Win_attach(win, exposed, SELFTEST_BYTES);
+        MPI_Get_address(exposed, &disp);
     }
+    if (rc != MPI_SUCCESS) {
+        snprintf(why, why_len, "MPI_Win_create (%s) on memory of device %d failed", kind, dev);
+        ok = 0;
+    }
+    if (win != MPI_WIN_NULL) MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
+    /* Dynamic windows address by absolute address: everyone learns everyone's. */
+    if (MPI_Allgather(&disp, 1, MPI_AINT, disps != NULL ? disps : &disp, disps != NULL ? 1 : 0,
+                      MPI_AINT, m->comm) != MPI_SUCCESS)
+        ok = 0;
     rc = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm);
     if (rc != MPI_SUCCESS) all = 0;
     if (all) {
+        MPI_Aint rdisp = dynamic ? disps[right] : 0;
+
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, win);
         locked = rc == MPI_SUCCESS;
-        if (rc == MPI_SUCCESS) rc = MPI_Put(origin, SELFTEST_BYTES, MPI_BYTE, right, 0, SELFTEST_BYTES, MPI_BYTE, win);
+        if (rc == MPI_SUCCESS) rc = MPI_Put(origin, SELFTEST_BYTES, MPI_BYTE, right, rdisp, SELFTEST_BYTES, MPI_BYTE, win);
         if (rc == MPI_SUCCESS) rc = MPI_Win_flush(right, win);
         if (rc != MPI_SUCCESS) {
-            snprintf(why, why_len, "MPI_Put/MPI_Win_flush from device memory failed");
+            snprintf(why, why_len, "MPI_Put/MPI_Win_flush from device %d memory (%s window) failed",
+                     dev, kind);
             ok = 0;
         }
         /* Everyone's put has landed once everyone flushed. */
         MPI_Barrier(m->comm);
         if (locked) MPI_Win_sync(win);
+        if (ok && gdr_flush_devices(m->cuda->flush, 1ull << dev) != MIXL_OK) {
+            snprintf(why, why_len, "cuFlushGPUDirectRDMAWrites on device %d failed", dev);
+            ok = 0;
+        }
         if (ok) {
             /* What our left neighbour put into our device window... */
             if (mixl_mem_copy(host, win_buf, SELFTEST_BYTES, &eb) != MIXL_OK) {
@@ -183,61 +326,133 @@ static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_
                 ok = 0;
             }
             for (size_t i = 0; ok && i < SELFTEST_BYTES; i++)
-                if (host[i] != selftest_byte(left, i)) {
-                    snprintf(why, why_len, "byte %zu put by rank %d arrived as 0x%02x, expected 0x%02x",
-                             i, left, host[i], selftest_byte(left, i));
+                if (host[i] != selftest_byte(left, round, i)) {
+                    snprintf(why, why_len, "device %d, %s window: byte %zu put by rank %d arrived "
+                             "as 0x%02x, expected 0x%02x", dev, kind, i, left, host[i],
+                             selftest_byte(left, round, i));
                     ok = 0;
                 }
         }
         if (ok) {
             /* ...and what we put into our right neighbour's, read back with MPI_Get. */
-            rc = MPI_Get(origin, SELFTEST_BYTES, MPI_BYTE, right, 0, SELFTEST_BYTES, MPI_BYTE, win);
+            rc = MPI_Get(origin, SELFTEST_BYTES, MPI_BYTE, right, rdisp, SELFTEST_BYTES, MPI_BYTE, win);
             if (rc == MPI_SUCCESS) rc = MPI_Win_flush(right, win);
+            if (rc == MPI_SUCCESS && gdr_flush_devices(m->cuda->flush, 1ull << dev) != MIXL_OK)
+                rc = MPI_ERR_OTHER;
             if (rc != MPI_SUCCESS || mixl_mem_copy(host, origin, SELFTEST_BYTES, &eb) != MIXL_OK) {
-                snprintf(why, why_len, "MPI_Get into device memory failed");
+                snprintf(why, why_len, "MPI_Get into device %d memory (%s window) failed", dev, kind);
                 ok = 0;
             }
             for (size_t i = 0; ok && i < SELFTEST_BYTES; i++)
-                if (host[i] != selftest_byte(m->rank, i)) {
-                    snprintf(why, why_len, "MPI_Get returned 0x%02x at byte %zu, expected 0x%02x",
-                             host[i], i, selftest_byte(m->rank, i));
+                if (host[i] != selftest_byte(m->rank, round, i)) {
+                    snprintf(why, why_len, "device %d, %s window: MPI_Get returned 0x%02x at byte "
+                             "%zu, expected 0x%02x", dev, kind, host[i], i,
+                             selftest_byte(m->rank, round, i));
                     ok = 0;
                 }
         }
         /* Nobody frees the window while a neighbour still reads it. */
         MPI_Barrier(m->comm);
         if (locked) MPI_Win_unlock_all(win);
+    } else if (ok) {
+        snprintf(why, why_len, "another rank could not set up its device memory");
+        ok = 0;
     }
-    if (win != MPI_WIN_NULL) MPI_Win_free(&win);
+    if (win != MPI_WIN_NULL) {
+        if (dynamic) MPI_Win_detach(win, exposed);
+        MPI_Win_free(&win);
+    }
     mixl_mem_free(MIXL_MEM_CUDA, win_buf);
     mixl_mem_free(MIXL_MEM_CUDA, origin);
+    free(disps);
+    free(host);
+    free(page);
     *ok_p = ok;
+}
+
+/* Every device this rank uses, static and dynamic windows; collective. */
+static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_t why_len)
+{
+    int devs[MPI_CUDA_MAX_DEVICES];
+    int n = selftest_devices(m, devs, MPI_CUDA_MAX_DEVICES), rounds = 0, ok = 1;
+
+    /* Ranks with fewer devices repeat their last one so the collectives match. */
+    if (MPI_Allreduce(&n, &rounds, 1, MPI_INT, MPI_MAX, m->comm) != MPI_SUCCESS) rounds = n;
+    for (int k = 0; k < rounds; k++)
+        for (int dynamic = 0; dynamic < 2; dynamic++)
+            selftest_round(tp, m, devs[k < n ? k : n - 1], dynamic, 2 * k + dynamic, &ok, why,
+                           why_len);
+    *ok_p = ok;
+}
+
+/*
+ * Which ranks share this node, by MPI's own answer (a shared-memory split
+ * of the communicator), not by host name: containers on different nodes
+ * may carry the same host name, and CUDA IPC between them cannot work.
+ */
+static mixl_status_t node_map(mixl_tp_t *tp, mpi_tp_t *m)
+{
+    struct mpi_cuda *c = m->cuda;
+    MPI_Comm node = MPI_COMM_NULL;
+    int nlocal = 0, rc;
+    int *local = NULL, *mine = NULL;
+    MPI_Group g_node, g_all;
+
+    c->same_node = calloc((size_t)m->nranks, 1);
+    if (c->same_node == NULL) return MIXL_ERR_NO_MEMORY;
+    rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
+    MPI_Comm_size(node, &nlocal);
+    local = malloc((size_t)nlocal * sizeof(int));
+    mine = malloc((size_t)nlocal * sizeof(int));
+    if (local == NULL || mine == NULL) {
+        free(local);
+        free(mine);
+        MPI_Comm_free(&node);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    for (int i = 0; i < nlocal; i++) local[i] = i;
+    MPI_Comm_group(node, &g_node);
+    MPI_Comm_group(m->comm, &g_all);
+    MPI_Group_translate_ranks(g_node, nlocal, local, g_all, mine);
+    for (int i = 0; i < nlocal; i++)
+        if (mine[i] >= 0 && mine[i] < m->nranks) c->same_node[mine[i]] = 1;
+    MPI_Group_free(&g_node);
+    MPI_Group_free(&g_all);
+    MPI_Comm_free(&node);
+    free(local);
+    free(mine);
+    return MIXL_OK;
 }
 
 mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
 {
     struct mpi_cuda *c = m->cuda;
+    mixl_status_t st;
     int want = m->gpu_path != MIXL_GPU_PATH_STAGED && m->cuda_aware, all_want = 0;
     int ok = 0, first_bad = 0, mine;
     char why[160] = "";
     int rc;
 
     m->device_windows = 0;
+    st = node_map(tp, m);
+    if (st != MIXL_OK) return st;
     /* Ranks must take the same path through the collective self-test. */
     rc = MPI_Allreduce(&want, &all_want, 1, MPI_INT, MPI_MIN, m->comm);
     if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of the GPU path choice");
     if (!all_want) {
         if (m->gpu_path == MIXL_GPU_PATH_STAGED) snprintf(c->why, sizeof(c->why), "gpu_path is STAGED");
-        else if (!m->cuda_aware) snprintf(c->why, sizeof(c->why), "MPI is not CUDA-aware");
+        else if (!m->cuda_aware) snprintf(c->why, sizeof(c->why), "MPI is not CUDA-aware (%s)", c->aware_why);
         else snprintf(c->why, sizeof(c->why), "another rank's MPI is not CUDA-aware or it asked for staging");
     } else {
+        c->flush = flush_entry();
         selftest_run(tp, m, &ok, why, sizeof(why));
         mine = ok ? m->nranks : m->rank;
         rc = MPI_Allreduce(&mine, &first_bad, 1, MPI_INT, MPI_MIN, m->comm);
         if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of the device-window self-test");
         if (first_bad == m->nranks) {
             m->device_windows = 1;
-            snprintf(c->why, sizeof(c->why), "self-test passed");
+            snprintf(c->why, sizeof(c->why), "self-test passed (CUDA-aware: %s)", c->aware_why);
         } else {
             if (!ok) mixl_warn("agent %s: device-window self-test failed here: %s", tp->agent_name, why);
             /* The reason may be cut short to fit; the warning above has it whole. */
@@ -282,6 +497,7 @@ mixl_status_t mpi_cuda_region_register(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_regio
 {
     mixl_errbuf_t eb = {{0}, 0};
     mixl_mem_type_t type;
+    mixl_status_t st;
     uint64_t base = 0;
     int device = 0;
 
@@ -298,9 +514,15 @@ mixl_status_t mpi_cuda_region_register(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_regio
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: region %u at %p registered for CUDA device %d but lives "
                                "on device %d", tp->agent_name, r->id, r->addr, r->device, device);
+    if (device >= 0 && device < MPI_CUDA_MAX_DEVICES) m->cuda->dev_mask |= 1ull << device;
     /* Not every allocation can be exported (cudaMallocAsync pools, VMM):
-     * then same-host peers cannot map it, which they are told at prepare. */
-    if (mixl_mem_ipc_export(r->addr, &eb, r->ipc_handle, &base) == MIXL_OK) {
+     * then same-host peers cannot map it, which they are told at prepare.
+     * A span past its allocation is the caller's error. */
+    st = mixl_mem_ipc_export(r->addr, r->len, &eb, r->ipc_handle, &base, &r->ipc_size);
+    if (st == MIXL_ERR_INVALID_PARAM)
+        return mixl_errbuf_set(tp->eb, st, "agent %s: region %u: %s", tp->agent_name, r->id,
+                               mixl_errbuf_get(&eb));
+    if (st == MIXL_OK) {
         r->md_flags |= MIXL_MD_REGION_IPC;
         /* Offsets inside the IPC mapping count from the allocation's base;
          * window_base carries it while the region has no window. */
@@ -320,7 +542,10 @@ mixl_status_t mpi_cuda_ipc_check(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_peer_
     const char *reason;
 
     if (peer->mpi_rank == m->rank) return MIXL_OK; /* our own memory: a plain device copy */
-    if (strcmp(peer->md->hostname, m->cuda->hostname) != 0)
+    /* Same node by MPI's shared-memory split (node_map); the host name as
+     * well, so metadata that names another host is never mapped. */
+    if (peer->mpi_rank < 0 || peer->mpi_rank >= m->nranks || m->cuda->same_node == NULL ||
+        !m->cuda->same_node[peer->mpi_rank] || strcmp(peer->md->hostname, m->cuda->hostname) != 0)
         reason = "the peer is on another host and MPI cannot reach device memory there (no "
                  "CUDA-aware MPI with device windows): target a host region instead";
     else if (!(rr->flags & MIXL_MD_REGION_IPC))

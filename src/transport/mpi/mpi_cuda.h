@@ -46,6 +46,10 @@ mixl_status_t mpi_cuda_ipc_check(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_peer_
 /* Build the staged and IPC parts of a transfer (kinds[i] for xfer->ops[i]). */
 mixl_status_t mpi_cuda_xfer_prepare(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *xfer,
                                     const uint8_t *kinds, struct mpi_cuda_xfer **cx_p);
+/* Hot path, device windows: flush GPUDirect RDMA writes into this rank's
+ * devices (cuFlushGPUDirectRDMAWrites) before data that MPI wrote into
+ * device memory is announced (notification delivered, READ completed). */
+mixl_status_t mpi_cuda_gdr_flush(mixl_tp_t *tp, mpi_tp_t *m);
 /* Hot path: start the staged chunks and IPC copies. */
 mixl_status_t mpi_cuda_xfer_post(mixl_tp_t *tp, mpi_tp_t *m, struct mpi_cuda_xfer *cx);
 /* Hot path: progress every staged transfer; MIXL_OK once cx's device part is done. */
@@ -98,6 +102,10 @@ static inline mixl_status_t mpi_cuda_xfer_prepare(mixl_tp_t *tp, mpi_tp_t *m,
     return mixl_errbuf_set(tp->eb, MIXL_ERR_NOT_SUPPORTED,
                            "agent %s: device memory transfer in a library built without CUDA",
                            tp->agent_name);
+}
+static inline mixl_status_t mpi_cuda_gdr_flush(mixl_tp_t *tp, mpi_tp_t *m)
+{
+    return MIXL_OK;
 }
 static inline mixl_status_t mpi_cuda_xfer_post(mixl_tp_t *tp, mpi_tp_t *m,
                                                struct mpi_cuda_xfer *cx)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/mpi/mpi_cuda.h"
 #include "transport/mpi/mpi_tp.h"
 #include "util/clock.h"
 #include "util/coll.h"
@@ -190,6 +191,9 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
         }
     }
     if (count > 0) {
+        /* Device windows: what the NIC wrote into GPU memory before these
+         * notifications must be visible to kernels the consumer launches. */
+        (void)mpi_cuda_gdr_flush(tp, m); /* a failure is recorded and logged there */
         MPI_Win_sync(m->notif_win);
         m->poll_from = (m->poll_from + 1) % m->nranks;
     }

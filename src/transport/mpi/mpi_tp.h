@@ -86,6 +86,7 @@ typedef struct {
     mpi_xfer_phase_t phase;
     mpi_notif_entry_t entry; /* origin buffer of the notification put */
     struct mpi_cuda_xfer *cuda; /* staged and IPC operations; NULL for host-only transfers */
+    int gdr_flush; /* MPI_Get into local device memory: flush GPUDirect writes at the end */
 } mpi_xfer_t;
 
 /* Largest byte count of one MPI call (1 GiB keeps well inside INT_MAX). */

@@ -101,6 +101,7 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
             ;
         if (f == x->nflush) x->flush[x->nflush++] = win;
         if (kinds[i] != MPI_OP_DIRECT) continue;
+        if (xfer->op == MIXL_OP_READ && op->local_region->mem_type == MIXL_MEM_CUDA) x->gdr_flush = 1;
         disp = op->remote_addr - op->remote_region->window_base;
         for (uint64_t done = 0; done < op->len; done += MPI_TP_MAX_CHUNK, k++) {
             uint64_t n = op->len - done < MPI_TP_MAX_CHUNK ? op->len - done : MPI_TP_MAX_CHUNK;
@@ -186,6 +187,13 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
                 x->phase = MPI_XFER_IDLE;
                 return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d (%s)", x->target,
                                     xfer->peer->name);
+            }
+        }
+        if (x->gdr_flush) {
+            st = mpi_cuda_gdr_flush(tp, m);
+            if (st != MIXL_OK) {
+                x->phase = MPI_XFER_IDLE;
+                return st;
             }
         }
         if (xfer->notif_len == 0) {

@@ -66,12 +66,12 @@ static int cli_next_piece(tcp_conn_t *c, tcp_xfer_t *xf)
         const uint8_t *pay = (const uint8_t *)(uintptr_t)op->local_addr + xf->tx_off;
         if (op->local_region->mem_type == MIXL_MEM_CUDA) {
 #ifdef MIXL_HAVE_CUDA
-            if (tcp_conn_stage(c) == NULL ||
-                tcp_cuda_to_host(c->stage, pay, chunk, op->local_region->device) != MIXL_OK) {
+            if (tcp_conn_stage_tx(c) == NULL ||
+                tcp_cuda_to_host(c->stage_tx, pay, chunk, op->local_region->device) != MIXL_OK) {
                 tcp_conn_abort(c, MIXL_ERR_BACKEND, "staging local device memory failed");
                 return 0;
             }
-            pay = c->stage;
+            pay = c->stage_tx;
 #endif
         }
         f.type = MIXL_TCP_WRITE;
@@ -178,7 +178,7 @@ static void cli_frame_begin(tcp_conn_t *c)
         c->rx_mode = RX_DIRECT;
 #ifdef MIXL_HAVE_CUDA
         if (op->local_region->mem_type == MIXL_MEM_CUDA) {
-            if (tcp_conn_stage(c) == NULL) {
+            if (tcp_conn_stage_rx(c) == NULL) {
                 tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no pinned staging buffer");
                 return;
             }
@@ -222,7 +222,7 @@ static void cli_frame_end(tcp_conn_t *c)
     c->rx_hdr_got = 0;
     if (f->type == MIXL_TCP_READ_RESP && (mode == RX_DIRECT || mode == RX_STAGE)) {
         const mixl_tp_op_t *op = &xf->x->ops[xf->rx_op];
-        const uint8_t *got = mode == RX_STAGE ? c->stage : c->rx_dst;
+        const uint8_t *got = mode == RX_STAGE ? c->stage_rx : c->rx_dst;
         if ((f->flags & MIXL_TCP_F_CRC) && mixl_crc32c(0, got, f->payload_len) != f->crc &&
             xf->early == MIXL_OK) {
             xf->early = MIXL_ERR_CHECKSUM;
@@ -232,7 +232,7 @@ static void cli_frame_end(tcp_conn_t *c)
         }
 #ifdef MIXL_HAVE_CUDA
         if (mode == RX_STAGE &&
-            tcp_cuda_from_host(c->rx_dst, c->stage, f->payload_len, op->local_region->device) !=
+            tcp_cuda_from_host(c->rx_dst, c->stage_rx, f->payload_len, op->local_region->device) !=
                 MIXL_OK &&
             xf->early == MIXL_OK) {
             xf->early = MIXL_ERR_BACKEND;
@@ -297,7 +297,7 @@ static void cli_read(tcp_conn_t *c)
         uint8_t *dst;
         switch (c->rx_mode) {
         case RX_DIRECT: dst = c->rx_dst + c->rx_got; break;
-        case RX_STAGE: dst = c->stage + c->rx_got; break;
+        case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
         case RX_SMALL: dst = c->rx_small + c->rx_got; break;
         default: dst = c->scratch; break;
         }

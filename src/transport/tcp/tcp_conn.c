@@ -59,7 +59,8 @@ void tcp_conn_free(tcp_conn_t *c)
     free(c->free_slots);
     free(c->scratch);
 #ifdef MIXL_HAVE_CUDA
-    if (c->stage != NULL) tcp_cuda_host_free(c->stage);
+    if (c->stage_rx != NULL) tcp_cuda_host_free(c->stage_rx);
+    if (c->stage_tx != NULL) tcp_cuda_host_free(c->stage_tx);
 #endif
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -73,10 +74,16 @@ int tcp_conn_buffers(tcp_conn_t *c)
 }
 
 #ifdef MIXL_HAVE_CUDA
-uint8_t *tcp_conn_stage(tcp_conn_t *c)
+uint8_t *tcp_conn_stage_rx(tcp_conn_t *c)
 {
-    if (c->stage == NULL) c->stage = tcp_cuda_host_alloc(c->max_frame);
-    return c->stage;
+    if (c->stage_rx == NULL) c->stage_rx = tcp_cuda_host_alloc(c->max_frame);
+    return c->stage_rx;
+}
+
+uint8_t *tcp_conn_stage_tx(tcp_conn_t *c)
+{
+    if (c->stage_tx == NULL) c->stage_tx = tcp_cuda_host_alloc(c->max_frame);
+    return c->stage_tx;
 }
 #endif
 

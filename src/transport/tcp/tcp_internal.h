@@ -135,7 +135,11 @@ struct tcp_conn {
     uint64_t rx_region_off;
     tcp_xfer_t *rx_xfer;    /* client: transfer the payload belongs to */
     uint8_t *scratch;       /* drain buffer and zero fill, max_frame bytes */
-    uint8_t *stage;         /* pinned staging buffer for device memory, max_frame bytes */
+    /* Pinned staging for device memory, max_frame bytes each: one for frames
+     * being received, one for frames being sent. A send paused on EAGAIN
+     * still reads stage_tx while the next frame is received into stage_rx. */
+    uint8_t *stage_rx;
+    uint8_t *stage_tx;
     uint8_t tx_small[MIXL_TCP_ERROR_MAX]; /* ERROR payload being sent */
     int peer_closed;        /* CLOSE received */
     uint64_t stale_frames;  /* answers for unknown request ids, drained */
@@ -227,7 +231,9 @@ void tcp_conn_free(tcp_conn_t *conn);
 /* Buffers sized by the negotiated frame size; 0 when out of memory. */
 int tcp_conn_buffers(tcp_conn_t *conn);
 #ifdef MIXL_HAVE_CUDA
-uint8_t *tcp_conn_stage(tcp_conn_t *conn); /* pinned staging buffer, made on first use */
+/* Pinned staging buffers for received and sent device payloads, made on first use. */
+uint8_t *tcp_conn_stage_rx(tcp_conn_t *conn);
+uint8_t *tcp_conn_stage_tx(tcp_conn_t *conn);
 #endif
 void tcp_conn_readable(tcp_conn_t *conn);
 void tcp_conn_writable(tcp_conn_t *conn);

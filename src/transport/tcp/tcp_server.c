@@ -122,7 +122,7 @@ static void srv_frame_begin(tcp_conn_t *c)
         }
         pthread_mutex_unlock(&tcp->regions_lock);
 #ifdef MIXL_HAVE_CUDA
-        if (c->rx_mode == RX_STAGE && tcp_conn_stage(c) == NULL) {
+        if (c->rx_mode == RX_STAGE && tcp_conn_stage_rx(c) == NULL) {
             rx_fail(c, f->req_id, MIXL_ERR_NO_MEMORY, "no pinned staging buffer for region %u",
                     f->region);
             c->rx_mode = RX_DRAIN;
@@ -176,7 +176,7 @@ static void srv_frame_end(tcp_conn_t *c)
                         "region %u of agent %s was deregistered while being written", f->region,
                         tcp->name);
             } else if ((f->flags & MIXL_TCP_F_CRC) &&
-                       mixl_crc32c(0, mode == RX_STAGE ? c->stage : c->rx_dst, f->payload_len) !=
+                       mixl_crc32c(0, mode == RX_STAGE ? c->stage_rx : c->rx_dst, f->payload_len) !=
                            f->crc) {
                 rx_fail(c, f->req_id, MIXL_ERR_CHECKSUM,
                         "WRITE payload at offset %llu of region %u fails its CRC32C",
@@ -184,7 +184,7 @@ static void srv_frame_end(tcp_conn_t *c)
             }
 #ifdef MIXL_HAVE_CUDA
             else if (mode == RX_STAGE) {
-                mixl_status_t st = tcp_cuda_from_host(r->addr + c->rx_region_off, c->stage,
+                mixl_status_t st = tcp_cuda_from_host(r->addr + c->rx_region_off, c->stage_rx,
                                                       f->payload_len, r->device);
                 if (st != MIXL_OK)
                     rx_fail(c, f->req_id, st, "copy into device region %u failed", f->region);
@@ -272,7 +272,7 @@ static void srv_read(tcp_conn_t *c)
             n = recv(c->fd, c->rx_dst + c->rx_got, want, 0);
             pthread_mutex_unlock(&tcp->regions_lock);
             break;
-        case RX_STAGE: n = recv(c->fd, c->stage + c->rx_got, want, 0); break;
+        case RX_STAGE: n = recv(c->fd, c->stage_rx + c->rx_got, want, 0); break;
         case RX_SMALL: n = recv(c->fd, c->rx_small + c->rx_got, want, 0); break;
         default: n = recv(c->fd, c->scratch, want, 0); break;
         }
@@ -321,8 +321,8 @@ static int srv_next_frame(tcp_conn_t *c)
             }
             if (r->mem_type == MIXL_MEM_CUDA) {
 #ifdef MIXL_HAVE_CUDA
-                mixl_status_t st = tcp_conn_stage(c) == NULL ? MIXL_ERR_NO_MEMORY
-                                                          : tcp_cuda_to_host(c->stage, r->addr + a->offset,
+                mixl_status_t st = tcp_conn_stage_tx(c) == NULL ? MIXL_ERR_NO_MEMORY
+                                                          : tcp_cuda_to_host(c->stage_tx, r->addr + a->offset,
                                                                              chunk, r->device);
                 if (st != MIXL_OK) {
                     c->tx_failed = 1;
@@ -334,7 +334,7 @@ static int srv_next_frame(tcp_conn_t *c)
                     ring_pop(c);
                     continue;
                 }
-                pay = c->stage;
+                pay = c->stage_tx;
 #endif
             } else {
                 pay = r->addr + a->offset;
