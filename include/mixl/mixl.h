@@ -7,5 +7,6 @@
 #include <mixl/agent.h>
 #include <mixl/metadata.h>
 #include <mixl/launch.h>
+#include <mixl/stats.h>
 
 #endif /* MIXL_MIXL_H */
