@@ -12,6 +12,8 @@ PACKAGES=(
   openssl
   slurm-wlm munge
   gnuplot-nox
+  libmicrohttpd-dev prometheus
+  python3-h5py python3-matplotlib
   clang libclang-rt-14-dev
 )
 

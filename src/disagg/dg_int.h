@@ -15,6 +15,7 @@
 
 #include <mixl/agent.h>
 #include <mixl/registry.h>
+#include <mixl/stats.h>
 
 #include "config/run_config.h"
 #include "disagg/plan.h"
@@ -63,6 +64,7 @@ typedef struct {
     uint32_t pad;
     int64_t t[DG_T_COUNT];
     uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
+    mixl_counters_t agent; /* reports: the sender's agent counters (set by dg_send) */
 } dg_msg_t;
 
 /* Notification payloads (fit MIXL_NOTIF_MAX). */
@@ -106,6 +108,8 @@ typedef struct {
     mixl_kv_mem_t mem; /* pool (decode) or layer buffers (prefill) */
     mixl_region_h region;
     mixl_kv_layout_t layout;
+
+    struct dg_live *live; /* router: the Prometheus exporter, NULL when metrics.port is 0 */
 
     dg_out_t *outbox;
     size_t nout, capout;

@@ -1,6 +1,7 @@
 /* Derived metrics, the summary table and the HDF5 results file; see results.h. */
 #include "disagg/results.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,24 @@
 
 enum { T_ARR, T_ALLOC, T_PS, T_PE, T_FB, T_LB, T_NOTIFY, T_FT, T_DE };
 
-typedef struct {
-    double ttft_us, queue_us, lat_us, span_us, gbps, hidden;
-} derived_t;
+typedef mixl_dg_derived_t derived_t;
 
-static derived_t derive(const mixl_dg_req_t *r)
+const char *mixl_dg_reason(int32_t status, char *buf, size_t len)
+{
+    if (status == 0) {
+        snprintf(buf, len, "%s", "");
+        return buf;
+    }
+    const char *n = mixl_status_name((mixl_status_t)status);
+    if (strncmp(n, "MIXL_ERR_", 9) == 0) n += 9;
+    else if (strncmp(n, "MIXL_", 5) == 0) n += 5;
+    size_t i = 0;
+    for (; n[i] != '\0' && i + 1 < len; i++) buf[i] = (char)tolower((unsigned char)n[i]);
+    if (len > 0) buf[i] = '\0';
+    return buf;
+}
+
+mixl_dg_derived_t mixl_dg_derive(const mixl_dg_req_t *r)
 {
     derived_t d = {0};
     d.ttft_us = r->t[T_FT] > 0 ? (double)(r->t[T_FT] - r->t[T_ARR]) / 1e3 : NAN;
@@ -72,7 +86,7 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     mixl_samples_init(&hidden);
     for (size_t i = 0; i < res->count; i++) {
         const mixl_dg_req_t *r = &res->req[i];
-        derived_t d = derive(r);
+        derived_t d = mixl_dg_derive(r);
         bytes += r->bytes;
         tokens += r->prompt;
         bad += r->bad_blocks;
@@ -157,7 +171,8 @@ static mixl_status_t write_summary_attrs(mixl_h5_t *h, const char *name, mixl_sa
         const char *suffix;
         double v;
     } vals[] = {{"mean", r.mean}, {"p50", r.p50}, {"p90", r.p90}, {"p99", r.p99}, {"max", r.max}};
-    mixl_status_t st = MIXL_OK;
+    snprintf(key, sizeof(key), "%s_count", name);
+    mixl_status_t st = mixl_h5_attr_u64(h, "/summary", key, (uint64_t)r.count);
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]) && st == MIXL_OK; i++) {
         snprintf(key, sizeof(key), "%s_%s", name, vals[i].suffix);
         st = mixl_h5_attr_f64(h, "/summary", key, vals[i].v);
@@ -281,7 +296,7 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        d[i] = derive(&res->req[i]);
+        d[i] = mixl_dg_derive(&res->req[i]);
         bytes += res->req[i].bytes;
         ttft[i] = d[i].ttft_us;
         lat[i] = d[i].lat_us;

@@ -48,6 +48,17 @@ typedef struct mixl_dg_results {
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
 } mixl_dg_results_t;
 
+/* A request's derived metrics (NaN where undefined, e.g. no transfer); see the definitions above. */
+typedef struct {
+    double ttft_us, queue_us, lat_us, span_us, gbps, hidden;
+} mixl_dg_derived_t;
+
+mixl_dg_derived_t mixl_dg_derive(const mixl_dg_req_t *r);
+
+/* Short reason of a request's outcome, for labels and the results file: "" when it succeeded,
+ * else the status's name in lower case without its prefix ("timed_out", "checksum"). */
+const char *mixl_dg_reason(int32_t status, char *buf, size_t len);
+
 /* Print the summary table (and totals) to out. Returns the number of failed requests. */
 uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
                                const mixl_run_config_t *cfg, FILE *out);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "disagg/dg_int.h"
+#include "disagg/live.h"
 #include "disagg/results.h"
 #include "util/log.h"
 
@@ -108,6 +109,20 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
     if (MPI_Comm_dup(comm, &dg.ctl) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
     MPI_Comm_set_errhandler(dg.ctl, MPI_ERRORS_RETURN);
 
+    /* The metrics endpoint first: a taken port stops every rank before any allocates. */
+    int lst = MIXL_OK;
+    char lerr[256] = "";
+    if (dg.rank == 0) lst = dg_live_start(&dg, &dg.live, lerr, sizeof(lerr));
+    MPI_Bcast(&lst, 1, MPI_INT, 0, comm);
+    if (lst != MIXL_OK) {
+        if (dg.rank == 0) mixl_error("%s", lerr);
+        MPI_Comm_free(&dg.ctl);
+        return (mixl_status_t)lst;
+    }
+    if (dg.live != NULL)
+        fprintf(out, "metrics: http://%s:%lld/metrics\n", cfg->metrics.bind,
+                (long long)cfg->metrics.port);
+
     st = dg_setup(&dg);
     if (st != MIXL_OK) {
         if (dg.rank == 0) mixl_error("set-up failed on at least one rank: %s", mixl_status_str(st));
@@ -117,6 +132,12 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg.agent));
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
         res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
+        unsigned be = mixl_agent_backends(dg.agent);
+        dg_live_set_info(dg.live, res.path_report,
+                         be == (MIXL_BACKEND_MPI | MIXL_BACKEND_TCP) ? "mpi+tcp"
+                         : be == MIXL_BACKEND_TCP                    ? "tcp"
+                                                                     : "mpi",
+                         res.host_memory);
         st = dg_router_run(&dg, wl, &res);
         if (st != MIXL_OK) {
             /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */
@@ -142,12 +163,14 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
             }
         }
         fflush(out);
+        dg_live_linger(dg.live, out);
     } else if (dg.me.role == MIXL_ROLE_PREFILL) {
         st = dg_prefill_run(&dg);
     } else {
         st = dg_decode_run(&dg);
     }
 out:
+    dg_live_stop(dg.live);
     dg_teardown(&dg);
     free(res.req);
     MPI_Comm_free(&dg.ctl);
