@@ -188,6 +188,7 @@ static void rt_report(rt_t *rt, const dg_msg_t *m)
     rt->bytes += r->bytes;
     if (r->status != 0) rt->failed++;
     dg_live_request(dg->live, r);
+    mixl_dg_results_done(rt->res, id);
 }
 
 /* Name what is stuck, for the error when the router times out. */
@@ -293,6 +294,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         else
             dg_idle(&idle);
         dg_live_tick(dg->live, now, 0, rt.dec_free, rt.inflight, rt.qtail - rt.qhead);
+        mixl_dg_results_tick(res);
         mixl_progress_update(
             &prog, now, 0, "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
             rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead, (double)rt.bytes / 1048576.0);

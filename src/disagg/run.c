@@ -138,9 +138,18 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
                          : be == MIXL_BACKEND_TCP                    ? "tcp"
                                                                      : "mpi",
                          res.host_memory);
+        char werr[1024] = "";
+        mixl_status_t wst = MIXL_OK;
+        if (cfg->run.output[0] != '\0') {
+            wst = mixl_dg_results_open(&res, plan, cfg, dg.world, werr, sizeof(werr));
+            if (wst != MIXL_OK) mixl_error("results: %s; the run goes on without a file", werr);
+        }
         st = dg_router_run(&dg, wl, &res);
         if (st != MIXL_OK) {
             /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */
+            if (mixl_dg_results_close(&res, 0, werr, sizeof(werr)) == MIXL_OK &&
+                cfg->run.output[0] != '\0')
+                fprintf(out, "results (unfinished): %s\n", cfg->run.output);
             fflush(stdout);
             mixl_error("aborting the job");
             MPI_Abort(comm, 3);
@@ -153,10 +162,10 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
-            char err[1024];
-            mixl_status_t wst = mixl_dg_results_write(&res, plan, cfg, dg.world, err, sizeof(err));
+            if (wst == MIXL_OK) wst = mixl_dg_results_close(&res, 1, werr, sizeof(werr));
             if (wst != MIXL_OK) {
-                mixl_error("%s", err);
+                mixl_error("results: %s: the file is missing or incomplete: %s", cfg->run.output,
+                           werr);
                 st = wst;
             } else {
                 fprintf(out, "results: %s\n", cfg->run.output);
