@@ -323,11 +323,34 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
         snprintf(err, err_len, "%s: out of memory for the results writer", cfg->run.output);
         goto err_w;
     }
-    st = mixl_h5_create(cfg->run.output, &w->h, err, err_len);
+    const mixl_dg_point_t *pt = res->point;
+    if (pt != NULL) snprintf(w->base, sizeof(w->base), "/point_%zu", pt->index);
+    if (pt != NULL && pt->index > 0)
+        st = mixl_h5_open(cfg->run.output, &w->h, err, err_len);
+    else
+        st = mixl_h5_create(cfg->run.output, &w->h, err, err_len);
     if (st != MIXL_OK) goto err_w;
 
-    /* Root attributes: what ran, with what, where. */
+    /* What ran, with what, where: on the file, or on the point's group in a sweep. */
     mixl_h5_t *h = w->h;
+    const char *obj = pt != NULL ? w->base : "/";
+    if (pt != NULL && pt->index == 0) {
+        char keys[MIXL_CFG_STR_MAX * 2] = "";
+        for (int k = 0; k < pt->nkeys; k++) {
+            size_t used = strlen(keys);
+            snprintf(keys + used, sizeof(keys) - used, "%s%s", k ? "," : "", pt->keys[k]);
+        }
+        mixl_h5_attr_u64(h, "/", "finished", 0);
+        mixl_h5_attr_str(h, "/", "sweep_keys", keys);
+        mixl_h5_attr_str(h, "/", "sweep_mode", pt->zip ? "zip" : "cartesian");
+        mixl_h5_attr_u64(h, "/", "sweep_points", pt->count);
+        mixl_h5_attr_str(h, "/", "mixl_version", MIXL_VERSION_STRING);
+    }
+    if (pt != NULL) {
+        mixl_h5_group(h, w->base);
+        mixl_h5_attr_u64(h, obj, "sweep_point", pt->index);
+        for (int k = 0; k < pt->nkeys; k++) mixl_h5_attr_str(h, obj, pt->keys[k], pt->values[k]);
+    }
     char *yaml = mixl_cfg_to_string(mixl_run_config_schema(), cfg);
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING] = "";
     int mpi_len = 0;
@@ -338,31 +361,31 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    mixl_h5_attr_u64(h, "/", "finished", 0);
-    mixl_h5_attr_u64(h, "/", "requests_written", 0);
-    mixl_h5_attr_str(h, "/", "config", yaml ? yaml : "");
+    mixl_h5_attr_u64(h, obj, "finished", 0);
+    mixl_h5_attr_u64(h, obj, "requests_written", 0);
+    mixl_h5_attr_str(h, obj, "config", yaml ? yaml : "");
     free(yaml);
-    mixl_h5_attr_str(h, "/", "run_name", cfg->run.name);
-    mixl_h5_attr_str(h, "/", "mixl_version", MIXL_VERSION_STRING);
-    mixl_h5_attr_str(h, "/", "mpi_library_version", mpi_ver);
-    mixl_h5_attr_str(h, "/", "hdf5_version", mixl_h5_library_version());
-    mixl_h5_attr_str(h, "/", "router_host", host);
-    mixl_h5_attr_str(h, "/", "started_utc", when);
-    mixl_h5_attr_str(h, "/", "data_path", res->path_report);
-    mixl_h5_attr_str(h, "/", "host_memory", res->host_memory != NULL ? res->host_memory : "");
-    mixl_h5_attr_str(h, "/", "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
-    mixl_h5_attr_str(h, "/", "model", plan->model.name);
-    mixl_h5_attr_u64(h, "/", "model_layers", (uint64_t)plan->model.layers);
-    mixl_h5_attr_u64(h, "/", "model_kv_heads", (uint64_t)plan->model.kv_heads);
-    mixl_h5_attr_u64(h, "/", "model_head_dim", (uint64_t)plan->model.head_dim);
-    mixl_h5_attr_str(h, "/", "model_dtype", plan->model.dtype);
-    mixl_h5_attr_u64(h, "/", "block_size", (uint64_t)plan->model.block_size);
-    mixl_h5_attr_u64(h, "/", "prefill_tp", (uint64_t)plan->prefill_tp);
-    mixl_h5_attr_u64(h, "/", "decode_tp", (uint64_t)plan->decode_tp);
-    mixl_h5_attr_str(h, "/", "transfer_mode", mode_names[cfg->transfer.mode]);
-    mixl_h5_attr_u64(h, "/", "world_size", (uint64_t)world);
-    mixl_h5_attr_u64(h, "/", "kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model));
-    mixl_h5_attr_str(h, "/", "rows",
+    mixl_h5_attr_str(h, obj, "run_name", cfg->run.name);
+    mixl_h5_attr_str(h, obj, "mixl_version", MIXL_VERSION_STRING);
+    mixl_h5_attr_str(h, obj, "mpi_library_version", mpi_ver);
+    mixl_h5_attr_str(h, obj, "hdf5_version", mixl_h5_library_version());
+    mixl_h5_attr_str(h, obj, "router_host", host);
+    mixl_h5_attr_str(h, obj, "started_utc", when);
+    mixl_h5_attr_str(h, obj, "data_path", res->path_report);
+    mixl_h5_attr_str(h, obj, "host_memory", res->host_memory != NULL ? res->host_memory : "");
+    mixl_h5_attr_str(h, obj, "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
+    mixl_h5_attr_str(h, obj, "model", plan->model.name);
+    mixl_h5_attr_u64(h, obj, "model_layers", (uint64_t)plan->model.layers);
+    mixl_h5_attr_u64(h, obj, "model_kv_heads", (uint64_t)plan->model.kv_heads);
+    mixl_h5_attr_u64(h, obj, "model_head_dim", (uint64_t)plan->model.head_dim);
+    mixl_h5_attr_str(h, obj, "model_dtype", plan->model.dtype);
+    mixl_h5_attr_u64(h, obj, "block_size", (uint64_t)plan->model.block_size);
+    mixl_h5_attr_u64(h, obj, "prefill_tp", (uint64_t)plan->prefill_tp);
+    mixl_h5_attr_u64(h, obj, "decode_tp", (uint64_t)plan->decode_tp);
+    mixl_h5_attr_str(h, obj, "transfer_mode", mode_names[cfg->transfer.mode]);
+    mixl_h5_attr_u64(h, obj, "world_size", (uint64_t)world);
+    mixl_h5_attr_u64(h, obj, "kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model));
+    mixl_h5_attr_str(h, obj, "rows",
                      "/requests rows are in completion order until the run finishes, then in "
                      "request order (row i = request i)");
     wpath(w, path, sizeof(path), "/requests");
@@ -518,6 +541,8 @@ mixl_status_t mixl_dg_results_close(mixl_dg_results_t *res, int finished, char *
         mixl_h5_attr_str(w->h, path, "finished_utc", when);
         mixl_h5_attr_u64(w->h, path, "requests_written", res->count);
         mixl_h5_attr_u64(w->h, path, "finished", 1);
+        if (res->point != NULL && res->point->index + 1 == res->point->count)
+            mixl_h5_attr_u64(w->h, "/", "finished", 1); /* the whole sweep ended */
     } else if (!w->broken) {
         writer_flush(w, res);
     }

@@ -40,6 +40,14 @@ typedef struct {
 
 typedef struct mixl_dg_writer mixl_dg_writer_t;
 
+/* One point of a sweep: its parameters, written as attributes of its group /point_<index>. */
+typedef struct {
+    size_t index, count;
+    int nkeys, zip;
+    const char *const *keys;
+    const char *const *values;
+} mixl_dg_point_t;
+
 typedef struct mixl_dg_results {
     size_t count;
     mixl_dg_req_t *req;
@@ -49,6 +57,7 @@ typedef struct mixl_dg_results {
     char path_report[512];
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
     mixl_dg_writer_t *writer; /* the results file while the run goes on, or NULL */
+    const mixl_dg_point_t *point; /* the sweep point being run, or NULL */
 } mixl_dg_results_t;
 
 /* A request's derived metrics (NaN where undefined, e.g. no transfer); see the definitions above. */

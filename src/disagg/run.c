@@ -94,12 +94,20 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
 mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
                           const mixl_workload_t *wl, FILE *out, uint64_t *failed_p)
 {
+    return mixl_dg_run_point(comm, cfg, plan, wl, NULL, out, failed_p);
+}
+
+mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
+                                const mixl_dg_plan_t *plan, const mixl_workload_t *wl,
+                                const mixl_dg_point_t *point, FILE *out, uint64_t *failed_p)
+{
     mixl_dg_t dg;
     mixl_dg_results_t res;
     mixl_status_t st;
 
     memset(&dg, 0, sizeof(dg));
     memset(&res, 0, sizeof(res));
+    res.point = point;
     dg.cfg = cfg;
     dg.plan = *plan;
     dg.timeout_ms = (int)cfg->run.timeout_ms;

@@ -64,6 +64,23 @@ mixl_status_t mixl_h5_create(const char *path, mixl_h5_t **h5_p, char *err, size
     return MIXL_OK;
 }
 
+mixl_status_t mixl_h5_open(const char *path, mixl_h5_t **h5_p, char *err, size_t err_len)
+{
+    mixl_h5_t *h = calloc(1, sizeof(*h));
+    if (h == NULL) return MIXL_ERR_NO_MEMORY;
+    snprintf(h->path, sizeof(h->path), "%s", path);
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (h->file < 0) {
+        snprintf(err, err_len, "%s: cannot open the HDF5 results file to add to it", path);
+        free(h);
+        return MIXL_ERR_IO;
+    }
+    *h5_p = h;
+    return MIXL_OK;
+}
+
 mixl_status_t mixl_h5_close(mixl_h5_t *h, char *err, size_t err_len)
 {
     mixl_status_t st = h->status;

@@ -17,6 +17,9 @@ typedef struct mixl_h5 mixl_h5_t;
 /* Create (truncate) path; parent folders are created. err names the file on failure. */
 mixl_status_t mixl_h5_create(const char *path, mixl_h5_t **h5_p, char *err, size_t err_len);
 
+/* Open an existing file for writing more into it (the points of a sweep). */
+mixl_status_t mixl_h5_open(const char *path, mixl_h5_t **h5_p, char *err, size_t err_len);
+
 /* Close the file, flushing everything; returns the first error seen by any call, if any. */
 mixl_status_t mixl_h5_close(mixl_h5_t *h5, char *err, size_t err_len);
 
