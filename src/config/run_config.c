@@ -26,7 +26,7 @@ static const mixl_cfg_entry_t run_entries[] = {
     INT("run.timeout_ms", "30000", 100, 3600000, run.timeout_ms,
         "deadline for every wait: control messages, transfers, notifications"),
     ENUM("run.progress", "auto", "auto|tty|plain|off", run.progress,
-         "progress line: in place on a terminal (auto/tty), plain lines, or none"),
+         "progress line: in place on a terminal (auto: only there; tty: always), plain lines, or none"),
     INT("run.progress_interval_ms", "1000", 10, 600000, run.progress_interval_ms,
         "time between progress updates"),
     INT("run.flush_requests", "256", 1, 1e9, run.flush_requests,
