@@ -25,6 +25,10 @@ static const double bw_le[] = {1e6,   2.5e6,  5e6,  1e7,   2.5e7,  5e7,  1e8,
                                5e10,  1e11,   2.5e11, 5e11, 1e12};
 static const double ratio_le[] = {0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1};
 
+/* Registry operations: 100 us to 1 s. */
+static const double reg_le[DG_REG_BUCKETS] = {1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3,
+                                              1e-2, 2.5e-2, 5e-2, 0.1,  0.5,    1};
+
 #define NLE(a) (sizeof(a) / sizeof((a)[0]))
 /* Request failure reasons are statuses: -1 .. -(MAX_REASON - 1). */
 #define MAX_REASON 64
@@ -40,6 +44,7 @@ struct dg_live {
     uint64_t *bytes_by_decode; /* per decode instance */
     uint64_t errors[MAX_REASON];
     mixl_counters_t *ranks; /* latest report per rank */
+    dg_reg_times_t *reg;    /* latest registry times per rank */
     char path_report[512], backends[32], host_memory[32], osc[32];
 };
 
@@ -58,7 +63,8 @@ mixl_status_t dg_live_start(const mixl_dg_t *dg, dg_live_t **lv_p, char *err, si
     mixl_prom_buf_init(&lv->buf);
     lv->bytes_by_decode = calloc((size_t)dg->plan.decode_instances, sizeof(uint64_t));
     lv->ranks = calloc((size_t)dg->world, sizeof(mixl_counters_t));
-    st = (lv->bytes_by_decode && lv->ranks) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+    lv->reg = calloc((size_t)dg->world, sizeof(dg_reg_times_t));
+    st = (lv->bytes_by_decode && lv->ranks && lv->reg) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
     if (st == MIXL_OK) st = mixl_prom_hist_init(&lv->lat, lat_le, NLE(lat_le));
     if (st == MIXL_OK) st = mixl_prom_hist_init(&lv->ttft, wait_le, NLE(wait_le));
     if (st == MIXL_OK) st = mixl_prom_hist_init(&lv->queue, wait_le, NLE(wait_le));
@@ -114,10 +120,43 @@ void dg_live_request(dg_live_t *lv, const mixl_dg_req_t *r)
     mixl_prom_hist_add(&lv->hidden, d.hidden);
 }
 
-void dg_live_counters(dg_live_t *lv, int rank, const mixl_counters_t *c)
+void dg_live_counters(dg_live_t *lv, int rank, const mixl_counters_t *c, const dg_reg_times_t *reg)
 {
     if (lv == NULL || rank < 0 || rank >= lv->dg->world) return;
     lv->ranks[rank] = *c;
+    lv->reg[rank] = *reg;
+}
+
+void dg_reg_time_add(dg_reg_times_t *t, int op, int64_t ns)
+{
+    double s = (double)ns / 1e9;
+    int b = 0;
+    while (b < DG_REG_BUCKETS && s > reg_le[b]) b++;
+    t->count[op][b]++;
+    t->sum_s[op] += s;
+}
+
+/* Every rank's registry times, summed into one histogram per operation. */
+static void render_registry(dg_live_t *lv, mixl_prom_buf_t *b)
+{
+    static const char *const ops[DG_REG_OPS] = {"publish", "fetch"};
+    const char *backend = lv->dg->cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi";
+    uint64_t counts[DG_REG_BUCKETS + 1];
+    mixl_prom_family(b, "mixl_registry_operation_seconds", "histogram",
+                     "metadata registry operations of every rank at set-up");
+    for (int op = 0; op < DG_REG_OPS; op++) {
+        mixl_prom_hist_t h = {.n = DG_REG_BUCKETS, .le = reg_le, .counts = counts};
+        memset(counts, 0, sizeof(counts));
+        for (int r = 0; r < lv->dg->world; r++) {
+            for (int k = 0; k <= DG_REG_BUCKETS; k++) {
+                counts[k] += lv->reg[r].count[op][k];
+                h.count += lv->reg[r].count[op][k];
+            }
+            h.sum += lv->reg[r].sum_s[op];
+        }
+        mixl_prom_label_t l[] = {{"op", ops[op]}, {"backend", backend}};
+        mixl_prom_hist_write(b, "mixl_registry_operation_seconds", l, 2, &h);
+    }
 }
 
 static const char *const role_names[] = {"router", "prefill", "decode"};
@@ -235,6 +274,7 @@ static void render(dg_live_t *lv, int finished, const uint64_t *dec_free, size_t
             }
         }
     }
+    render_registry(lv, b);
     mixl_prom_family(b, "mixl_notifications_total", "counter",
                      "notifications the agents sent and received, per role");
     for (int role = MIXL_ROLE_PREFILL; role <= MIXL_ROLE_DECODE; role++) {
@@ -292,5 +332,6 @@ void dg_live_stop(dg_live_t *lv)
     mixl_prom_hist_fini(&lv->hidden);
     free(lv->bytes_by_decode);
     free(lv->ranks);
+    free(lv->reg);
     free(lv);
 }

@@ -33,8 +33,11 @@ void dg_live_set_info(dg_live_t *lv, const char *path_report, const char *backen
 /* A request finished (delivered or failed): its figures go into the counters and histograms. */
 void dg_live_request(dg_live_t *lv, const mixl_dg_req_t *r);
 
-/* The latest agent counters reported by rank. */
-void dg_live_counters(dg_live_t *lv, int rank, const mixl_counters_t *c);
+/* The latest agent counters and registry times reported by rank. */
+void dg_live_counters(dg_live_t *lv, int rank, const mixl_counters_t *c, const dg_reg_times_t *reg);
+
+/* Count one registry operation (0 publish, 1 fetch) of this rank that took ns. */
+void dg_reg_time_add(dg_reg_times_t *t, int op, int64_t ns);
 
 /*
  * Refresh the served text when metrics.refresh_ms has passed, or now when

@@ -273,7 +273,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
             } else if (m->type == DG_MSG_ALLOC_OK || m->type == DG_MSG_ALLOC_FULL) {
                 rt_allocated(&rt, m);
             } else if (m->type == DG_MSG_PREFILL_DONE || m->type == DG_MSG_DECODE_DONE) {
-                dg_live_counters(dg->live, src, &m->agent);
+                dg_live_counters(dg->live, src, &m->agent, &m->reg);
                 rt_report(&rt, m);
             }
             free(m);

@@ -187,6 +187,11 @@ def main():
             fail(f"mixl_transfer_errors_total sums to {got_reasons}, summary errors {want['errors']}")
         if want["requests"] == 0 or want["bytes"] == 0:
             fail("the run moved nothing")
+        # Registry operations of the 3 workers: each publishes once and fetches the other two.
+        for op, want_ops in (("publish", 3), ("fetch", 6)):
+            got_ops = scalar(last(f'mixl_registry_operation_seconds_count{{op="{op}"}}'))
+            if got_ops != want_ops:
+                fail(f"registry {op} operations: {got_ops}, expected {want_ops}")
         info = query(last("mixl_info"))
         if len(info) != 1 or info[0]["metric"].get("data_path") != data_path:
             fail(f"mixl_info does not name the run's data path: {info}")
