@@ -14,6 +14,8 @@ if(NOT MSGPACK_FOUND)
 endif()
 # Name the serial HDF5 explicitly: libhdf5-openmpi-dev re-points hdf5.pc.
 pkg_check_modules(HDF5 REQUIRED IMPORTED_TARGET hdf5-serial)
+# mixl-run's Prometheus endpoint.
+pkg_check_modules(MHD REQUIRED IMPORTED_TARGET libmicrohttpd)
 
 set(MIXL_HAVE_CUDA OFF)
 if(NOT MIXL_WITH_CUDA STREQUAL "OFF")

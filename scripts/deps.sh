@@ -13,6 +13,8 @@ PACKAGES=(
   slurm-wlm munge
   iproute2 util-linux python3
   gnuplot-nox
+  libmicrohttpd-dev prometheus
+  python3-h5py python3-matplotlib
   clang libclang-rt-14-dev
 )
 

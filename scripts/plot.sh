@@ -82,44 +82,77 @@ GP
   echo "plot.sh: wrote $out/bandwidth_$lower.png $out/latency_$lower.png"
 done
 
-# Model-shaped mode: GB/s per (model, tokens) group and (memory, scheme, block size) series,
-# with memcpy of the same bytes as the first series.
+# Model-shaped mode: GB/s per (model, tokens) group. One colour per memory kind (TCP counts
+# as its own kind), one fill pattern per scheme; series ordered by kind then scheme, so the
+# legend reads as one group per memory kind, each under a header line.
 awk -F, '
+  function scheme_rank(s) {
+    return s == "memcpy" ? 1 : s == "contiguous" ? 2 : s == "layer-wise bs16" ? 3 : \
+           s == "block-wise bs16" ? 4 : s == "layer-wise bs64" ? 5 : s == "block-wise bs64" ? 6 : 7
+  }
   NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
   ($c["mode"] == "model-mixl" || $c["mode"] == "model-memcpy") && $c["gbps"] > 0 {
     g = $c["model"] " " ($c["tokens"] % 1024 ? $c["tokens"] : $c["tokens"] / 1024 "k")
-    if ($c["mode"] == "model-memcpy") s = "memcpy " $c["mem"]
-    else s = $c["mem"] ($c["backend"] == "tcp" ? " TCP" : "") " " $c["pattern"] \
-             ($c["pattern"] == "contiguous" ? "" : " bs" $c["block_tokens"])
+    kind = $c["mem"] ($c["backend"] == "tcp" ? " over TCP" : "")
+    if ($c["mode"] == "model-memcpy") sch = "memcpy"
+    else sch = $c["pattern"] ($c["pattern"] == "contiguous" ? "" : " bs" $c["block_tokens"])
+    s = kind "|" sch
     if (!(g in gi)) { gi[g] = ++ng; gn[ng] = g }
-    if (!(s in si)) { si[s] = ++ns; sn[ns] = s }
+    if (!(kind in ki)) { ki[kind] = ++nk; kn[nk] = kind }
+    if (!(s in si)) { si[s] = ++ns; sn[ns] = s; sk[ns] = ki[kind]; ss[ns] = scheme_rank(sch) }
     if (!((gi[g], si[s]) in v)) v[gi[g], si[s]] = $c["gbps"]
   }
   END {
     if (ng == 0) exit
-    printf "group"; for (j = 1; j <= ns; j++) printf "\t%s", sn[j]; printf "\n"
+    for (j = 1; j <= ns; j++) ord[j] = j
+    for (a = 2; a <= ns; a++)   # insertion sort by (kind, scheme)
+      for (b = a; b > 1 && (sk[ord[b-1]] * 100 + ss[ord[b-1]] > sk[ord[b]] * 100 + ss[ord[b]]); b--) {
+        t = ord[b]; ord[b] = ord[b-1]; ord[b-1] = t
+      }
+    printf "group"; for (j = 1; j <= ns; j++) printf "\t%s", sn[ord[j]]; printf "\n"
     for (i = 1; i <= ng; i++) {
       printf "%s", gn[i]
-      for (j = 1; j <= ns; j++) printf "\t%s", ((i, j) in v) ? v[i, j] : "-"
+      for (j = 1; j <= ns; j++) printf "\t%s", ((i, ord[j]) in v) ? v[i, ord[j]] : "-"
       printf "\n"
     }
   }' "$csv" > "$tmp/model_table.dat"
 if [ -s "$tmp/model_table.dat" ]; then
-  ncols=$(head -1 "$tmp/model_table.dat" | awk -F'\t' '{ print NF }')
+  colours=("#1b6ca8" "#e07b00" "#2a9d3a" "#c0392b" "#7d3c98" "#5d6d7e")
+  # Scheme -> fill pattern of pngcairo (3 = solid).
+  pattern_of() {
+    case $1 in
+      memcpy) echo 3 ;; contiguous) echo 1 ;; "layer-wise bs16") echo 4 ;;
+      "block-wise bs16") echo 5 ;; "layer-wise bs64") echo 6 ;; "block-wise bs64") echo 7 ;;
+      *) echo 2 ;;
+    esac
+  }
+  plot=() kinds=() col=1 last_kind=""
+  IFS=$'\t' read -r -a header < <(head -1 "$tmp/model_table.dat")
+  for name in "${header[@]:1}"; do
+    col=$((col + 1))
+    kind=${name%%|*} scheme=${name#*|}
+    if [ "$kind" != "$last_kind" ]; then
+      kinds+=("$kind")
+      plot+=("keyentry with boxes fs empty lc rgb 'white' title '$kind:'")
+      last_kind=$kind
+    fi
+    c=${colours[$(( (${#kinds[@]} - 1) % ${#colours[@]} ))]}
+    plot+=("'$tmp/model_table.dat' using $col:xtic(1) fs pattern $(pattern_of "$scheme") border lc rgb '$c' lc rgb '$c' title '  $scheme'")
+  done
+  plot_cmd=$(IFS=,; echo "${plot[*]}")
   gnuplot <<GP
-set terminal pngcairo size 1100,620 font ",11" noenhanced
+set terminal pngcairo size 1150,620 font ",11" noenhanced
 set output "$out/model.png"
-set title "Model-shaped transfer: one request's KV into a paged pool"
+set title "Model-shaped transfer: one request's KV into a paged pool (colour: memory, pattern: scheme)"
 set datafile separator "\t"
 set datafile missing "-"
 set style data histograms
 set style histogram clustered gap 1
-set style fill solid 0.8 border -1
-set key outside right top
+set key outside right top Left reverse samplen 2.5
 set ylabel "GB/s (1e9 B/s)"
 set yrange [0:*]
 set grid ytics
-plot for [i=2:$ncols] "$tmp/model_table.dat" using i:xtic(1) title columnhead(i)
+plot $plot_cmd
 GP
   echo "plot.sh: wrote $out/model.png"
 fi

@@ -14,5 +14,13 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun --oversubscribe --bind-to none)
 # Rank count from the config: router + prefill instances x TP + decode instances x TP.
 np=$("$here/build/apps/mixl-run/mixl-run" --ranks "$config")
-exec "${MPIRUN[@]}" -np "$np" "$here/build/apps/mixl-run/mixl-run" "$config" \
-  -o "$here/results/$(basename "$config" .yaml).h5"
+out="$here/results/$(basename "$config" .yaml).h5"
+rc=0
+"${MPIRUN[@]}" -np "$np" "$here/build/apps/mixl-run/mixl-run" "$config" -o "$out" || rc=$?
+if [ -f "$out" ]; then
+  echo
+  echo "Charts and a summary of this run (TTFT and latency CDFs, timeline, bandwidth):"
+  echo "  $here/apps/mixl-report/mixl-report $out -o ${out%.h5}-report"
+  echo "(several files side by side: mixl-report a.h5 b.h5 ...)"
+fi
+exit $rc

@@ -4,6 +4,7 @@
  *   mpirun -np 4 mixl-run configs/default.yaml
  *   srun --mpi=pmix -n 4 mixl-run configs/llama3-8b.yaml --set workload.requests=8
  *   mixl-run --print-config [config.yaml] [--set key=value ...]
+ *   mpirun -np 4 mixl-run configs/default.yaml --sweep workload.rate=100,200,400
  *
  * Exit status: 0 every request delivered and verified; 1 some requests
  * failed; 2 bad command line or configuration; 3 the job failed.
@@ -18,6 +19,7 @@
 #include <mixl/version.h>
 
 #include "config/run_config.h"
+#include "config/sweep.h"
 #include "disagg/disagg.h"
 #include "util/log.h"
 
@@ -30,6 +32,8 @@ static void usage(FILE *out)
         "usage: mixl-run [options] [config.yaml]\n"
         "  --set key=value   override one config key (repeatable), e.g. --set workload.requests=4\n"
         "  -o, --output FILE results file (same as --set run.output=FILE)\n"
+        "  --sweep key=v1,v2 run every value of key in one job, one results group per point\n"
+        "                    (repeatable: the Cartesian product, or zipped with sweep.mode: zip)\n"
         "  --print-config    print the resolved configuration with every key documented, then "
         "exit\n"
         "  --version         print the version\n"
@@ -76,7 +80,9 @@ static void apply_ucx_env(const char *path, const char *const *ov, int nov)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    const char *ov[MAX_OVERRIDES];
+    const char *ov[MAX_OVERRIDES + MIXL_SWEEP_KEYS];
+    const char *sweeps[MIXL_SWEEP_KEYS];
+    int nsweeps = 0;
     char outbuf[MIXL_CFG_STR_MAX + 16];
     int nov = 0, print = 0, ranks = 0;
 
@@ -94,6 +100,13 @@ int main(int argc, char **argv)
                    nov < MAX_OVERRIDES) {
             snprintf(outbuf, sizeof(outbuf), "run.output=%s", argv[++i]);
             ov[nov++] = outbuf;
+        } else if (strcmp(a, "--sweep") == 0) {
+            if (i + 1 >= argc || nsweeps == MIXL_SWEEP_KEYS) {
+                fprintf(stderr, "mixl-run: --sweep needs key=v1,v2,... (at most %d keys)\n",
+                        MIXL_SWEEP_KEYS);
+                return 2;
+            }
+            sweeps[nsweeps++] = argv[++i];
         } else if (strcmp(a, "--print-config") == 0) {
             print = 1;
         } else if (strcmp(a, "--ranks") == 0) {
@@ -152,17 +165,60 @@ int main(int argc, char **argv)
     mixl_run_config_t cfg;
     mixl_dg_plan_t plan;
     mixl_workload_t wl;
-    char err[MIXL_CFG_ERR_MAX];
-    mixl_status_t st =
-        mixl_dg_prepare(MPI_COMM_WORLD, path, ov, nov, &cfg, &plan, &wl, err, sizeof(err));
+    char err[MIXL_CFG_ERR_MAX] = "";
+    /* Every rank reads the same sweep and reaches the same verdict; rank 0 says it. */
+    static mixl_sweep_t sw;
+    mixl_sweep_init(&sw);
+    mixl_status_t st = path != NULL ? mixl_sweep_load_file(&sw, path, err, sizeof(err)) : MIXL_OK;
+    for (int i = 0; i < nsweeps && st == MIXL_OK; i++)
+        st = mixl_sweep_add_arg(&sw, sweeps[i], err, sizeof(err));
+    if (st == MIXL_OK) st = mixl_sweep_check(&sw, mixl_run_config_schema(), &cfg, err, sizeof(err));
     if (st != MIXL_OK) {
         if (rank == 0) fprintf(stderr, "mixl-run: %s\n", err);
         MPI_Finalize();
         return 2;
     }
+    size_t npoints = mixl_sweep_points(&sw);
     uint64_t failed = 0;
-    st = mixl_dg_run(MPI_COMM_WORLD, &cfg, &plan, &wl, stdout, &failed);
-    mixl_workload_free(&wl);
+    for (size_t p = 0; p < (npoints ? npoints : 1); p++) {
+        char assign[MIXL_SWEEP_KEYS][MIXL_CFG_STR_MAX + MIXL_SWEEP_VALUE_MAX + 2];
+        const char *keys[MIXL_SWEEP_KEYS], *values[MIXL_SWEEP_KEYS];
+        int n = nov;
+        for (int k = 0; npoints && k < sw.nkeys; k++) {
+            keys[k] = sw.key[k];
+            values[k] = mixl_sweep_value(&sw, p, k);
+            snprintf(assign[k], sizeof(assign[k]), "%s=%s", keys[k], values[k]);
+            ov[n++] = assign[k];
+        }
+        st = mixl_dg_prepare(MPI_COMM_WORLD, path, ov, n, &cfg, &plan, &wl, err, sizeof(err));
+        if (st != MIXL_OK) {
+            if (rank == 0)
+                fprintf(stderr, "mixl-run: %s%s\n", err,
+                        npoints ? " (at a sweep point, see the line above)" : "");
+            MPI_Finalize();
+            return 2;
+        }
+        mixl_dg_point_t point = {.index = p, .count = npoints, .nkeys = sw.nkeys, .zip = sw.zip,
+                                 .keys = keys, .values = values};
+        if (npoints && rank == 0) {
+            printf("\n== sweep point %zu/%zu:", p + 1, npoints);
+            for (int k = 0; k < sw.nkeys; k++) printf(" %s=%s", keys[k], values[k]);
+            printf("\n");
+            fflush(stdout);
+        }
+        uint64_t f = 0;
+        st = mixl_dg_run_point(MPI_COMM_WORLD, &cfg, &plan, &wl, npoints ? &point : NULL, stdout,
+                               &f);
+        failed += f;
+        mixl_workload_free(&wl);
+        /* The next point is collective: every rank stops at the first point that failed anywhere. */
+        int mine = (int)st, worst_st = mine;
+        if (npoints) MPI_Allreduce(&mine, &worst_st, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        if (worst_st != MIXL_OK) {
+            if (st == MIXL_OK) st = (mixl_status_t)worst_st;
+            break;
+        }
+    }
     /* Every rank leaves with the job's outcome, not only rank 0. */
     int code = st != MIXL_OK ? 3 : (failed > 0 ? 1 : 0), worst = 0;
     MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

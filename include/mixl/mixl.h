@@ -12,5 +12,6 @@
 #include <mixl/registry.h>
 #include <mixl/metadata.h>
 #include <mixl/launch.h>
+#include <mixl/stats.h>
 
 #endif /* MIXL_MIXL_H */

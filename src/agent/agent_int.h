@@ -6,6 +6,8 @@
 #ifndef MIXL_AGENT_INT_H
 #define MIXL_AGENT_INT_H
 
+#include <stdatomic.h>
+
 #include <mixl/agent.h>
 #include <mixl/metadata.h>
 
@@ -19,6 +21,21 @@
 /* Released requests wait this many further releases before their memory is
  * reused, so a stale handle is caught as MIXL_ERR_BAD_STATE meanwhile. */
 #define MIXL_XFER_QUARANTINE 1024
+
+/*
+ * Traffic counters (include/mixl/stats.h). Only the agent's thread writes
+ * them and any thread may read them: relaxed atomics keep a value whole,
+ * and an increment stays a plain load and store (no locked instruction).
+ */
+typedef struct {
+    _Atomic uint64_t posts, completed, errors, bytes, notif_sent, notif_received;
+} mixl_ctr_t;
+
+static inline void mixl_ctr_add(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
 
 struct mixl_region {
     mixl_tp_region_t tp; /* first: backends get &region->tp */
@@ -34,6 +51,7 @@ typedef struct mixl_peer {
     uint32_t blob_crc;   /* of the imported blob: identical re-imports are no-ops */
     size_t blob_len;
     const mixl_md_region_t **by_addr; /* md->regions sorted by address */
+    mixl_ctr_t ctr;      /* this peer's share of the agent's counters */
 } mixl_peer_t;
 
 typedef enum {
@@ -93,6 +111,7 @@ struct mixl_agent {
     int nnodes;
     char tcp_bind_why[96];  /* how the TCP address was chosen */
     char path_choice[384];  /* policy and reason, the same text on every rank */
+    mixl_ctr_t ctr, tp_ctr[MIXL_TP_MAX]; /* totals and per backend */
 };
 
 /* Region containing [addr, addr+len), or NULL. */
@@ -112,6 +131,11 @@ void mixl_agent_path_choose(mixl_agent_h agent);
 int mixl_agent_prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer);
 void mixl_regions_destroy(mixl_agent_h agent);
 void mixl_xfers_destroy(mixl_agent_h agent);
+
+/* Count a post's outcome (st from the backend's post or test) and a delivered notification. */
+void mixl_stats_xfer(struct mixl_xfer *xfer, int posted, mixl_status_t st);
+void mixl_stats_notif_sent(mixl_agent_h agent, mixl_peer_t *peer, int backend);
+void mixl_stats_notif_received(mixl_agent_h agent, int backend, size_t n);
 
 /*
  * Make every rank agree on an outcome: returns the lowest (worst) status any

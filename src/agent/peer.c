@@ -179,6 +179,7 @@ mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t 
         agent->cap_peers = cap;
     }
     if (old != NULL) {
+        peer->ctr = old->ctr; /* counters outlive a metadata refresh */
         agent->peers[peer_index(agent, old)] = peer;
         peer_free(agent, old);
     } else {

@@ -187,6 +187,7 @@ mixl_status_t mixl_xfer_post(mixl_xfer_h xfer)
     st = xfer->backend->ops->xfer_post(xfer->backend, &xfer->tp);
     if (st == MIXL_IN_PROGRESS) xfer->state = XFER_POSTED;
     xfer->last = st;
+    mixl_stats_xfer(xfer, 1, st);
     return st;
 }
 
@@ -202,6 +203,7 @@ mixl_status_t mixl_xfer_test(mixl_xfer_h xfer)
     if (st != MIXL_IN_PROGRESS) {
         xfer->state = XFER_IDLE;
         xfer->last = st;
+        mixl_stats_xfer(xfer, 0, st);
     }
     return st;
 }
@@ -315,6 +317,7 @@ mixl_status_t mixl_notif_poll(mixl_agent_h agent, mixl_notif_t *out, size_t max,
         if (!agent->tp_active[i]) continue;
         st = agent->tps[i].ops->notif_poll(&agent->tps[i], out + total, max - total, &n);
         if (st != MIXL_OK) return st;
+        if (n > 0) mixl_stats_notif_received(agent, i, n);
         total += n;
     }
     *count_p = total;
@@ -340,6 +343,8 @@ mixl_status_t mixl_notif_send(mixl_agent_h agent, const char *peer_name, const v
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_UNREACHABLE,
                                "agent %s: no enabled transport reaches peer %s", agent->name,
                                peer_name);
-    return agent->tps[peer->backend].ops->notif_send(&agent->tps[peer->backend], &peer->tp,
-                                                     payload, len);
+    mixl_status_t st = agent->tps[peer->backend].ops->notif_send(&agent->tps[peer->backend],
+                                                                 &peer->tp, payload, len);
+    if (st == MIXL_OK) mixl_stats_notif_sent(agent, peer, peer->backend);
+    return st;
 }

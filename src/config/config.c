@@ -376,7 +376,9 @@ static mixl_status_t cfg_walk(cfg_ctx_t *c, yaml_node_t *map, const char *prefix
         }
 
         const mixl_cfg_entry_t *e = mixl_cfg_find(c->schema, path);
-        if (e != NULL) {
+        if (prefix[0] == '\0' && strcmp(name, "sweep") == 0) {
+            st = MIXL_OK; /* the sweep section is read by config/sweep.c */
+        } else if (e != NULL) {
             st = cfg_value(c, e, v, path);
         } else if (cfg_is_section(c->schema, path)) {
             if (v->type == YAML_MAPPING_NODE) {

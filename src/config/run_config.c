@@ -26,9 +26,13 @@ static const mixl_cfg_entry_t run_entries[] = {
     INT("run.timeout_ms", "30000", 100, 3600000, run.timeout_ms,
         "deadline for every wait: control messages, transfers, notifications"),
     ENUM("run.progress", "auto", "auto|tty|plain|off", run.progress,
-         "progress line: in place on a terminal (auto/tty), plain lines, or none"),
+         "progress line: in place on a terminal (auto: only there; tty: always), plain lines, or none"),
     INT("run.progress_interval_ms", "1000", 10, 600000, run.progress_interval_ms,
         "time between progress updates"),
+    INT("run.flush_requests", "256", 1, 1e9, run.flush_requests,
+        "results file: completed requests written and flushed at least every this many"),
+    INT("run.flush_interval_ms", "1000", 10, 3600000, run.flush_interval_ms,
+        "results file: completed requests written and flushed at least this often"),
 
     ENUM("model.preset", "tiny", "tiny|llama-3-8b|llama-3-70b|custom", model.preset,
          "model shape; custom needs layers, kv_heads, head_dim and dtype"),
@@ -121,6 +125,15 @@ static const mixl_cfg_entry_t run_entries[] = {
         "lease on published metadata (seconds)"),
     INT("registry.timeout_ms", "5000", 1, 600000, registry.timeout_ms,
         "deadline for registry operations and waiting for a peer's metadata"),
+
+    INT("metrics.port", "0", 0, 65535, metrics.port,
+        "serve Prometheus metrics at http://BIND:PORT/metrics from the router; 0 = off"),
+    STR("metrics.bind", "127.0.0.1", metrics.bind,
+        "address the metrics endpoint listens on (0.0.0.0 for every interface)"),
+    INT("metrics.refresh_ms", "500", 50, 1000, metrics.refresh_ms,
+        "how often the router refreshes the served metrics during the run"),
+    DBL("metrics.linger_s", "5", 0, 3600, metrics.linger_s,
+        "after the run, keep serving until a scrape read the final values, at most this long"),
 };
 
 static const mixl_cfg_schema_t run_schema = {run_entries,

@@ -49,6 +49,7 @@ typedef struct {
         int64_t timeout_ms;
         int progress;
         int64_t progress_interval_ms;
+        int64_t flush_requests, flush_interval_ms;
     } run;
     struct {
         int preset;
@@ -102,6 +103,12 @@ typedef struct {
         int64_t lease_ttl_s;
         int64_t timeout_ms;
     } registry;
+    struct {
+        int64_t port;
+        char bind[MIXL_CFG_STR_MAX];
+        int64_t refresh_ms;
+        double linger_s;
+    } metrics;
 } mixl_run_config_t;
 
 /* The table behind mixl_run_config_t. */

@@ -40,6 +40,12 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
         return MIXL_ERR_NO_MEMORY;
     }
     memcpy(buf, msg, sizeof(*msg));
+    if ((msg->type == DG_MSG_PREFILL_DONE || msg->type == DG_MSG_DECODE_DONE) && dg->agent != NULL) {
+        /* The router exports every rank's counters from the latest report. */
+        mixl_agent_stats_t as = {.size = sizeof(as)};
+        if (mixl_agent_stats(dg->agent, &as) == MIXL_OK) ((dg_msg_t *)buf)->agent = as.total;
+        ((dg_msg_t *)buf)->reg = dg->reg_times;
+    }
     if (msg->nruns > 0)
         memcpy((char *)buf + sizeof(*msg), runs, msg->nruns * sizeof(mixl_kv_run_t));
     if (dg->nout == dg->capout) {

@@ -15,6 +15,7 @@
 
 #include <mixl/agent.h>
 #include <mixl/registry.h>
+#include <mixl/stats.h>
 
 #include "config/run_config.h"
 #include "disagg/plan.h"
@@ -51,6 +52,14 @@ enum {
     DG_T_COUNT
 };
 
+/* Registry operation times of one rank (publish, fetch) for mixl_registry_operation_seconds. */
+#define DG_REG_OPS 2
+#define DG_REG_BUCKETS 12
+typedef struct {
+    uint32_t count[DG_REG_OPS][DG_REG_BUCKETS + 1]; /* per bucket; the last one above every bound */
+    double sum_s[DG_REG_OPS];
+} dg_reg_times_t;
+
 /* One control message; nruns mixl_kv_run_t follow it. */
 typedef struct {
     uint32_t type;
@@ -63,6 +72,8 @@ typedef struct {
     uint32_t pad;
     int64_t t[DG_T_COUNT];
     uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
+    mixl_counters_t agent; /* reports: the sender's agent counters (set by dg_send) */
+    dg_reg_times_t reg;    /* reports: the sender's registry operation times (set by dg_send) */
 } dg_msg_t;
 
 /* Notification payloads (fit MIXL_NOTIF_MAX). */
@@ -107,6 +118,9 @@ typedef struct {
     mixl_kv_mem_t mem; /* pool (decode) or layer buffers (prefill) */
     mixl_region_h region;
     mixl_kv_layout_t layout;
+
+    struct dg_live *live; /* router: the Prometheus exporter, NULL when metrics.port is 0 */
+    dg_reg_times_t reg_times; /* this rank's registry operations (set-up) */
 
     dg_out_t *outbox;
     size_t nout, capout;

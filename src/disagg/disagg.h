@@ -13,6 +13,7 @@
 
 #include "config/run_config.h"
 #include "disagg/plan.h"
+#include "disagg/results.h"
 #include "disagg/workload.h"
 
 /*
@@ -33,5 +34,15 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
  */
 mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
                           const mixl_workload_t *wl, FILE *out, uint64_t *failed_p);
+
+/*
+ * The same for one point of a sweep (point may be NULL): the results go into
+ * the group /point_<index> of run.output, created by point 0, with the
+ * point's parameters as the group's attributes. Agents, windows and memory
+ * are set up afresh for every point (a point may change any key).
+ */
+mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
+                                const mixl_dg_plan_t *plan, const mixl_workload_t *wl,
+                                const mixl_dg_point_t *point, FILE *out, uint64_t *failed_p);
 
 #endif /* MIXL_DISAGG_DISAGG_H */

@@ -10,7 +10,8 @@ void mixl_progress_init(mixl_progress_t *p, FILE *out, int mode, int64_t interva
 {
     p->out = out;
     p->tty = isatty(fileno(out));
-    p->enabled = mode != MIXL_PROGRESS_OFF;
+    /* auto: a line in place on a terminal, nothing in logs (CI output stays clean). */
+    p->enabled = mode != MIXL_PROGRESS_OFF && (mode != MIXL_PROGRESS_AUTO || p->tty);
     if (mode == MIXL_PROGRESS_TTY) p->tty = 1;
     if (mode == MIXL_PROGRESS_PLAIN) p->tty = 0;
     p->interval_ns = interval_ms * 1000000;

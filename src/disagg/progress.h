@@ -1,6 +1,7 @@
 /*
  * The one-line progress display of long runs: rewritten in place (carriage
- * return) on a terminal, one plain line per update otherwise (logs, CI).
+ * return) on a terminal; with mode auto nothing at all otherwise (logs, CI),
+ * plain lines only when asked for (plain).
  */
 #ifndef MIXL_DISAGG_PROGRESS_H
 #define MIXL_DISAGG_PROGRESS_H

@@ -1,7 +1,9 @@
 /* Derived metrics, the summary table and the HDF5 results file; see results.h. */
 #include "disagg/results.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,14 +17,29 @@
 #include "metrics/h5.h"
 #include "metrics/stats.h"
 #include "metrics/table.h"
+#include "util/clock.h"
+#include "util/log.h"
 
 enum { T_ARR, T_ALLOC, T_PS, T_PE, T_FB, T_LB, T_NOTIFY, T_FT, T_DE };
 
-typedef struct {
-    double ttft_us, queue_us, lat_us, span_us, gbps, hidden;
-} derived_t;
+typedef mixl_dg_derived_t derived_t;
 
-static derived_t derive(const mixl_dg_req_t *r)
+const char *mixl_dg_reason(int32_t status, char *buf, size_t len)
+{
+    if (status == 0) {
+        snprintf(buf, len, "%s", "");
+        return buf;
+    }
+    const char *n = mixl_status_name((mixl_status_t)status);
+    if (strncmp(n, "MIXL_ERR_", 9) == 0) n += 9;
+    else if (strncmp(n, "MIXL_", 5) == 0) n += 5;
+    size_t i = 0;
+    for (; n[i] != '\0' && i + 1 < len; i++) buf[i] = (char)tolower((unsigned char)n[i]);
+    if (len > 0) buf[i] = '\0';
+    return buf;
+}
+
+mixl_dg_derived_t mixl_dg_derive(const mixl_dg_req_t *r)
 {
     derived_t d = {0};
     d.ttft_us = r->t[T_FT] > 0 ? (double)(r->t[T_FT] - r->t[T_ARR]) / 1e3 : NAN;
@@ -72,7 +89,7 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     mixl_samples_init(&hidden);
     for (size_t i = 0; i < res->count; i++) {
         const mixl_dg_req_t *r = &res->req[i];
-        derived_t d = derive(r);
+        derived_t d = mixl_dg_derive(r);
         bytes += r->bytes;
         tokens += r->prompt;
         bad += r->bad_blocks;
@@ -137,73 +154,204 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     return errors;
 }
 
-/* A per-request column as f64 microseconds relative to the start. */
-static mixl_status_t write_time(mixl_h5_t *h, const mixl_dg_results_t *res, double *buf, int slot,
-                                const char *name)
+/*
+ * The per-request columns, one row per request: where each value comes from
+ * and its units. The same table drives the incremental rows written during
+ * the run and the final rewrite in request order.
+ */
+enum { SRC_U64, SRC_I32, SRC_TIME, SRC_DERIVED, SRC_REASON };
+
+typedef struct {
+    const char *name;
+    int src;
+    size_t off; /* field offset (u64, i32, derived) or timeline slot */
+    const char *units;
+} col_t;
+
+#define REQ_U64(n, f, u) {n, SRC_U64, offsetof(mixl_dg_req_t, f), u}
+#define REQ_I32(n, f, u) {n, SRC_I32, offsetof(mixl_dg_req_t, f), u}
+#define TIME(n, slot) {n, SRC_TIME, slot, "us since start"}
+#define DERIVED(n, f, u) {n, SRC_DERIVED, offsetof(mixl_dg_derived_t, f), u}
+
+static const col_t cols[] = {
+    REQ_U64("id", id, NULL),
+    REQ_U64("prompt_tokens", prompt, "tokens"),
+    REQ_U64("output_tokens", out_tokens, "tokens"),
+    REQ_U64("blocks", blocks, "blocks"),
+    REQ_U64("block_runs", runs, "runs"),
+    REQ_U64("bytes", bytes, "bytes"),
+    REQ_U64("rma_ops", ops, "operations"),
+    REQ_U64("transfers", xfers, "posts"),
+    REQ_U64("bad_blocks", bad_blocks, "blocks"),
+    REQ_I32("status", status, "mixl_status_t (0 = verified)"),
+    {"failure_reason", SRC_REASON, 0, "MIXL status name; empty = delivered"},
+    REQ_I32("prefill_instance", prefill_inst, NULL),
+    REQ_I32("decode_instance", decode_inst, NULL),
+    TIME("arrival_us", T_ARR),
+    TIME("alloc_us", T_ALLOC),
+    TIME("prefill_start_us", T_PS),
+    TIME("prefill_end_us", T_PE),
+    TIME("first_byte_us", T_FB),
+    TIME("last_byte_us", T_LB),
+    TIME("notify_us", T_NOTIFY),
+    TIME("first_token_us", T_FT),
+    TIME("decode_end_us", T_DE),
+    DERIVED("ttft_us", ttft_us, "us"),
+    DERIVED("transfer_latency_us", lat_us, "us"),
+    DERIVED("queue_us", queue_us, "us"),
+    DERIVED("transfer_span_us", span_us, "us"),
+    DERIVED("bandwidth_gbps", gbps, "Gbps"),
+    DERIVED("hidden_share", hidden, "fraction 0..1"),
+};
+#define NCOLS (sizeof(cols) / sizeof(cols[0]))
+
+static mixl_h5_type_t col_type(const col_t *c)
 {
-    char path[128];
-    for (size_t i = 0; i < res->count; i++) {
-        int64_t t = res->req[i].t[slot];
-        buf[i] = t > 0 ? (double)(t - res->start_ns) / 1e3 : NAN;
+    switch (c->src) {
+    case SRC_U64: return MIXL_H5_U64;
+    case SRC_I32: return MIXL_H5_I32;
+    case SRC_REASON: return MIXL_H5_STR;
+    default: return MIXL_H5_F64;
     }
-    snprintf(path, sizeof(path), "/requests/%s", name);
-    return mixl_h5_write_f64(h, path, buf, res->count, "us since start");
 }
 
-static mixl_status_t write_summary_attrs(mixl_h5_t *h, const char *name, mixl_samples_t *s)
-{
-    mixl_summary_t r = mixl_samples_summary(s);
-    char key[96];
-    const struct {
-        const char *suffix;
-        double v;
-    } vals[] = {{"mean", r.mean}, {"p50", r.p50}, {"p90", r.p90}, {"p99", r.p99}, {"max", r.max}};
-    mixl_status_t st = MIXL_OK;
-    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]) && st == MIXL_OK; i++) {
-        snprintf(key, sizeof(key), "%s_%s", name, vals[i].suffix);
-        st = mixl_h5_attr_f64(h, "/summary", key, vals[i].v);
-    }
-    return st;
-}
+/* Rows written per batch (a flush may take several). */
+#define BATCH 4096
 
-static mixl_status_t write_hist(mixl_h5_t *h, const char *name, const double *v, size_t n)
-{
-    mixl_hist_t hist;
-    char path[128];
-    mixl_status_t st = mixl_hist_init(&hist, 1.0, 1e8, 40);
-    if (st != MIXL_OK) return st;
-    for (size_t i = 0; i < n; i++)
-        if (!isnan(v[i])) mixl_hist_add(&hist, v[i]);
-    snprintf(path, sizeof(path), "/histograms/%s", name);
-    st = mixl_h5_write_u64(h, path, hist.counts, hist.nbins + 2, "requests");
-    if (st == MIXL_OK) st = mixl_h5_attr_f64v(h, path, "bin_edges_us", hist.edges, hist.nbins + 1);
-    if (st == MIXL_OK)
-        st =
-            mixl_h5_attr_str(h, path, "layout", "[underflow, bins between bin_edges_us, overflow]");
-    mixl_hist_fini(&hist);
-    return st;
-}
-
-mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
-                                    const mixl_run_config_t *cfg, int world, char *err,
-                                    size_t err_len)
-{
+struct mixl_dg_writer {
     mixl_h5_t *h;
-    size_t n = res->count;
-    mixl_status_t st = mixl_h5_create(cfg->run.output, &h, err, err_len);
-    if (st != MIXL_OK) return st;
+    char base[64];           /* "" or "/point_N" (sweeps) */
+    char path[MIXL_CFG_STR_MAX];
+    size_t *pending;         /* completed request ids not yet written */
+    size_t npending, cap;
+    size_t rows;             /* rows written so far */
+    uint8_t *buf;            /* one column of a batch */
+    uint64_t interval_ns, next_flush_ns;
+    int broken;              /* a write failed: logged once, nothing more is written */
+};
 
-    double *f = calloc(n ? n : 1, sizeof(double));
-    double *ttft = calloc(n ? n : 1, sizeof(double));
-    double *lat = calloc(n ? n : 1, sizeof(double));
-    uint64_t *u = calloc(n ? n : 1, sizeof(uint64_t));
-    int32_t *i32 = calloc(n ? n : 1, sizeof(int32_t));
-    if (!f || !ttft || !lat || !u || !i32) {
-        st = MIXL_ERR_NO_MEMORY;
-        goto out;
+static void wpath(const mixl_dg_writer_t *w, char *out, size_t len, const char *rel)
+{
+    snprintf(out, len, "%s%s", w->base, rel);
+}
+
+/* Write rows for ids[0..k) at row offset. */
+static mixl_status_t write_rows(mixl_dg_writer_t *w, const mixl_dg_results_t *res,
+                                const size_t *ids, size_t first_id, size_t k, size_t offset)
+{
+    char path[128];
+    mixl_status_t st = MIXL_OK;
+    for (size_t c = 0; c < NCOLS && st == MIXL_OK; c++) {
+        const col_t *col = &cols[c];
+        for (size_t i = 0; i < k; i++) {
+            const mixl_dg_req_t *r = &res->req[ids ? ids[i] : first_id + i];
+            switch (col->src) {
+            case SRC_U64:
+                memcpy(w->buf + 8 * i, (const char *)r + col->off, 8);
+                break;
+            case SRC_I32:
+                memcpy(w->buf + 4 * i, (const char *)r + col->off, 4);
+                break;
+            case SRC_TIME: {
+                int64_t t = r->t[col->off];
+                double v = t > 0 ? (double)(t - res->start_ns) / 1e3 : NAN;
+                memcpy(w->buf + 8 * i, &v, 8);
+                break;
+            }
+            case SRC_DERIVED: {
+                mixl_dg_derived_t d = mixl_dg_derive(r);
+                memcpy(w->buf + 8 * i, (const char *)&d + col->off, 8);
+                break;
+            }
+            case SRC_REASON: {
+                char reason[MIXL_H5_STR_LEN];
+                mixl_dg_reason(r->status, reason, sizeof(reason));
+                memset(w->buf + MIXL_H5_STR_LEN * i, 0, MIXL_H5_STR_LEN);
+                memcpy(w->buf + MIXL_H5_STR_LEN * i, reason, strlen(reason));
+                break;
+            }
+            }
+        }
+        snprintf(path, sizeof(path), "%s/requests/%s", w->base, col->name);
+        st = mixl_h5_column_put(w->h, path, col_type(col), offset, w->buf, k);
     }
+    return st;
+}
 
-    /* Root attributes: what ran, with what, where. */
+/* The first failure is logged here, once; the file is left as it was. */
+static void writer_failed(mixl_dg_writer_t *w)
+{
+    char err[1024] = "write failed";
+    if (w->broken) return;
+    w->broken = 1;
+    mixl_h5_error(w->h, err, sizeof(err));
+    mixl_error("results: %s; no more requests are written, the run goes on", err);
+}
+
+static void writer_flush(mixl_dg_writer_t *w, const mixl_dg_results_t *res)
+{
+    char path[128];
+    if (w->broken || w->npending == 0) return;
+    mixl_status_t st = write_rows(w, res, w->pending, 0, w->npending, w->rows);
+    if (st == MIXL_OK) {
+        w->rows += w->npending;
+        w->npending = 0;
+        wpath(w, path, sizeof(path), w->base[0] ? "" : "/");
+        st = mixl_h5_attr_u64(w->h, path, "requests_written", w->rows);
+    }
+    if (st == MIXL_OK) st = mixl_h5_flush(w->h);
+    if (st != MIXL_OK) writer_failed(w);
+    w->next_flush_ns = mixl_now_ns() + w->interval_ns;
+}
+
+mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
+                                   const mixl_run_config_t *cfg, int world, char *err,
+                                   size_t err_len)
+{
+    mixl_dg_writer_t *w = calloc(1, sizeof(*w));
+    mixl_status_t st;
+    char path[128];
+
+    if (w == NULL) return MIXL_ERR_NO_MEMORY;
+    snprintf(w->path, sizeof(w->path), "%s", cfg->run.output);
+    w->cap = cfg->run.flush_requests < BATCH ? (size_t)cfg->run.flush_requests : BATCH;
+    w->pending = calloc(w->cap, sizeof(size_t));
+    w->buf = calloc(BATCH, MIXL_H5_STR_LEN);
+    w->interval_ns = (uint64_t)cfg->run.flush_interval_ms * 1000000u;
+    w->next_flush_ns = mixl_now_ns() + w->interval_ns;
+    if (w->pending == NULL || w->buf == NULL) {
+        st = MIXL_ERR_NO_MEMORY;
+        snprintf(err, err_len, "%s: out of memory for the results writer", cfg->run.output);
+        goto err_w;
+    }
+    const mixl_dg_point_t *pt = res->point;
+    if (pt != NULL) snprintf(w->base, sizeof(w->base), "/point_%zu", pt->index);
+    if (pt != NULL && pt->index > 0)
+        st = mixl_h5_open(cfg->run.output, &w->h, err, err_len);
+    else
+        st = mixl_h5_create(cfg->run.output, &w->h, err, err_len);
+    if (st != MIXL_OK) goto err_w;
+
+    /* What ran, with what, where: on the file, or on the point's group in a sweep. */
+    mixl_h5_t *h = w->h;
+    const char *obj = pt != NULL ? w->base : "/";
+    if (pt != NULL && pt->index == 0) {
+        char keys[MIXL_CFG_STR_MAX * 2] = "";
+        for (int k = 0; k < pt->nkeys; k++) {
+            size_t used = strlen(keys);
+            snprintf(keys + used, sizeof(keys) - used, "%s%s", k ? "," : "", pt->keys[k]);
+        }
+        mixl_h5_attr_u64(h, "/", "finished", 0);
+        mixl_h5_attr_str(h, "/", "sweep_keys", keys);
+        mixl_h5_attr_str(h, "/", "sweep_mode", pt->zip ? "zip" : "cartesian");
+        mixl_h5_attr_u64(h, "/", "sweep_points", pt->count);
+        mixl_h5_attr_str(h, "/", "mixl_version", MIXL_VERSION_STRING);
+    }
+    if (pt != NULL) {
+        mixl_h5_group(h, w->base);
+        mixl_h5_attr_u64(h, obj, "sweep_point", pt->index);
+        for (int k = 0; k < pt->nkeys; k++) mixl_h5_attr_str(h, obj, pt->keys[k], pt->values[k]);
+    }
     char *yaml = mixl_cfg_to_string(mixl_run_config_schema(), cfg);
     char mpi_ver[MPI_MAX_LIBRARY_VERSION_STRING] = "";
     int mpi_len = 0;
@@ -214,140 +362,197 @@ mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    mixl_h5_attr_str(h, "/", "config", yaml ? yaml : "");
+    mixl_h5_attr_u64(h, obj, "finished", 0);
+    mixl_h5_attr_u64(h, obj, "requests_written", 0);
+    mixl_h5_attr_str(h, obj, "config", yaml ? yaml : "");
     free(yaml);
-    mixl_h5_attr_str(h, "/", "run_name", cfg->run.name);
-    mixl_h5_attr_str(h, "/", "mixl_version", MIXL_VERSION_STRING);
-    mixl_h5_attr_str(h, "/", "mpi_library_version", mpi_ver);
-    mixl_h5_attr_str(h, "/", "hdf5_version", mixl_h5_library_version());
-    mixl_h5_attr_str(h, "/", "router_host", host);
-    mixl_h5_attr_str(h, "/", "finished_utc", when);
-    mixl_h5_attr_str(h, "/", "data_path", res->path_report);
-    mixl_h5_attr_str(h, "/", "data_path_choice", res->path_choice);
-    mixl_h5_attr_str(h, "/", "host_memory", res->host_memory != NULL ? res->host_memory : "");
-    mixl_h5_attr_str(h, "/", "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
-    mixl_h5_attr_str(h, "/", "model", plan->model.name);
-    mixl_h5_attr_u64(h, "/", "model_layers", (uint64_t)plan->model.layers);
-    mixl_h5_attr_u64(h, "/", "model_kv_heads", (uint64_t)plan->model.kv_heads);
-    mixl_h5_attr_u64(h, "/", "model_head_dim", (uint64_t)plan->model.head_dim);
-    mixl_h5_attr_str(h, "/", "model_dtype", plan->model.dtype);
-    mixl_h5_attr_u64(h, "/", "block_size", (uint64_t)plan->model.block_size);
-    mixl_h5_attr_u64(h, "/", "prefill_tp", (uint64_t)plan->prefill_tp);
-    mixl_h5_attr_u64(h, "/", "decode_tp", (uint64_t)plan->decode_tp);
-    mixl_h5_attr_str(h, "/", "transfer_mode", mode_names[cfg->transfer.mode]);
-    mixl_h5_attr_u64(h, "/", "world_size", (uint64_t)world);
-    mixl_h5_attr_u64(h, "/", "kv_bytes_per_token", res->bytes_per_token);
-
-    mixl_h5_group(h, "/requests");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].id;
-    mixl_h5_write_u64(h, "/requests/id", u, n, NULL);
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].prompt;
-    mixl_h5_write_u64(h, "/requests/prompt_tokens", u, n, "tokens");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].out_tokens;
-    mixl_h5_write_u64(h, "/requests/output_tokens", u, n, "tokens");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].blocks;
-    mixl_h5_write_u64(h, "/requests/blocks", u, n, "blocks");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].runs;
-    mixl_h5_write_u64(h, "/requests/block_runs", u, n, "runs");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].bytes;
-    mixl_h5_write_u64(h, "/requests/bytes", u, n, "bytes");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].ops;
-    mixl_h5_write_u64(h, "/requests/rma_ops", u, n, "operations");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].xfers;
-    mixl_h5_write_u64(h, "/requests/transfers", u, n, "posts");
-    for (size_t i = 0; i < n; i++) u[i] = res->req[i].bad_blocks;
-    mixl_h5_write_u64(h, "/requests/bad_blocks", u, n, "blocks");
-    for (size_t i = 0; i < n; i++) i32[i] = res->req[i].status;
-    mixl_h5_write_i32(h, "/requests/status", i32, n, "mixl_status_t (0 = verified)");
-    for (size_t i = 0; i < n; i++) i32[i] = res->req[i].prefill_inst;
-    mixl_h5_write_i32(h, "/requests/prefill_instance", i32, n, NULL);
-    for (size_t i = 0; i < n; i++) i32[i] = res->req[i].decode_inst;
-    mixl_h5_write_i32(h, "/requests/decode_instance", i32, n, NULL);
-
-    static const char *const tnames[MIXL_DG_T_COUNT] = {
-        "arrival_us",   "alloc_us",  "prefill_start_us", "prefill_end_us", "first_byte_us",
-        "last_byte_us", "notify_us", "first_token_us",   "decode_end_us"};
-    for (int s = 0; s < MIXL_DG_T_COUNT; s++) write_time(h, res, f, s, tnames[s]);
-
-    mixl_samples_t s_ttft, s_lat, s_gbps, s_hidden, s_queue, s_span;
-    mixl_samples_init(&s_ttft);
-    mixl_samples_init(&s_lat);
-    mixl_samples_init(&s_gbps);
-    mixl_samples_init(&s_hidden);
-    mixl_samples_init(&s_queue);
-    mixl_samples_init(&s_span);
-    uint64_t errors = 0, bytes = 0;
-    derived_t *d = calloc(n ? n : 1, sizeof(*d));
-    if (d == NULL) {
-        st = MIXL_ERR_NO_MEMORY;
-        goto out;
+    mixl_h5_attr_str(h, obj, "run_name", cfg->run.name);
+    mixl_h5_attr_str(h, obj, "mixl_version", MIXL_VERSION_STRING);
+    mixl_h5_attr_str(h, obj, "mpi_library_version", mpi_ver);
+    mixl_h5_attr_str(h, obj, "hdf5_version", mixl_h5_library_version());
+    mixl_h5_attr_str(h, obj, "router_host", host);
+    mixl_h5_attr_str(h, obj, "started_utc", when);
+    mixl_h5_attr_str(h, obj, "data_path", res->path_report);
+    mixl_h5_attr_str(h, obj, "data_path_choice", res->path_choice);
+    mixl_h5_attr_str(h, obj, "host_memory", res->host_memory != NULL ? res->host_memory : "");
+    mixl_h5_attr_str(h, obj, "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
+    mixl_h5_attr_str(h, obj, "model", plan->model.name);
+    mixl_h5_attr_u64(h, obj, "model_layers", (uint64_t)plan->model.layers);
+    mixl_h5_attr_u64(h, obj, "model_kv_heads", (uint64_t)plan->model.kv_heads);
+    mixl_h5_attr_u64(h, obj, "model_head_dim", (uint64_t)plan->model.head_dim);
+    mixl_h5_attr_str(h, obj, "model_dtype", plan->model.dtype);
+    mixl_h5_attr_u64(h, obj, "block_size", (uint64_t)plan->model.block_size);
+    mixl_h5_attr_u64(h, obj, "prefill_tp", (uint64_t)plan->prefill_tp);
+    mixl_h5_attr_u64(h, obj, "decode_tp", (uint64_t)plan->decode_tp);
+    mixl_h5_attr_str(h, obj, "transfer_mode", mode_names[cfg->transfer.mode]);
+    mixl_h5_attr_u64(h, obj, "world_size", (uint64_t)world);
+    mixl_h5_attr_u64(h, obj, "kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model));
+    mixl_h5_attr_str(h, obj, "rows",
+                     "/requests rows are in completion order until the run finishes, then in "
+                     "request order (row i = request i)");
+    wpath(w, path, sizeof(path), "/requests");
+    mixl_h5_group(h, path);
+    for (size_t c = 0; c < NCOLS; c++) {
+        snprintf(path, sizeof(path), "%s/requests/%s", w->base, cols[c].name);
+        mixl_h5_column(h, path, col_type(&cols[c]), cols[c].units);
     }
+    st = mixl_h5_flush(h);
+    if (st == MIXL_OK) st = mixl_h5_error(h, err, err_len);
+    if (st != MIXL_OK) {
+        mixl_h5_error(h, err, err_len);
+        char cerr[16];
+        mixl_h5_close(h, cerr, sizeof(cerr));
+        goto err_w;
+    }
+    res->writer = w;
+    return MIXL_OK;
+
+err_w:
+    free(w->pending);
+    free(w->buf);
+    free(w);
+    return st;
+}
+
+void mixl_dg_results_done(mixl_dg_results_t *res, size_t id)
+{
+    mixl_dg_writer_t *w = res->writer;
+    if (w == NULL || w->broken) return;
+    w->pending[w->npending++] = id;
+    if (w->npending == w->cap) writer_flush(w, res);
+}
+
+void mixl_dg_results_tick(mixl_dg_results_t *res)
+{
+    mixl_dg_writer_t *w = res->writer;
+    if (w == NULL || w->npending == 0 || mixl_now_ns() < w->next_flush_ns) return;
+    writer_flush(w, res);
+}
+
+static mixl_status_t write_summary_attrs(mixl_h5_t *h, const char *obj, const char *name,
+                                         mixl_samples_t *s)
+{
+    mixl_summary_t r = mixl_samples_summary(s);
+    char key[96];
+    const struct {
+        const char *suffix;
+        double v;
+    } vals[] = {{"mean", r.mean}, {"p50", r.p50}, {"p90", r.p90}, {"p99", r.p99}, {"max", r.max}};
+    snprintf(key, sizeof(key), "%s_count", name);
+    mixl_status_t st = mixl_h5_attr_u64(h, obj, key, (uint64_t)r.count);
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]) && st == MIXL_OK; i++) {
+        snprintf(key, sizeof(key), "%s_%s", name, vals[i].suffix);
+        st = mixl_h5_attr_f64(h, obj, key, vals[i].v);
+    }
+    return st;
+}
+
+static mixl_status_t write_hist(mixl_h5_t *h, const char *base, const char *name, const double *v,
+                                size_t n)
+{
+    mixl_hist_t hist;
+    char path[128];
+    mixl_status_t st = mixl_hist_init(&hist, 1.0, 1e8, 40);
+    if (st != MIXL_OK) return st;
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(v[i])) mixl_hist_add(&hist, v[i]);
+    snprintf(path, sizeof(path), "%s/histograms/%s", base, name);
+    st = mixl_h5_write_u64(h, path, hist.counts, hist.nbins + 2, "requests");
+    if (st == MIXL_OK) st = mixl_h5_attr_f64v(h, path, "bin_edges_us", hist.edges, hist.nbins + 1);
+    if (st == MIXL_OK)
+        st =
+            mixl_h5_attr_str(h, path, "layout", "[underflow, bins between bin_edges_us, overflow]");
+    mixl_hist_fini(&hist);
+    return st;
+}
+
+/* Summary attributes and histograms over the delivered requests. */
+static mixl_status_t write_summary(mixl_dg_writer_t *w, const mixl_dg_results_t *res)
+{
+    mixl_h5_t *h = w->h;
+    size_t n = res->count;
+    char sum[96], hist[96];
+    mixl_samples_t s[6];
+    static const char *const names[6] = {"ttft_us",      "transfer_latency_us", "bandwidth_gbps",
+                                         "hidden_share", "queue_us",            "transfer_span_us"};
+    double *ttft = calloc(n ? n : 1, sizeof(double));
+    double *lat = calloc(n ? n : 1, sizeof(double));
+    uint64_t errors = 0, bytes = 0;
+    mixl_status_t st = MIXL_OK;
+
+    if (ttft == NULL || lat == NULL) {
+        free(ttft);
+        free(lat);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    for (int k = 0; k < 6; k++) mixl_samples_init(&s[k]);
     for (size_t i = 0; i < n; i++) {
-        d[i] = derive(&res->req[i]);
+        mixl_dg_derived_t d = mixl_dg_derive(&res->req[i]);
         bytes += res->req[i].bytes;
-        ttft[i] = d[i].ttft_us;
-        lat[i] = d[i].lat_us;
+        ttft[i] = d.ttft_us;
+        lat[i] = d.lat_us;
         if (res->req[i].status != 0) {
             errors++;
             continue;
         }
-        if (!isnan(d[i].ttft_us)) mixl_samples_add(&s_ttft, d[i].ttft_us);
-        if (!isnan(d[i].lat_us)) mixl_samples_add(&s_lat, d[i].lat_us);
-        if (!isnan(d[i].gbps)) mixl_samples_add(&s_gbps, d[i].gbps);
-        if (!isnan(d[i].hidden)) mixl_samples_add(&s_hidden, d[i].hidden);
-        if (!isnan(d[i].span_us)) mixl_samples_add(&s_span, d[i].span_us);
-        mixl_samples_add(&s_queue, d[i].queue_us);
+        const double v[6] = {d.ttft_us, d.lat_us, d.gbps, d.hidden, d.queue_us, d.span_us};
+        for (int k = 0; k < 6; k++)
+            if (!isnan(v[k])) mixl_samples_add(&s[k], v[k]);
     }
-    mixl_h5_write_f64(h, "/requests/ttft_us", ttft, n, "us");
-    mixl_h5_write_f64(h, "/requests/transfer_latency_us", lat, n, "us");
-    for (size_t i = 0; i < n; i++) f[i] = d[i].queue_us;
-    mixl_h5_write_f64(h, "/requests/queue_us", f, n, "us");
-    for (size_t i = 0; i < n; i++) f[i] = d[i].span_us;
-    mixl_h5_write_f64(h, "/requests/transfer_span_us", f, n, "us");
-    for (size_t i = 0; i < n; i++) f[i] = d[i].gbps;
-    mixl_h5_write_f64(h, "/requests/bandwidth_gbps", f, n, "Gbps");
-    for (size_t i = 0; i < n; i++) f[i] = d[i].hidden;
-    mixl_h5_write_f64(h, "/requests/hidden_share", f, n, "fraction 0..1");
-    free(d);
-
-    mixl_h5_group(h, "/summary");
-    mixl_h5_attr_u64(h, "/summary", "requests", n);
-    mixl_h5_attr_u64(h, "/summary", "errors", errors);
-    mixl_h5_attr_f64(h, "/summary", "error_rate", n ? (double)errors / (double)n : 0.0);
-    mixl_h5_attr_u64(h, "/summary", "bytes", bytes);
+    wpath(w, sum, sizeof(sum), "/summary");
+    wpath(w, hist, sizeof(hist), "/histograms");
+    mixl_h5_group(h, sum);
+    mixl_h5_attr_u64(h, sum, "requests", n);
+    mixl_h5_attr_u64(h, sum, "errors", errors);
+    mixl_h5_attr_f64(h, sum, "error_rate", n ? (double)errors / (double)n : 0.0);
+    mixl_h5_attr_u64(h, sum, "bytes", bytes);
     double wall = (double)(res->end_ns - res->start_ns) / 1e9;
-    mixl_h5_attr_f64(h, "/summary", "wall_s", wall);
-    mixl_h5_attr_f64(h, "/summary", "aggregate_gbps",
-                     wall > 0 ? (double)bytes * 8 / wall / 1e9 : 0);
-    mixl_h5_attr_u64(h, "/summary", "max_queued", res->max_queued);
-    write_summary_attrs(h, "ttft_us", &s_ttft);
-    write_summary_attrs(h, "transfer_latency_us", &s_lat);
-    write_summary_attrs(h, "bandwidth_gbps", &s_gbps);
-    write_summary_attrs(h, "hidden_share", &s_hidden);
-    write_summary_attrs(h, "queue_us", &s_queue);
-    write_summary_attrs(h, "transfer_span_us", &s_span);
-    mixl_samples_fini(&s_ttft);
-    mixl_samples_fini(&s_lat);
-    mixl_samples_fini(&s_gbps);
-    mixl_samples_fini(&s_hidden);
-    mixl_samples_fini(&s_queue);
-    mixl_samples_fini(&s_span);
-
-    mixl_h5_group(h, "/histograms");
-    write_hist(h, "ttft_us", ttft, n);
-    write_hist(h, "transfer_latency_us", lat, n);
-out:
-    free(f);
+    mixl_h5_attr_f64(h, sum, "wall_s", wall);
+    mixl_h5_attr_f64(h, sum, "aggregate_gbps", wall > 0 ? (double)bytes * 8 / wall / 1e9 : 0);
+    mixl_h5_attr_u64(h, sum, "max_queued", res->max_queued);
+    for (int k = 0; k < 6; k++) write_summary_attrs(h, sum, names[k], &s[k]);
+    for (int k = 0; k < 6; k++) mixl_samples_fini(&s[k]);
+    mixl_h5_group(h, hist);
+    write_hist(h, w->base, "ttft_us", ttft, n);
+    write_hist(h, w->base, "transfer_latency_us", lat, n);
     free(ttft);
     free(lat);
-    free(u);
-    free(i32);
-    {
-        mixl_status_t cst = mixl_h5_close(h, err, err_len);
-        if (st == MIXL_OK)
-            st = cst;
-        else if (cst == MIXL_OK)
-            snprintf(err, err_len, "%s: out of memory while writing results", cfg->run.output);
+    return st;
+}
+
+mixl_status_t mixl_dg_results_close(mixl_dg_results_t *res, int finished, char *err,
+                                    size_t err_len)
+{
+    mixl_dg_writer_t *w = res->writer;
+    mixl_status_t st = MIXL_OK;
+    char path[128];
+
+    if (w == NULL) return MIXL_OK;
+    res->writer = NULL;
+    if (!w->broken && finished) {
+        /* Every request, in request order. */
+        for (size_t i = 0; i < res->count && st == MIXL_OK; i += BATCH) {
+            size_t k = res->count - i < BATCH ? res->count - i : BATCH;
+            st = write_rows(w, res, NULL, i, k, i);
+        }
+        if (st == MIXL_OK) st = write_summary(w, res);
+        wpath(w, path, sizeof(path), w->base[0] ? "" : "/");
+        char when[64];
+        time_t now = time(NULL);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        mixl_h5_attr_str(w->h, path, "finished_utc", when);
+        mixl_h5_attr_u64(w->h, path, "requests_written", res->count);
+        mixl_h5_attr_u64(w->h, path, "finished", 1);
+        if (res->point != NULL && res->point->index + 1 == res->point->count)
+            mixl_h5_attr_u64(w->h, "/", "finished", 1); /* the whole sweep ended */
+    } else if (!w->broken) {
+        writer_flush(w, res);
     }
+    mixl_status_t cst = mixl_h5_close(w->h, err, err_len);
+    if (st == MIXL_OK) st = cst;
+    if (st != MIXL_OK && err[0] == '\0') snprintf(err, err_len, "%s: writing results failed", w->path);
+    free(w->pending);
+    free(w->buf);
+    free(w);
     return st;
 }

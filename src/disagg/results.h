@@ -38,6 +38,16 @@ typedef struct {
     int reports; /* completion reports received */
 } mixl_dg_req_t;
 
+typedef struct mixl_dg_writer mixl_dg_writer_t;
+
+/* One point of a sweep: its parameters, written as attributes of its group /point_<index>. */
+typedef struct {
+    size_t index, count;
+    int nkeys, zip;
+    const char *const *keys;
+    const char *const *values;
+} mixl_dg_point_t;
+
 typedef struct mixl_dg_results {
     size_t count;
     mixl_dg_req_t *req;
@@ -47,15 +57,48 @@ typedef struct mixl_dg_results {
     char path_report[512];
     char path_choice[512]; /* data-path policy, its reason, and peers per backend over all ranks */
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
+    mixl_dg_writer_t *writer; /* the results file while the run goes on, or NULL */
+    const mixl_dg_point_t *point; /* the sweep point being run, or NULL */
 } mixl_dg_results_t;
+
+/* A request's derived metrics (NaN where undefined, e.g. no transfer); see the definitions above. */
+typedef struct {
+    double ttft_us, queue_us, lat_us, span_us, gbps, hidden;
+} mixl_dg_derived_t;
+
+mixl_dg_derived_t mixl_dg_derive(const mixl_dg_req_t *r);
+
+/* Short reason of a request's outcome, for labels and the results file: "" when it succeeded,
+ * else the status's name in lower case without its prefix ("timed_out", "checksum"). */
+const char *mixl_dg_reason(int32_t status, char *buf, size_t len);
 
 /* Print the summary table (and totals) to out. Returns the number of failed requests. */
 uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
                                const mixl_run_config_t *cfg, FILE *out);
 
-/* Write the HDF5 file named by run.output; err names the failure. */
-mixl_status_t mixl_dg_results_write(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
-                                    const mixl_run_config_t *cfg, int world, char *err,
+/*
+ * The HDF5 file named by run.output, written while the run goes on: open it
+ * before the requests start (root attributes, empty extendable /requests
+ * columns, finished = 0), hand over each ended request, tick from the loop;
+ * completed rows are written and the file flushed every run.flush_requests
+ * requests or run.flush_interval_ms, so a job killed at any point leaves a
+ * readable file holding every request completed up to the last flush.
+ * A write failure is logged once and stops further writes; the run goes on
+ * and close reports it. err names the file.
+ */
+mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t *plan,
+                                   const mixl_run_config_t *cfg, int world, char *err,
+                                   size_t err_len);
+/* Request id ended (delivered or failed); its record in res->req is final. No-op without a file. */
+void mixl_dg_results_done(mixl_dg_results_t *res, size_t id);
+/* Flush when run.flush_interval_ms passed since the last flush. */
+void mixl_dg_results_tick(mixl_dg_results_t *res);
+/*
+ * Finish the file: with finished, every request rewritten in request order,
+ * the summary and histograms, finished = 1; otherwise the pending rows only
+ * (finished stays 0). Returns the first write error of the whole run.
+ */
+mixl_status_t mixl_dg_results_close(mixl_dg_results_t *res, int finished, char *err,
                                     size_t err_len);
 
 #endif /* MIXL_DISAGG_RESULTS_H */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "disagg/dg_int.h"
+#include "disagg/live.h"
 #include "disagg/progress.h"
 #include "disagg/results.h"
 #include "kv/layout.h"
@@ -187,6 +188,8 @@ static void rt_report(rt_t *rt, const dg_msg_t *m)
     dg_finished_one(dg);
     rt->bytes += r->bytes;
     if (r->status != 0) rt->failed++;
+    dg_live_request(dg->live, r);
+    mixl_dg_results_done(rt->res, id);
 }
 
 /* Name what is stuck, for the error when the router times out. */
@@ -276,6 +279,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
             } else if (m->type == DG_MSG_ALLOC_OK || m->type == DG_MSG_ALLOC_FULL) {
                 rt_allocated(&rt, m);
             } else if (m->type == DG_MSG_PREFILL_DONE || m->type == DG_MSG_DECODE_DONE) {
+                dg_live_counters(dg->live, src, &m->agent, &m->reg);
                 rt_report(&rt, m);
             }
             free(m);
@@ -295,11 +299,14 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
             idle = 0;
         else
             dg_idle(&idle);
+        dg_live_tick(dg->live, now, 0, rt.dec_free, rt.inflight, rt.qtail - rt.qhead);
+        mixl_dg_results_tick(res);
         mixl_progress_update(
             &prog, now, 0, "[%zu/%zu] done, %zu failed, %zu in flight, %zu queued, %.1f MiB moved",
             rt.done, n, rt.failed, rt.inflight, rt.qtail - rt.qhead, (double)rt.bytes / 1048576.0);
     }
     res->end_ns = dg_now(dg);
+    dg_live_tick(dg->live, res->end_ns, 1, rt.dec_free, 0, 0);
     mixl_progress_update(&prog, res->end_ns, 1, "[%zu/%zu] done, %zu failed, %.1f MiB moved",
                          rt.done, n, rt.failed, (double)rt.bytes / 1048576.0);
     mixl_progress_end(&prog);

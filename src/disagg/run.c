@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "disagg/dg_int.h"
+#include "disagg/live.h"
 #include "disagg/results.h"
 #include "util/log.h"
 
@@ -95,6 +96,13 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
 mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
                           const mixl_workload_t *wl, FILE *out, uint64_t *failed_p)
 {
+    return mixl_dg_run_point(comm, cfg, plan, wl, NULL, out, failed_p);
+}
+
+mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
+                                const mixl_dg_plan_t *plan, const mixl_workload_t *wl,
+                                const mixl_dg_point_t *point, FILE *out, uint64_t *failed_p)
+{
     mixl_dg_t dg;
     mixl_dg_results_t res;
     mixl_status_t st;
@@ -102,6 +110,7 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
 
     memset(&dg, 0, sizeof(dg));
     memset(&res, 0, sizeof(res));
+    res.point = point;
     dg.cfg = cfg;
     dg.plan = *plan;
     dg.timeout_ms = (int)cfg->run.timeout_ms;
@@ -110,6 +119,20 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
     dg.me = mixl_dg_rank_of(plan, dg.rank);
     if (MPI_Comm_dup(comm, &dg.ctl) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
     MPI_Comm_set_errhandler(dg.ctl, MPI_ERRORS_RETURN);
+
+    /* The metrics endpoint first: a taken port stops every rank before any allocates. */
+    int lst = MIXL_OK;
+    char lerr[256] = "";
+    if (dg.rank == 0) lst = dg_live_start(&dg, &dg.live, lerr, sizeof(lerr));
+    MPI_Bcast(&lst, 1, MPI_INT, 0, comm);
+    if (lst != MIXL_OK) {
+        if (dg.rank == 0) mixl_error("%s", lerr);
+        MPI_Comm_free(&dg.ctl);
+        return (mixl_status_t)lst;
+    }
+    if (dg.live != NULL)
+        fprintf(out, "metrics: http://%s:%lld/metrics\n", cfg->metrics.bind,
+                (long long)cfg->metrics.port);
 
     st = dg_setup(&dg);
     if (st != MIXL_OK) {
@@ -122,11 +145,26 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
                  mixl_agent_path_choice(dg.agent), dg.peers_on[0], dg.peers_on[1]);
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
         res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
+        unsigned be = mixl_agent_backends(dg.agent);
+        dg_live_set_info(dg.live, res.path_report,
+                         be == (MIXL_BACKEND_MPI | MIXL_BACKEND_TCP) ? "mpi+tcp"
+                         : be == MIXL_BACKEND_TCP                    ? "tcp"
+                                                                     : "mpi",
+                         res.host_memory);
+        char werr[1024] = "";
+        mixl_status_t wst = MIXL_OK;
+        if (cfg->run.output[0] != '\0') {
+            wst = mixl_dg_results_open(&res, plan, cfg, dg.world, werr, sizeof(werr));
+            if (wst != MIXL_OK) mixl_error("results: %s; the run goes on without a file", werr);
+        }
         st = dg_router_run(&dg, wl, &res);
         /* Before the summary and the HDF5 writer allocate: the run's own memory only. */
         rss_end = dg_rss_kib();
         if (st != MIXL_OK) {
             /* A rank stopped answering: without fault-tolerant MPI the only safe end is an abort. */
+            if (mixl_dg_results_close(&res, 0, werr, sizeof(werr)) == MIXL_OK &&
+                cfg->run.output[0] != '\0')
+                fprintf(out, "results (unfinished): %s\n", cfg->run.output);
             fflush(stdout);
             mixl_error("aborting the job");
             MPI_Abort(comm, 3);
@@ -139,16 +177,17 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
-            char err[1024];
-            mixl_status_t wst = mixl_dg_results_write(&res, plan, cfg, dg.world, err, sizeof(err));
+            if (wst == MIXL_OK) wst = mixl_dg_results_close(&res, 1, werr, sizeof(werr));
             if (wst != MIXL_OK) {
-                mixl_error("%s", err);
+                mixl_error("results: %s: the file is missing or incomplete: %s", cfg->run.output,
+                           werr);
                 st = wst;
             } else {
                 fprintf(out, "results: %s\n", cfg->run.output);
             }
         }
         fflush(out);
+        dg_live_linger(dg.live, out);
     } else if (dg.me.role == MIXL_ROLE_PREFILL) {
         st = dg_prefill_run(&dg);
         rss_end = dg_rss_kib();
@@ -165,6 +204,7 @@ mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mix
         fflush(out);
     }
 out:
+    dg_live_stop(dg.live);
     dg_teardown(&dg);
     free(res.req);
     MPI_Comm_free(&dg.ctl);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "disagg/dg_int.h"
+#include "disagg/live.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -117,7 +118,9 @@ mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
 
     /* The router moves no KV: only workers publish, and they import every other worker. */
     if (dg->rank != 0) {
+        int64_t t0 = (int64_t)mixl_now_ns();
         st = mixl_md_store_publish_agent(dg->store, dg->agent);
+        if (st == MIXL_OK) dg_reg_time_add(&dg->reg_times, 0, (int64_t)mixl_now_ns() - t0);
         if (st != MIXL_OK)
             mixl_error("publishing its metadata: %s", mixl_md_store_last_error(dg->store));
     }
@@ -125,8 +128,10 @@ mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
     if (dg->rank != 0)
         for (int r = 1; r < dg->world && st == MIXL_OK; r++) {
             if (r == dg->rank) continue;
+            int64_t t0 = (int64_t)mixl_now_ns();
             st = mixl_md_store_fetch_import(dg->store, dg->agent, dg->names[r],
                                             (int)cfg->registry.timeout_ms);
+            if (st == MIXL_OK) dg_reg_time_add(&dg->reg_times, 1, (int64_t)mixl_now_ns() - t0);
             if (st != MIXL_OK)
                 mixl_error("metadata of %s: %s", dg->names[r],
                            mixl_md_store_last_error(dg->store)[0] != '\0'

@@ -44,12 +44,36 @@ mixl_status_t mixl_h5_create(const char *path, mixl_h5_t **h5_p, char *err, size
     mixl_h5_t *h = calloc(1, sizeof(*h));
     if (h == NULL) return MIXL_ERR_NO_MEMORY;
     snprintf(h->path, sizeof(h->path), "%s", path);
+    /*
+     * A file whose close failed (full file system) stays open inside the
+     * library, and HDF5's exit handler crashes closing it again; every file
+     * MIXL writes is closed explicitly, so the handler has nothing to do.
+     * (Effective only before the library's first use; harmless after.)
+     */
+    H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* report through our messages, not the HDF5 stack */
     h5_mkdirs(path);
     h->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (h->file < 0) {
         snprintf(err, err_len,
                  "%s: cannot create the HDF5 results file (folder missing or not writable?)", path);
+        free(h);
+        return MIXL_ERR_IO;
+    }
+    *h5_p = h;
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_open(const char *path, mixl_h5_t **h5_p, char *err, size_t err_len)
+{
+    mixl_h5_t *h = calloc(1, sizeof(*h));
+    if (h == NULL) return MIXL_ERR_NO_MEMORY;
+    snprintf(h->path, sizeof(h->path), "%s", path);
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    h->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    if (h->file < 0) {
+        snprintf(err, err_len, "%s: cannot open the HDF5 results file to add to it", path);
         free(h);
         return MIXL_ERR_IO;
     }
@@ -82,6 +106,7 @@ static mixl_status_t h5_attr(mixl_h5_t *h, const char *obj, const char *name, hi
 {
     hid_t o = H5Oopen(h->file, obj, H5P_DEFAULT);
     if (o < 0) return h5_fail(h, "no object %s for an attribute", obj);
+    if (H5Aexists(o, name) > 0) H5Adelete(o, name);
     hid_t a = H5Acreate2(o, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, value);
     if (a >= 0) H5Aclose(a);
@@ -159,6 +184,97 @@ mixl_status_t mixl_h5_write_i32(mixl_h5_t *h, const char *path, const int32_t *d
                                 const char *units)
 {
     return h5_write(h, path, H5T_STD_I32LE, H5T_NATIVE_INT32, data, n, units);
+}
+
+/* File and memory types of a column type; a string type is a copy the caller closes. */
+static void col_types(mixl_h5_type_t type, hid_t *ftype_p, hid_t *mtype_p, int *owned_p)
+{
+    *owned_p = 0;
+    switch (type) {
+    case MIXL_H5_F64:
+        *ftype_p = H5T_IEEE_F64LE;
+        *mtype_p = H5T_NATIVE_DOUBLE;
+        break;
+    case MIXL_H5_U64:
+        *ftype_p = H5T_STD_U64LE;
+        *mtype_p = H5T_NATIVE_UINT64;
+        break;
+    case MIXL_H5_I32:
+        *ftype_p = H5T_STD_I32LE;
+        *mtype_p = H5T_NATIVE_INT32;
+        break;
+    case MIXL_H5_STR:
+    default:
+        *ftype_p = H5Tcopy(H5T_C_S1);
+        H5Tset_size(*ftype_p, MIXL_H5_STR_LEN);
+        H5Tset_strpad(*ftype_p, H5T_STR_NULLPAD);
+        *mtype_p = *ftype_p;
+        *owned_p = 1;
+        break;
+    }
+}
+
+mixl_status_t mixl_h5_column(mixl_h5_t *h, const char *path, mixl_h5_type_t type,
+                             const char *units)
+{
+    hsize_t dims[1] = {0}, max[1] = {H5S_UNLIMITED}, chunk[1] = {1024};
+    hid_t ftype, mtype;
+    int owned;
+    col_types(type, &ftype, &mtype, &owned);
+    hid_t s = H5Screate_simple(1, dims, max);
+    hid_t pl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(pl, 1, chunk);
+    hid_t d = H5Dcreate2(h->file, path, ftype, s, H5P_DEFAULT, pl, H5P_DEFAULT);
+    if (d >= 0) H5Dclose(d);
+    H5Pclose(pl);
+    H5Sclose(s);
+    if (owned) H5Tclose(ftype);
+    if (d < 0) return h5_fail(h, "cannot create column %s", path);
+    if (units != NULL) return mixl_h5_attr_str(h, path, "units", units);
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_column_put(mixl_h5_t *h, const char *path, mixl_h5_type_t type,
+                                 size_t offset, const void *data, size_t n)
+{
+    hid_t ftype, mtype;
+    int owned;
+    herr_t rc = -1;
+    if (n == 0) return MIXL_OK;
+    hid_t d = H5Dopen2(h->file, path, H5P_DEFAULT);
+    if (d < 0) return h5_fail(h, "no column %s", path);
+    col_types(type, &ftype, &mtype, &owned);
+    hid_t fs = H5Dget_space(d);
+    hsize_t cur[1] = {0};
+    H5Sget_simple_extent_dims(fs, cur, NULL);
+    H5Sclose(fs);
+    hsize_t want[1] = {offset + n};
+    if (want[0] <= cur[0] || H5Dset_extent(d, want) >= 0) {
+        hsize_t start[1] = {offset}, count[1] = {n};
+        fs = H5Dget_space(d);
+        hid_t ms = H5Screate_simple(1, count, NULL);
+        if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) >= 0)
+            rc = H5Dwrite(d, mtype, ms, fs, H5P_DEFAULT, data);
+        H5Sclose(ms);
+        H5Sclose(fs);
+    }
+    if (owned) H5Tclose(ftype);
+    H5Dclose(d);
+    if (rc < 0) return h5_fail(h, "cannot write column %s (file system full?)", path);
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_flush(mixl_h5_t *h)
+{
+    if (H5Fflush(h->file, H5F_SCOPE_GLOBAL) < 0)
+        return h5_fail(h, "%s", "flushing the HDF5 file failed (file system full?)");
+    return MIXL_OK;
+}
+
+mixl_status_t mixl_h5_error(const mixl_h5_t *h, char *err, size_t err_len)
+{
+    if (h->status != MIXL_OK) snprintf(err, err_len, "%s", h->err);
+    return h->status;
 }
 
 const char *mixl_h5_library_version(void)

@@ -16,6 +16,7 @@
 #include <hdf5.h>
 
 #include "metrics/h5.h"
+#include "metrics/prom.h"
 #include "metrics/stats.h"
 #include "metrics/table.h"
 
@@ -81,6 +82,44 @@ static void test_table(void **state)
     assert_non_null(strstr(buf, "10.000"));
     free(buf);
     mixl_samples_fini(&s);
+}
+
+/* Exposition text: escaped labels, cumulative buckets with +Inf, integers without decimals. */
+static void test_prom_text(void **state)
+{
+    static const double le[] = {0.001, 0.01, 0.1};
+    mixl_prom_buf_t b;
+    mixl_prom_hist_t h;
+    (void)state;
+    mixl_prom_buf_init(&b);
+    assert_int_equal(mixl_prom_hist_init(&h, le, 3), MIXL_OK);
+    mixl_prom_hist_add(&h, 0.001);  /* on a bound: counted in that bucket (le is <=) */
+    mixl_prom_hist_add(&h, 0.005);
+    mixl_prom_hist_add(&h, 0.05);
+    mixl_prom_hist_add(&h, 7.0);    /* above every bound: only +Inf */
+    mixl_prom_hist_add(&h, 0.0 / 0.0); /* NaN: ignored */
+    mixl_prom_family(&b, "x_seconds", "histogram", "a\\b\nc");
+    mixl_prom_label_t l = {"role", "de\"co\\de\n"};
+    mixl_prom_hist_write(&b, "x_seconds", &l, 1, &h);
+    mixl_prom_sample(&b, "y_total", NULL, 0, 12345678901.0);
+    mixl_prom_sample(&b, "z", NULL, 0, 0.25);
+    assert_false(b.oom);
+    const char *want =
+        "# HELP x_seconds a\\\\b\\nc\n"
+        "# TYPE x_seconds histogram\n"
+        "x_seconds_bucket{role=\"de\\\"co\\\\de\\n\",le=\"0.001\"} 1\n"
+        "x_seconds_bucket{role=\"de\\\"co\\\\de\\n\",le=\"0.01\"} 2\n"
+        "x_seconds_bucket{role=\"de\\\"co\\\\de\\n\",le=\"0.1\"} 3\n"
+        "x_seconds_bucket{role=\"de\\\"co\\\\de\\n\",le=\"+Inf\"} 4\n"
+        "x_seconds_sum{role=\"de\\\"co\\\\de\\n\"} 7.056\n"
+        "x_seconds_count{role=\"de\\\"co\\\\de\\n\"} 4\n"
+        "y_total 12345678901\n"
+        "z 0.25\n";
+    assert_string_equal(b.buf, want);
+    mixl_prom_buf_reset(&b);
+    assert_int_equal(b.len, 0);
+    mixl_prom_hist_fini(&h);
+    mixl_prom_buf_fini(&b);
 }
 
 static void test_h5_roundtrip(void **state)
@@ -173,6 +212,7 @@ int main(void)
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_h5_roundtrip),
+        cmocka_unit_test(test_prom_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
