@@ -53,7 +53,8 @@ static mixl_status_t roundtrip(uint64_t off, uint64_t len, uint64_t size, uint64
     md.region_count = 1;
     st = mixl_metadata_encode(&md, &blob, &blen);
     if (st != MIXL_OK) return st;
-    st = mixl_metadata_decode(blob, blen, &out, err, err_len);
+    st = mixl_metadata_decode(blob, blen, &out);
+    if (st != MIXL_OK) snprintf(err, err_len, "%s", mixl_last_error());
     if (st == MIXL_OK) {
         *size_back = out->regions[0].ipc_size;
         mixl_metadata_free(out);
