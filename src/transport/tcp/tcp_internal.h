@@ -34,6 +34,7 @@
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
 #define TCP_ERR_LEN 256
+#define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
 
 typedef struct tcp tcp_t;
 typedef struct tcp_conn tcp_conn_t;
@@ -205,6 +206,12 @@ struct tcp {
     tcp_region_t *regions;
     uint64_t regions_gen;   /* bumped when a region goes away */
 
+    /* Completion signal: the progress thread bumps `completions` after each
+     * transfer ends and wakes a futex waiter; xfer_test sleeps on it. */
+    _Atomic uint32_t completions;
+    _Atomic int waiters;
+    uint32_t test_seen;     /* agent thread: completions at the last in-progress answer */
+
     pthread_mutex_t notif_lock;
     mixl_notif_t *notifs;
     size_t notif_cap, notif_head, notif_count;
@@ -230,6 +237,23 @@ int tcp_conn_buffers(tcp_conn_t *conn);
 uint8_t *tcp_conn_stage(tcp_conn_t *conn); /* pinned staging buffer, made on first use */
 #endif
 void tcp_conn_readable(tcp_conn_t *conn);
+
+/* What a role adds to the shared receive state machine (tcp_conn_rx). */
+typedef struct {
+    /* Decide where the payload of conn->rx goes (conn->rx_mode); RX_HDR
+     * when it has none. May abort the connection. */
+    void (*frame_begin)(tcp_conn_t *conn);
+    /* The frame is complete (payload received, drained, or none). */
+    void (*frame_end)(tcp_conn_t *conn);
+    /* Optional: 0 stops reading before the next header (answers must drain). */
+    int (*header_room)(tcp_conn_t *conn);
+    /* Optional: before receiving into conn->rx_dst, make sure it may still be
+     * written and hold that (1), or switch to RX_DRAIN (0). */
+    int (*direct_guard)(tcp_conn_t *conn);
+    void (*direct_unguard)(tcp_conn_t *conn);
+    int eof_between_frames_ok; /* EOF at a frame boundary is an orderly close */
+} tcp_rx_role_t;
+void tcp_conn_rx(tcp_conn_t *conn, const tcp_rx_role_t *role);
 void tcp_conn_writable(tcp_conn_t *conn);
 /* Fail everything on the connection and close its socket. */
 void tcp_conn_abort(tcp_conn_t *conn, mixl_status_t status, const char *fmt, ...)

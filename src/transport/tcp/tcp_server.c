@@ -216,75 +216,52 @@ static void srv_frame_end(tcp_conn_t *c)
     }
 }
 
-static void srv_read(tcp_conn_t *c)
+/* Each frame adds at most two answers: stop reading while they would not
+ * fit, so a slow reader throttles its peer. */
+static int srv_header_room(tcp_conn_t *c)
+{
+    return c->ring_count + 2 <= TCP_SRV_RING;
+}
+
+/* Payload straight into registered memory: under regions_lock, and only
+ * while the region is still there (deregistration bumps regions_gen). */
+static int srv_direct_guard(tcp_conn_t *c)
 {
     tcp_t *tcp = c->tcp;
-    size_t budget = TCP_READ_BUDGET;
 
-    while (budget > 0 && atomic_load(&c->state) == CONN_UP && !c->peer_closed) {
-        ssize_t n;
-
-        if (c->rx_mode == RX_HDR) {
-            /* Each frame adds at most two answers: stop reading while they
-             * would not fit, so a slow reader throttles its peer. */
-            if (c->ring_count + 2 > TCP_SRV_RING) return;
-            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
-            if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-                if (n == 0 && c->rx_hdr_got == 0) {
-                    tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
-                    return;
-                }
-                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
-                return;
-            }
-            c->rx_hdr_got += (size_t)n;
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue;
-            char err[160];
-            mixl_status_t st = mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
-            if (st != MIXL_OK) {
-                tcp_conn_abort(c, st, "bad frame header: %s", err);
-                return;
-            }
-            srv_frame_begin(c);
-            if (atomic_load(&c->state) != CONN_UP) return;
-            if (c->rx.payload_len == 0) srv_frame_end(c);
-            continue;
-        }
-
-        uint64_t want = c->rx.payload_len - c->rx_got;
-        switch (c->rx_mode) {
-        case RX_DIRECT:
-            pthread_mutex_lock(&tcp->regions_lock);
-            if (c->rx_region_gen != tcp->regions_gen) {
-                tcp_region_t *r = tcp_region_find(tcp, c->rx_region_id);
-                if (r == NULL || c->rx_dst < r->addr ||
-                    c->rx_dst + c->rx.payload_len > r->addr + r->len) {
-                    pthread_mutex_unlock(&tcp->regions_lock);
-                    rx_fail(c, c->rx.req_id, MIXL_ERR_NOT_REGISTERED,
-                            "region %u of agent %s was deregistered while being written",
-                            c->rx_region_id, tcp->name);
-                    c->rx_mode = RX_DRAIN;
-                    continue;
-                }
-                c->rx_region_gen = tcp->regions_gen;
-            }
-            n = recv(c->fd, c->rx_dst + c->rx_got, want, 0);
+    pthread_mutex_lock(&tcp->regions_lock);
+    if (c->rx_region_gen != tcp->regions_gen) {
+        tcp_region_t *r = tcp_region_find(tcp, c->rx_region_id);
+        if (r == NULL || c->rx_dst < r->addr || c->rx_dst + c->rx.payload_len > r->addr + r->len) {
             pthread_mutex_unlock(&tcp->regions_lock);
-            break;
-        case RX_STAGE: n = recv(c->fd, c->stage + c->rx_got, want, 0); break;
-        case RX_SMALL: n = recv(c->fd, c->rx_small + c->rx_got, want, 0); break;
-        default: n = recv(c->fd, c->scratch, want, 0); break;
+            rx_fail(c, c->rx.req_id, MIXL_ERR_NOT_REGISTERED,
+                    "region %u of agent %s was deregistered while being written",
+                    c->rx_region_id, tcp->name);
+            c->rx_mode = RX_DRAIN;
+            return 0;
         }
-        if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-            tcp_conn_io_error(c, " inside a frame", n);
-            return;
-        }
-        c->rx_got += (uint64_t)n;
-        budget -= (size_t)n < budget ? (size_t)n : budget;
-        if (c->rx_got == c->rx.payload_len) srv_frame_end(c);
+        c->rx_region_gen = tcp->regions_gen;
     }
+    return 1;
+}
+
+static void srv_direct_unguard(tcp_conn_t *c)
+{
+    pthread_mutex_unlock(&c->tcp->regions_lock);
+}
+
+static const tcp_rx_role_t srv_rx = {
+    .frame_begin = srv_frame_begin,
+    .frame_end = srv_frame_end,
+    .header_room = srv_header_room,
+    .direct_guard = srv_direct_guard,
+    .direct_unguard = srv_direct_unguard,
+    .eof_between_frames_ok = 1,
+};
+
+static void srv_read(tcp_conn_t *c)
+{
+    tcp_conn_rx(c, &srv_rx);
 }
 
 /* Next frame from the answer ring; 0 when nothing can be sent now. */
