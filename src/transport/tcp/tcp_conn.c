@@ -292,7 +292,9 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
                 return;
             }
             c->rx_hdr_got += (size_t)n;
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue;
+            /* A short read drained the socket: epoll (level-triggered) calls
+             * again when more arrives, sparing a recv that says EAGAIN. */
+            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) return;
             char err[160];
             mixl_status_t st =
                 mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
@@ -338,6 +340,8 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
         if (c->rx_got == c->rx.payload_len) {
             role->frame_end(c);
             c->rx_mode = RX_HDR;
+        } else if ((uint64_t)n < want) {
+            return; /* drained (see above) */
         }
     }
 }
