@@ -81,6 +81,16 @@ typedef struct {
     const char *tcp_bind;  /* TCP backend listen address (default 127.0.0.1) */
     int tcp_port;          /* TCP backend port, 0 = ephemeral */
     int timeout_ms;        /* default for internal waits (default 30000) */
+    /* TCP handshake authentication (docs/tcp-protocol.md), read during
+     * mixl_agent_create only: the per-job secret (16..1024 bytes) every agent
+     * of the job shares, or a file holding it (mode 0600 or stricter); with
+     * neither, the file named by MIXL_TCP_SECRET_FILE if set. */
+    const void *tcp_secret;
+    size_t tcp_secret_len;
+    const char *tcp_secret_file;
+    /* 1: bind a non-loopback tcp_bind without a secret (anyone who reaches
+     * the port may then write into registered memory). */
+    int tcp_allow_unauthenticated;
 } mixl_agent_params_t;
 
 /* Create an agent. Collective over params->comm when it is not MPI_COMM_NULL. */

@@ -104,6 +104,10 @@ static const mixl_cfg_entry_t run_entries[] = {
          "where host KV memory comes from: MPI_Win_allocate (peers on the node map it) or malloc"),
     STR("data_plane.tcp.bind", "127.0.0.1", data_plane.tcp_bind,
         "TCP fallback listen address; 0.0.0.0 publishes the host name (several nodes)"),
+    STR("data_plane.tcp.secret_file", "", data_plane.tcp_secret_file,
+        "file (mode 0600) holding the TCP handshake secret; empty: rank 0 makes one per job"),
+    BOOL("data_plane.tcp.allow_unauthenticated", "false", data_plane.tcp_allow_unauthenticated,
+         "allow a non-loopback TCP listener without a secret"),
 
     ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
          "metadata registry: embedded rank-0 MPI service or an etcd cluster"),

@@ -90,6 +90,8 @@ typedef struct {
         int gpu_path;
         int64_t notif_ring;
         char tcp_bind[MIXL_CFG_STR_MAX];
+        char tcp_secret_file[MIXL_CFG_STR_MAX];
+        int tcp_allow_unauthenticated;
         int host_memory;
     } data_plane;
     struct {

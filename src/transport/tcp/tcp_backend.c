@@ -83,6 +83,8 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
+    st = tcp_auth_init(tcp, params);
+    if (st != MIXL_OK) return st;
     tcp->notif_cap = 16 * (params->notif_ring ? params->notif_ring : TCP_NOTIF_DEFAULT);
     tcp->notifs = calloc(tcp->notif_cap, sizeof(*tcp->notifs));
     if (tcp->notifs == NULL)
@@ -537,8 +539,9 @@ static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
 {
     tcp_t *tcp = tp->priv;
 
-    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, cuda %s", tcp->bind_host,
-             tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, peers %s, cuda %s",
+             tcp->bind_host, tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+             tcp->secret_len ? "authenticated (HMAC-SHA256)" : "NOT authenticated",
 #ifdef MIXL_HAVE_CUDA
              "staged through pinned host buffers"
 #else

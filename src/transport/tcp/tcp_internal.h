@@ -34,6 +34,8 @@
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
 #define TCP_ERR_LEN 256
+#define TCP_SECRET_MIN 16
+#define TCP_SECRET_MAX 1024
 #define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
 
 typedef struct tcp tcp_t;
@@ -122,6 +124,8 @@ struct tcp_conn {
     size_t hs_got;
     size_t hs_out_len, hs_out_sent; /* server reply being written */
     int hs_refused;
+    int hs_stage;          /* server: 0 hello, 1 waiting for the client's AUTH frame */
+    uint8_t hs_nonce_c[MIXL_TCP_NONCE_LEN], hs_nonce_s[MIXL_TCP_NONCE_LEN];
 
     /* receive state (progress thread) */
     int rx_mode;
@@ -187,6 +191,9 @@ struct tcp {
     uint32_t max_frame;
     uint32_t caps;          /* what we offer */
     int use_crc;            /* checksum what we send (MIXL_TCP_CRC=1) */
+    uint8_t secret[TCP_SECRET_MAX]; /* per-job secret; secret_len 0 = none */
+    size_t secret_len;
+    _Atomic uint64_t auth_rejected; /* incoming peers refused by authentication */
 
     int listen_fd, epoll_fd, wake_fd;
     pthread_t thread;
@@ -287,6 +294,17 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
 /* tcp_regions.c */
 tcp_region_t *tcp_region_find(tcp_t *tcp, uint32_t id);
 int tcp_notif_push(tcp_t *tcp, const char *peer, const uint8_t *payload, size_t len);
+
+/* tcp_auth.c: the per-job secret and the HMAC-SHA256 challenge-response. */
+mixl_status_t tcp_auth_init(tcp_t *tcp, const mixl_agent_params_t *params);
+int tcp_auth_nonce(uint8_t nonce[MIXL_TCP_NONCE_LEN]); /* 1 ok */
+/* MAC a side sends: role_server 1 for the server's proof, 0 for the client's. */
+void tcp_auth_mac(const tcp_t *tcp, int role_server, const uint8_t nonce_c[MIXL_TCP_NONCE_LEN],
+                  const uint8_t nonce_s[MIXL_TCP_NONCE_LEN], const char *server,
+                  const char *client, uint8_t mac[MIXL_TCP_MAC_LEN]);
+int tcp_auth_equal(const uint8_t *a, const uint8_t *b); /* constant time, MAC length */
+/* Count and log a peer refused by authentication (progress thread). */
+void tcp_auth_reject(tcp_conn_t *conn, const char *why);
 
 /* tcp_cuda.c (only when CUDA is compiled in) */
 #ifdef MIXL_HAVE_CUDA
