@@ -200,7 +200,7 @@ enum {
     OPT_MODES = 256, OPT_OPS, OPT_MEM, OPT_BACKENDS, OPT_PATTERN, OPT_SIZES, OPT_BATCH,
     OPT_MAX_REQUEST, OPT_ITERS, OPT_WARMUP, OPT_REPS, OPT_CONTIG, OPT_TIMEOUT, OPT_MODELS,
     OPT_TOKENS, OPT_BLOCKS, OPT_SCHEMES, OPT_MODEL_ITERS, OPT_MODEL_MAX, OPT_NO_NOTIFY, OPT_UCX,
-    OPT_UCX_PORT, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
+    OPT_UCX_PORT, OPT_TCP_BIND, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -226,6 +226,7 @@ static const struct option long_opts[] = {
     {"no-notify", no_argument, NULL, OPT_NO_NOTIFY},
     {"ucx-perftest", required_argument, NULL, OPT_UCX},
     {"ucx-port", required_argument, NULL, OPT_UCX_PORT},
+    {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
     {"mpi-win", required_argument, NULL, OPT_MPI_WIN},
     {"mpi-origin", required_argument, NULL, OPT_MPI_ORIGIN},
     {"csv", required_argument, NULL, OPT_CSV},
@@ -313,6 +314,14 @@ mixl_status_t bench_opts_parse(int argc, char **argv, bench_opts_t *o, char *err
             if ((st = parse_uint("timeout-ms", optarg, 1, 3600000, &v, err, errlen)) == MIXL_OK)
                 o->timeout_ms = (int)v;
             break;
+        case OPT_TCP_BIND:
+            if (strlen(optarg) >= sizeof(o->tcp_bind)) {
+                snprintf(err, errlen, "--tcp-bind: address too long");
+                st = MIXL_ERR_INVALID_PARAM;
+            } else {
+                snprintf(o->tcp_bind, sizeof(o->tcp_bind), "%s", optarg);
+            }
+            break;
         case OPT_UCX_PORT:
             if ((st = parse_uint("ucx-port", optarg, 1, 65535, &v, err, errlen)) == MIXL_OK)
                 o->ucx_port = (int)v;
@@ -398,6 +407,9 @@ void bench_usage(FILE *out, const char *prog)
             "  --warmup N          untimed iterations first (default 100, scaled likewise)\n"
             "  --reps N            repetitions, for the spread (default 3)\n"
             "  --timeout-ms N      bound on every wait (default 60000)\n"
+            "  --tcp-bind ADDR     TCP backend listen address (default 127.0.0.1; another\n"
+            "                      address for ranks on several nodes; peers authenticate\n"
+            "                      with a secret rank 0 makes)\n"
             "  --models LIST       llama3-8b,llama3-70b (default both)\n"
             "  --tokens LIST       tokens per request (default 1024,4096)\n"
             "  --block-sizes LIST  tokens per KV block (default 16,64)\n"

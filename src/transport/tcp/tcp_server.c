@@ -488,10 +488,10 @@ static void hs_auth_frame(tcp_conn_t *c)
         f.type = MIXL_TCP_ERROR;
         f.payload_len = (uint32_t)mixl_tcp_error_encode(MIXL_ERR_AUTH, err, pay);
         f.length = f.payload_len;
-        (void)hs_send_frame(c, &f, pay);
-        shutdown(c->fd, SHUT_WR);
         tcp_auth_reject(c, "wrong proof of the shared secret (secrets differ, or a replayed "
                            "handshake)");
+        (void)hs_send_frame(c, &f, pay);
+        shutdown(c->fd, SHUT_WR);
         tcp_conn_abort(c, MIXL_ERR_AUTH, "authentication failed");
         return;
     }
