@@ -21,6 +21,7 @@ enum {
     BENCH_MODE_MPI = 1u << 2,    /* raw MPI_Put/MPI_Get + MPI_Win_flush loop */
     BENCH_MODE_UCX = 1u << 3,    /* ucx_perftest server/client pair on loopback */
     BENCH_MODE_MODEL = 1u << 4,  /* a whole request's KV, block-wise and layer-wise */
+    BENCH_MODE_SOCKET = 1u << 5, /* plain blocking socket loop (with --backends tcp) */
 };
 
 enum { BENCH_OP_READ = 1u << 0, BENCH_OP_WRITE = 1u << 1 };

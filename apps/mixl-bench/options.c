@@ -23,7 +23,8 @@ typedef struct {
 
 static const name_bit_t mode_names[] = {
     {"mixl", BENCH_MODE_MIXL}, {"memcpy", BENCH_MODE_MEMCPY}, {"mpi", BENCH_MODE_MPI},
-    {"ucx", BENCH_MODE_UCX},   {"model", BENCH_MODE_MODEL},   {NULL, 0},
+    {"ucx", BENCH_MODE_UCX},   {"model", BENCH_MODE_MODEL},   {"socket", BENCH_MODE_SOCKET},
+    {NULL, 0},
 };
 static const name_bit_t op_names[] = {{"write", BENCH_OP_WRITE}, {"read", BENCH_OP_READ}, {NULL, 0}};
 static const name_bit_t mem_names[] = {
@@ -41,7 +42,8 @@ static const name_bit_t scheme_names[] = {
 void bench_opts_default(bench_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
-    o->modes = BENCH_MODE_MIXL | BENCH_MODE_MEMCPY | BENCH_MODE_MPI | BENCH_MODE_UCX | BENCH_MODE_MODEL;
+    o->modes = BENCH_MODE_MIXL | BENCH_MODE_MEMCPY | BENCH_MODE_MPI | BENCH_MODE_UCX | BENCH_MODE_MODEL |
+               BENCH_MODE_SOCKET;
     o->ops = BENCH_OP_WRITE | BENCH_OP_READ;
     o->mems = BENCH_MEM_HOST;
     o->backends = BENCH_BACKEND_MPI;
@@ -391,7 +393,8 @@ void bench_usage(FILE *out, const char *prog)
             "Measures MIXL transfers next to memcpy, a raw MPI RMA loop and ucx_perftest.\n"
             "Ranks: pairwise = even rank i initiates to rank i+1; many-to-one = every\n"
             "rank > 0 initiates into rank 0.\n\n"
-            "  --modes LIST        mixl,memcpy,mpi,ucx,model or all (default all)\n"
+            "  --modes LIST        mixl,memcpy,mpi,ucx,model,socket or all (default all;\n"
+            "                      socket = plain TCP send/recv loop, with --backends tcp)\n"
             "  --ops LIST          write,read (default both)\n"
             "  --mem LIST          host,pinned,cuda,host-mpi (default host; cuda needs a CUDA\n"
             "                      build; host-mpi = host memory from mixl_mem_alloc_mpi)\n"
