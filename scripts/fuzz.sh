@@ -49,7 +49,7 @@ for t in "${targets[@]}"; do
   seeds="$here/tests/fuzz/corpus/tcp"
   [ "$t" = client ] && seeds="$here/tests/fuzz/corpus/tcp_client"
   echo "fuzz: building fuzz_tcp_$t"
-  clang "${cflags[@]}" "${srcs[@]}" -o "$out/fuzz_tcp_$t" -lpthread "${mpi_libs[@]}"
+  clang "${cflags[@]}" "${srcs[@]}" -o "$out/fuzz_tcp_$t" -lpthread -lcrypto "${mpi_libs[@]}"
   mkdir -p "$out/corpus-$t"
   echo "fuzz: running fuzz_tcp_$t for ${secs}s"
   (cd "$out" && MIXL_LOG_LEVEL=error "./fuzz_tcp_$t" -max_total_time="$secs" -max_len=4096 \
