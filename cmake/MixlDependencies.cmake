@@ -7,6 +7,8 @@ find_package(Threads REQUIRED)
 pkg_check_modules(YAML REQUIRED IMPORTED_TARGET yaml-0.1)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+# libcrypto: HMAC-SHA256 of the TCP handshake (Debian libssl-dev).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
 # msgpack-c 6 renamed the package to msgpack-c; accept both.
 pkg_check_modules(MSGPACK IMPORTED_TARGET msgpack-c)
 if(NOT MSGPACK_FOUND)

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libucx-dev ucx-utils
   libhdf5-dev hdf5-tools libyaml-dev libmsgpack-dev
-  libcurl4-openssl-dev libjansson-dev libcmocka-dev
+  libcurl4-openssl-dev libjansson-dev libcmocka-dev libssl-dev
   etcd-server etcd-client
   openssl
   slurm-wlm munge

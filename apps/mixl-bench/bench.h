@@ -21,6 +21,7 @@ enum {
     BENCH_MODE_MPI = 1u << 2,    /* raw MPI_Put/MPI_Get + MPI_Win_flush loop */
     BENCH_MODE_UCX = 1u << 3,    /* ucx_perftest server/client pair on loopback */
     BENCH_MODE_MODEL = 1u << 4,  /* a whole request's KV, block-wise and layer-wise */
+    BENCH_MODE_SOCKET = 1u << 5, /* plain blocking socket loop (with --backends tcp) */
 };
 
 enum { BENCH_OP_READ = 1u << 0, BENCH_OP_WRITE = 1u << 1 };
@@ -67,6 +68,7 @@ typedef struct {
     unsigned reps;          /* repetitions; the spread is taken over them */
     int contig;             /* batch descriptors adjacent on both sides (merged) */
     int timeout_ms;         /* bound on every wait */
+    char tcp_bind[64];      /* TCP backend listen address (default 127.0.0.1) */
     unsigned mpi_wins;      /* BENCH_WIN_*: window kinds of the raw MPI loop */
     unsigned mpi_origin;    /* BENCH_MEM_HOST or _HOST_MPI: where the raw loop's origin buffer lives */
     /* model-shaped mode */

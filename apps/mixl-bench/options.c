@@ -23,7 +23,8 @@ typedef struct {
 
 static const name_bit_t mode_names[] = {
     {"mixl", BENCH_MODE_MIXL}, {"memcpy", BENCH_MODE_MEMCPY}, {"mpi", BENCH_MODE_MPI},
-    {"ucx", BENCH_MODE_UCX},   {"model", BENCH_MODE_MODEL},   {NULL, 0},
+    {"ucx", BENCH_MODE_UCX},   {"model", BENCH_MODE_MODEL},   {"socket", BENCH_MODE_SOCKET},
+    {NULL, 0},
 };
 static const name_bit_t op_names[] = {{"write", BENCH_OP_WRITE}, {"read", BENCH_OP_READ}, {NULL, 0}};
 static const name_bit_t mem_names[] = {
@@ -41,7 +42,8 @@ static const name_bit_t scheme_names[] = {
 void bench_opts_default(bench_opts_t *o)
 {
     memset(o, 0, sizeof(*o));
-    o->modes = BENCH_MODE_MIXL | BENCH_MODE_MEMCPY | BENCH_MODE_MPI | BENCH_MODE_UCX | BENCH_MODE_MODEL;
+    o->modes = BENCH_MODE_MIXL | BENCH_MODE_MEMCPY | BENCH_MODE_MPI | BENCH_MODE_UCX | BENCH_MODE_MODEL |
+               BENCH_MODE_SOCKET;
     o->ops = BENCH_OP_WRITE | BENCH_OP_READ;
     o->mems = BENCH_MEM_HOST;
     o->backends = BENCH_BACKEND_MPI;
@@ -200,7 +202,7 @@ enum {
     OPT_MODES = 256, OPT_OPS, OPT_MEM, OPT_BACKENDS, OPT_PATTERN, OPT_SIZES, OPT_BATCH,
     OPT_MAX_REQUEST, OPT_ITERS, OPT_WARMUP, OPT_REPS, OPT_CONTIG, OPT_TIMEOUT, OPT_MODELS,
     OPT_TOKENS, OPT_BLOCKS, OPT_SCHEMES, OPT_MODEL_ITERS, OPT_MODEL_MAX, OPT_NO_NOTIFY, OPT_UCX,
-    OPT_UCX_PORT, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
+    OPT_UCX_PORT, OPT_TCP_BIND, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -226,6 +228,7 @@ static const struct option long_opts[] = {
     {"no-notify", no_argument, NULL, OPT_NO_NOTIFY},
     {"ucx-perftest", required_argument, NULL, OPT_UCX},
     {"ucx-port", required_argument, NULL, OPT_UCX_PORT},
+    {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
     {"mpi-win", required_argument, NULL, OPT_MPI_WIN},
     {"mpi-origin", required_argument, NULL, OPT_MPI_ORIGIN},
     {"csv", required_argument, NULL, OPT_CSV},
@@ -313,6 +316,14 @@ mixl_status_t bench_opts_parse(int argc, char **argv, bench_opts_t *o, char *err
             if ((st = parse_uint("timeout-ms", optarg, 1, 3600000, &v, err, errlen)) == MIXL_OK)
                 o->timeout_ms = (int)v;
             break;
+        case OPT_TCP_BIND:
+            if (strlen(optarg) >= sizeof(o->tcp_bind)) {
+                snprintf(err, errlen, "--tcp-bind: address too long");
+                st = MIXL_ERR_INVALID_PARAM;
+            } else {
+                snprintf(o->tcp_bind, sizeof(o->tcp_bind), "%s", optarg);
+            }
+            break;
         case OPT_UCX_PORT:
             if ((st = parse_uint("ucx-port", optarg, 1, 65535, &v, err, errlen)) == MIXL_OK)
                 o->ucx_port = (int)v;
@@ -382,7 +393,8 @@ void bench_usage(FILE *out, const char *prog)
             "Measures MIXL transfers next to memcpy, a raw MPI RMA loop and ucx_perftest.\n"
             "Ranks: pairwise = even rank i initiates to rank i+1; many-to-one = every\n"
             "rank > 0 initiates into rank 0.\n\n"
-            "  --modes LIST        mixl,memcpy,mpi,ucx,model or all (default all)\n"
+            "  --modes LIST        mixl,memcpy,mpi,ucx,model,socket or all (default all;\n"
+            "                      socket = plain TCP send/recv loop, with --backends tcp)\n"
             "  --ops LIST          write,read (default both)\n"
             "  --mem LIST          host,pinned,cuda,host-mpi (default host; cuda needs a CUDA\n"
             "                      build; host-mpi = host memory from mixl_mem_alloc_mpi)\n"
@@ -398,6 +410,9 @@ void bench_usage(FILE *out, const char *prog)
             "  --warmup N          untimed iterations first (default 100, scaled likewise)\n"
             "  --reps N            repetitions, for the spread (default 3)\n"
             "  --timeout-ms N      bound on every wait (default 60000)\n"
+            "  --tcp-bind ADDR     TCP backend listen address (default 127.0.0.1; another\n"
+            "                      address for ranks on several nodes; peers authenticate\n"
+            "                      with a secret rank 0 makes)\n"
             "  --models LIST       llama3-8b,llama3-70b (default both)\n"
             "  --tokens LIST       tokens per request (default 1024,4096)\n"
             "  --block-sizes LIST  tokens per KV block (default 16,64)\n"

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transport/tcp/tcp_auth.h"
 #include "util/clock.h"
 
 const char *bench_backend_name(unsigned backend)
@@ -80,13 +81,33 @@ mixl_status_t bench_session_open(bench_ctx_t *ctx, unsigned backend, unsigned ki
         .backends = backend == BENCH_BACKEND_MPI ? MIXL_BACKEND_MPI : MIXL_BACKEND_TCP,
         .timeout_ms = ctx->opts->timeout_ms,
     };
+    /* TCP peers prove a per-run secret that rank 0 makes (the exchange
+     * gives every rank rank 0's contribution). */
+    uint8_t secret[1 + MIXL_TCP_SECRET_BYTES] = {0}, *secrets = NULL;
+    if (backend == BENCH_BACKEND_TCP) {
+        if (ctx->opts->tcp_bind[0] != '\0') p.tcp_bind = ctx->opts->tcp_bind;
+        if (ctx->rank == 0) secret[0] = mixl_tcp_secret_new(secret + 1) == MIXL_OK;
+        secrets = calloc((size_t)ctx->size, sizeof(secret));
+        if (secrets != NULL &&
+            bench_boot_exchange(ctx->boot, secret, sizeof(secret), secrets) == MIXL_OK &&
+            secrets[0]) {
+            p.tcp_secret = secrets + 1;
+            p.tcp_secret_len = MIXL_TCP_SECRET_BYTES;
+        }
+    }
     if (backend == BENCH_BACKEND_MPI && comm == MPI_COMM_NULL) {
         snprintf(mynote, sizeof(mynote), "the MPI backend needs an MPI bootstrap");
         st = MIXL_ERR_NOT_SUPPORTED;
+    } else if (backend == BENCH_BACKEND_TCP && p.tcp_secret == NULL) {
+        snprintf(mynote, sizeof(mynote), "no per-run TCP secret from rank 0");
+        st = MIXL_ERR_BACKEND;
     } else {
         st = mixl_agent_create(&p, &s->agent);
         if (st != MIXL_OK) snprintf(mynote, sizeof(mynote), "mixl_agent_create: %s", mixl_status_str(st));
     }
+    if (secrets != NULL) memset(secrets, 0, (size_t)ctx->size * sizeof(secret));
+    free(secrets);
+    memset(secret, 0, sizeof(secret));
     st = bench_agree(ctx, st, mynote, note, notelen);
     if (st != MIXL_OK) goto err_agent;
 

@@ -23,6 +23,7 @@ mixl_status_t bench_run_sweep(bench_ctx_t *ctx, char *path_report, size_t path_l
     if (o->modes & BENCH_MODE_MEMCPY) st = bench_memcpy_runners(ctx, maxbytes, &rs);
     if (st == MIXL_OK && (o->modes & BENCH_MODE_MPI)) st = bench_mpi_runners(ctx, maxbytes, &rs);
     if (st == MIXL_OK && (o->modes & BENCH_MODE_UCX)) st = bench_ucx_runners(ctx, maxbytes, &rs);
+    if (st == MIXL_OK && (o->modes & BENCH_MODE_SOCKET)) st = bench_socket_runners(ctx, maxbytes, &rs);
     if (st == MIXL_OK && (o->modes & BENCH_MODE_MIXL)) st = bench_mixl_runners(ctx, maxbytes, &rs);
     if (path_report != NULL) snprintf(path_report, path_len, "%s", rs.path);
 

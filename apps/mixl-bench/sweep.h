@@ -47,6 +47,8 @@ mixl_status_t bench_memcpy_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_ru
 mixl_status_t bench_mpi_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs);
 mixl_status_t bench_ucx_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs);
 mixl_status_t bench_mixl_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs);
+/* The plain socket loop, next to the TCP backend (--backends tcp, pairwise, host memory). */
+mixl_status_t bench_socket_runners(bench_ctx_t *ctx, uint64_t maxbytes, bench_runners_t *rs);
 
 /* Collective: set up the runners of opts->modes, sweep every point, close them. */
 mixl_status_t bench_run_sweep(bench_ctx_t *ctx, char *path_report, size_t path_len);

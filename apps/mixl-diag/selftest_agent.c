@@ -18,6 +18,7 @@
 #include <mixl/agent.h>
 
 #include "diag.h"
+#include "transport/tcp/tcp_auth.h"
 
 #define AG_LAT_BYTES 8
 #define AG_CHUNK ((size_t)1 << 20)
@@ -183,6 +184,16 @@ static void agent_path(mixl_diag_t *d, mixl_backend_t backend, int same, json_t 
          * backend then advertises the host name). */
         p.comm = MPI_COMM_NULL;
         p.tcp_bind = same ? "127.0.0.1" : "0.0.0.0";
+    }
+    /* The pair proves a per-job secret over TCP: rank 0 makes it. */
+    uint8_t secret[1 + MIXL_TCP_SECRET_BYTES] = {0};
+    if (backend != MIXL_BACKEND_MPI) {
+        if (d->rank == 0) secret[0] = mixl_tcp_secret_new(secret + 1) == MIXL_OK;
+        MPI_Bcast(secret, sizeof(secret), MPI_BYTE, 0, MPI_COMM_WORLD);
+        if (secret[0]) {
+            p.tcp_secret = secret + 1;
+            p.tcp_secret_len = MIXL_TCP_SECRET_BYTES;
+        }
     }
     mixl_region_h region;
     int rc = 0;

@@ -110,7 +110,28 @@ typedef struct {
     /* Interface name (eth0) or IPv4 subnet (10.1.0.0/16) for the TCP backend's
      * listen and published address; NULL = chosen as for tcp_bind "auto". */
     const char *tcp_interface;
+    /* TCP handshake authentication (docs/tcp-protocol.md), read during
+     * mixl_agent_create only: the per-job secret (16..1024 bytes) every agent
+     * of the job shares, or a file holding it (mode 0600 or stricter); with
+     * neither, the file named by MIXL_TCP_SECRET_FILE if set. */
+    const void *tcp_secret;
+    size_t tcp_secret_len;
+    const char *tcp_secret_file;
+    /* 1: bind a non-loopback tcp_bind without a secret (anyone who reaches
+     * the port may then write into registered memory). */
+    int tcp_allow_unauthenticated;
 } mixl_agent_params_t;
+
+/* Size of the per-job TCP secret that mixl_tcp_secret_new() makes. */
+#define MIXL_TCP_SECRET_BYTES 32
+
+/*
+ * Fill out with MIXL_TCP_SECRET_BYTES bytes from a cryptographic random
+ * source, for a launcher to hand to every agent of a job
+ * (mixl_agent_params_t.tcp_secret). Local, thread-safe; MIXL_ERR_BACKEND
+ * when no random source is available.
+ */
+MIXL_EXPORT mixl_status_t mixl_tcp_secret_new(uint8_t out[MIXL_TCP_SECRET_BYTES]);
 
 /*
  * Create an agent. Collective over params->comm when it is not MPI_COMM_NULL

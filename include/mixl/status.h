@@ -42,7 +42,8 @@ extern "C" {
     X(MIXL_ERR_PROTOCOL,        -22, "protocol error")                            \
     X(MIXL_ERR_EXISTS,          -23, "already exists")                            \
     X(MIXL_ERR_UNREACHABLE,     -24, "peer or service unreachable")               \
-    X(MIXL_ERR_NO_RESOURCE,     -25, "resource exhausted")
+    X(MIXL_ERR_NO_RESOURCE,     -25, "resource exhausted")                        \
+    X(MIXL_ERR_AUTH,            -26, "authentication failed")
 
 typedef enum {
 #define MIXL_STATUS_ENUM_(name, value, msg) name = value,

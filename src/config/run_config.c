@@ -115,6 +115,10 @@ static const mixl_cfg_entry_t run_entries[] = {
     ENUM("data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,
          "data path per peer: auto = MIXL's TCP where one-sided MPI to the peer is emulated "
          "(another node and no RDMA device, or osc pt2pt), else MPI; mpi or tcp force it"),
+    STR("data_plane.tcp.secret_file", "", data_plane.tcp_secret_file,
+        "file (mode 0600) holding the TCP handshake secret; empty: rank 0 makes one per job"),
+    BOOL("data_plane.tcp.allow_unauthenticated", "false", data_plane.tcp_allow_unauthenticated,
+         "allow a non-loopback TCP listener without a secret"),
 
     ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
          "metadata registry: embedded rank-0 MPI service or an etcd cluster"),

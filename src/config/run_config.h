@@ -94,6 +94,8 @@ typedef struct {
         char tcp_bind[MIXL_CFG_STR_MAX];
         char tcp_interface[MIXL_CFG_STR_MAX];
         int path;
+        char tcp_secret_file[MIXL_CFG_STR_MAX];
+        int tcp_allow_unauthenticated;
         int host_memory;
     } data_plane;
     struct {

@@ -210,7 +210,29 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     ap.data_path = dg->cfg->data_plane.path == MIXL_PATHCFG_TCP   ? MIXL_DATA_PATH_TCP
                    : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
                                                                   : MIXL_DATA_PATH_AUTO;
-    st = mixl_agent_create(&ap, &dg->agent);
+    ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
+    /* TCP peers prove a per-job secret: the configured key file, or 32 random
+     * bytes rank 0 makes and broadcasts (every rank takes this branch alike:
+     * it depends on the configuration only). */
+    uint8_t secret[1 + MIXL_TCP_SECRET_BYTES] = {0};
+    if (ap.backends & MIXL_BACKEND_TCP) {
+        if (dg->cfg->data_plane.tcp_secret_file[0] != '\0') {
+            ap.tcp_secret_file = dg->cfg->data_plane.tcp_secret_file;
+        } else {
+            if (dg->rank == 0) secret[0] = mixl_tcp_secret_new(secret + 1) == MIXL_OK;
+            if (MPI_Bcast(secret, sizeof(secret), MPI_BYTE, 0, dg->ctl) != MPI_SUCCESS)
+                secret[0] = 0;
+            ap.tcp_secret = secret + 1;
+            ap.tcp_secret_len = MIXL_TCP_SECRET_BYTES;
+        }
+    }
+    if ((ap.backends & MIXL_BACKEND_TCP) && ap.tcp_secret != NULL && !secret[0]) {
+        mixl_error("no per-job TCP secret: rank 0 found no random source");
+        st = MIXL_ERR_BACKEND;
+    } else {
+        st = mixl_agent_create(&ap, &dg->agent);
+    }
+    memset(secret, 0, sizeof(secret));
     if (st != MIXL_OK) {
         /* Agent creation is collective; a failure is seen by every rank or reported here. */
         mixl_error("cannot create the agent: %s", mixl_status_str(st));

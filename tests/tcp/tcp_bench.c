@@ -3,10 +3,13 @@
  * send/recv loop moving the same bytes between the same two processes over
  * loopback, in the same run.
  *
- *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin]
+ *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]
  *
  * The two paths run alternately P times (default 3) so that drifting
- * machine load hits both alike; the medians are compared.
+ * machine load hits both alike; the medians are compared. Each run also
+ * reports the CPU time both processes spent per GiB moved (user + system,
+ * from getrusage), a figure that other jobs on the machine disturb far less
+ * than the wall-clock rate. --only runs one path (for strace, callgrind).
  *
  * Both sides complete an iteration the same way: the receiver has every
  * byte in its buffer and the sender knows it (MIXL: the target's ACK; plain:
@@ -22,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +39,18 @@ static size_t g_size = 64u << 20;
 static int g_iters = 20;
 static int g_spin;
 static int g_pairs = 3;
+static int g_only; /* 0 both, 1 plain, 2 mixl */
+
+/* CPU seconds (user + system) of this process and its waited-for children. */
+static double cpu_now(void)
+{
+    struct rusage s, c;
+    getrusage(RUSAGE_SELF, &s);
+    getrusage(RUSAGE_CHILDREN, &c);
+    return (double)(s.ru_utime.tv_sec + s.ru_stime.tv_sec + c.ru_utime.tv_sec + c.ru_stime.tv_sec) +
+           (double)(s.ru_utime.tv_usec + s.ru_stime.tv_usec + c.ru_utime.tv_usec +
+                    c.ru_stime.tv_usec) / 1e6;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -235,8 +251,13 @@ int main(int argc, char **argv)
             g_pairs = atoi(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             g_spin = 1;
+        else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+            i++;
+            g_only = strcmp(argv[i], "plain") == 0 ? 1 : strcmp(argv[i], "mixl") == 0 ? 2 : -1;
+            if (g_only < 0) return 2;
+        }
         else {
-            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]\n", argv[0]);
             return 2;
         }
     }
@@ -246,10 +267,14 @@ int main(int argc, char **argv)
     if (src == NULL) return 1;
     for (size_t i = 0; i < g_size; i++) src[i] = (uint8_t)(i * 31);
     /* Alternate so drift in machine load hits both alike. */
-    double plain[50], mixl[50];
+    double plain[50], mixl[50], cpu_plain = 0, cpu_mixl = 0;
     for (int k = 0; k < g_pairs; k++) {
-        plain[k] = plain_run(src);
-        mixl[k] = mixl_run(src);
+        double c0 = cpu_now();
+        plain[k] = g_only == 2 ? 1 : plain_run(src);
+        double c1 = cpu_now();
+        mixl[k] = g_only == 1 ? 1 : mixl_run(src);
+        cpu_plain += c1 - c0;
+        cpu_mixl += cpu_now() - c1;
         if (plain[k] < 0 || mixl[k] < 0) {
             fprintf(stderr, "mixl-tcp-bench: a run failed\n");
             return 1;
@@ -265,6 +290,9 @@ int main(int argc, char **argv)
     qsort(mixl, (size_t)g_pairs, sizeof(double), cmp_double);
     double mp = plain[g_pairs / 2], mm = mixl[g_pairs / 2];
     printf("\nmedian: plain %.2f GB/s, mixl %.2f GB/s, ratio %.3f\n", mp / 1e9, mm / 1e9, mm / mp);
+    /* Both processes, warm-up and set-up included. */
+    double gib = (double)g_size * (g_iters + 1) * g_pairs / (double)(1u << 30);
+    printf("cpu s/GiB (both processes): plain %.3f, mixl %.3f\n", cpu_plain / gib, cpu_mixl / gib);
     free(src);
     return 0;
 }

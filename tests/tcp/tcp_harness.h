@@ -41,7 +41,9 @@ typedef struct {
     mixl_md_region_t regions[H_MAX_REGIONS];
 } h_peer_t;
 
-static inline mixl_status_t h_agent_init(h_agent_t *a, const char *name, int timeout_ms)
+/* With tmpl: its TCP fields (bind, secret, secret file, allow) are used. */
+static inline mixl_status_t h_agent_init_ex(h_agent_t *a, const char *name, int timeout_ms,
+                                            const mixl_agent_params_t *tmpl)
 {
     mixl_agent_params_t p;
     mixl_status_t st;
@@ -49,6 +51,13 @@ static inline mixl_status_t h_agent_init(h_agent_t *a, const char *name, int tim
     memset(a, 0, sizeof(*a));
     snprintf(a->name, sizeof(a->name), "%s", name);
     memset(&p, 0, sizeof(p));
+    if (tmpl != NULL) {
+        p.tcp_bind = tmpl->tcp_bind;
+        p.tcp_secret = tmpl->tcp_secret;
+        p.tcp_secret_len = tmpl->tcp_secret_len;
+        p.tcp_secret_file = tmpl->tcp_secret_file;
+        p.tcp_allow_unauthenticated = tmpl->tcp_allow_unauthenticated;
+    }
     p.size = sizeof(p);
     p.name = a->name;
     p.backends = MIXL_BACKEND_TCP;
@@ -69,6 +78,11 @@ static inline mixl_status_t h_agent_init(h_agent_t *a, const char *name, int tim
     st = mixl_tp_tcp_ops.start(&a->tp, NULL, 0);
     a->up = 1;
     return st;
+}
+
+static inline mixl_status_t h_agent_init(h_agent_t *a, const char *name, int timeout_ms)
+{
+    return h_agent_init_ex(a, name, timeout_ms, NULL);
 }
 
 static inline void h_agent_fini(h_agent_t *a)

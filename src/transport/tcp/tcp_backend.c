@@ -3,11 +3,12 @@
  * agent with a TCP endpoint in its metadata, inside or outside our MPI world,
  * and moves bytes over the framed stream described in docs/tcp-protocol.md.
  */
-#include <sched.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,6 +83,8 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
+    st = tcp_auth_init(tcp, params);
+    if (st != MIXL_OK) return st;
     tcp->notif_cap = 16 * (params->notif_ring ? params->notif_ring : TCP_NOTIF_DEFAULT);
     tcp->notifs = calloc(tcp->notif_cap, sizeof(*tcp->notifs));
     if (tcp->notifs == NULL)
@@ -388,19 +391,43 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     return MIXL_IN_PROGRESS;
 }
 
-/* Contract (hot path): one atomic load (and a yield while in progress); the
- * progress thread does the work and enforces the deadline. An error's message is copied to the agent's
- * buffer once, without logging (the progress thread logged it). */
+/*
+ * Pause the caller until some transfer of this backend completes, at most
+ * TCP_TEST_PAUSE_NS, unless one completed since the last in-progress answer
+ * (the caller should look at its other transfers first). A caller polling
+ * test in a loop then sleeps instead of taking a core from the progress
+ * threads that move the bytes: on two cores a spinning caller cost a third
+ * of the bandwidth (docs/performance.md).
+ */
+static void test_pause(tcp_t *tcp, tcp_xfer_t *xf)
+{
+    uint32_t seen = atomic_load(&tcp->completions);
+
+    if (seen == tcp->test_seen) {
+        struct timespec ts = {0, TCP_TEST_PAUSE_NS};
+        atomic_fetch_add(&tcp->waiters, 1);
+        if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
+            syscall(SYS_futex, &tcp->completions, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+        atomic_fetch_sub(&tcp->waiters, 1);
+        seen = atomic_load(&tcp->completions);
+    }
+    tcp->test_seen = seen;
+}
+
+/* Contract (hot path): an atomic load; while in progress, a pause of at most
+ * TCP_TEST_PAUSE_NS that any completion ends (test_pause). The progress
+ * thread does the work and enforces the deadline. An error's message is
+ * copied to the agent's buffer once, without logging (the progress thread
+ * logged it). */
 static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     tcp_xfer_t *xf = xfer->tp_priv;
     int st = atomic_load_explicit(&xf->status, memory_order_acquire);
 
     if (st == MIXL_IN_PROGRESS) {
-        /* The progress thread does the work: a caller spinning on test
-         * must not starve it where cores are few. */
-        sched_yield();
-        return MIXL_IN_PROGRESS;
+        test_pause(tp->priv, xf);
+        st = atomic_load_explicit(&xf->status, memory_order_acquire);
+        if (st == MIXL_IN_PROGRESS) return MIXL_IN_PROGRESS;
     }
     if (st < 0 && !xf->reported) {
         xf->reported = 1;
@@ -512,8 +539,9 @@ static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
 {
     tcp_t *tcp = tp->priv;
 
-    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, cuda %s", tcp->bind_host,
-             tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, peers %s, cuda %s",
+             tcp->bind_host, tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+             tcp->secret_len ? "authenticated (HMAC-SHA256)" : "NOT authenticated",
 #ifdef MIXL_HAVE_CUDA
              "staged through pinned host buffers"
 #else

@@ -110,6 +110,64 @@ static mixl_status_t recv_all(int fd, uint8_t *p, size_t len, uint64_t deadline)
     return MIXL_OK;
 }
 
+/*
+ * With a secret, the server must prove it first (its MAC over both nonces in
+ * the reply); then we send ours in an AUTH frame and wait for its ACK. A
+ * server without the secret, or one that answers without proof, is refused:
+ * we never let an unauthenticated peer read from or write into our memory.
+ */
+static mixl_status_t client_auth(tcp_t *tcp, tcp_peer_t *peer, int fd, const mixl_tcp_hello_t *h,
+                                 const uint8_t nonce_c[MIXL_TCP_NONCE_LEN], const char *where,
+                                 uint64_t deadline)
+{
+    mixl_errbuf_t *eb = tcp->tp->eb;
+    uint8_t mac[MIXL_TCP_MAC_LEN], buf[MIXL_TCP_HDR_LEN + MIXL_TCP_ERROR_MAX];
+    const uint8_t *nonce_s = h->auth;
+    mixl_tcp_frame_t f;
+    char err[200], msg[MIXL_TCP_ERROR_MAX];
+    mixl_status_t st;
+
+    if (!(h->caps & MIXL_TCP_CAP_AUTH) || h->auth_len != MIXL_TCP_AUTH_MAX)
+        return mixl_errbuf_set(eb, MIXL_ERR_AUTH,
+                               "tcp agent %s: peer %s at %s does not authenticate (it has no "
+                               "secret); refused",
+                               tcp->name, peer->name, where);
+    tcp_auth_mac(tcp, 1, nonce_c, nonce_s, peer->name, tcp->name, mac);
+    if (!tcp_auth_equal(mac, h->auth + MIXL_TCP_NONCE_LEN))
+        return mixl_errbuf_set(eb, MIXL_ERR_AUTH,
+                               "tcp agent %s: peer %s at %s failed to prove the shared secret "
+                               "(the secrets differ); refused",
+                               tcp->name, peer->name, where);
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_AUTH;
+    f.payload_len = MIXL_TCP_MAC_LEN;
+    f.length = MIXL_TCP_MAC_LEN;
+    mixl_tcp_frame_encode(&f, buf);
+    tcp_auth_mac(tcp, 0, nonce_c, nonce_s, peer->name, tcp->name, buf + MIXL_TCP_HDR_LEN);
+    st = send_all(fd, buf, MIXL_TCP_HDR_LEN + MIXL_TCP_MAC_LEN, deadline);
+    if (st == MIXL_OK) st = recv_all(fd, buf, MIXL_TCP_HDR_LEN, deadline);
+    if (st != MIXL_OK)
+        return mixl_errbuf_set(eb, st, "tcp agent %s: authentication with peer %s at %s: %s",
+                               tcp->name, peer->name, where,
+                               st == MIXL_ERR_TIMED_OUT ? "no answer in time" : "connection lost");
+    if (mixl_tcp_frame_decode(buf, MIXL_TCP_FRAME_MIN, &f, err, sizeof(err)) != MIXL_OK)
+        return mixl_errbuf_set(eb, MIXL_ERR_PROTOCOL,
+                               "tcp agent %s: peer %s at %s answered authentication with a bad "
+                               "frame: %s",
+                               tcp->name, peer->name, where, err);
+    if (f.type == MIXL_TCP_ACK && f.req_id == 0) return MIXL_OK;
+    if (f.type == MIXL_TCP_ERROR &&
+        recv_all(fd, buf + MIXL_TCP_HDR_LEN, f.payload_len, deadline) == MIXL_OK) {
+        st = mixl_tcp_error_decode(buf + MIXL_TCP_HDR_LEN, f.payload_len, msg, sizeof(msg));
+        return mixl_errbuf_set(eb, st == MIXL_ERR_AUTH ? st : MIXL_ERR_PROTOCOL,
+                               "tcp agent %s: peer %s at %s refused our authentication: %s",
+                               tcp->name, peer->name, where, msg);
+    }
+    return mixl_errbuf_set(eb, MIXL_ERR_PROTOCOL,
+                           "tcp agent %s: peer %s at %s answered authentication with %s",
+                           tcp->name, peer->name, where, mixl_tcp_type_str(f.type));
+}
+
 typedef struct {
     tcp_conn_t *conn;
     int attached;
@@ -135,6 +193,7 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     size_t len, need;
     mixl_status_t st;
     tcp_conn_t *c;
+    uint8_t nonce_c[MIXL_TCP_NONCE_LEN];
 
     snprintf(where, sizeof(where), "%s:%d", peer->host, peer->port);
     snprintf(port, sizeof(port), "%d", peer->port);
@@ -162,6 +221,15 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     memcpy(h.name, tcp->name, h.name_len);
     h.text_len = (uint8_t)strlen(peer->name);
     memcpy(h.text, peer->name, h.text_len);
+    if (tcp->secret_len > 0) {
+        if (!tcp_auth_nonce(nonce_c)) {
+            st = mixl_errbuf_set(eb, MIXL_ERR_BACKEND, "tcp agent %s: no random bytes for a nonce",
+                                 tcp->name);
+            goto err_close;
+        }
+        h.auth_len = MIXL_TCP_NONCE_LEN;
+        memcpy(h.auth, nonce_c, MIXL_TCP_NONCE_LEN);
+    }
     len = mixl_tcp_hello_encode(&h, buf);
     st = send_all(fd, buf, len, deadline);
     if (st == MIXL_OK) st = recv_all(fd, buf, MIXL_TCP_HELLO_FIXED, deadline);
@@ -191,7 +259,8 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     }
     if (h.verdict != MIXL_TCP_HELLO_ACCEPT) {
         st = mixl_errbuf_set(eb, h.verdict == MIXL_TCP_HELLO_WRONG_AGENT ? MIXL_ERR_UNKNOWN_PEER
-                                                                          : MIXL_ERR_PROTOCOL,
+                                 : h.verdict == MIXL_TCP_HELLO_AUTH      ? MIXL_ERR_AUTH
+                                                                         : MIXL_ERR_PROTOCOL,
                              "tcp agent %s: peer %s at %s refused the handshake: %s", tcp->name,
                              peer->name, where, h.text);
         goto err_close;
@@ -208,6 +277,10 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
                              tcp->name, peer->name, where, h.max_frame, MIXL_TCP_FRAME_MIN,
                              tcp->max_frame);
         goto err_close;
+    }
+    if (tcp->secret_len > 0) {
+        st = client_auth(tcp, peer, fd, &h, nonce_c, where, deadline);
+        if (st != MIXL_OK) goto err_close;
     }
 
     c = tcp_conn_new(tcp, fd, ROLE_CLIENT);

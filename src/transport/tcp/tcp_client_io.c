@@ -262,55 +262,14 @@ static void cli_frame_end(tcp_conn_t *c)
     }
 }
 
+static const tcp_rx_role_t cli_rx = {
+    .frame_begin = cli_frame_begin,
+    .frame_end = cli_frame_end,
+};
+
 static void cli_read(tcp_conn_t *c)
 {
-    size_t budget = TCP_READ_BUDGET;
-
-    while (budget > 0 && atomic_load(&c->state) == CONN_UP) {
-        ssize_t n;
-
-        if (c->rx_mode == RX_HDR) {
-            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
-            if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
-                return;
-            }
-            c->rx_hdr_got += (size_t)n;
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue;
-            char err[160];
-            mixl_status_t st = mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
-            if (st != MIXL_OK) {
-                tcp_conn_abort(c, st, "bad frame header: %s", err);
-                return;
-            }
-            cli_frame_begin(c);
-            if (atomic_load(&c->state) != CONN_UP) return;
-            if (c->rx_mode == RX_HDR) {
-                c->rx_hdr_got = 0;
-                continue;
-            }
-            if (c->rx.payload_len == 0) cli_frame_end(c);
-            continue;
-        }
-        uint64_t want = c->rx.payload_len - c->rx_got;
-        uint8_t *dst;
-        switch (c->rx_mode) {
-        case RX_DIRECT: dst = c->rx_dst + c->rx_got; break;
-        case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
-        case RX_SMALL: dst = c->rx_small + c->rx_got; break;
-        default: dst = c->scratch; break;
-        }
-        n = recv(c->fd, dst, want, 0);
-        if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-            tcp_conn_io_error(c, " inside a frame", n);
-            return;
-        }
-        c->rx_got += (uint64_t)n;
-        budget -= (size_t)n < budget ? (size_t)n : budget;
-        if (c->rx_got == c->rx.payload_len) cli_frame_end(c);
-    }
+    tcp_conn_rx(c, &cli_rx);
     /* Answers free slots: queued transfers may go now. */
     if (atomic_load(&c->state) == CONN_UP) cli_write(c);
 }

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <linux/futex.h>
+#include <limits.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -92,7 +95,14 @@ uint8_t *tcp_conn_stage_tx(tcp_conn_t *c)
 
 void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
 {
+    tcp_t *tcp = xf->conn->tcp;
+
     atomic_store_explicit(&xf->status, st, memory_order_release);
+    /* Sequentially consistent with the waiter's increment of `waiters`: either
+     * it sees the new count before sleeping or we see it waiting. */
+    atomic_fetch_add(&tcp->completions, 1);
+    if (atomic_load(&tcp->waiters) > 0)
+        syscall(SYS_futex, &tcp->completions, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 void tcp_slot_release(tcp_conn_t *c, tcp_xfer_t *xf)
@@ -257,6 +267,90 @@ void tcp_frame_start(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pa
     c->tx.pay_sent = 0;
     c->tx.region_mem = 0;
     c->tx.active = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reading frames: the one receive state machine of both roles               */
+
+/*
+ * Read frames until the socket is drained, TCP_READ_BUDGET bytes were read
+ * (fairness between connections), the connection ends or the role says stop
+ * before a header. A header is decoded and checked against the negotiated
+ * frame size before anything reads according to it; the role's frame_begin
+ * chooses where the payload goes (rx_mode), frame_end consumes it.
+ */
+void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
+{
+    size_t budget = TCP_READ_BUDGET;
+
+    while (budget > 0 && atomic_load(&c->state) == CONN_UP && !c->peer_closed) {
+        ssize_t n;
+
+        if (c->rx_mode == RX_HDR) {
+            if (role->header_room != NULL && !role->header_room(c)) return;
+            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
+            if (n <= 0) {
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+                if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
+                    tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
+                    return;
+                }
+                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
+                return;
+            }
+            c->rx_hdr_got += (size_t)n;
+            /* A short read drained the socket: epoll (level-triggered) calls
+             * again when more arrives, sparing a recv that says EAGAIN. */
+            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) return;
+            char err[160];
+            mixl_status_t st =
+                mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
+            if (st != MIXL_OK) {
+                tcp_conn_abort(c, st, "bad frame header: %s", err);
+                return;
+            }
+            c->rx_got = 0;
+            c->rx_hdr_got = 0;
+            role->frame_begin(c);
+            if (atomic_load(&c->state) != CONN_UP) return;
+            if (c->rx_mode == RX_HDR || c->rx.payload_len == 0) {
+                role->frame_end(c);
+                c->rx_mode = RX_HDR;
+            }
+            continue;
+        }
+
+        uint64_t want = c->rx.payload_len - c->rx_got;
+        int guarded = 0;
+        uint8_t *dst;
+        switch (c->rx_mode) {
+        case RX_DIRECT:
+            if (role->direct_guard != NULL) {
+                if (!role->direct_guard(c)) continue; /* switched to RX_DRAIN */
+                guarded = 1;
+            }
+            dst = c->rx_dst + c->rx_got;
+            break;
+        case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
+        case RX_SMALL: dst = c->rx_small + c->rx_got; break;
+        default: dst = c->scratch; break;
+        }
+        n = recv(c->fd, dst, want, 0);
+        if (guarded) role->direct_unguard(c);
+        if (n <= 0) {
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+            tcp_conn_io_error(c, " inside a frame", n);
+            return;
+        }
+        c->rx_got += (uint64_t)n;
+        budget -= (size_t)n < budget ? (size_t)n : budget;
+        if (c->rx_got == c->rx.payload_len) {
+            role->frame_end(c);
+            c->rx_mode = RX_HDR;
+        } else if ((uint64_t)n < want) {
+            return; /* drained (see above) */
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */

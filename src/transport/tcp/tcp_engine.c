@@ -136,8 +136,10 @@ static void engine_periodic(tcp_t *tcp, uint64_t now)
 
     while (c != NULL) {
         tcp_conn_t *next = c->next;
-        if (atomic_load(&c->state) == CONN_HANDSHAKE && now >= c->hs_deadline_ns)
+        if (atomic_load(&c->state) == CONN_HANDSHAKE && now >= c->hs_deadline_ns) {
+            if (c->hs_stage == 1) tcp_auth_reject(c, "no proof of the secret in time");
             tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no handshake within %d ms", tcp->timeout_ms);
+        }
         else
             tcp_conn_check_deadlines(c, now);
         c = next;

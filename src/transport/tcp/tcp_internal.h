@@ -34,6 +34,9 @@
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
 #define TCP_ERR_LEN 256
+#define TCP_SECRET_MIN 16
+#define TCP_SECRET_MAX 1024
+#define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
 
 typedef struct tcp tcp_t;
 typedef struct tcp_conn tcp_conn_t;
@@ -121,6 +124,8 @@ struct tcp_conn {
     size_t hs_got;
     size_t hs_out_len, hs_out_sent; /* server reply being written */
     int hs_refused;
+    int hs_stage;          /* server: 0 hello, 1 waiting for the client's AUTH frame */
+    uint8_t hs_nonce_c[MIXL_TCP_NONCE_LEN], hs_nonce_s[MIXL_TCP_NONCE_LEN];
 
     /* receive state (progress thread) */
     int rx_mode;
@@ -190,6 +195,9 @@ struct tcp {
     uint32_t max_frame;
     uint32_t caps;          /* what we offer */
     int use_crc;            /* checksum what we send (MIXL_TCP_CRC=1) */
+    uint8_t secret[TCP_SECRET_MAX]; /* per-job secret; secret_len 0 = none */
+    size_t secret_len;
+    _Atomic uint64_t auth_rejected; /* incoming peers refused by authentication */
 
     int listen_fd, epoll_fd, wake_fd;
     pthread_t thread;
@@ -208,6 +216,12 @@ struct tcp {
     pthread_mutex_t regions_lock;
     tcp_region_t *regions;
     uint64_t regions_gen;   /* bumped when a region goes away */
+
+    /* Completion signal: the progress thread bumps `completions` after each
+     * transfer ends and wakes a futex waiter; xfer_test sleeps on it. */
+    _Atomic uint32_t completions;
+    _Atomic int waiters;
+    uint32_t test_seen;     /* agent thread: completions at the last in-progress answer */
 
     pthread_mutex_t notif_lock;
     mixl_notif_t *notifs;
@@ -236,6 +250,23 @@ uint8_t *tcp_conn_stage_rx(tcp_conn_t *conn);
 uint8_t *tcp_conn_stage_tx(tcp_conn_t *conn);
 #endif
 void tcp_conn_readable(tcp_conn_t *conn);
+
+/* What a role adds to the shared receive state machine (tcp_conn_rx). */
+typedef struct {
+    /* Decide where the payload of conn->rx goes (conn->rx_mode); RX_HDR
+     * when it has none. May abort the connection. */
+    void (*frame_begin)(tcp_conn_t *conn);
+    /* The frame is complete (payload received, drained, or none). */
+    void (*frame_end)(tcp_conn_t *conn);
+    /* Optional: 0 stops reading before the next header (answers must drain). */
+    int (*header_room)(tcp_conn_t *conn);
+    /* Optional: before receiving into conn->rx_dst, make sure it may still be
+     * written and hold that (1), or switch to RX_DRAIN (0). */
+    int (*direct_guard)(tcp_conn_t *conn);
+    void (*direct_unguard)(tcp_conn_t *conn);
+    int eof_between_frames_ok; /* EOF at a frame boundary is an orderly close */
+} tcp_rx_role_t;
+void tcp_conn_rx(tcp_conn_t *conn, const tcp_rx_role_t *role);
 void tcp_conn_writable(tcp_conn_t *conn);
 /* Fail everything on the connection and close its socket. */
 void tcp_conn_abort(tcp_conn_t *conn, mixl_status_t status, const char *fmt, ...)
@@ -269,6 +300,17 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
 /* tcp_regions.c */
 tcp_region_t *tcp_region_find(tcp_t *tcp, uint32_t id);
 int tcp_notif_push(tcp_t *tcp, const char *peer, const uint8_t *payload, size_t len);
+
+/* tcp_auth.c: the per-job secret and the HMAC-SHA256 challenge-response. */
+mixl_status_t tcp_auth_init(tcp_t *tcp, const mixl_agent_params_t *params);
+int tcp_auth_nonce(uint8_t nonce[MIXL_TCP_NONCE_LEN]); /* 1 ok */
+/* MAC a side sends: role_server 1 for the server's proof, 0 for the client's. */
+void tcp_auth_mac(const tcp_t *tcp, int role_server, const uint8_t nonce_c[MIXL_TCP_NONCE_LEN],
+                  const uint8_t nonce_s[MIXL_TCP_NONCE_LEN], const char *server,
+                  const char *client, uint8_t mac[MIXL_TCP_MAC_LEN]);
+int tcp_auth_equal(const uint8_t *a, const uint8_t *b); /* constant time, MAC length */
+/* Count and log a peer refused by authentication (progress thread). */
+void tcp_auth_reject(tcp_conn_t *conn, const char *why);
 
 /* tcp_cuda.c (only when CUDA is compiled in) */
 #ifdef MIXL_HAVE_CUDA

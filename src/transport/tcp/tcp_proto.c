@@ -22,7 +22,7 @@ static mixl_status_t proto_fail(mixl_status_t st, char *err, size_t err_len, con
 
 size_t mixl_tcp_hello_encode(const mixl_tcp_hello_t *h, uint8_t *buf)
 {
-    size_t total = MIXL_TCP_HELLO_FIXED + h->name_len + h->text_len;
+    size_t total = MIXL_TCP_HELLO_FIXED + h->name_len + h->text_len + h->auth_len;
 
     memcpy(buf, MIXL_TCP_MAGIC, MIXL_TCP_MAGIC_LEN);
     mixl_tcp_put_u16(buf + 8, h->version);
@@ -34,6 +34,7 @@ size_t mixl_tcp_hello_encode(const mixl_tcp_hello_t *h, uint8_t *buf)
     mixl_tcp_put_u16(buf + 22, h->verdict);
     memcpy(buf + MIXL_TCP_HELLO_FIXED, h->name, h->name_len);
     memcpy(buf + MIXL_TCP_HELLO_FIXED + h->name_len, h->text, h->text_len);
+    memcpy(buf + MIXL_TCP_HELLO_FIXED + h->name_len + h->text_len, h->auth, h->auth_len);
     return total;
 }
 
@@ -50,7 +51,9 @@ mixl_status_t mixl_tcp_hello_need(const uint8_t *buf, size_t len, size_t *need_p
                           (unsigned long long)mixl_tcp_get_u64(buf));
     size_t total = mixl_tcp_get_u16(buf + 10);
     size_t want = MIXL_TCP_HELLO_FIXED + (size_t)buf[20] + (size_t)buf[21];
-    if (total != want)
+    /* What follows the text is the authentication part: none, a nonce, or a
+     * nonce and a MAC. */
+    if (total != want && total != want + MIXL_TCP_NONCE_LEN && total != want + MIXL_TCP_AUTH_MAX)
         return proto_fail(MIXL_ERR_PROTOCOL, err, err_len,
                           "handshake length %zu does not match its name and text (%zu)", total,
                           want);
@@ -87,6 +90,8 @@ mixl_status_t mixl_tcp_hello_decode(const uint8_t *buf, size_t len, mixl_tcp_hel
     h.verdict = mixl_tcp_get_u16(buf + 22);
     memcpy(h.name, buf + MIXL_TCP_HELLO_FIXED, h.name_len);
     memcpy(h.text, buf + MIXL_TCP_HELLO_FIXED + h.name_len, h.text_len);
+    h.auth_len = (uint8_t)(need - MIXL_TCP_HELLO_FIXED - h.name_len - h.text_len);
+    memcpy(h.auth, buf + MIXL_TCP_HELLO_FIXED + h.name_len + h.text_len, h.auth_len);
     /* Only the version and length fields are frozen across versions; the
      * rest is judged by the caller once the versions agree. */
     if (h.name_len == 0 || h.name_len >= 64 || !name_ok(h.name, h.name_len))
@@ -94,7 +99,11 @@ mixl_status_t mixl_tcp_hello_decode(const uint8_t *buf, size_t len, mixl_tcp_hel
                           "handshake agent name is empty, longer than 63 bytes or not printable "
                           "(length %u)",
                           h.name_len);
-    if (h.verdict > MIXL_TCP_HELLO_MALFORMED)
+    if (h.auth_len > 0 && !(h.caps & MIXL_TCP_CAP_AUTH))
+        return proto_fail(MIXL_ERR_PROTOCOL, err, err_len,
+                          "handshake carries %u authentication bytes without the AUTH capability",
+                          h.auth_len);
+    if (h.verdict > MIXL_TCP_HELLO_AUTH)
         return proto_fail(MIXL_ERR_PROTOCOL, err, err_len, "handshake verdict %u unknown",
                           h.verdict);
     *h_p = h;
@@ -124,6 +133,7 @@ const char *mixl_tcp_type_str(unsigned type)
     case MIXL_TCP_ACK: return "ACK";
     case MIXL_TCP_ERROR: return "ERROR";
     case MIXL_TCP_CLOSE: return "CLOSE";
+    case MIXL_TCP_AUTH: return "AUTH";
     default: return "unknown";
     }
 }
@@ -159,6 +169,7 @@ mixl_status_t mixl_tcp_frame_decode(const uint8_t buf[MIXL_TCP_HDR_LEN], uint32_
     case MIXL_TCP_ACK:
     case MIXL_TCP_CLOSE: break;
     case MIXL_TCP_ERROR: lo = 4; hi = MIXL_TCP_ERROR_MAX; break;
+    case MIXL_TCP_AUTH: lo = hi = MIXL_TCP_MAC_LEN; break;
     default:
         return proto_fail(MIXL_ERR_PROTOCOL, err, err_len, "frame type %u unknown", f.type);
     }
@@ -205,6 +216,6 @@ mixl_status_t mixl_tcp_error_decode(const uint8_t *buf, size_t len, char *msg, s
         msg[i] = (c >= 0x20 && c <= 0x7e) ? c : '?';
     }
     msg[n] = '\0';
-    if (st >= 0 || st < MIXL_ERR_NO_RESOURCE) return MIXL_ERR_PROTOCOL;
+    if (st >= 0 || st < MIXL_ERR_AUTH) return MIXL_ERR_PROTOCOL;
     return (mixl_status_t)st;
 }

@@ -16,12 +16,20 @@
 #define MIXL_TCP_MAGIC_LEN 8
 #define MIXL_TCP_VERSION 1
 
-/* Handshake: fixed part, then name[name_len], then text[text_len]. */
+/* Handshake: fixed part, then name[name_len], text[text_len], then the
+ * authentication part (0, 32 or 64 bytes; see MIXL_TCP_CAP_AUTH). */
 #define MIXL_TCP_HELLO_FIXED 24
-#define MIXL_TCP_HELLO_MAX (MIXL_TCP_HELLO_FIXED + 255 + 255)
+#define MIXL_TCP_NONCE_LEN 32
+#define MIXL_TCP_MAC_LEN 32 /* HMAC-SHA256 */
+#define MIXL_TCP_AUTH_MAX (MIXL_TCP_NONCE_LEN + MIXL_TCP_MAC_LEN)
+#define MIXL_TCP_HELLO_MAX (MIXL_TCP_HELLO_FIXED + 255 + 255 + MIXL_TCP_AUTH_MAX)
 
 /* Capability bits exchanged in the handshake. */
 #define MIXL_TCP_CAP_CRC32C (1u << 0) /* the sender may set MIXL_TCP_F_CRC */
+/* Challenge-response with a shared secret: a request carries the client's
+ * nonce (32 bytes), an accepting reply the server's nonce and its MAC (64);
+ * the client then proves itself with an AUTH frame before any other frame. */
+#define MIXL_TCP_CAP_AUTH (1u << 1)
 
 /* Verdict of a handshake reply. */
 typedef enum {
@@ -29,6 +37,7 @@ typedef enum {
     MIXL_TCP_HELLO_BAD_VERSION = 1,
     MIXL_TCP_HELLO_WRONG_AGENT = 2,
     MIXL_TCP_HELLO_MALFORMED = 3,
+    MIXL_TCP_HELLO_AUTH = 4, /* authentication required (the server has a secret) */
 } mixl_tcp_verdict_t;
 
 typedef struct {
@@ -40,6 +49,8 @@ typedef struct {
     uint8_t text_len;
     char name[256];     /* NUL-terminated copy: the sender's agent name */
     char text[256];     /* request: the agent the client wants; reply: refusal reason */
+    uint8_t auth_len;   /* 0, or with MIXL_TCP_CAP_AUTH: 32 (request), 64 (reply) */
+    uint8_t auth[MIXL_TCP_AUTH_MAX]; /* request: client nonce; reply: server nonce, server MAC */
 } mixl_tcp_hello_t;
 
 /* Frame types. Client = initiator of transfers, server = their target. */
@@ -51,6 +62,7 @@ typedef enum {
     MIXL_TCP_ACK = 5,       /* server -> client: the request completed */
     MIXL_TCP_ERROR = 6,     /* server -> client: the request failed; payload status + text */
     MIXL_TCP_CLOSE = 7,     /* either way: orderly close, nothing follows */
+    MIXL_TCP_AUTH = 8,      /* client -> server, right after the handshake: the client's MAC */
 } mixl_tcp_type_t;
 
 /* Frame flags. */

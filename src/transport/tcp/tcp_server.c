@@ -216,75 +216,52 @@ static void srv_frame_end(tcp_conn_t *c)
     }
 }
 
-static void srv_read(tcp_conn_t *c)
+/* Each frame adds at most two answers: stop reading while they would not
+ * fit, so a slow reader throttles its peer. */
+static int srv_header_room(tcp_conn_t *c)
+{
+    return c->ring_count + 2 <= TCP_SRV_RING;
+}
+
+/* Payload straight into registered memory: under regions_lock, and only
+ * while the region is still there (deregistration bumps regions_gen). */
+static int srv_direct_guard(tcp_conn_t *c)
 {
     tcp_t *tcp = c->tcp;
-    size_t budget = TCP_READ_BUDGET;
 
-    while (budget > 0 && atomic_load(&c->state) == CONN_UP && !c->peer_closed) {
-        ssize_t n;
-
-        if (c->rx_mode == RX_HDR) {
-            /* Each frame adds at most two answers: stop reading while they
-             * would not fit, so a slow reader throttles its peer. */
-            if (c->ring_count + 2 > TCP_SRV_RING) return;
-            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
-            if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-                if (n == 0 && c->rx_hdr_got == 0) {
-                    tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
-                    return;
-                }
-                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
-                return;
-            }
-            c->rx_hdr_got += (size_t)n;
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue;
-            char err[160];
-            mixl_status_t st = mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
-            if (st != MIXL_OK) {
-                tcp_conn_abort(c, st, "bad frame header: %s", err);
-                return;
-            }
-            srv_frame_begin(c);
-            if (atomic_load(&c->state) != CONN_UP) return;
-            if (c->rx.payload_len == 0) srv_frame_end(c);
-            continue;
-        }
-
-        uint64_t want = c->rx.payload_len - c->rx_got;
-        switch (c->rx_mode) {
-        case RX_DIRECT:
-            pthread_mutex_lock(&tcp->regions_lock);
-            if (c->rx_region_gen != tcp->regions_gen) {
-                tcp_region_t *r = tcp_region_find(tcp, c->rx_region_id);
-                if (r == NULL || c->rx_dst < r->addr ||
-                    c->rx_dst + c->rx.payload_len > r->addr + r->len) {
-                    pthread_mutex_unlock(&tcp->regions_lock);
-                    rx_fail(c, c->rx.req_id, MIXL_ERR_NOT_REGISTERED,
-                            "region %u of agent %s was deregistered while being written",
-                            c->rx_region_id, tcp->name);
-                    c->rx_mode = RX_DRAIN;
-                    continue;
-                }
-                c->rx_region_gen = tcp->regions_gen;
-            }
-            n = recv(c->fd, c->rx_dst + c->rx_got, want, 0);
+    pthread_mutex_lock(&tcp->regions_lock);
+    if (c->rx_region_gen != tcp->regions_gen) {
+        tcp_region_t *r = tcp_region_find(tcp, c->rx_region_id);
+        if (r == NULL || c->rx_dst < r->addr || c->rx_dst + c->rx.payload_len > r->addr + r->len) {
             pthread_mutex_unlock(&tcp->regions_lock);
-            break;
-        case RX_STAGE: n = recv(c->fd, c->stage_rx + c->rx_got, want, 0); break;
-        case RX_SMALL: n = recv(c->fd, c->rx_small + c->rx_got, want, 0); break;
-        default: n = recv(c->fd, c->scratch, want, 0); break;
+            rx_fail(c, c->rx.req_id, MIXL_ERR_NOT_REGISTERED,
+                    "region %u of agent %s was deregistered while being written",
+                    c->rx_region_id, tcp->name);
+            c->rx_mode = RX_DRAIN;
+            return 0;
         }
-        if (n <= 0) {
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-            tcp_conn_io_error(c, " inside a frame", n);
-            return;
-        }
-        c->rx_got += (uint64_t)n;
-        budget -= (size_t)n < budget ? (size_t)n : budget;
-        if (c->rx_got == c->rx.payload_len) srv_frame_end(c);
+        c->rx_region_gen = tcp->regions_gen;
     }
+    return 1;
+}
+
+static void srv_direct_unguard(tcp_conn_t *c)
+{
+    pthread_mutex_unlock(&c->tcp->regions_lock);
+}
+
+static const tcp_rx_role_t srv_rx = {
+    .frame_begin = srv_frame_begin,
+    .frame_end = srv_frame_end,
+    .header_room = srv_header_room,
+    .direct_guard = srv_direct_guard,
+    .direct_unguard = srv_direct_unguard,
+    .eof_between_frames_ok = 1,
+};
+
+static void srv_read(tcp_conn_t *c)
+{
+    tcp_conn_rx(c, &srv_rx);
 }
 
 /* Next frame from the answer ring; 0 when nothing can be sent now. */
@@ -424,7 +401,8 @@ static void srv_write(tcp_conn_t *c)
 /* ------------------------------------------------------------------------ */
 /* Server handshake                                                          */
 
-static void hs_reply(tcp_conn_t *c, uint16_t verdict, const char *text)
+static void hs_reply(tcp_conn_t *c, uint16_t verdict, const char *text, const uint8_t *auth,
+                     uint8_t auth_len)
 {
     tcp_t *tcp = c->tcp;
     mixl_tcp_hello_t h;
@@ -440,6 +418,8 @@ static void hs_reply(tcp_conn_t *c, uint16_t verdict, const char *text)
     memcpy(h.name, tcp->name, h.name_len);
     h.text_len = (uint8_t)(strlen(text) > 255 ? 255 : strlen(text));
     memcpy(h.text, text, h.text_len);
+    h.auth_len = auth_len;
+    if (auth_len > 0) memcpy(h.auth, auth, auth_len);
     len = mixl_tcp_hello_encode(&h, buf);
     /* A fresh socket's send buffer takes a reply this small at once. */
     ssize_t w = send(c->fd, buf, len, MSG_NOSIGNAL);
@@ -449,8 +429,79 @@ static void hs_reply(tcp_conn_t *c, uint16_t verdict, const char *text)
     }
     if (verdict != MIXL_TCP_HELLO_ACCEPT) {
         shutdown(c->fd, SHUT_WR);
-        tcp_conn_abort(c, MIXL_ERR_PROTOCOL, "handshake refused: %s", text);
+        tcp_conn_abort(c, verdict == MIXL_TCP_HELLO_AUTH ? MIXL_ERR_AUTH : MIXL_ERR_PROTOCOL,
+                       "handshake refused: %s", text);
     }
+}
+
+/* A frame written whole on a socket that has room (handshake replies). */
+static int hs_send_frame(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pay)
+{
+    uint8_t buf[MIXL_TCP_HDR_LEN + MIXL_TCP_ERROR_MAX];
+
+    mixl_tcp_frame_encode(f, buf);
+    if (pay != NULL && f->payload_len > 0) memcpy(buf + MIXL_TCP_HDR_LEN, pay, f->payload_len);
+    size_t len = MIXL_TCP_HDR_LEN + f->payload_len;
+    return send(c->fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+}
+
+/* Connection ready for frames. */
+static void hs_up(tcp_conn_t *c)
+{
+    atomic_store(&c->state, CONN_UP);
+    mixl_debug("tcp agent %s: accepted agent %s from %s%s", c->tcp->name, c->peer_name, c->where,
+               c->tcp->secret_len ? " (authenticated)" : "");
+}
+
+/* Stage 1: the client's AUTH frame, the only frame read before it proved
+ * the secret. A wrong proof is answered with ERROR and the connection closed. */
+static void hs_auth_frame(tcp_conn_t *c)
+{
+    tcp_t *tcp = c->tcp;
+    const size_t need = MIXL_TCP_HDR_LEN + MIXL_TCP_MAC_LEN;
+    mixl_tcp_frame_t f;
+    uint8_t mac[MIXL_TCP_MAC_LEN];
+    char err[160];
+
+    ssize_t n = recv(c->fd, c->hs_buf + c->hs_got, need - c->hs_got, 0);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+        tcp_auth_reject(c, "connection closed before the client proved the secret");
+        tcp_conn_io_error(c, " during authentication", n);
+        return;
+    }
+    c->hs_got += (size_t)n;
+    if (c->hs_got < need) return;
+    int ok = mixl_tcp_frame_decode(c->hs_buf, MIXL_TCP_FRAME_MIN, &f, err, sizeof(err)) == MIXL_OK;
+    if (!ok || f.type != MIXL_TCP_AUTH) {
+        if (ok) snprintf(err, sizeof(err), "a %s frame before the AUTH frame", mixl_tcp_type_str(f.type));
+        tcp_auth_reject(c, err);
+        tcp_conn_abort(c, MIXL_ERR_AUTH, "authentication: %s", err);
+        return;
+    }
+    tcp_auth_mac(tcp, 0, c->hs_nonce_c, c->hs_nonce_s, tcp->name, c->peer_name, mac);
+    if (!tcp_auth_equal(mac, c->hs_buf + MIXL_TCP_HDR_LEN)) {
+        uint8_t pay[MIXL_TCP_ERROR_MAX];
+        snprintf(err, sizeof(err), "agent %s: wrong proof of the shared secret (secrets differ, "
+                 "or a replayed handshake)", tcp->name);
+        memset(&f, 0, sizeof(f));
+        f.type = MIXL_TCP_ERROR;
+        f.payload_len = (uint32_t)mixl_tcp_error_encode(MIXL_ERR_AUTH, err, pay);
+        f.length = f.payload_len;
+        tcp_auth_reject(c, "wrong proof of the shared secret (secrets differ, or a replayed "
+                           "handshake)");
+        (void)hs_send_frame(c, &f, pay);
+        shutdown(c->fd, SHUT_WR);
+        tcp_conn_abort(c, MIXL_ERR_AUTH, "authentication failed");
+        return;
+    }
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_ACK;
+    if (!hs_send_frame(c, &f, NULL)) {
+        tcp_conn_abort(c, MIXL_ERR_IO, "authentication answer could not be sent");
+        return;
+    }
+    hs_up(c);
 }
 
 void tcp_server_handshake(tcp_conn_t *c)
@@ -460,6 +511,10 @@ void tcp_server_handshake(tcp_conn_t *c)
     char err[200], text[256];
     mixl_tcp_hello_t h;
 
+    if (c->hs_stage == 1) {
+        hs_auth_frame(c);
+        return;
+    }
     if (c->hs_got >= MIXL_TCP_HELLO_FIXED &&
         mixl_tcp_hello_need(c->hs_buf, c->hs_got, &need, err, sizeof(err)) != MIXL_OK)
         need = c->hs_got;
@@ -472,12 +527,12 @@ void tcp_server_handshake(tcp_conn_t *c)
     c->hs_got += (size_t)n;
     if (c->hs_got < MIXL_TCP_HELLO_FIXED) return;
     if (mixl_tcp_hello_need(c->hs_buf, c->hs_got, &need, err, sizeof(err)) != MIXL_OK) {
-        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, err);
+        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, err, NULL, 0);
         return;
     }
     if (c->hs_got < need) return;
     if (mixl_tcp_hello_decode(c->hs_buf, c->hs_got, &h, err, sizeof(err)) != MIXL_OK) {
-        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, err);
+        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, err, NULL, 0);
         return;
     }
     snprintf(c->peer_name, sizeof(c->peer_name), "%.63s", h.name);
@@ -485,18 +540,25 @@ void tcp_server_handshake(tcp_conn_t *c)
         snprintf(text, sizeof(text),
                  "protocol version %u refused: agent %s speaks MIXL TCP protocol version %u",
                  h.version, tcp->name, MIXL_TCP_VERSION);
-        hs_reply(c, MIXL_TCP_HELLO_BAD_VERSION, text);
+        hs_reply(c, MIXL_TCP_HELLO_BAD_VERSION, text, NULL, 0);
         return;
     }
     if (strcmp(h.text, tcp->name) != 0) {
         snprintf(text, sizeof(text), "this is agent %s, not %.63s", tcp->name, h.text);
-        hs_reply(c, MIXL_TCP_HELLO_WRONG_AGENT, text);
+        hs_reply(c, MIXL_TCP_HELLO_WRONG_AGENT, text, NULL, 0);
         return;
     }
     if (h.max_frame < MIXL_TCP_FRAME_MIN || h.max_frame > MIXL_TCP_FRAME_MAX) {
         snprintf(text, sizeof(text), "frame size %u outside %u..%u", h.max_frame,
                  MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
-        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, text);
+        hs_reply(c, MIXL_TCP_HELLO_MALFORMED, text, NULL, 0);
+        return;
+    }
+    if (tcp->secret_len > 0 && (!(h.caps & MIXL_TCP_CAP_AUTH) || h.auth_len != MIXL_TCP_NONCE_LEN)) {
+        snprintf(text, sizeof(text), "agent %s requires authentication with the job's secret",
+                 tcp->name);
+        tcp_auth_reject(c, "no authentication offered (the client has no secret)");
+        hs_reply(c, MIXL_TCP_HELLO_AUTH, text, NULL, 0);
         return;
     }
     c->caps = h.caps & tcp->caps;
@@ -505,10 +567,26 @@ void tcp_server_handshake(tcp_conn_t *c)
         tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no memory for connection buffers");
         return;
     }
-    hs_reply(c, MIXL_TCP_HELLO_ACCEPT, "");
+    if (tcp->secret_len == 0) {
+        hs_reply(c, MIXL_TCP_HELLO_ACCEPT, "", NULL, 0);
+        if (atomic_load(&c->state) != CONN_DEAD) hs_up(c);
+        return;
+    }
+    /* Challenge-response: our nonce and our proof; the client answers with
+     * its proof over both nonces before anything else is read. */
+    uint8_t auth[MIXL_TCP_AUTH_MAX];
+    memcpy(c->hs_nonce_c, h.auth, MIXL_TCP_NONCE_LEN);
+    if (!tcp_auth_nonce(c->hs_nonce_s)) {
+        tcp_conn_abort(c, MIXL_ERR_BACKEND, "no random bytes for the handshake nonce");
+        return;
+    }
+    memcpy(auth, c->hs_nonce_s, MIXL_TCP_NONCE_LEN);
+    tcp_auth_mac(tcp, 1, c->hs_nonce_c, c->hs_nonce_s, tcp->name, c->peer_name,
+                 auth + MIXL_TCP_NONCE_LEN);
+    hs_reply(c, MIXL_TCP_HELLO_ACCEPT, "", auth, MIXL_TCP_AUTH_MAX);
     if (atomic_load(&c->state) == CONN_DEAD) return;
-    atomic_store(&c->state, CONN_UP);
-    mixl_debug("tcp agent %s: accepted agent %s from %s", tcp->name, c->peer_name, c->where);
+    c->hs_stage = 1;
+    c->hs_got = 0;
 }
 
 void tcp_server_readable(tcp_conn_t *c)
