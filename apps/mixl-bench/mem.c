@@ -158,7 +158,10 @@ void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len)
 {
 #ifdef MIXL_HAVE_CUDA
     if (kind == BENCH_MEM_CUDA) {
+        /* From pageable memory the copy may return before the DMA is done:
+         * wait, so the data is there before a peer reads it. */
         cudaMemcpy(dst, host, len, cudaMemcpyHostToDevice);
+        cudaDeviceSynchronize();
         return;
     }
 #endif

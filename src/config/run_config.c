@@ -112,13 +112,13 @@ static const mixl_cfg_entry_t run_entries[] = {
     STR("data_plane.tcp.interface", "", data_plane.tcp_interface,
         "network interface (eth0) or IPv4 subnet (10.1.0.0/16) whose address the TCP data plane "
         "listens on and publishes to peers; empty = chosen as for bind auto"),
-    ENUM("data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,
-         "data path per peer: auto = MIXL's TCP where one-sided MPI to the peer is emulated "
-         "(another node and no RDMA device, or osc pt2pt), else MPI; mpi or tcp force it"),
     STR("data_plane.tcp.secret_file", "", data_plane.tcp_secret_file,
         "file (mode 0600) holding the TCP handshake secret; empty: rank 0 makes one per job"),
     BOOL("data_plane.tcp.allow_unauthenticated", "false", data_plane.tcp_allow_unauthenticated,
          "allow a non-loopback TCP listener without a secret"),
+    ENUM("data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,
+         "data path per peer: auto = MIXL's TCP where one-sided MPI to the peer is emulated "
+         "(another node and no RDMA device, or osc pt2pt), else MPI; mpi or tcp force it"),
 
     ENUM("registry.backend", "mpi", "mpi|etcd", registry.backend,
          "metadata registry: embedded rank-0 MPI service or an etcd cluster"),

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The suite's worst case under `ctest -j2`, from `ctest --show-only=json-v1`:
-every test running into its TIMEOUT, two at a time, must end within 60 minutes;
+every test running into its TIMEOUT on two slots (a test declaring 2 or more
+PROCESSORS holds both) must end within 60 minutes;
 every test has a TIMEOUT; a test whose command starts `mpirun ... -np N` declares
 at least N PROCESSORS (so -j2 never runs two multi-rank jobs at once).
   suite_budget.py <build-dir> [timeout-scale]
@@ -23,14 +24,16 @@ for t in tests:
     if "TIMEOUT" not in props:
         problems.append(f"{name}: no TIMEOUT")
         continue
-    total += float(props["TIMEOUT"])
-    by_area[name.split(".")[0]] += float(props["TIMEOUT"])
+    # Slot-seconds: a multi-rank test keeps both slots of -j2 busy.
+    cost = float(props["TIMEOUT"]) * min(int(props.get("PROCESSORS", 1)), 2)
+    total += cost
+    by_area[name.split(".")[0]] += cost
     if "-np" in cmd:
         np = int(cmd[cmd.index("-np") + 1])
         if int(props.get("PROCESSORS", 1)) < np:
             problems.append(f"{name}: runs {np} ranks but declares PROCESSORS {props.get('PROCESSORS', 1)}")
 worst_min = total / 2 / 60
-print(f"{len(tests)} tests, timeouts add up to {total:.0f} s: worst case under -j2 {worst_min:.1f} min "
+print(f"{len(tests)} tests, timeouts add up to {total:.0f} slot-seconds: worst case under -j2 {worst_min:.1f} min "
       f"(limit {limit_min:.0f})")
 for area, s in by_area.most_common():
     print(f"  {area:10s} {s:6.0f} s")

@@ -27,7 +27,7 @@
 /* Self-test size: past 4 MiB, where CUDA-aware MPIs switch to GPUDirect
  * RDMA, and odd so a stray off-by-something shows. */
 #define SELFTEST_BYTES ((4u << 20) + 4099)
-#define MPI_CUDA_MAX_DEVICES 64
+#define MIXL_MPI_CUDA_MAX_DEVICES 64
 
 typedef CUresult (*mpi_cu_flush_fn)(CUflushGPUDirectRDMAWritesTarget target,
                                     CUflushGPUDirectRDMAWritesScope scope);
@@ -138,10 +138,10 @@ mixl_status_t mpi_cuda_init(mixl_tp_t *tp, mpi_tp_t *m, const mixl_agent_params_
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: staging_slots is %u, at most %d are supported",
                                tp->agent_name, params->staging_slots, MIXL_STAGE_MAX_SLOTS);
-    if (params->staging_slot_bytes > MPI_TP_MAX_CHUNK)
+    if (params->staging_slot_bytes > MIXL_MPI_TP_MAX_CHUNK)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: staging_slot_bytes is %zu, at most %d (one MPI call)",
-                               tp->agent_name, params->staging_slot_bytes, MPI_TP_MAX_CHUNK);
+                               tp->agent_name, params->staging_slot_bytes, MIXL_MPI_TP_MAX_CHUNK);
     c = calloc(1, sizeof(*c));
     if (c == NULL) return MIXL_ERR_NO_MEMORY;
     c->nslots = params->staging_slots;
@@ -192,7 +192,7 @@ static mixl_status_t gdr_flush_devices(mpi_cu_flush_fn fn, uint64_t mask)
     int prev = -1;
 
     if (fn == NULL) return MIXL_OK; /* drivers before 11.3: the stream order of the next launch */
-    for (int d = 0; d < MPI_CUDA_MAX_DEVICES && mask != 0; d++, mask >>= 1) {
+    for (int d = 0; d < MIXL_MPI_CUDA_MAX_DEVICES && mask != 0; d++, mask >>= 1) {
         int p = -1;
         if (!(mask & 1u)) continue;
         if (mixl_cuda_device_push(d, &p) != MIXL_OK) return MIXL_ERR_BACKEND;
@@ -234,7 +234,7 @@ static int selftest_devices(mpi_tp_t *m, int *devs, int max)
         MPI_Comm_rank(node, &local);
         MPI_Comm_free(&node);
     }
-    for (int d = 0; d < MPI_CUDA_MAX_DEVICES && n < max; d++)
+    for (int d = 0; d < MIXL_MPI_CUDA_MAX_DEVICES && n < max; d++)
         if (m->cuda->dev_mask & (1ull << d)) devs[n++] = d;
     if (n > 0) return n;
     if (mixl_cuda_has_context() && cudaGetDevice(&devs[0]) == cudaSuccess) return 1;
@@ -373,8 +373,8 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
 /* Every device this rank uses, static and dynamic windows; collective. */
 static void selftest_run(mixl_tp_t *tp, mpi_tp_t *m, int *ok_p, char *why, size_t why_len)
 {
-    int devs[MPI_CUDA_MAX_DEVICES];
-    int n = selftest_devices(m, devs, MPI_CUDA_MAX_DEVICES), rounds = 0, ok = 1;
+    int devs[MIXL_MPI_CUDA_MAX_DEVICES];
+    int n = selftest_devices(m, devs, MIXL_MPI_CUDA_MAX_DEVICES), rounds = 0, ok = 1;
 
     /* Ranks with fewer devices repeat their last one so the collectives match. */
     if (MPI_Allreduce(&n, &rounds, 1, MPI_INT, MPI_MAX, m->comm) != MPI_SUCCESS) rounds = n;
@@ -514,7 +514,7 @@ mixl_status_t mpi_cuda_region_register(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_regio
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: region %u at %p registered for CUDA device %d but lives "
                                "on device %d", tp->agent_name, r->id, r->addr, r->device, device);
-    if (device >= 0 && device < MPI_CUDA_MAX_DEVICES) m->cuda->dev_mask |= 1ull << device;
+    if (device >= 0 && device < MIXL_MPI_CUDA_MAX_DEVICES) m->cuda->dev_mask |= 1ull << device;
     /* Not every allocation can be exported (cudaMallocAsync pools, VMM):
      * then same-host peers cannot map it, which they are told at prepare.
      * A span past its allocation is the caller's error. */
@@ -676,7 +676,7 @@ static mixl_status_t prepare_staged(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *
         MPI_Win w;
         size_t t;
 
-        if (kinds[i] != MPI_OP_STAGED) continue;
+        if (kinds[i] != MIXL_MPI_OP_STAGED) continue;
         w = remote_win(m, op->remote_region);
         for (t = 0; t < cx->nwins && cx->wins[t] != w; t++)
             ;
@@ -722,7 +722,7 @@ static mixl_status_t prepare_ipc(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *xfe
         mpi_ipc_copy_t *c = &cx->ipc[cx->nipc];
         void *base = NULL, *remote, *local = (void *)(uintptr_t)op->local_addr;
 
-        if (kinds[i] != MPI_OP_IPC) continue;
+        if (kinds[i] != MIXL_MPI_OP_IPC) continue;
         /* Copies run on the local memory's device, or the caller's current one for host memory. */
         c->device = op->local_region->mem_type == MIXL_MEM_CUDA ? op->local_region->device : cur;
         if (xfer->peer->mpi_rank == m->rank) {
@@ -765,8 +765,8 @@ mixl_status_t mpi_cuda_xfer_prepare(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *
     mixl_status_t st = MIXL_OK;
 
     for (size_t i = 0; i < xfer->nops; i++) {
-        nstaged += kinds[i] == MPI_OP_STAGED;
-        nipc += kinds[i] == MPI_OP_IPC;
+        nstaged += kinds[i] == MIXL_MPI_OP_STAGED;
+        nipc += kinds[i] == MIXL_MPI_OP_IPC;
     }
     cx = calloc(1, sizeof(*cx));
     if (cx == NULL) return MIXL_ERR_NO_MEMORY;
@@ -842,7 +842,7 @@ static mixl_status_t io_net_start(void *ctx, unsigned slot, uint32_t chunk)
 
     for (uint32_t i = 0; i < c->count && rc == MPI_SUCCESS; i++) {
         const mixl_stage_piece_t *p = &cx->plan.pieces[c->first + i];
-        int n = (int)p->len; /* pieces fit a slot, and slots are at most MPI_TP_MAX_CHUNK */
+        int n = (int)p->len; /* pieces fit a slot, and slots are at most MIXL_MPI_TP_MAX_CHUNK */
         if (cx->xfer->op == MIXL_OP_WRITE)
             rc = MPI_Put(buf + p->slot_off, n, MPI_BYTE, cx->target, (MPI_Aint)p->remote, n,
                          MPI_BYTE, cx->wins[p->tag]);

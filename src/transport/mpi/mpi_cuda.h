@@ -22,9 +22,9 @@
 
 /* How one merged operation moves. */
 typedef enum {
-    MPI_OP_DIRECT = 0, /* MPI_Put/MPI_Get on the user's memory */
-    MPI_OP_STAGED = 1, /* through pinned staging slots */
-    MPI_OP_IPC = 2,    /* CUDA IPC copy, no MPI */
+    MIXL_MPI_OP_DIRECT = 0, /* MPI_Put/MPI_Get on the user's memory */
+    MIXL_MPI_OP_STAGED = 1, /* through pinned staging slots */
+    MIXL_MPI_OP_IPC = 2,    /* CUDA IPC copy, no MPI */
 } mpi_op_kind_t;
 
 #ifdef MIXL_HAVE_CUDA

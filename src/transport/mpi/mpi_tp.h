@@ -72,9 +72,9 @@ typedef struct {
 } mpi_op_t;
 
 typedef enum {
-    MPI_XFER_IDLE = 0,
-    MPI_XFER_DATA,   /* operations issued, not yet flushed */
-    MPI_XFER_NOTIF,  /* data flushed, waiting for a free notification slot */
+    MIXL_MPI_XFER_IDLE = 0,
+    MIXL_MPI_XFER_DATA,   /* operations issued, not yet flushed */
+    MIXL_MPI_XFER_NOTIF,  /* data flushed, waiting for a free notification slot */
 } mpi_xfer_phase_t;
 
 typedef struct {
@@ -90,7 +90,7 @@ typedef struct {
 } mpi_xfer_t;
 
 /* Largest byte count of one MPI call (1 GiB keeps well inside INT_MAX). */
-#define MPI_TP_MAX_CHUNK (1 << 30)
+#define MIXL_MPI_TP_MAX_CHUNK (1 << 30)
 
 mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m);
 void mpi_notif_fini(mpi_tp_t *m);

@@ -35,11 +35,11 @@ static mixl_status_t mpi_op_classify(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_x
                                    xfer->peer->name);
         st = mpi_cuda_ipc_check(tp, m, xfer->peer, op->remote_region);
         if (st != MIXL_OK) return st;
-        *kind_p = MPI_OP_IPC;
+        *kind_p = MIXL_MPI_OP_IPC;
         return MIXL_OK;
     }
-    *kind_p = op->local_region->mem_type == MIXL_MEM_CUDA && !m->device_windows ? MPI_OP_STAGED
-                                                                                 : MPI_OP_DIRECT;
+    *kind_p = op->local_region->mem_type == MIXL_MEM_CUDA && !m->device_windows ? MIXL_MPI_OP_STAGED
+                                                                                 : MIXL_MPI_OP_DIRECT;
     return MIXL_OK;
 }
 
@@ -71,8 +71,8 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
             free(kinds);
             return st;
         }
-        if (kinds[i] != MPI_OP_DIRECT) ncuda++;
-        else nops += (op->len + MPI_TP_MAX_CHUNK - 1) / MPI_TP_MAX_CHUNK;
+        if (kinds[i] != MIXL_MPI_OP_DIRECT) ncuda++;
+        else nops += (op->len + MIXL_MPI_TP_MAX_CHUNK - 1) / MIXL_MPI_TP_MAX_CHUNK;
     }
 
     x = calloc(1, sizeof(*x));
@@ -94,17 +94,17 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         uint64_t disp;
         size_t f;
 
-        if (kinds[i] == MPI_OP_IPC) continue; /* no window involved */
+        if (kinds[i] == MIXL_MPI_OP_IPC) continue; /* no window involved */
         win = mpi_remote_win(m, op->remote_region);
         /* Staged operations use the window too: the final flush covers them. */
         for (f = 0; f < x->nflush && x->flush[f] != win; f++)
             ;
         if (f == x->nflush) x->flush[x->nflush++] = win;
-        if (kinds[i] != MPI_OP_DIRECT) continue;
+        if (kinds[i] != MIXL_MPI_OP_DIRECT) continue;
         if (xfer->op == MIXL_OP_READ && op->local_region->mem_type == MIXL_MEM_CUDA) x->gdr_flush = 1;
         disp = op->remote_addr - op->remote_region->window_base;
-        for (uint64_t done = 0; done < op->len; done += MPI_TP_MAX_CHUNK, k++) {
-            uint64_t n = op->len - done < MPI_TP_MAX_CHUNK ? op->len - done : MPI_TP_MAX_CHUNK;
+        for (uint64_t done = 0; done < op->len; done += MIXL_MPI_TP_MAX_CHUNK, k++) {
+            uint64_t n = op->len - done < MIXL_MPI_TP_MAX_CHUNK ? op->len - done : MIXL_MPI_TP_MAX_CHUNK;
             x->ops[k].origin = (void *)(uintptr_t)(op->local_addr + done);
             x->ops[k].disp = (MPI_Aint)(disp + done);
             x->ops[k].count = (int)n;
@@ -142,11 +142,11 @@ mixl_status_t mpi_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
             rc = MPI_Get(op->origin, op->count, MPI_BYTE, x->target, op->disp, op->count, MPI_BYTE,
                          op->win);
     }
-    x->phase = MPI_XFER_DATA;
+    x->phase = MIXL_MPI_XFER_DATA;
     if (rc != MPI_SUCCESS) {
         /* Complete what was issued so the request ends in a known state. */
         for (size_t f = 0; f < x->nflush; f++) MPI_Win_flush(x->target, x->flush[f]);
-        x->phase = MPI_XFER_IDLE;
+        x->phase = MIXL_MPI_XFER_IDLE;
         return mpi_tp_error(tp, rc, "%s of %llu bytes to rank %d (%s)",
                             xfer->op == MIXL_OP_WRITE ? "MPI_Put" : "MPI_Get",
                             (unsigned long long)xfer->bytes, x->target, xfer->peer->name);
@@ -155,7 +155,7 @@ mixl_status_t mpi_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         mixl_status_t st = mpi_cuda_xfer_post(tp, m, x->cuda);
         if (st != MIXL_IN_PROGRESS) {
             for (size_t f = 0; f < x->nflush; f++) MPI_Win_flush(x->target, x->flush[f]);
-            x->phase = MPI_XFER_IDLE;
+            x->phase = MIXL_MPI_XFER_IDLE;
             return st;
         }
     }
@@ -169,14 +169,14 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     mpi_xfer_t *x = xfer->tp_priv;
     mixl_status_t st;
 
-    if (x->phase == MPI_XFER_DATA) {
+    if (x->phase == MIXL_MPI_XFER_DATA) {
         if (x->cuda != NULL) {
             /* Staged chunks and IPC copies first; their end precedes the flush. */
             st = mpi_cuda_xfer_test(tp, m, x->cuda);
             if (st == MIXL_IN_PROGRESS) return st;
             if (st != MIXL_OK) {
                 for (size_t f = 0; f < x->nflush; f++) MPI_Win_flush(x->target, x->flush[f]);
-                x->phase = MPI_XFER_IDLE;
+                x->phase = MIXL_MPI_XFER_IDLE;
                 return st;
             }
         }
@@ -184,7 +184,7 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         for (size_t f = 0; f < x->nflush; f++) {
             int rc = MPI_Win_flush(x->target, x->flush[f]);
             if (rc != MPI_SUCCESS) {
-                x->phase = MPI_XFER_IDLE;
+                x->phase = MIXL_MPI_XFER_IDLE;
                 return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d (%s)", x->target,
                                     xfer->peer->name);
             }
@@ -192,19 +192,19 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         if (x->gdr_flush) {
             st = mpi_cuda_gdr_flush(tp, m);
             if (st != MIXL_OK) {
-                x->phase = MPI_XFER_IDLE;
+                x->phase = MIXL_MPI_XFER_IDLE;
                 return st;
             }
         }
         if (xfer->notif_len == 0) {
-            x->phase = MPI_XFER_IDLE;
+            x->phase = MIXL_MPI_XFER_IDLE;
             return MIXL_OK;
         }
-        x->phase = MPI_XFER_NOTIF;
+        x->phase = MIXL_MPI_XFER_NOTIF;
     }
-    /* MPI_XFER_NOTIF: the data is visible at the target; now the slot. */
+    /* MIXL_MPI_XFER_NOTIF: the data is visible at the target; now the slot. */
     st = mpi_notif_put(tp, m, x->target, &x->entry, xfer->notif, xfer->notif_len);
-    if (st != MIXL_IN_PROGRESS) x->phase = MPI_XFER_IDLE;
+    if (st != MIXL_IN_PROGRESS) x->phase = MIXL_MPI_XFER_IDLE;
     return st;
 }
 
