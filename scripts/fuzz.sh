@@ -109,6 +109,7 @@ for t in "${targets[@]}"; do
   found="$out/found-$t"
   log="$out/$t.log"
   mkdir -p "$found"
+  rm -f "$out"/crash-"$t"-*   # an earlier run's finding is not this run's
   args=(-max_total_time="$secs" -runs="$runs" -max_len=65536 -timeout=30 -rss_limit_mb=2048
         -print_final_stats=1 -artifact_prefix="$out/crash-$t-")
   dict=""

@@ -46,12 +46,15 @@ static void check_strings(const mixl_metadata_t *md)
     FUZZ_CHECK(memchr(md->tcp_host, '\0', sizeof(md->tcp_host)) != NULL);
 }
 
-/* Regions as the encoder writes them: an IPC handle only where the flag says it is valid. */
+/* Regions as the encoder writes them: an IPC handle and allocation size only where the
+ * flag says they are valid. */
 static void canonical(mixl_metadata_t *md)
 {
     for (uint32_t i = 0; i < md->region_count; i++)
-        if (!(md->regions[i].flags & MIXL_MD_REGION_IPC))
+        if (!(md->regions[i].flags & MIXL_MD_REGION_IPC)) {
             memset(md->regions[i].ipc_handle, 0, sizeof(md->regions[i].ipc_handle));
+            md->regions[i].ipc_size = 0;
+        }
 }
 
 static int same(const mixl_metadata_t *a, const mixl_metadata_t *b)
