@@ -4,6 +4,7 @@
  * CUDA error's name and text, so a machine without a GPU gets a clear
  * message instead of a crash.
  */
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,12 +84,28 @@ void mixl_cuda_device_pop(int prev)
     if (prev >= 0) (void)cudaSetDevice(prev);
 }
 
+/* The CUDA driver library is present (whatever its version). */
+static int driver_installed(void)
+{
+    void *h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+
+    if (h == NULL) return 0;
+    dlclose(h);
+    return 1;
+}
+
 mixl_status_t mixl_cuda_device_count(int *count_p)
 {
     int n = 0;
     cudaError_t rc = cudaGetDeviceCount(&n);
 
-    /* No driver or no device is an answer here, not an error. */
+    /* No device, or no driver at all, is an answer here, not an error. A driver that
+     * is installed but older than this runtime is an error: a machine with a GPU that
+     * cannot use it must not look like a machine without one. */
+    if (rc == cudaErrorInsufficientDriver && driver_installed()) {
+        (void)cudaGetLastError();
+        return MIXL_ERR_BACKEND;
+    }
     if (rc == cudaErrorNoDevice || rc == cudaErrorInsufficientDriver) {
         (void)cudaGetLastError();
         n = 0;

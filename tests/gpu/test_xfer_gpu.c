@@ -578,7 +578,12 @@ int main(int argc, char **argv)
             printf("SKIP: MIXL was built without CUDA\n");
             return SKIP;
         }
-        if (st != MIXL_OK || ndev == 0) {
+        if (st != MIXL_OK) {
+            /* A CUDA error other than "no device" (driver/runtime mismatch, ...) fails. */
+            printf("FAIL: cannot count CUDA devices: %s\n", mixl_status_str(st));
+            return 1;
+        }
+        if (ndev == 0) {
             printf("SKIP: no CUDA device present\n");
             return SKIP;
         }

@@ -8,6 +8,9 @@
  */
 #include <cuda_runtime.h>
 
+#include <mixl/status.h>
+
+#include "mem/mem.h"
 #include "tcp_harness.h"
 
 #define LEN ((size_t)5 << 20) /* five frames and a bit */
@@ -112,7 +115,13 @@ static int concurrent(void)
 int main(int argc, char **argv)
 {
     int ndev = 0, fails = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    mixl_status_t st = mixl_mem_device_count(&ndev);
+    if (st != MIXL_OK) {
+        /* A CUDA error other than "no device" (driver/runtime mismatch, ...) fails. */
+        printf("FAIL: cannot count CUDA devices: %s\n", mixl_status_str(st));
+        return 1;
+    }
+    if (ndev == 0) {
         printf("SKIP: no CUDA device\n");
         return 77;
     }

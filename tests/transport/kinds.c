@@ -39,7 +39,12 @@ int tr_kind_available(const tr_kind_t *k, int *device_p)
         printf("SKIP: memory kind %s needs CUDA; this MIXL was built without it\n", k->name);
         return 77;
     }
-    if (st != MIXL_OK || ndev == 0) {
+    if (st != MIXL_OK) {
+        /* A CUDA error other than "no device" (driver/runtime mismatch, ...) fails. */
+        printf("FAIL: memory kind %s: cannot count CUDA devices: %s\n", k->name, mixl_status_str(st));
+        return 1;
+    }
+    if (ndev == 0) {
         printf("SKIP: memory kind %s needs a CUDA device; none is present\n", k->name);
         return 77;
     }
