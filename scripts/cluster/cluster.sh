@@ -136,7 +136,7 @@ up() {
   reason=$(why_not)
   [ -z "$reason" ] || { log "SKIP: $reason"; exit $SKIP; }
   case $state/ in
-    /tmp/*|/dev/shm/*) die "the state directory $state must not be under /tmp or /dev/shm (each node has its own)" ;;
+    /dev/shm/*) die "the state directory $state must not be under /dev/shm (each node has its own)" ;;
   esac
   down
   mkdir -p "$state/nodes" "$state/log" || die "cannot write to $state"
