@@ -219,21 +219,25 @@ static void render(dg_live_t *lv, int finished, const uint64_t *dec_free, size_t
         mixl_prom_sample(b, "mixl_transfer_bytes_total", &l, 1, (double)lv->bytes_by_decode[j]);
     }
 
-    mixl_prom_family(b, "mixl_transfer_latency_seconds", "histogram",
-                     "per delivered request: mean time from post to completion of its transfers");
-    mixl_prom_hist_write(b, "mixl_transfer_latency_seconds", NULL, 0, &lv->lat);
-    mixl_prom_family(b, "mixl_transfer_bandwidth_bytes_per_second", "histogram",
-                     "per delivered request: bytes over the time its transfers were in flight");
-    mixl_prom_hist_write(b, "mixl_transfer_bandwidth_bytes_per_second", NULL, 0, &lv->bw);
-    mixl_prom_family(b, "mixl_ttft_seconds", "histogram",
-                     "per delivered request: arrival to first token");
-    mixl_prom_hist_write(b, "mixl_ttft_seconds", NULL, 0, &lv->ttft);
-    mixl_prom_family(b, "mixl_queue_wait_seconds", "histogram",
-                     "per delivered request: arrival to decode blocks allocated");
-    mixl_prom_hist_write(b, "mixl_queue_wait_seconds", NULL, 0, &lv->queue);
-    mixl_prom_family(b, "mixl_hidden_behind_compute_ratio", "histogram",
-                     "per delivered request: share of its transfer span overlapped by prefill");
-    mixl_prom_hist_write(b, "mixl_hidden_behind_compute_ratio", NULL, 0, &lv->hidden);
+    /* The per-request histograms: one row each, name, help and the histogram. */
+    const struct {
+        const char *name, *help;
+        const mixl_prom_hist_t *h;
+    } hists[] = {
+        {"mixl_transfer_latency_seconds",
+         "per delivered request: mean time from post to completion of its transfers", &lv->lat},
+        {"mixl_transfer_bandwidth_bytes_per_second",
+         "per delivered request: bytes over the time its transfers were in flight", &lv->bw},
+        {"mixl_ttft_seconds", "per delivered request: arrival to first token", &lv->ttft},
+        {"mixl_queue_wait_seconds", "per delivered request: arrival to decode blocks allocated",
+         &lv->queue},
+        {"mixl_hidden_behind_compute_ratio",
+         "per delivered request: share of its transfer span overlapped by prefill", &lv->hidden},
+    };
+    for (size_t i = 0; i < sizeof(hists) / sizeof(hists[0]); i++) {
+        mixl_prom_family(b, hists[i].name, "histogram", hists[i].help);
+        mixl_prom_hist_write(b, hists[i].name, NULL, 0, hists[i].h);
+    }
 
     mixl_prom_family(b, "mixl_kv_blocks_in_use", "gauge",
                      "KV blocks held by requests, per decode instance");
