@@ -169,8 +169,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mixl_tp_tcp_ops.xfer_post(&g_tp, &rx);
             mixl_tp_tcp_ops.xfer_post(&g_tp, &wx);
             (void)!write(arg.go[1], "g", 1);
-            /* The backend's deadline (1 s) bounds both; allow it twice over. */
-            uint64_t end = mixl_deadline_ns(3000);
+            /* The backend's deadline (1 s) bounds both; 20 s leaves room for a
+             * niced campaign on a busy machine (libFuzzer's -timeout is 30 s). */
+            uint64_t end = mixl_deadline_ns(20000);
             struct timespec pause = {0, 50000};
             while ((mixl_tp_tcp_ops.xfer_test(&g_tp, &rx) == MIXL_IN_PROGRESS ||
                     mixl_tp_tcp_ops.xfer_test(&g_tp, &wx) == MIXL_IN_PROGRESS)) {
