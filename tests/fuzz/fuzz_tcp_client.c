@@ -6,6 +6,7 @@
  * bytes around the local region the READs land in must never change.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -75,6 +76,7 @@ static int recv_n(int fd, uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t r = recv(fd, p, n, 0);
+        if (r < 0 && errno == EINTR) continue; /* libFuzzer's -timeout timer (SIGALRM) */
         if (r <= 0) return -1;
         p += r;
         n -= (size_t)r;
@@ -89,8 +91,9 @@ static void *fake_server(void *arg)
     mixl_tcp_hello_t h;
     size_t need;
     char err[128];
-    int fd = accept(g_lfd, NULL, NULL);
+    int fd;
 
+    while ((fd = accept(g_lfd, NULL, NULL)) < 0 && errno == EINTR) {} /* libFuzzer's SIGALRM */
     if (fd < 0) return NULL;
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -106,11 +109,13 @@ static void *fake_server(void *arg)
         uint8_t go;
         (void)!send(fd, buf, n, MSG_NOSIGNAL);
         /* Answer only once both transfers use this connection. */
-        if (read(a->go[0], &go, 1) == 1) (void)!send(fd, a->data, a->size, MSG_NOSIGNAL);
+        ssize_t r;
+        while ((r = read(a->go[0], &go, 1)) < 0 && errno == EINTR) {}
+        if (r == 1) (void)!send(fd, a->data, a->size, MSG_NOSIGNAL);
     }
     /* Let the client read everything before the close. */
     shutdown(fd, SHUT_WR);
-    while (recv(fd, buf, sizeof(buf), 0) > 0) {}
+    for (ssize_t r; (r = recv(fd, buf, sizeof(buf), 0)) > 0 || (r < 0 && errno == EINTR);) {}
     close(fd);
     return NULL;
 }

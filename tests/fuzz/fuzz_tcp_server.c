@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
+#include "util/clock.h"
 #include "transport/tcp/tcp_proto.h"
 #include "transport/transport.h"
 
@@ -70,29 +71,42 @@ static void setup(void)
 }
 
 /*
- * The harness closes first, so each connection leaves a TIME_WAIT entry on
- * its side for a minute; at a few thousand inputs a second one source
- * address runs out of ephemeral ports. Connections therefore come from
- * 127.0.1.1 .. 127.0.4.254 in turn (all loopback).
+ * libFuzzer's -timeout runs an interval timer: its SIGALRM interrupts a
+ * blocking call of this harness every few seconds, so every wait here goes
+ * on after EINTR instead of taking it for the server's failure.
  */
+static int poll_for(int fd, short events, int ms)
+{
+    uint64_t end = mixl_deadline_ns(ms);
+    struct pollfd p = {.fd = fd, .events = events};
+
+    for (;;) {
+        uint64_t now = mixl_now_ns();
+        int r = poll(&p, 1, now < end ? (int)((end - now) / 1000000u) : 0);
+        if (r >= 0 || errno != EINTR) return r > 0 ? p.revents : r;
+        if (mixl_now_ns() >= end) return 0;
+    }
+}
+
 static int connect_srv(void)
 {
-    static unsigned next;
-    struct sockaddr_in in, src;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), err = 0;
+    socklen_t el = sizeof(err);
 
-    memset(&src, 0, sizeof(src));
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000000u | (1u + next / 254 % 4) << 8 | (1u + next % 254));
-    next++;
     memset(&in, 0, sizeof(in));
     in.sin_family = AF_INET;
     in.sin_port = htons((uint16_t)g_port);
     in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
-        connect(fd, (struct sockaddr *)&in, sizeof(in)) != 0) {
-        fprintf(stderr, "fuzz_tcp_server: connect to port %d: %s\n", g_port, strerror(errno));
-        abort();
+    if (fd < 0) abort();
+    if (connect(fd, (struct sockaddr *)&in, sizeof(in)) != 0) {
+        /* Interrupted, the connection goes on in the background. */
+        if (errno != EINTR || poll_for(fd, POLLOUT, 25000) <= 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0 || err != 0) {
+            fprintf(stderr, "fuzz_tcp_server: connect to port %d: %s\n", g_port,
+                    strerror(err ? err : errno));
+            abort();
+        }
     }
     return fd;
 }
@@ -117,32 +131,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     size_t off = 0;
     while (off < size) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT | POLLIN};
-        if (poll(&p, 1, 25000) <= 0) { /* the server stopped serving */
+        int ev = poll_for(fd, POLLOUT | POLLIN, 25000);
+        if (ev <= 0) { /* the server stopped serving */
             fprintf(stderr, "fuzz_tcp_server: the server neither read nor answered for 25 s\n");
             abort();
         }
-        if (p.revents & POLLIN) {
+        if (ev & POLLIN) {
             ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
             if (n == 0) break; /* the server dropped us: fine */
         }
-        if (p.revents & (POLLERR | POLLHUP)) break;
-        if (p.revents & POLLOUT) {
+        if (ev & (POLLERR | POLLHUP)) break;
+        if (ev & POLLOUT) {
             ssize_t w = send(fd, data + off, size - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
             if (w < 0) break;
             off += (size_t)w;
         }
     }
     shutdown(fd, SHUT_WR);
     for (;;) { /* drain until the server closes: it must, within its timeout */
-        struct pollfd p = {.fd = fd, .events = POLLIN};
         /* The server's deadline is 2 s; 25 s (under libFuzzer's -timeout=30
          * in scripts/fuzz.sh) leaves room for a niced campaign on a busy machine. */
-        if (poll(&p, 1, 25000) <= 0) {
+        if (poll_for(fd, POLLIN, 25000) <= 0) {
             fprintf(stderr, "fuzz_tcp_server: the server kept the connection open for 25 s\n");
             abort();
         }
-        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) break;
     }
     close(fd);
