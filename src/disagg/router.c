@@ -114,6 +114,7 @@ static void rt_allocated(rt_t *rt, dg_msg_t *m)
     if (m->type == DG_MSG_ALLOC_FULL) {
         /* The pool disagreed with our accounting: wait for frees, keep the order. */
         mixl_warn("request %zu: decode-%d.0 had no room; waiting", id, r->decode_inst);
+        r->status = 0; /* starts afresh (a prefill instance that died meanwhile no longer matters) */
         rt->dec_free[r->decode_inst] += rt->rq[id].need;
         rt->dec_active[r->decode_inst]--;
         rt->pre_active[r->prefill_inst]--;
