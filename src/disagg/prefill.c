@@ -243,8 +243,9 @@ static void pf_fail(pf_t *pf, pf_req_t *r, mixl_status_t st, const char *what, i
 {
     if (r->status != MIXL_OK) return;
     r->status = st;
+    const char *why = pf->dg->agent ? mixl_agent_last_error(pf->dg->agent) : "";
     mixl_error("request %llu: %s (layer %d): %s", (unsigned long long)r->msg->req, what, layer,
-               pf->dg->agent ? mixl_agent_last_error(pf->dg->agent) : "");
+               why[0] != '\0' ? why : mixl_status_str(st));
 }
 
 /* Compute a layer: fill this rank's heads of every token, then the emulated time. */
