@@ -7,11 +7,14 @@
  *   mpirun -np 4 mixl-run configs/default.yaml --sweep workload.rate=100,200,400
  *
  * Exit status: 0 every request delivered and verified; 1 some requests
- * failed; 2 bad command line or configuration; 3 the job failed.
+ * failed; 2 bad command line or configuration; 3 the job failed; 4 a rank
+ * died (the run finished without it: summary and results are out, and the
+ * survivors left without MPI_Finalize).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mpi.h>
 
@@ -211,6 +214,12 @@ int main(int argc, char **argv)
                                &f);
         failed += f;
         mixl_workload_free(&wl);
+        if (st == MIXL_ERR_DISCONNECTED) {
+            /* A rank died: the results are out; MPI_Finalize would wait for the dead rank. */
+            fflush(stdout);
+            fflush(stderr);
+            _exit(4);
+        }
         /* The next point is collective: every rank stops at the first point that failed anywhere. */
         int mine = (int)st, worst_st = mine;
         if (npoints) MPI_Allreduce(&mine, &worst_st, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);

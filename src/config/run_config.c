@@ -138,6 +138,29 @@ static const mixl_cfg_entry_t run_entries[] = {
         "how often the router refreshes the served metrics during the run"),
     DBL("metrics.linger_s", "5", 0, 3600, metrics.linger_s,
         "after the run, keep serving until a scrape read the final values, at most this long"),
+
+    INT("faults.corrupt.request", "-1", -1, 1e7, faults.corrupt_request,
+        "flip one byte of this request's KV on its prefill rank after the fill (the decode "
+        "checksum must catch it); -1 = off"),
+    INT("faults.corrupt.layer", "0", 0, 1023, faults.corrupt_layer,
+        "layer whose first block faults.corrupt.request damages"),
+    INT("faults.drop_notification.request", "-1", -1, 1e7, faults.drop_request,
+        "the prefill ranks never send this request's completion notification (push) or its "
+        "layer-0 ready notification (pull); -1 = off"),
+    ENUM("faults.stall.role", "none", "none|prefill|decode", faults.stall_role,
+         "role of the rank that stalls (TP rank 0 of faults.stall.instance); none = off"),
+    INT("faults.stall.instance", "0", 0, 4095, faults.stall_instance,
+        "instance of faults.stall.role that stalls"),
+    INT("faults.stall.request", "0", 0, 1e7, faults.stall_request,
+        "the rank stalls when it takes its first request with this id or a later one"),
+    INT("faults.stall.ms", "1000", 1, 3600000, faults.stall_ms,
+        "how long the rank stalls (it neither computes nor answers)"),
+    ENUM("faults.kill.role", "none", "none|prefill|decode", faults.kill_role,
+         "role of the rank killed with SIGKILL (TP rank 0 of faults.kill.instance); none = off"),
+    INT("faults.kill.instance", "0", 0, 4095, faults.kill_instance,
+        "instance of faults.kill.role that is killed"),
+    INT("faults.kill.request", "0", 0, 1e7, faults.kill_request,
+        "the rank is killed when it takes its first request with this id or a later one"),
 };
 
 static const mixl_cfg_schema_t run_schema = {run_entries,

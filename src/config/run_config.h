@@ -40,6 +40,8 @@ typedef enum { MIXL_HOSTMEM_MPI, MIXL_HOSTMEM_MALLOC } mixl_hostmem_t;
 typedef enum { MIXL_PATHCFG_AUTO, MIXL_PATHCFG_MPI, MIXL_PATHCFG_TCP } mixl_path_cfg_t;
 typedef enum { MIXL_GPUPATH_AUTO, MIXL_GPUPATH_STAGED, MIXL_GPUPATH_DEVICE_WIN } mixl_gpupath_cfg_t;
 typedef enum { MIXL_REG_MPI, MIXL_REG_ETCD } mixl_reg_backend_t;
+/* faults.stall.role, faults.kill.role: none, or the role whose rank is hit. */
+typedef enum { MIXL_FAULT_ROLE_NONE, MIXL_FAULT_ROLE_PREFILL, MIXL_FAULT_ROLE_DECODE } mixl_fault_role_t;
 
 typedef struct {
     struct {
@@ -111,6 +113,14 @@ typedef struct {
         int64_t refresh_ms;
         double linger_s;
     } metrics;
+    struct {
+        int64_t corrupt_request, corrupt_layer;
+        int64_t drop_request;
+        int stall_role;
+        int64_t stall_instance, stall_request, stall_ms;
+        int kill_role;
+        int64_t kill_instance, kill_request;
+    } faults;
 } mixl_run_config_t;
 
 /* The table behind mixl_run_config_t. */

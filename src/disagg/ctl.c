@@ -33,6 +33,8 @@ void dg_idle(unsigned *idle)
 
 mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_kv_run_t *runs)
 {
+    /* A dead rank would never take it, and its request would sit in the outbox for ever. */
+    if (dg->dead != NULL && dg->dead[dest]) return MIXL_ERR_DISCONNECTED;
     size_t len = sizeof(*msg) + msg->nruns * sizeof(mixl_kv_run_t);
     void *buf = malloc(len);
     if (buf == NULL) {
@@ -66,6 +68,7 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
                    rc);
         return MIXL_ERR_BACKEND;
     }
+    dg->outbox[dg->nout].dest = dest;
     dg->outbox[dg->nout++].buf = buf;
     return MIXL_OK;
 }
@@ -108,7 +111,11 @@ mixl_status_t dg_flush(mixl_dg_t *dg, int drain)
                 dg->outbox[k++] = dg->outbox[i];
         }
         dg->nout = k;
-        if (!drain || dg->nout == 0) return MIXL_OK;
+        /* What a rank that died before it took it will never complete does not count. */
+        size_t owed = 0;
+        for (size_t i = 0; i < dg->nout; i++)
+            if (dg->dead == NULL || !dg->dead[dg->outbox[i].dest]) owed++;
+        if (!drain || owed == 0) return MIXL_OK;
     } while (mixl_now_ns() < deadline);
     mixl_error("%zu control messages still unsent after %d ms", dg->nout, dg->timeout_ms);
     return MIXL_ERR_TIMED_OUT;
@@ -119,6 +126,8 @@ static size_t dg_poll_agent(mixl_dg_t *dg, dg_notif_t *out, size_t max);
 mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int layer, int status)
 {
     dg_notif_t n = {DG_NOTIF_MAGIC, (uint16_t)kind, (uint16_t)layer, req, dg->rank, status};
+    /* Never into a dead rank's window: the flush behind the notification could wait for ever. */
+    if (dg->dead != NULL && dg->dead[dest]) return MIXL_ERR_DISCONNECTED;
     uint64_t deadline = mixl_deadline_ns(dg->timeout_ms);
     for (;;) {
         mixl_status_t st = mixl_notif_send(dg->agent, dg->names[dest], &n, sizeof(n));
@@ -182,4 +191,13 @@ size_t dg_notifs(mixl_dg_t *dg, dg_notif_t *out, size_t max)
         dg->nparked -= take;
     }
     return take + dg_poll_agent(dg, out + take, max - take);
+}
+
+void dg_peer_dead(mixl_dg_t *dg, int r)
+{
+    if (r <= 0 || r >= dg->world || dg->dead == NULL || dg->dead[r]) return;
+    dg->dead[r] = 1;
+    dg->ndead++;
+    mixl_notice("%s (rank %d, host %s) died: its requests on this rank fail", dg->names[r], r,
+                dg->hosts[r]);
 }

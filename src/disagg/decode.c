@@ -273,15 +273,46 @@ static void dc_expect(dc_t *dc, dg_msg_t *m)
         free(m);
         return;
     }
+    dg_fault_at(dg, m->req);
     r->msg = m;
     r->landed = calloc((size_t)dc->layers, sizeof(int));
     r->verified = calloc((size_t)dc->layers, 1);
     r->last_progress = dg_now(dg);
     r->status = (r->landed && r->verified) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
     dc_sources(dc, r);
+    dc->reqs[dc->nreqs++] = r;
+    for (int s = 0; s < r->nsrc; s++)
+        if (dg->dead[r->src[s]]) {
+            dc_fail(dc, r, MIXL_ERR_DISCONNECTED, "its prefill rank died");
+            return;
+        }
     if (r->status == MIXL_OK && dg->cfg->transfer.mode == MIXL_MODE_PULL)
         r->status = dc_prepare_reads(dc, r);
-    dc->reqs[dc->nreqs++] = r;
+}
+
+/*
+ * Prefill rank p died: the requests it was to send fail. Reads already
+ * posted from it are abandoned, neither tested nor released (both would
+ * flush towards the dead rank); the process leaves without tearing the
+ * agent down.
+ */
+static void dc_peer_dead(dc_t *dc, int p)
+{
+    for (size_t k = 0; k < dc->nreqs; k++) {
+        dc_req_t *r = dc->reqs[k];
+        for (int s = 0; s < r->nsrc; s++) {
+            if (r->src[s] != p) continue;
+            if (r->xfers != NULL)
+                for (int l = 0; l < dc->layers; l++) {
+                    size_t i = (size_t)l * r->nsrc + s;
+                    if (r->posted[i] == 1) {
+                        r->posted[i] = 2;
+                        r->xfers[i] = NULL;
+                    }
+                }
+            dc_fail(dc, r, MIXL_ERR_DISCONNECTED, "its prefill rank died");
+        }
+    }
 }
 
 /* Returns 0 when the notification was parked for later. */
@@ -461,6 +492,11 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
                 dc.stop = 1;
                 free(m);
                 break;
+            case DG_MSG_PEER_DEAD:
+                dg_peer_dead(dg, (int)m->req);
+                dc_peer_dead(&dc, (int)m->req);
+                free(m);
+                break;
             default: free(m); break;
             }
         }
@@ -470,6 +506,10 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
         for (size_t i = 0; i < dc.nreqs; i++) progress |= dc_test_reads(&dc, dc.reqs[i]);
         progress |= dc_decode_steps(&dc);
         dg_flush(dg, 0);
+        if (dg_alive_poll(dg) == 0) {
+            dg->router_gone = 1;
+            break;
+        }
         if (progress) {
             idle = 0;
         } else {
@@ -481,5 +521,5 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
     free(dc.row);
     free(dc.block);
     free(dc.reqs);
-    return MIXL_OK;
+    return dg->router_gone ? MIXL_ERR_DISCONNECTED : MIXL_OK;
 }

@@ -11,6 +11,7 @@
 #ifndef MIXL_DISAGG_DG_INT_H
 #define MIXL_DISAGG_DG_INT_H
 
+#include <poll.h>
 #include <stdint.h>
 
 #include <mixl/agent.h>
@@ -36,6 +37,7 @@ enum {
     DG_MSG_FREE,         /* router -> decode leader: release req's blocks */
     DG_MSG_STOP,         /* router -> all: the run is over */
     DG_MSG_STOPPED,      /* all -> router: acknowledged */
+    DG_MSG_PEER_DEAD,    /* router -> workers: rank `req` died; stop using it */
 };
 
 /* Timeline slots (ns on the router's clock). */
@@ -51,6 +53,9 @@ enum {
     DG_T_DECODE_END,
     DG_T_COUNT
 };
+
+/* Room for a host name (gethostname), for messages naming where a rank ran. */
+#define DG_HOST_MAX 64
 
 /* Registry operation times of one rank (publish, fetch) for mixl_registry_operation_seconds. */
 #define DG_REG_OPS 2
@@ -98,6 +103,7 @@ typedef struct {
 typedef struct {
     MPI_Request req;
     void *buf;
+    int dest;
 } dg_out_t;
 
 typedef struct {
@@ -109,6 +115,7 @@ typedef struct {
     int timeout_ms;
     int64_t clock_offset_ns; /* add to the local monotonic clock to get the router's */
     char (*names)[MIXL_NAME_MAX];
+    char (*hosts)[DG_HOST_MAX]; /* each rank's host name */
     uint64_t *peer_base; /* each rank's registered KV memory base address */
     unsigned peers_on[2]; /* rank 0: peers over mpi and over tcp, summed over every rank */
 
@@ -129,6 +136,15 @@ typedef struct {
      * (the soak test checks that it does not grow per request). */
     uint64_t finished;
     long rss_mark_kib;
+
+    /* Liveness (alive.c): router: one connection per worker; worker: entry 0, the router. */
+    struct pollfd *alive;
+    int watching;          /* the connections are up: deaths are detected */
+    int64_t alive_next_ns; /* next look at them */
+    uint8_t *dead;         /* ranks known dead: nothing is sent to them any more */
+    int ndead;
+    int router_gone; /* worker: the router died */
+    int stalled;     /* the injected stall happened (once per run) */
 
     /* Notifications taken from the agent but not yet claimed (request not known yet). */
     dg_notif_t *parked;
@@ -170,6 +186,25 @@ mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int lay
 size_t dg_notifs(mixl_dg_t *dg, dg_notif_t *out, size_t max);
 /* Keep a notification for later (its request is not known yet). */
 void dg_park(mixl_dg_t *dg, const dg_notif_t *n);
+
+/*
+ * Liveness (alive.c). Setup is collective over the control communicator and
+ * never fails the run: when the connections cannot be made the router warns
+ * once and deaths go undetected. Poll returns a rank whose connection
+ * closed (router: a worker; worker: 0 for the router), else -1; it looks at
+ * most every 2 ms, one poll() call.
+ */
+mixl_status_t dg_alive_setup(mixl_dg_t *dg);
+int dg_alive_poll(mixl_dg_t *dg);
+void dg_alive_close(mixl_dg_t *dg);
+/* Worker: the router says rank r died (DG_MSG_PEER_DEAD). */
+void dg_peer_dead(mixl_dg_t *dg, int r);
+
+/* Injected faults (the `faults:` section) that hit this rank at request req. */
+void dg_fault_at(mixl_dg_t *dg, uint64_t req);
+/* Whether this rank corrupts layer l of request req / drops its notification. */
+int dg_fault_corrupts(const mixl_dg_t *dg, uint64_t req, int l);
+int dg_fault_drops(const mixl_dg_t *dg, uint64_t req);
 
 /* Set-up shared by every role: agent, memory, metadata exchange, clock sync. */
 mixl_status_t dg_setup(mixl_dg_t *dg);

@@ -88,6 +88,28 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
             (long long)mtu);
         return MIXL_ERR_CONFIG;
     }
+    /* Injected faults name things that must exist. */
+    if (cfg->faults.corrupt_request >= 0 && cfg->faults.corrupt_layer >= p.model.layers) {
+        snprintf(err, err_len, "faults.corrupt.layer: %lld, but model %s has %d layers",
+                 (long long)cfg->faults.corrupt_layer, p.model.name, p.model.layers);
+        return MIXL_ERR_CONFIG;
+    }
+    static const char *const fault_roles[] = {"none", "prefill", "decode"};
+    const struct {
+        const char *key;
+        int role;
+        int64_t inst;
+    } hit[] = {{"faults.stall.instance", cfg->faults.stall_role, cfg->faults.stall_instance},
+               {"faults.kill.instance", cfg->faults.kill_role, cfg->faults.kill_instance}};
+    for (size_t i = 0; i < sizeof(hit) / sizeof(hit[0]); i++) {
+        int have = hit[i].role == MIXL_FAULT_ROLE_PREFILL ? p.prefill_instances
+                                                          : p.decode_instances;
+        if (hit[i].role != MIXL_FAULT_ROLE_NONE && hit[i].inst >= have) {
+            snprintf(err, err_len, "%s: %lld, but the job has %d %s instances", hit[i].key,
+                     (long long)hit[i].inst, have, fault_roles[hit[i].role]);
+            return MIXL_ERR_CONFIG;
+        }
+    }
 #ifndef MIXL_HAVE_CUDA
     if (p.prefill_mem == MIXL_MEM_CUDA || p.decode_mem == MIXL_MEM_CUDA) {
         snprintf(err, err_len, "%s: cuda memory asked for but this MIXL was built without CUDA",

@@ -167,6 +167,7 @@ static void pf_start(pf_t *pf, dg_msg_t *msg)
         free(msg);
         return;
     }
+    dg_fault_at(dg, msg->req);
     r->msg = msg;
     r->post_ns = calloc((size_t)pf->layers, sizeof(int64_t));
     r->done_ns = calloc((size_t)pf->layers, sizeof(int64_t));
@@ -175,6 +176,12 @@ static void pf_start(pf_t *pf, dg_msg_t *msg)
     r->t_start = dg_now(dg);
     r->last_progress = r->t_start;
     pf_targets(pf, r);
+    for (int t = 0; t < r->ntargets && r->status == MIXL_OK; t++)
+        if (dg->dead[r->target[t]]) {
+            r->status = MIXL_ERR_DISCONNECTED;
+            mixl_error("request %llu: its decode rank %s died", (unsigned long long)msg->req,
+                       dg->names[r->target[t]]);
+        }
     if (r->status == MIXL_OK && dg->cfg->transfer.mode == MIXL_MODE_PUSH)
         r->status = pf_prepare(pf, r);
     pf->live[pf->nlive++] = r;
@@ -192,6 +199,9 @@ static void pf_finish(pf_t *pf, size_t idx)
         mixl_status_t st = MIXL_OK;
         if (r->status != MIXL_OK)
             st = dg_notify(dg, r->target[t], DG_NOTIF_ABORT, r->msg->req, 0, r->status);
+        else if (push && dg_fault_drops(dg, r->msg->req))
+            mixl_warn("fault injection: request %llu: completion notification to %s dropped",
+                      (unsigned long long)r->msg->req, dg->names[r->target[t]]);
         else if (push)
             st = dg_notify(dg, r->target[t], DG_NOTIF_DONE, r->msg->req, pf->layers, 0);
         if (st != MIXL_OK && r->status == MIXL_OK) r->status = st;
@@ -233,8 +243,9 @@ static void pf_fail(pf_t *pf, pf_req_t *r, mixl_status_t st, const char *what, i
 {
     if (r->status != MIXL_OK) return;
     r->status = st;
+    const char *why = pf->dg->agent ? mixl_agent_last_error(pf->dg->agent) : "";
     mixl_error("request %llu: %s (layer %d): %s", (unsigned long long)r->msg->req, what, layer,
-               pf->dg->agent ? mixl_agent_last_error(pf->dg->agent) : "");
+               why[0] != '\0' ? why : mixl_status_str(st));
 }
 
 /* Compute a layer: fill this rank's heads of every token, then the emulated time. */
@@ -257,7 +268,12 @@ static void pf_compute(pf_t *pf, pf_req_t *r, int l)
     }
     /* Fault injection, to show that verification catches damaged KV: one byte of layer 0, TP rank 0. */
     int64_t every = dg->cfg->prefill.corrupt_every;
-    if (every > 0 && l == 0 && dg->me.tp_rank == 0 && (r->msg->req + 1) % (uint64_t)every == 0) {
+    int hit = dg_fault_corrupts(dg, r->msg->req, l);
+    if (hit)
+        mixl_warn("fault injection: request %llu: one byte of layer %d flipped after the fill",
+                  (unsigned long long)r->msg->req, l);
+    if (hit ||
+        (every > 0 && l == 0 && dg->me.tp_rank == 0 && (r->msg->req + 1) % (uint64_t)every == 0)) {
         uint8_t b = 0;
         uint64_t off = mixl_kv_offset(&dg->layout, slot, 0, 0, 0, 0);
         if (mixl_kv_mem_to_host(&dg->mem, off, &b, 1) == MIXL_OK) {
@@ -297,6 +313,9 @@ static int pf_ship(pf_t *pf, pf_req_t *r, int l)
                 r->xdone[(size_t)l * r->ntargets + t] = 1;
                 r->pending[l]--;
             }
+        } else if (l == 0 && dg_fault_drops(dg, r->msg->req)) {
+            mixl_warn("fault injection: request %llu: layer-ready notification to %s dropped",
+                      (unsigned long long)r->msg->req, dg->names[r->target[t]]);
         } else {
             mixl_status_t st = dg_notify(dg, r->target[t], DG_NOTIF_READY, r->msg->req, l, 0);
             if (st != MIXL_OK) {
@@ -416,6 +435,35 @@ static void pf_handle_notif(pf_t *pf, const dg_notif_t *n)
     }
 }
 
+/*
+ * Decode rank d died: the requests writing to it fail. Writes already posted
+ * to it are abandoned, neither tested nor released (both would flush towards
+ * the dead rank and could wait for ever); the process leaves without
+ * tearing the agent down, so nothing else touches them.
+ */
+static void pf_peer_dead(pf_t *pf, int d)
+{
+    for (size_t k = 0; k < pf->nlive; k++) {
+        pf_req_t *r = pf->live[k];
+        for (int t = 0; t < r->ntargets; t++) {
+            if (r->target[t] != d) continue;
+            if (r->xfers != NULL)
+                for (int l = 0; l < r->layers_shipped; l++) {
+                    size_t i = (size_t)l * r->ntargets + t;
+                    if (r->xdone[i]) continue;
+                    r->xdone[i] = 1;
+                    r->xfers[i] = NULL;
+                    pf->inflight--;
+                }
+            if (r->status == MIXL_OK) {
+                r->status = MIXL_ERR_DISCONNECTED;
+                mixl_error("request %llu: its decode rank %s died", (unsigned long long)r->msg->req,
+                           pf->dg->names[d]);
+            }
+        }
+    }
+}
+
 mixl_status_t dg_prefill_run(mixl_dg_t *dg)
 {
     pf_t pf;
@@ -436,6 +484,10 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
             progress = 1;
             if (m->type == DG_MSG_STOP) {
                 pf.stop = 1;
+                free(m);
+            } else if (m->type == DG_MSG_PEER_DEAD) {
+                dg_peer_dead(dg, (int)m->req);
+                pf_peer_dead(&pf, (int)m->req);
                 free(m);
             } else if (m->type == DG_MSG_PREFILL) {
                 if (pf.nq == pf.capq) {
@@ -467,6 +519,10 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         /* Backwards, so a request pf_step retires does not shift those still to visit. */
         for (size_t i = pf.nlive; i-- > 0;) progress |= pf_step(&pf, i);
         dg_flush(dg, 0);
+        if (dg_alive_poll(dg) == 0) {
+            dg->router_gone = 1;
+            break;
+        }
         if (progress) {
             idle = 0;
         } else {
@@ -477,5 +533,5 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
     free(pf.scratch);
     free(pf.queue);
     free(pf.live);
-    return MIXL_OK;
+    return dg->router_gone ? MIXL_ERR_DISCONNECTED : MIXL_OK;
 }

@@ -27,7 +27,8 @@ typedef struct {
     int state;
     mixl_kv_run_t *runs;
     uint32_t nruns;
-    uint64_t need; /* blocks */
+    uint64_t need;              /* blocks */
+    uint64_t pre_rep, dec_rep;  /* TP ranks (bits) of each side that reported */
 } rt_req_t;
 
 typedef struct {
@@ -38,15 +39,19 @@ typedef struct {
     size_t *queue, qhead, qtail; /* FIFO of request ids waiting for blocks */
     uint64_t *dec_free;
     int *dec_active, *pre_active;
+    uint8_t *dec_dead, *pre_dead; /* instances with a dead rank take no more requests */
+    int dec_alive, pre_alive;
     size_t done, failed, inflight;
     uint64_t bytes;
 } rt_t;
+
+static void rt_finish(rt_t *rt, size_t id);
 
 static int rt_pick_decode(rt_t *rt, uint64_t need)
 {
     int best = -1;
     for (int j = 0; j < rt->dg->plan.decode_instances; j++) {
-        if (rt->dec_free[j] < need) continue;
+        if (rt->dec_dead[j] || rt->dec_free[j] < need) continue;
         if (best < 0 || rt->dec_active[j] < rt->dec_active[best] ||
             (rt->dec_active[j] == rt->dec_active[best] && rt->dec_free[j] > rt->dec_free[best]))
             best = j;
@@ -59,7 +64,7 @@ static int rt_pick_prefill(rt_t *rt)
 {
     int best = -1;
     for (int i = 0; i < rt->dg->plan.prefill_instances; i++)
-        if (rt->pre_active[i] < rt->dg->cfg->prefill.queue &&
+        if (!rt->pre_dead[i] && rt->pre_active[i] < rt->dg->cfg->prefill.queue &&
             (best < 0 || rt->pre_active[i] < rt->pre_active[best]))
             best = i;
     return best;
@@ -109,6 +114,7 @@ static void rt_allocated(rt_t *rt, dg_msg_t *m)
     if (m->type == DG_MSG_ALLOC_FULL) {
         /* The pool disagreed with our accounting: wait for frees, keep the order. */
         mixl_warn("request %zu: decode-%d.0 had no room; waiting", id, r->decode_inst);
+        r->status = 0; /* starts afresh (a prefill instance that died meanwhile no longer matters) */
         rt->dec_free[r->decode_inst] += rt->rq[id].need;
         rt->dec_active[r->decode_inst]--;
         rt->pre_active[r->prefill_inst]--;
@@ -125,6 +131,11 @@ static void rt_allocated(rt_t *rt, dg_msg_t *m)
         memcpy(rt->rq[id].runs, dg_runs(m), m->nruns * sizeof(mixl_kv_run_t));
     rt->rq[id].nruns = m->nruns;
     rt->rq[id].state = RQ_RUNNING;
+    if (rt->pre_dead[r->prefill_inst]) {
+        /* Its prefill instance died meanwhile: the blocks go straight back. */
+        rt_finish(rt, id);
+        return;
+    }
 
     dg_msg_t out = *m;
     out.type = DG_MSG_PREFILL;
@@ -145,14 +156,70 @@ static void rt_max(int64_t *dst, int64_t v)
     if (v > *dst) *dst = v;
 }
 
-static void rt_report(rt_t *rt, const dg_msg_t *m)
+/*
+ * Request id ended: give its blocks back (unless its decode instance died
+ * with them), account for it and hand it to the results file.
+ */
+static void rt_finish(rt_t *rt, size_t id)
+{
+    mixl_dg_t *dg = rt->dg;
+    mixl_dg_req_t *r = &rt->res->req[id];
+    int dec_ok = !rt->dec_dead[r->decode_inst];
+    if (rt->rq[id].runs != NULL && dec_ok) {
+        dg_msg_t f;
+        memset(&f, 0, sizeof(f));
+        f.type = DG_MSG_FREE;
+        f.req = id;
+        f.nruns = rt->rq[id].nruns;
+        dg_send(dg, mixl_dg_decode_rank(&dg->plan, r->decode_inst, 0), &f, rt->rq[id].runs);
+    }
+    free(rt->rq[id].runs);
+    rt->rq[id].runs = NULL;
+    rt->rq[id].state = RQ_DONE;
+    if (dec_ok) rt->dec_free[r->decode_inst] += rt->rq[id].need;
+    rt->dec_active[r->decode_inst]--;
+    rt->pre_active[r->prefill_inst]--;
+    rt->inflight--;
+    rt->done++;
+    dg_finished_one(dg);
+    rt->bytes += r->bytes;
+    if (r->status != 0) rt->failed++;
+    dg_live_request(dg->live, r);
+    mixl_dg_results_done(rt->res, id);
+}
+
+/* Every living rank involved in running request id has reported: finish it. */
+static void rt_try_finish(rt_t *rt, size_t id)
+{
+    const mixl_dg_plan_t *p = &rt->dg->plan;
+    const mixl_dg_req_t *r = &rt->res->req[id];
+    const uint8_t *dead = rt->dg->dead;
+    for (int t = 0; t < p->prefill_tp; t++)
+        if (!(rt->rq[id].pre_rep >> t & 1) && !dead[mixl_dg_prefill_rank(p, r->prefill_inst, t)])
+            return;
+    for (int t = 0; t < p->decode_tp; t++)
+        if (!(rt->rq[id].dec_rep >> t & 1) && !dead[mixl_dg_decode_rank(p, r->decode_inst, t)])
+            return;
+    rt_finish(rt, id);
+}
+
+static void rt_report(rt_t *rt, int src, const dg_msg_t *m)
 {
     mixl_dg_t *dg = rt->dg;
     size_t id = (size_t)m->req;
     if (id >= rt->res->count || rt->rq[id].state != RQ_RUNNING) {
+        /* A request that already ended because a rank died: a survivor's late word. */
+        if (id < rt->res->count && rt->res->req[id].status == MIXL_ERR_DISCONNECTED) return;
         mixl_warn("report for request %zu, which is not running", id);
         return;
     }
+    mixl_dg_rank_t who = mixl_dg_rank_of(&dg->plan, src);
+    uint64_t *rep = who.role == MIXL_ROLE_PREFILL ? &rt->rq[id].pre_rep : &rt->rq[id].dec_rep;
+    if (*rep >> who.tp_rank & 1) {
+        mixl_warn("second report for request %zu from %s", id, dg->names[src]);
+        return;
+    }
+    *rep |= 1ull << who.tp_rank;
     mixl_dg_req_t *r = &rt->res->req[id];
     if (m->status != 0 && r->status == 0) r->status = m->status;
     r->bytes += m->bytes;
@@ -168,28 +235,67 @@ static void rt_report(rt_t *rt, const dg_msg_t *m)
     rt_max(&r->t[DG_T_NOTIFY], m->t[DG_T_NOTIFY]);
     rt_max(&r->t[DG_T_FIRST_TOKEN], m->t[DG_T_FIRST_TOKEN]);
     rt_max(&r->t[DG_T_DECODE_END], m->t[DG_T_DECODE_END]);
-    if (++r->reports < dg->plan.prefill_tp + dg->plan.decode_tp) return;
+    r->reports++;
+    rt_try_finish(rt, id);
+}
 
-    /* Everyone involved is done with the blocks: free them and account. */
-    dg_msg_t f;
-    memset(&f, 0, sizeof(f));
-    f.type = DG_MSG_FREE;
-    f.req = id;
-    f.nruns = rt->rq[id].nruns;
-    dg_send(dg, mixl_dg_decode_rank(&dg->plan, r->decode_inst, 0), &f, rt->rq[id].runs);
-    free(rt->rq[id].runs);
-    rt->rq[id].runs = NULL;
+/* A request that cannot run: failed with status st without any rank involved. */
+static void rt_fail_unrun(rt_t *rt, size_t id, int32_t st)
+{
+    mixl_dg_req_t *r = &rt->res->req[id];
+    r->status = st;
     rt->rq[id].state = RQ_DONE;
-    rt->dec_free[r->decode_inst] += rt->rq[id].need;
-    rt->dec_active[r->decode_inst]--;
-    rt->pre_active[r->prefill_inst]--;
-    rt->inflight--;
     rt->done++;
-    dg_finished_one(dg);
-    rt->bytes += r->bytes;
-    if (r->status != 0) rt->failed++;
-    dg_live_request(dg->live, r);
+    rt->failed++;
+    dg_live_request(rt->dg->live, r);
     mixl_dg_results_done(rt->res, id);
+}
+
+/*
+ * Rank d died (its liveness connection closed). Its instance takes no more
+ * requests; the requests on that instance fail as disconnected, each once
+ * every living rank involved has let go of it (so no block is reused while
+ * a survivor may still write it); the workers are told, so that none of
+ * them waits for the dead rank or enters an MPI call towards it.
+ */
+static void rt_peer_died(rt_t *rt, int d)
+{
+    mixl_dg_t *dg = rt->dg;
+    if (d <= 0 || d >= dg->world || dg->dead[d]) return;
+    dg->dead[d] = 1;
+    dg->ndead++;
+    mixl_dg_rank_t who = mixl_dg_rank_of(&dg->plan, d);
+    int pre = who.role == MIXL_ROLE_PREFILL;
+    if (pre && !rt->pre_dead[who.inst]) {
+        rt->pre_dead[who.inst] = 1;
+        rt->pre_alive--;
+    } else if (!pre && !rt->dec_dead[who.inst]) {
+        rt->dec_dead[who.inst] = 1;
+        rt->dec_alive--;
+    }
+    size_t hit = 0;
+    for (size_t id = 0; id < rt->res->count; id++) {
+        int s = rt->rq[id].state;
+        mixl_dg_req_t *r = &rt->res->req[id];
+        if (s != RQ_ALLOCATING && s != RQ_RUNNING) continue;
+        if ((pre ? r->prefill_inst : r->decode_inst) != who.inst) continue;
+        hit++;
+        if (r->status == 0) r->status = MIXL_ERR_DISCONNECTED;
+        if (s == RQ_RUNNING)
+            rt_try_finish(rt, id);
+        else if (!pre)
+            rt_finish(rt, id); /* its allocation died with the pool */
+        /* allocating on a live pool for a dead prefill: rt_allocated gives the blocks back */
+    }
+    mixl_error("%s died: %s %d (rank %d, host %s), %.3f s into the run; %zu requests on it "
+               "failed; %d prefill and %d decode instances left",
+               dg->names[d], pre ? "prefill instance" : "decode instance", who.inst, d, dg->hosts[d],
+               (double)(dg_now(dg) - rt->res->start_ns) / 1e9, hit, rt->pre_alive, rt->dec_alive);
+    dg_msg_t m;
+    memset(&m, 0, sizeof(m));
+    m.type = DG_MSG_PEER_DEAD;
+    m.req = (uint64_t)d;
+    for (int w = 1; w < dg->world; w++) dg_send(dg, w, &m, NULL); /* dg_send skips the dead */
 }
 
 /* Name what is stuck, for the error when the router times out. */
@@ -226,7 +332,12 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
     rt.dec_free = calloc((size_t)dg->plan.decode_instances, sizeof(uint64_t));
     rt.dec_active = calloc((size_t)dg->plan.decode_instances, sizeof(int));
     rt.pre_active = calloc((size_t)dg->plan.prefill_instances, sizeof(int));
-    if (!res->req || !rt.rq || !rt.queue || !rt.dec_free || !rt.dec_active || !rt.pre_active) {
+    rt.dec_dead = calloc((size_t)dg->plan.decode_instances, 1);
+    rt.pre_dead = calloc((size_t)dg->plan.prefill_instances, 1);
+    rt.dec_alive = dg->plan.decode_instances;
+    rt.pre_alive = dg->plan.prefill_instances;
+    if (!res->req || !rt.rq || !rt.queue || !rt.dec_free || !rt.dec_active || !rt.pre_active ||
+        !rt.dec_dead || !rt.pre_dead) {
         st = MIXL_ERR_NO_MEMORY;
         goto out;
     }
@@ -268,6 +379,19 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
             rt.queue[rt.qtail++] = next++;
             progress = 1;
         }
+        for (int d; (d = dg_alive_poll(dg)) >= 0;) {
+            rt_peer_died(&rt, d);
+            progress = 1;
+        }
+        if (rt.pre_alive == 0 || rt.dec_alive == 0) {
+            /* Nothing can run any more: every request not yet handed out fails now. */
+            for (; next < n; next++) {
+                res->req[next].t[DG_T_ARRIVAL] = start + (int64_t)wl->arrival_ns[next];
+                rt.queue[rt.qtail++] = next;
+            }
+            for (; rt.qhead < rt.qtail; rt.qhead++)
+                rt_fail_unrun(&rt, rt.queue[rt.qhead], MIXL_ERR_UNREACHABLE);
+        }
         progress |= rt_dispatch(&rt);
         dg_msg_t *m;
         while (dg_poll(dg, &src, &m)) {
@@ -280,7 +404,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
                 rt_allocated(&rt, m);
             } else if (m->type == DG_MSG_PREFILL_DONE || m->type == DG_MSG_DECODE_DONE) {
                 dg_live_counters(dg->live, src, &m->agent, &m->reg);
-                rt_report(&rt, m);
+                rt_report(&rt, src, m);
             }
             free(m);
         }
@@ -318,5 +442,7 @@ out:
     free(rt.dec_free);
     free(rt.dec_active);
     free(rt.pre_active);
+    free(rt.dec_dead);
+    free(rt.pre_dead);
     return st;
 }

@@ -10,6 +10,7 @@
 #include "disagg/dg_int.h"
 #include "disagg/live.h"
 #include "disagg/results.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* The results file must be writable: found out now rather than after the whole run. */
@@ -93,6 +94,56 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
     return MIXL_OK;
 }
 
+/*
+ * The router after a rank died, once the summary and the results file are
+ * out: wait (bounded) until every survivor acknowledged the stop, so that
+ * the router leaves last, and say that the job ends without its collective
+ * teardown.
+ */
+static mixl_status_t dg_router_leave(mixl_dg_t *dg, FILE *out)
+{
+    int waiting = dg->world - 1 - dg->ndead;
+    uint64_t deadline = mixl_deadline_ns(dg->timeout_ms);
+    unsigned idle = 0;
+    while (waiting > 0 && mixl_now_ns() < deadline) {
+        int src;
+        dg_msg_t *m;
+        dg_flush(dg, 0);
+        if (dg_poll(dg, &src, &m)) {
+            if (m->type == DG_MSG_STOPPED) waiting--;
+            free(m);
+            idle = 0;
+        } else {
+            dg_idle(&idle);
+        }
+    }
+    fprintf(out,
+            "mixl-run: %d rank%s died; leaving without the collective teardown (MPI_Win_free, "
+            "MPI_Barrier and MPI_Finalize would wait for %s)%s\n",
+            dg->ndead, dg->ndead > 1 ? "s" : "", dg->ndead > 1 ? "them" : "it",
+            waiting > 0 ? "; some survivors did not acknowledge the stop" : "");
+    fflush(out);
+    return MIXL_ERR_DISCONNECTED;
+}
+
+/* A worker that knows of a dead rank (or lost the router): acknowledge and leave. */
+static mixl_status_t dg_worker_leave(mixl_dg_t *dg)
+{
+    if (dg->router_gone) {
+        mixl_error("the router (rank 0, host %s) died; leaving without the collective teardown",
+                   dg->hosts[0]);
+        return MIXL_ERR_DISCONNECTED;
+    }
+    dg_msg_t ack;
+    memset(&ack, 0, sizeof(ack));
+    ack.type = DG_MSG_STOPPED;
+    dg_send(dg, 0, &ack, NULL);
+    dg_flush(dg, 1);
+    mixl_info("leaving without the collective teardown: %d rank%s died", dg->ndead,
+              dg->ndead > 1 ? "s" : "");
+    return MIXL_ERR_DISCONNECTED;
+}
+
 mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
                           const mixl_workload_t *wl, FILE *out, uint64_t *failed_p)
 {
@@ -172,8 +223,8 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         dg_msg_t stop;
         memset(&stop, 0, sizeof(stop));
         stop.type = DG_MSG_STOP;
-        for (int r = 1; r < dg.world; r++) dg_send(&dg, r, &stop, NULL);
-        dg_flush(&dg, 1);
+        for (int r = 1; r < dg.world; r++) dg_send(&dg, r, &stop, NULL); /* not to the dead */
+        dg_flush(&dg, dg.ndead == 0);
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
@@ -188,6 +239,7 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         }
         fflush(out);
         dg_live_linger(dg.live, out);
+        if (dg.ndead > 0) st = dg_router_leave(&dg, out);
     } else if (dg.me.role == MIXL_ROLE_PREFILL) {
         st = dg_prefill_run(&dg);
         rss_end = dg_rss_kib();
@@ -195,6 +247,7 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         st = dg_decode_run(&dg);
         rss_end = dg_rss_kib();
     }
+    if (dg.rank != 0 && (dg.router_gone || dg.ndead > 0)) st = dg_worker_leave(&dg);
     {
         static const char *const roles[] = {"router", "prefill", "decode"};
         /* One line per rank; marks are -1 when the rank finished fewer than DG_RSS_MARK requests. */
@@ -202,6 +255,12 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
                 dg.rank, roles[dg.me.role], dg.me.inst, (unsigned long long)dg.finished,
                 DG_RSS_MARK, dg.finished >= DG_RSS_MARK ? dg.rss_mark_kib : -1L, rss_end);
         fflush(out);
+    }
+    if (st == MIXL_ERR_DISCONNECTED) {
+        /* Windows, the barrier and MPI_Finalize would wait for the dead rank. */
+        dg_live_stop(dg.live);
+        free(res.req);
+        return st;
     }
 out:
     dg_live_stop(dg.live);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "disagg/dg_int.h"
 #include "disagg/live.h"
@@ -185,13 +186,22 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     mixl_status_t st;
 
     dg->names = calloc((size_t)dg->world, MIXL_NAME_MAX);
+    dg->hosts = calloc((size_t)dg->world, DG_HOST_MAX);
     dg->peer_base = calloc((size_t)dg->world, sizeof(uint64_t));
-    st = (dg->names && dg->peer_base) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+    st = (dg->names && dg->hosts && dg->peer_base) ? MIXL_OK : MIXL_ERR_NO_MEMORY;
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
     for (int r = 0; r < dg->world; r++) mixl_dg_rank_name(&dg->plan, r, dg->names[r]);
     mixl_log_set_tag(dg->names[dg->rank]);
+    /* Host names: messages about a rank say where it ran; liveness connects by them. */
+    char host[DG_HOST_MAX] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0) snprintf(host, sizeof(host), "?");
+    if (MPI_Allgather(host, DG_HOST_MAX, MPI_CHAR, dg->hosts, DG_HOST_MAX, MPI_CHAR, dg->ctl) !=
+        MPI_SUCCESS)
+        st = MIXL_ERR_BACKEND;
+    if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
 
     if ((st = dg_agree(dg, dg_clock_sync(dg))) != MIXL_OK) return st;
+    if ((st = dg_agree(dg, dg_alive_setup(dg))) != MIXL_OK) return st;
     if ((st = dg_agree(dg, dg_alloc_memory(dg))) != MIXL_OK) return st;
 
     mixl_agent_params_t ap;
@@ -307,6 +317,9 @@ void dg_teardown(mixl_dg_t *dg)
      * nodes, where UCX runs over tcp).
      */
     MPI_Barrier(dg->ctl);
+    dg_alive_close(dg);
+    free(dg->hosts);
+    dg->hosts = NULL;
     free(dg->names);
     free(dg->peer_base);
     free(dg->outbox);
