@@ -22,6 +22,11 @@
 #include "registry/reg_ops.h"
 
 #define ETCD_MAX_ENDPOINTS 16
+/* Longest answer read from a server (a unary answer, or one line of a watch
+ * stream): far above any listing of metadata (values are at most
+ * max_value_bytes, 1 MiB by default), low enough that a broken server cannot
+ * make a rank allocate without bound. */
+#define ETCD_MAX_ANSWER_BYTES (64 << 20)
 
 /* --- base64 -------------------------------------------------------------- */
 
@@ -66,6 +71,13 @@ CURL *etcd_stream_handle(etcd_conn_t *c, const char *path, struct curl_slist **h
 /* The streaming request failed on endpoint idx: prefer another one next time. */
 void etcd_conn_failed(etcd_conn_t *c, int idx);
 
+/*
+ * Record MIXL_ERR_PROTOCOL for an answer that arrived but cannot be used
+ * (what: the operation; why: what is wrong), naming the endpoint that sent
+ * it (endpoint idx, or the one that answered last when idx < 0).
+ */
+mixl_status_t etcd_bad_answer(etcd_conn_t *c, int idx, const char *what, const char *why);
+
 /* Integer field that etcd may send as a JSON string or number; 0 when absent. */
 int64_t etcd_json_i64(json_t *obj, const char *field);
 
@@ -94,7 +106,8 @@ typedef struct {
     const char *key;
     mixl_registry_kv_t *kv; /* set when a PUT of key arrived (caller frees) */
     int canceled;           /* the server canceled the watch (compaction) */
-    int failed;             /* out of memory or malformed event */
+    int failed;             /* out of memory, malformed event, or a line over
+                             * ETCD_MAX_ANSWER_BYTES */
 } etcd_watch_t;
 
 /*
