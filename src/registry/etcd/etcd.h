@@ -47,6 +47,7 @@ typedef struct {
     CURL *curl;            /* reused for unary requests (keeps the connection open) */
     int current;           /* endpoint that answered last */
     char *token;           /* auth token, NULL before authentication or without auth */
+    int outage;            /* an unreachable service was logged: stay quiet until it answers */
 } etcd_conn_t;
 
 mixl_status_t etcd_conn_init(etcd_conn_t *c, struct mixl_registry *reg);
@@ -61,6 +62,8 @@ void etcd_conn_fini(etcd_conn_t *c);
  * MIXL_ERR_REGISTRY, recorded on the handle; a lost service to
  * MIXL_ERR_UNREACHABLE. quiet: record NOT_FOUND and UNREACHABLE without
  * logging (lease keep-alives: the store's thread reports an outage once).
+ * An outage is logged once: later UNREACHABLE results are recorded quietly
+ * until an answer comes, which is logged as the end of the outage.
  */
 mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t deadline_ns,
                         const char *what, int quiet, json_t **resp_p);

@@ -271,6 +271,10 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
                 continue;
             }
             c->current = idx;
+            if (c->outage) {
+                mixl_info("registry etcd %s: answering again (%s)", c->endpoint[idx], what);
+                c->outage = 0;
+            }
             if (x.http == 200) {
                 *resp_p = x.json;
                 status = MIXL_OK;
@@ -309,10 +313,12 @@ give_up:
                                 last_err);
         goto out;
     }
-    status = mixl_reg_error(reg, quiet, MIXL_ERR_UNREACHABLE,
+    /* Logged once per outage: a store thread retrying every few hundred ms stays quiet. */
+    status = mixl_reg_error(reg, quiet || c->outage, MIXL_ERR_UNREACHABLE,
                             "registry etcd: %s: no endpoint of %s answered (%d round%s, deadline "
                             "%d ms); last: %s", what, reg->endpoints, reg->params.retries + 1,
                             reg->params.retries ? "s" : "", reg->params.op_timeout_ms, last_err);
+    if (!quiet) c->outage = 1;
 out:
     pthread_mutex_unlock(&c->lock);
     free(text);
