@@ -25,9 +25,9 @@
 
 #include "util/clock.h"
 
-#define OP_TIMEOUT_MS 1500
+#define OP_TIMEOUT_MS 1000
 #define BIG_TIMEOUT_MS 20000 /* cases moving 64 MiB, slow under a sanitizer on a loaded node */
-#define HUGE_BYTES (80u << 20) /* over the backend's 64 MiB answer limit */
+#define HUGE_BYTES (65u << 20) /* over the backend's 64 MiB answer limit */
 
 typedef enum {
     ANS_REDIRECT,    /* 302 without a body */
@@ -123,7 +123,7 @@ static enum MHD_Result queue_stream(struct MHD_Connection *conn, answer_t kind, 
     if (s == NULL) return MHD_NO;
     s->kind = kind;
     s->total = size == MHD_SIZE_UNKNOWN ? HUGE_BYTES : size;
-    r = MHD_create_response_from_callback(size, 64 * 1024, stream_read, s, free);
+    r = MHD_create_response_from_callback(size, 1 << 20, stream_read, s, free);
     if (r == NULL) {
         free(s);
         return MHD_NO;
