@@ -308,8 +308,8 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
     }
 give_up:
     if (malformed) {
-        status = mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: %s: malformed answer "
-                                "from every endpoint of %s; last: %s", what, reg->endpoints,
+        status = mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: %s: no usable answer "
+                                "from %s; last: malformed answer from %s", what, reg->endpoints,
                                 last_err);
         goto out;
     }
