@@ -217,6 +217,21 @@ mixl_status_t mixl_dg_check_memory(const mixl_run_config_t *cfg, char *err, size
             return MIXL_ERR_CONFIG;
         }
     }
+    if (cfg->data_plane.rma_enabled) {
+        /* Every rank's notification window holds notif_ring slots for each rank of the job;
+         * a slot is its header (seq, len, crc: 16 bytes) and MIXL_NOTIF_MAX of payload. */
+        int ranks = mixl_dg_plan_ranks(cfg);
+        double ring = (double)ranks * (double)cfg->data_plane.notif_ring * (16.0 + MIXL_NOTIF_MAX);
+        if (ring > (double)limit) {
+            human(ring, need_s, sizeof(need_s));
+            snprintf(err, err_len,
+                     "data_plane.notif_ring: %lld slots for each of the job's %d ranks make "
+                     "notification windows of %s per rank, more than the %s %s; lower "
+                     "data_plane.notif_ring",
+                     (long long)cfg->data_plane.notif_ring, ranks, need_s, have_s, what);
+            return MIXL_ERR_CONFIG;
+        }
+    }
     double router = (double)cfg->workload.requests * MIXL_DG_ROUTER_BYTES_PER_REQUEST;
     if (router > (double)limit) {
         human(router, need_s, sizeof(need_s));

@@ -52,7 +52,8 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
 
 /*
  * Refuse, before anything is allocated, values in range that this node cannot
- * hold: a decode KV pool larger than the memory the process may take, or more
+ * hold: a decode KV pool larger than the memory the process may take, a
+ * notification window (notif_ring slots per rank of the job) as large, or more
  * requests than the router's per-request records fit in. The bound is the
  * smaller of MemAvailable, RLIMIT_DATA and RLIMIT_AS. MIXL_ERR_CONFIG with the
  * key, the sizes and the bound in err.

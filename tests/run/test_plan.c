@@ -233,6 +233,25 @@ static void test_huge_prefill(void **state)
     assert_int_equal(mixl_dg_check_plan_memory(&cfg, &p, err, sizeof(err)), MIXL_OK);
 }
 
+/* Notification windows of 65536 slots of 64 bytes for each of 262,146 ranks (1 TiB per rank)
+ * likewise. */
+static void test_huge_notif_ring(void **state)
+{
+    mixl_run_config_t cfg = base();
+    char err[512] = "";
+    (void)state;
+    cfg.prefill.instances = 4096;
+    cfg.prefill.tp = 64;
+    cfg.data_plane.notif_ring = 65536;
+    assert_int_equal(mixl_dg_check_memory(&cfg, err, sizeof(err)), MIXL_ERR_CONFIG);
+    assert_non_null(strstr(err, "data_plane.notif_ring: 65536 slots for each of the job's 262146 "
+                                "ranks make notification windows of 1.0 TiB per rank, more than"));
+    cfg.data_plane.notif_ring = 256;
+    cfg.prefill.instances = 1;
+    cfg.prefill.tp = 1;
+    assert_int_equal(mixl_dg_check_memory(&cfg, err, sizeof(err)), MIXL_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_rank_layout),
         cmocka_unit_test(test_impossible),
         cmocka_unit_test(test_huge_prefill),
+        cmocka_unit_test(test_huge_notif_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
