@@ -9,7 +9,8 @@
  * 64 MiB get a longer timeout, so that it is the size limit that ends them.
  *   etcd_gateway_faults
  * The status check made at create is always answered well, so each case
- * exercises the operation named in its row.
+ * exercises the operation named in its row. CTest runs it as part of
+ * registry.units.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -303,6 +304,7 @@ int main(void)
     const union MHD_DaemonInfo *info;
     char endpoint[64];
 
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each case's line survives a timeout kill */
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
