@@ -2,7 +2,7 @@
 # etcd lost during a mixl-run with `registry: etcd` (metadata already exchanged): once the
 # first requests are done, etcd stops answering without closing its connections (SIGSTOP);
 # once a worker has reported that, etcd dies (SIGKILL) for the rest of the run. The run must
-# end on its own (no hang: a 20 s guard fails the test), every request verified (the data
+# end on its own (no hang: a 25 s guard fails the test), every request verified (the data
 # path does not need etcd), the results file complete, and the outage reported once per
 # worker, naming etcd's endpoint, the lease it could not keep and the timeout.
 #   etcd_run_faults.sh <etcd_fixture.sh> <private-dir> <bytes-per-token> -- MPIRUN [FLAGS...] \
@@ -27,7 +27,7 @@ requests=80
 fails=0
 
 # Fixed arrivals over about 4 s; the registry times out after 1 s and its lease lives 2 s.
-timeout -k 3 20 "$@" --set "registry.endpoints=$endpoint" --set registry.lease_ttl_s=2 \
+timeout -k 3 25 "$@" --set "registry.endpoints=$endpoint" --set registry.lease_ttl_s=2 \
   --set registry.timeout_ms=1000 --set workload.arrival=fixed --set workload.rate=20 \
   --set workload.requests=$requests --set run.output="$work/run.h5" --set run.progress=plain \
   --set run.progress_interval_ms=100 >"$work/stdout" 2>"$work/stderr" &
@@ -57,7 +57,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 [ -n "$t_stop" ] || fail "the run ended (exit $rc) before any request was done: etcd was never stopped"
 [ -n "$t_kill" ] || fail "no worker reported the stopped etcd before the run ended (exit $rc)"
 echo "etcd stopped $((t_end - ${t_stop:-t_end})) s and killed $((t_end - ${t_kill:-t_end})) s before the run ended (exit $rc)"
-[ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "mixl-run hung (killed after 20 s)"
+[ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "mixl-run hung (killed after 25 s)"
 [ $rc -eq 0 ] || fail "mixl-run exited with $rc"
 grep -q "errors 0" "$work/stdout" || fail "summary does not report 0 errors"
 "$MIXL_CHECK" "$work/run.h5" $requests --bytes-per-token "$bpt" || fails=$((fails + 1))
