@@ -239,6 +239,21 @@ mixl_status_t mixl_dg_check_memory(const mixl_run_config_t *cfg, char *err, size
             return MIXL_ERR_CONFIG;
         }
     }
+    if (cfg->data_plane.rma_enabled) {
+        /* Every rank's notification window holds notif_ring slots for each rank of the job;
+         * a slot is its header (seq, len, crc: 16 bytes) and MIXL_NOTIF_MAX of payload. */
+        int ranks = mixl_dg_plan_ranks(cfg);
+        double ring = (double)ranks * (double)cfg->data_plane.notif_ring * (16.0 + MIXL_NOTIF_MAX);
+        if (ring > (double)limit) {
+            human(ring, need_s, sizeof(need_s));
+            snprintf(err, err_len,
+                     "data_plane.notif_ring: %lld slots for each of the job's %d ranks make "
+                     "notification windows of %s per rank, more than the %s %s; lower "
+                     "data_plane.notif_ring",
+                     (long long)cfg->data_plane.notif_ring, ranks, need_s, have_s, what);
+            return MIXL_ERR_CONFIG;
+        }
+    }
     double router = (double)cfg->workload.requests * MIXL_DG_ROUTER_BYTES_PER_REQUEST;
     if (router > (double)limit) {
         human(router, need_s, sizeof(need_s));
@@ -250,4 +265,28 @@ mixl_status_t mixl_dg_check_memory(const mixl_run_config_t *cfg, char *err, size
         return MIXL_ERR_CONFIG;
     }
     return MIXL_OK;
+}
+
+mixl_status_t mixl_dg_check_plan_memory(const mixl_run_config_t *cfg, const mixl_dg_plan_t *p,
+                                        char *err, size_t err_len)
+{
+    const char *what;
+    uint64_t limit = mem_limit(&what);
+    char need_s[32], have_s[32];
+
+    if (limit == 0 || p->prefill_mem == MIXL_MEM_CUDA || p->prefill_tp <= 0) return MIXL_OK;
+    /* K and V of one layer of the longest prompt per slot, this rank's share of the heads
+     * (in doubles: a product of in-range keys can pass 2^64). */
+    double bufs = 2.0 * p->slots * (double)p->max_req_blocks * p->model.block_size *
+                  ((double)p->model.kv_heads / p->prefill_tp) * p->model.head_dim *
+                  p->model.elem_bytes;
+    if (bufs <= (double)limit) return MIXL_OK;
+    human(bufs, need_s, sizeof(need_s));
+    human((double)limit, have_s, sizeof(have_s));
+    snprintf(err, err_len,
+             "prefill.slots: %lld layer buffers for the longest prompt (%llu tokens) make %s per "
+             "prefill rank, more than the %s %s; lower prefill.slots or the prompt lengths",
+             (long long)cfg->prefill.slots, (unsigned long long)p->max_prompt, need_s, have_s,
+             what);
+    return MIXL_ERR_CONFIG;
 }

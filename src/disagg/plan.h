@@ -52,13 +52,22 @@ mixl_status_t mixl_dg_plan_build(const mixl_run_config_t *cfg, int world, uint64
 
 /*
  * Refuse, before anything is allocated, values in range that this node cannot
- * hold: a decode KV pool larger than the memory the process may take, or more
+ * hold: a decode KV pool larger than the memory the process may take, a
+ * notification window (notif_ring slots per rank of the job) as large, or more
  * requests than the router's per-request records fit in. The bound is the
  * smaller of MemAvailable, RLIMIT_DATA and RLIMIT_AS. MIXL_ERR_CONFIG with the
  * key, the sizes and the bound in err.
  */
 #define MIXL_DG_ROUTER_BYTES_PER_REQUEST 512
 mixl_status_t mixl_dg_check_memory(const mixl_run_config_t *cfg, char *err, size_t err_len);
+
+/*
+ * The same for what only the plan knows (the longest prompt comes from the
+ * workload): a prefill rank's layer buffers, prefill.slots of them, each one
+ * layer of the longest prompt. Host memory only; MIXL_ERR_CONFIG as above.
+ */
+mixl_status_t mixl_dg_check_plan_memory(const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
+                                        char *err, size_t err_len);
 
 mixl_dg_rank_t mixl_dg_rank_of(const mixl_dg_plan_t *p, int rank);
 int mixl_dg_prefill_rank(const mixl_dg_plan_t *p, int inst, int tp_rank);

@@ -71,6 +71,7 @@ mixl_status_t mixl_dg_prepare(MPI_Comm comm, const char *path, const char *const
             max_prompt = wl->max_prompt;
             st = mixl_dg_plan_build(cfg, world, max_prompt, plan, msg, sizeof(msg));
         }
+        if (st == MIXL_OK) st = mixl_dg_check_plan_memory(cfg, plan, msg, sizeof(msg));
         if (st == MIXL_OK) st = dg_check_output(cfg->run.output, msg, sizeof(msg));
         if (st != MIXL_OK) mixl_workload_free(wl);
     }

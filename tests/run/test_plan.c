@@ -213,6 +213,45 @@ static void test_impossible(void **state)
                       "and model.dtype (got layers=2 kv_heads=0 head_dim=0 dtype=preset)");
 }
 
+/* Layer buffers no node holds (Llama-3-70B, 1024 slots of a 16M-token prompt: 64 TiB) are
+ * refused before anything is allocated, naming the key, the size and the bound. */
+static void test_huge_prefill(void **state)
+{
+    mixl_run_config_t cfg = base();
+    mixl_dg_plan_t p;
+    char err[512] = "";
+    (void)state;
+    cfg.model.preset = MIXL_PRESET_LLAMA3_70B;
+    cfg.prefill.slots = 1024;
+    cfg.decode.pool_blocks = 1048576;
+    assert_int_equal(mixl_dg_plan_build(&cfg, 3, 16777216, &p, err, sizeof(err)), MIXL_OK);
+    assert_int_equal(mixl_dg_check_plan_memory(&cfg, &p, err, sizeof(err)), MIXL_ERR_CONFIG);
+    assert_non_null(strstr(err, "prefill.slots: 1024 layer buffers for the longest prompt "
+                                "(16777216 tokens) make 64.0 TiB per prefill rank, more than the"));
+    cfg.prefill.slots = 1;
+    assert_int_equal(mixl_dg_plan_build(&cfg, 3, 1024, &p, err, sizeof(err)), MIXL_OK);
+    assert_int_equal(mixl_dg_check_plan_memory(&cfg, &p, err, sizeof(err)), MIXL_OK);
+}
+
+/* Notification windows of 65536 slots of 64 bytes for each of 262,146 ranks (1 TiB per rank)
+ * likewise. */
+static void test_huge_notif_ring(void **state)
+{
+    mixl_run_config_t cfg = base();
+    char err[512] = "";
+    (void)state;
+    cfg.prefill.instances = 4096;
+    cfg.prefill.tp = 64;
+    cfg.data_plane.notif_ring = 65536;
+    assert_int_equal(mixl_dg_check_memory(&cfg, err, sizeof(err)), MIXL_ERR_CONFIG);
+    assert_non_null(strstr(err, "data_plane.notif_ring: 65536 slots for each of the job's 262146 "
+                                "ranks make notification windows of 1.0 TiB per rank, more than"));
+    cfg.data_plane.notif_ring = 256;
+    cfg.prefill.instances = 1;
+    cfg.prefill.tp = 1;
+    assert_int_equal(mixl_dg_check_memory(&cfg, err, sizeof(err)), MIXL_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -220,6 +259,8 @@ int main(void)
         cmocka_unit_test(test_prompts),
         cmocka_unit_test(test_rank_layout),
         cmocka_unit_test(test_impossible),
+        cmocka_unit_test(test_huge_prefill),
+        cmocka_unit_test(test_huge_notif_ring),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

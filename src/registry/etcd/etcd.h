@@ -22,6 +22,11 @@
 #include "registry/reg_ops.h"
 
 #define ETCD_MAX_ENDPOINTS 16
+/* Longest answer read from a server (a unary answer, or one line of a watch
+ * stream): far above any listing of metadata (values are at most
+ * max_value_bytes, 1 MiB by default), low enough that a broken server cannot
+ * make a rank allocate without bound. */
+#define ETCD_MAX_ANSWER_BYTES (64 << 20)
 
 /* --- base64 -------------------------------------------------------------- */
 
@@ -42,6 +47,7 @@ typedef struct {
     CURL *curl;            /* reused for unary requests (keeps the connection open) */
     int current;           /* endpoint that answered last */
     char *token;           /* auth token, NULL before authentication or without auth */
+    int outage;            /* an unreachable service was logged: stay quiet until it answers */
 } etcd_conn_t;
 
 mixl_status_t etcd_conn_init(etcd_conn_t *c, struct mixl_registry *reg);
@@ -56,6 +62,8 @@ void etcd_conn_fini(etcd_conn_t *c);
  * MIXL_ERR_REGISTRY, recorded on the handle; a lost service to
  * MIXL_ERR_UNREACHABLE. quiet: record NOT_FOUND and UNREACHABLE without
  * logging (lease keep-alives: the store's thread reports an outage once).
+ * An outage is logged once: later UNREACHABLE results are recorded quietly
+ * until an answer comes, which is logged as the end of the outage.
  */
 mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t deadline_ns,
                         const char *what, int quiet, json_t **resp_p);
@@ -65,6 +73,13 @@ CURL *etcd_stream_handle(etcd_conn_t *c, const char *path, struct curl_slist **h
                          int *endpoint_p);
 /* The streaming request failed on endpoint idx: prefer another one next time. */
 void etcd_conn_failed(etcd_conn_t *c, int idx);
+
+/*
+ * Record MIXL_ERR_PROTOCOL for an answer that arrived but cannot be used
+ * (what: the operation; why: what is wrong), naming the endpoint that sent
+ * it (endpoint idx, or the one that answered last when idx < 0).
+ */
+mixl_status_t etcd_bad_answer(etcd_conn_t *c, int idx, const char *what, const char *why);
 
 /* Integer field that etcd may send as a JSON string or number; 0 when absent. */
 int64_t etcd_json_i64(json_t *obj, const char *field);
@@ -94,7 +109,8 @@ typedef struct {
     const char *key;
     mixl_registry_kv_t *kv; /* set when a PUT of key arrived (caller frees) */
     int canceled;           /* the server canceled the watch (compaction) */
-    int failed;             /* out of memory or malformed event */
+    int failed;             /* out of memory, malformed event, or a line over
+                             * ETCD_MAX_ANSWER_BYTES */
 } etcd_watch_t;
 
 /*

@@ -52,6 +52,8 @@ static mixl_status_t etcd_put(struct mixl_registry *reg, const char *key, const 
     if (status != MIXL_OK) return status;
     *rev_p = etcd_json_i64(json_object_get(resp, "header"), "revision");
     json_decref(resp);
+    /* Every put makes a revision of at least 2: without one the write is not known to have happened. */
+    if (*rev_p <= 0) return etcd_bad_answer(reg->priv, -1, what, "no header.revision");
     return MIXL_OK;
 }
 
@@ -74,11 +76,18 @@ static mixl_status_t range(struct mixl_registry *reg, const char *key, const cha
     status = etcd_post(reg->priv, "/v3/kv/range", body, op_deadline(reg), what, 0, &resp);
     json_decref(body);
     if (status != MIXL_OK) return status;
+    if (json_object_get(resp, "kvs") != NULL && !json_is_array(json_object_get(resp, "kvs"))) {
+        status = etcd_bad_answer(reg->priv, -1, what, "kvs is not an array");
+        goto out;
+    }
     status = etcd_range_decode(resp, keys_only, &out, &n);
+    if (status == MIXL_ERR_NO_MEMORY) {
+        status = mixl_reg_error(reg, 0, status, "registry etcd: %s: out of memory decoding the "
+                                "answer", what);
+        goto out;
+    }
     if (status != MIXL_OK) {
-        status = mixl_reg_error(reg, 0, status, "registry etcd: %s: %s", what,
-                                status == MIXL_ERR_NO_MEMORY ? "out of memory decoding the answer"
-                                                             : "malformed pair in answer");
+        status = etcd_bad_answer(reg->priv, -1, what, "a pair without a key, or not in base64");
         goto out;
     }
     if (revision_p != NULL) *revision_p = etcd_json_i64(json_object_get(resp, "header"), "revision");
@@ -100,9 +109,14 @@ static mixl_status_t etcd_get(struct mixl_registry *reg, const char *key, mixl_r
     status = range(reg, key, NULL, 0, 0, what, &kvs, &n, NULL);
     if (status != MIXL_OK) return status;
     if (n == 0) return mixl_reg_error(reg, 1, MIXL_ERR_NOT_FOUND, "registry etcd: key %s not found", key);
-    if (n != 1) {
+    if (n != 1 || strcmp(kvs[0].key, key) != 0) {
+        char why[600];
+        if (n != 1)
+            snprintf(why, sizeof(why), "%zu pairs for one key", n);
+        else
+            snprintf(why, sizeof(why), "a pair for another key, %.500s", kvs[0].key);
         mixl_registry_kvs_free(kvs, n);
-        return mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: get %s: %zu pairs", key, n);
+        return etcd_bad_answer(reg->priv, -1, what, why);
     }
     *kv_p = kvs;
     return MIXL_OK;
@@ -205,7 +219,9 @@ static mixl_status_t etcd_wait(struct mixl_registry *reg, const char *key, int t
             *kv_p = w.kv;
             return MIXL_OK;
         }
-        if (w.failed) return mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: %s: bad watch event", what);
+        if (w.failed)
+            return etcd_bad_answer(reg->priv, idx, what, "watch event not decodable, or a line "
+                                   "over the answer limit");
         if (rc == CURLE_OPERATION_TIMEDOUT) break;
         /* The watch ended without the key: canceled (compaction), refused, or the connection
          * failed (then prefer another endpoint). Pause briefly, read again, watch again. */
@@ -234,7 +250,7 @@ static mixl_status_t etcd_lease_grant(struct mixl_registry *reg, int ttl_s, int6
     if (status != MIXL_OK) return status;
     id = etcd_json_i64(resp, "ID");
     json_decref(resp);
-    if (id <= 0) return mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: lease grant: no ID");
+    if (id <= 0) return etcd_bad_answer(reg->priv, -1, "lease grant", "no lease ID");
     *lease_p = id;
     return MIXL_OK;
 }

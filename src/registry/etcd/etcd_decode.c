@@ -100,6 +100,10 @@ size_t etcd_watch_write(char *ptr, size_t size, size_t nmemb, void *arg)
             if (w->kv != NULL || w->canceled || w->failed) return 0;
             continue;
         }
+        if (w->len + 1 >= ETCD_MAX_ANSWER_BYTES) {
+            w->failed = 1; /* a line that never ends: a broken server */
+            return 0;
+        }
         if (w->len + 1 >= w->cap) {
             size_t cap = w->cap ? w->cap * 2 : 4096;
             char *l = realloc(w->line, cap);

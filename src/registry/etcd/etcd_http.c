@@ -4,8 +4,11 @@
  * a round over all of them is repeated up to `retries` more times with a
  * doubling back-off, and the whole operation never outlives its deadline.
  * An answer from a server (even an error) ends the retries, except 401
- * (token expired: authenticate again, once), 5xx (no leader yet) and 408
- * (the member is shutting down).
+ * (token expired: authenticate again, once), 5xx (no leader yet), 408
+ * (the member is shutting down) and a malformed 200 (empty, not a JSON
+ * object, or over ETCD_MAX_ANSWER_BYTES): another member may answer well,
+ * and when none does the operation ends in MIXL_ERR_PROTOCOL naming the
+ * endpoint and what was wrong with its answer.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -28,6 +31,7 @@ static void curl_init_once(void)
 typedef struct {
     char *data;
     size_t len, cap;
+    int over; /* the answer passed ETCD_MAX_ANSWER_BYTES: the transfer was stopped */
 } membuf_t;
 
 static size_t membuf_write(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -35,6 +39,10 @@ static size_t membuf_write(char *ptr, size_t size, size_t nmemb, void *arg)
     membuf_t *b = arg;
     size_t n = size * nmemb;
 
+    if (n > ETCD_MAX_ANSWER_BYTES - b->len) {
+        b->over = 1;
+        return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+    }
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         char *d;
@@ -91,6 +99,7 @@ typedef struct {
     long http;
     json_t *json; /* parsed body, NULL when absent or not JSON */
     char curl_err[CURL_ERROR_SIZE];
+    char bad[200]; /* why the body is not a usable answer; empty when it is */
 } exchange_t;
 
 /* One POST to one endpoint, with the lock held. */
@@ -121,9 +130,25 @@ static void exchange(etcd_conn_t *c, int idx, const char *path, const char *body
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, x->curl_err);
     apply_tls(c, h);
     x->curl_rc = headers == NULL ? CURLE_OUT_OF_MEMORY : curl_easy_perform(h);
-    if (x->curl_rc == CURLE_OK) {
+    if (x->curl_rc == CURLE_WRITE_ERROR && buf.over) {
+        /* A server that never stops talking is a malformed answer, not a lost one. */
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->http);
-        if (buf.len > 0) x->json = json_loadb(buf.data, buf.len, 0, NULL);
+        x->curl_rc = CURLE_OK;
+        snprintf(x->bad, sizeof(x->bad), "answer longer than %d MiB, not read to its end",
+                 ETCD_MAX_ANSWER_BYTES >> 20);
+    } else if (x->curl_rc == CURLE_OK) {
+        json_error_t jerr;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->http);
+        if (buf.len == 0) {
+            snprintf(x->bad, sizeof(x->bad), "empty answer");
+        } else if ((x->json = json_loadb(buf.data, buf.len, 0, &jerr)) == NULL) {
+            snprintf(x->bad, sizeof(x->bad), "answer of %zu bytes is not JSON (line %d, column "
+                     "%d: %.80s)", buf.len, jerr.line, jerr.column, jerr.text);
+        } else if (!json_is_object(x->json)) {
+            snprintf(x->bad, sizeof(x->bad), "answer is JSON but not an object");
+            json_decref(x->json);
+            x->json = NULL;
+        }
     } else if (x->curl_err[0] == '\0') {
         snprintf(x->curl_err, sizeof(x->curl_err), "%s", curl_easy_strerror(x->curl_rc));
     }
@@ -190,13 +215,17 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
     char last_err[CURL_ERROR_SIZE + 256] = "no attempt made";
     uint64_t backoff_ns = (uint64_t)reg->params.backoff_ms * 1000000ull;
     mixl_status_t status = MIXL_ERR_UNREACHABLE;
-    int reauthed = 0;
+    /* malformed: the last failure was a bad 200 answer; garbled: one with a body, which a
+     * later round would only fetch again (an empty one can be a member on its way down) */
+    int reauthed = 0, malformed = 0, garbled = 0;
 
     if (text == NULL) return mixl_reg_error(reg, 0, MIXL_ERR_NO_MEMORY, "registry etcd: %s: body", what);
     pthread_mutex_lock(&c->lock);
     for (int round = 0; round <= reg->params.retries; round++) {
         if (round > 0) {
-            uint64_t until = mixl_now_ns() + backoff_ns;
+            uint64_t until;
+            if (garbled) break;
+            until = mixl_now_ns() + backoff_ns;
             if (until >= deadline_ns) break;
             pthread_mutex_unlock(&c->lock);
             sleep_until(until);
@@ -219,6 +248,7 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
             exchange(c, idx, path, text, deadline_ns, 1, &x);
             if (x.curl_rc != CURLE_OK) {
                 snprintf(last_err, sizeof(last_err), "%s: %s", c->endpoint[idx], x.curl_err);
+                malformed = garbled = 0;
                 continue;
             }
             if (x.http == 401 && reg->user != NULL && !reauthed) {
@@ -231,21 +261,27 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
                 continue;
             }
             /* 5xx: no leader yet; 408: the member is shutting down ("the client connection
-             * is closing"); an empty 200: a broken gateway. Another member may answer. */
+             * is closing"); a malformed 200: a broken gateway. Another member may answer. */
             if (x.http >= 500 || x.http == 408 || (x.http == 200 && x.json == NULL)) {
+                malformed = x.http == 200;
+                garbled = malformed && strcmp(x.bad, "empty answer") != 0;
                 snprintf(last_err, sizeof(last_err), "%s: HTTP %ld: %s", c->endpoint[idx], x.http,
-                         x.json ? json_message(x.json) : "empty or non-JSON answer");
+                         x.json ? json_message(x.json) : x.bad[0] ? x.bad : "no JSON object");
                 json_decref(x.json);
                 continue;
             }
             c->current = idx;
+            if (c->outage) {
+                mixl_info("registry etcd %s: answering again (%s)", c->endpoint[idx], what);
+                c->outage = 0;
+            }
             if (x.http == 200) {
                 *resp_p = x.json;
                 status = MIXL_OK;
                 goto out;
             }
             {
-                const char *msg = json_message(x.json);
+                const char *msg = x.json != NULL ? json_message(x.json) : x.bad;
                 if (x.http == 404) {
                     status = mixl_reg_error(reg, quiet, MIXL_ERR_NOT_FOUND,
                                             "registry etcd %s: %s: %s", c->endpoint[idx], what, msg);
@@ -271,14 +307,33 @@ mixl_status_t etcd_post(etcd_conn_t *c, const char *path, json_t *body, uint64_t
         }
     }
 give_up:
-    status = mixl_reg_error(reg, quiet, MIXL_ERR_UNREACHABLE,
+    if (malformed) {
+        status = mixl_reg_error(reg, 0, MIXL_ERR_PROTOCOL, "registry etcd: %s: no usable answer "
+                                "from %s; last: malformed answer from %s", what, reg->endpoints,
+                                last_err);
+        goto out;
+    }
+    /* Logged once per outage: a store thread retrying every few hundred ms stays quiet. */
+    status = mixl_reg_error(reg, quiet || c->outage, MIXL_ERR_UNREACHABLE,
                             "registry etcd: %s: no endpoint of %s answered (%d round%s, deadline "
                             "%d ms); last: %s", what, reg->endpoints, reg->params.retries + 1,
                             reg->params.retries ? "s" : "", reg->params.op_timeout_ms, last_err);
+    if (!quiet) c->outage = 1;
 out:
     pthread_mutex_unlock(&c->lock);
     free(text);
     return status;
+}
+
+mixl_status_t etcd_bad_answer(etcd_conn_t *c, int idx, const char *what, const char *why)
+{
+    char endpoint[1024];
+
+    pthread_mutex_lock(&c->lock);
+    snprintf(endpoint, sizeof(endpoint), "%s", c->endpoint[idx >= 0 ? idx : c->current]);
+    pthread_mutex_unlock(&c->lock);
+    return mixl_reg_error(c->reg, 0, MIXL_ERR_PROTOCOL, "registry etcd %s: %s: malformed answer: %s",
+                          endpoint, what, why);
 }
 
 CURL *etcd_stream_handle(etcd_conn_t *c, const char *path, struct curl_slist **headers_p,
