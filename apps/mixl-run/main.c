@@ -180,6 +180,7 @@ int main(int argc, char **argv)
     }
     size_t npoints = mixl_sweep_points(&sw);
     uint64_t failed = 0;
+    mixl_dg_kept_t *kept = NULL; /* agents, windows and memory, reused by the next point if it can */
     for (size_t p = 0; p < (npoints ? npoints : 1); p++) {
         char assign[MIXL_SWEEP_KEYS][MIXL_CFG_STR_MAX + MIXL_SWEEP_VALUE_MAX + 2];
         const char *keys[MIXL_SWEEP_KEYS], *values[MIXL_SWEEP_KEYS];
@@ -195,6 +196,7 @@ int main(int argc, char **argv)
             if (rank == 0)
                 fprintf(stderr, "mixl-run: %s%s\n", err,
                         npoints ? " (at a sweep point, see the line above)" : "");
+            mixl_dg_kept_release(&kept);
             MPI_Finalize();
             return 2;
         }
@@ -207,8 +209,8 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
         uint64_t f = 0;
-        st = mixl_dg_run_point(MPI_COMM_WORLD, &cfg, &plan, &wl, npoints ? &point : NULL, stdout,
-                               &f);
+        st = mixl_dg_run_point(MPI_COMM_WORLD, &cfg, &plan, &wl, npoints ? &point : NULL,
+                               npoints ? &kept : NULL, stdout, &f);
         failed += f;
         mixl_workload_free(&wl);
         /* The next point is collective: every rank stops at the first point that failed anywhere. */
@@ -219,6 +221,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    mixl_dg_kept_release(&kept);
     /* Every rank leaves with the job's outcome, not only rank 0. */
     int code = st != MIXL_OK ? 3 : (failed > 0 ? 1 : 0), worst = 0;
     MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -140,6 +140,14 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     if (res->path_report[0] != '\0') fprintf(out, "\ndata path: %s\n", res->path_report);
     if (res->path_choice[0] != '\0') fprintf(out, "data path choice: %s\n", res->path_choice);
     if (res->host_memory != NULL) fprintf(out, "host memory: %s\n", res->host_memory);
+    if (res->point != NULL && res->point->index > 0)
+        fprintf(out, "set-up: %s%s%s (agents created in the job: %llu)\n",
+                res->setup_reused ? "reused from the previous point" : "new: ",
+                res->setup_change,
+                res->setup_reused                          ? ""
+                : strchr(res->setup_change, '.') != NULL ? " changed"
+                                                           : " outgrew the prefill layer buffers",
+                (unsigned long long)res->agents_created);
     if (cfg->registry.backend == MIXL_REG_ETCD)
         fprintf(out, "registry: etcd at %s, namespace %s\n", cfg->registry.endpoints.item[0],
                 cfg->registry.ns);
@@ -350,6 +358,8 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
     if (pt != NULL) {
         mixl_h5_group(h, w->base);
         mixl_h5_attr_u64(h, obj, "sweep_point", pt->index);
+        mixl_h5_attr_u64(h, obj, "setup_reused", (uint64_t)res->setup_reused);
+        mixl_h5_attr_str(h, obj, "setup_change", res->setup_change);
         for (int k = 0; k < pt->nkeys; k++) mixl_h5_attr_str(h, obj, pt->keys[k], pt->values[k]);
     }
     char *yaml = mixl_cfg_to_string(mixl_run_config_schema(), cfg);
@@ -386,6 +396,7 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
     mixl_h5_attr_u64(h, obj, "decode_tp", (uint64_t)plan->decode_tp);
     mixl_h5_attr_str(h, obj, "transfer_mode", mode_names[cfg->transfer.mode]);
     mixl_h5_attr_u64(h, obj, "world_size", (uint64_t)world);
+    mixl_h5_attr_u64(h, obj, "agents_created", res->agents_created);
     mixl_h5_attr_u64(h, obj, "kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model));
     mixl_h5_attr_str(h, obj, "rows",
                      "/requests rows are in completion order until the run finishes, then in "

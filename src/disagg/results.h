@@ -59,6 +59,9 @@ typedef struct mixl_dg_results {
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
     mixl_dg_writer_t *writer; /* the results file while the run goes on, or NULL */
     const mixl_dg_point_t *point; /* the sweep point being run, or NULL */
+    int setup_reused;             /* the agents, windows and memory of the previous point served */
+    char setup_change[64];        /* the key (or "longest prompt") that forced a new set-up */
+    uint64_t agents_created;      /* agents created in the job so far, over every rank */
 } mixl_dg_results_t;
 
 /* A request's derived metrics (NaN where undefined, e.g. no transfer); see the definitions above. */
