@@ -142,6 +142,32 @@ static void dg_point_begin(mixl_dg_t *dg, uint32_t epoch)
 }
 
 /*
+ * Every rank's resident memory to the router (collective over the control
+ * communicator, after the roles ran): the router's copy goes to the summary
+ * and the results file. rss_p is set on rank 0 only.
+ */
+static void dg_gather_rss(mixl_dg_t *dg, long end_kib, mixl_dg_rss_t **rss_p)
+{
+    static const char *const roles[] = {"router", "prefill", "decode"};
+    mixl_dg_rss_t mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.rank = dg->rank;
+    mine.inst = dg->me.inst;
+    snprintf(mine.role, sizeof(mine.role), "%s", roles[dg->me.role]);
+    mine.requests = dg->finished;
+    mine.mark_requests = DG_RSS_MARK;
+    mine.mark_kib = dg->finished >= DG_RSS_MARK ? dg->rss_mark_kib : -1;
+    mine.end_kib = end_kib;
+    mixl_dg_rss_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(*all)) : NULL;
+    /* Every rank takes part even when the router has no room: it then receives nothing. */
+    int room = dg->rank != 0 || all != NULL;
+    MPI_Bcast(&room, 1, MPI_INT, 0, dg->ctl);
+    if (room)
+        MPI_Gather(&mine, sizeof(mine), MPI_BYTE, all, sizeof(mine), MPI_BYTE, 0, dg->ctl);
+    if (dg->rank == 0) *rss_p = all;
+}
+
+/*
  * Whether the set-up kept from the previous point serves this one: NULL when
  * it does, else what forces a new one (a key flagged MIXL_CFG_SETUP in the
  * key table, or prompts longer than the prefill layer buffers hold).
@@ -271,6 +297,8 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         stop.type = DG_MSG_STOP;
         for (int r = 1; r < dg->world; r++) dg_send(dg, r, &stop, NULL);
         dg_flush(dg, 1);
+        dg_gather_rss(dg, rss_end, &res.rss);
+        if (res.rss != NULL) res.nrss = dg->world;
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
@@ -285,25 +313,15 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         }
         fflush(out);
         dg_live_linger(dg->live, out);
-    } else if (dg->me.role == MIXL_ROLE_PREFILL) {
-        st = dg_prefill_run(dg);
-        rss_end = dg_rss_kib();
     } else {
-        st = dg_decode_run(dg);
-        rss_end = dg_rss_kib();
-    }
-    {
-        static const char *const roles[] = {"router", "prefill", "decode"};
-        /* One line per rank; marks are -1 when the rank finished fewer than DG_RSS_MARK requests. */
-        fprintf(out, "rss: rank=%d role=%s inst=%d requests=%llu mark=%d mark_kib=%ld end_kib=%ld\n",
-                dg->rank, roles[dg->me.role], dg->me.inst, (unsigned long long)dg->finished,
-                DG_RSS_MARK, dg->finished >= DG_RSS_MARK ? dg->rss_mark_kib : -1L, rss_end);
-        fflush(out);
+        st = dg->me.role == MIXL_ROLE_PREFILL ? dg_prefill_run(dg) : dg_decode_run(dg);
+        dg_gather_rss(dg, dg_rss_kib(), NULL);
     }
 out:
     dg_live_stop(dg->live);
     dg->live = NULL;
     free(res.req);
+    free(res.rss);
     /* Every control message of this point has left before the next point (or the end) begins. */
     if (st == MIXL_OK) st = dg_flush(dg, 1);
     int mine = (int)st, worst = 0;
