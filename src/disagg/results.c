@@ -157,7 +157,9 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     if (res->point != NULL && res->point->index > 0)
         fprintf(out, "set-up: %s%s%s (agents created in the job: %llu)\n",
                 res->setup_reused ? "reused from the previous point" : "new: ",
-                res->setup_change,
+                res->setup_reused                          ? ""
+                : strchr(res->setup_change, '.') != NULL ? res->setup_change
+                                                           : "the longest prompt",
                 res->setup_reused                          ? ""
                 : strchr(res->setup_change, '.') != NULL ? " changed"
                                                            : " outgrew the prefill layer buffers",

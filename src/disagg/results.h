@@ -56,6 +56,7 @@ typedef struct {
     int nkeys, zip;
     const char *const *keys;
     const char *const *values;
+    uint64_t longest_prompt; /* over every point of the sweep: what prefill buffers are sized for */
 } mixl_dg_point_t;
 
 typedef struct mixl_dg_results {

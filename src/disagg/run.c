@@ -212,6 +212,10 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         }
         kept->cfg = *cfg;
         kept->max_req_blocks = plan->max_req_blocks;
+        /* Sized for the sweep's longest prompt, so that no later point outgrows them. */
+        uint64_t blocks =
+            point != NULL ? mixl_kv_blocks_for(point->longest_prompt, plan->model.block_size) : 0;
+        if (blocks > kept->max_req_blocks) kept->max_req_blocks = blocks;
         kept->dg.ctl = MPI_COMM_NULL;
     }
     mixl_dg_t *dg = &kept->dg;
