@@ -5,10 +5,10 @@ reused where the point allows it and made afresh where it does not.
   sweep_case.py MPIRUN_CMD MIXL_RUN BASE_CONFIG OUT.h5
 
 First job, 3 points: the sweep comes from both places at once, a YAML `sweep:`
-section (mode zip, workload.rate) and a --sweep argument (transfer.mode);
-neither key shapes the set-up, so points 1 and 2 run on the agents, windows
-and memory of point 0 (setup_reused = 1, agents_created stays at one per
-rank). Checks: one group per point, /point_0../point_2, each with its
+section (mode zip, workload.rate) and --sweep arguments (transfer.mode, and
+the longest prompt, which grows at point 1); no key shapes the set-up, so
+points 1 and 2 run on the agents, windows and memory of point 0
+(setup_reused = 1, agents_created stays at one per rank). Checks: one group per point, /point_0../point_2, each with its
 parameters as attributes, the parameters really applied (the group's
 transfer_mode and stored config), every request of every point delivered
 with every block verified, the file finished.
@@ -23,6 +23,7 @@ import sys
 
 RATES = ["200", "400", "800"]
 MODES = ["push", "pull", "push"]
+PROMPT_MAX = ["256", "512", "384"]
 BLOCKS = ["16", "8"]
 REQUESTS = 24
 LAYOUT_REQUESTS = 12
@@ -106,25 +107,28 @@ def main():
         body = f.read()
     with open(cfg, "w") as f:
         f.write(body + "\nsweep:\n  mode: zip\n  workload.rate: [" + ", ".join(RATES) + "]\n")
-    r = run(mpirun, mixl_run, cfg, out, ["--sweep", "transfer.mode=" + ",".join(MODES)])
-    for i, (rate, mode) in enumerate(zip(RATES, MODES)):
-        line = f"== sweep point {i + 1}/3: workload.rate={rate} transfer.mode={mode}"
+    r = run(mpirun, mixl_run, cfg, out, ["--sweep", "transfer.mode=" + ",".join(MODES),
+                                         "--sweep", "workload.prompt.max=" + ",".join(PROMPT_MAX)])
+    for i, (rate, mode, pmax) in enumerate(zip(RATES, MODES, PROMPT_MAX)):
+        line = (f"== sweep point {i + 1}/3: workload.rate={rate} transfer.mode={mode} "
+                f"workload.prompt.max={pmax}")
         if line not in r.stdout:
             fail(f"missing line: {line}")
     with h5py.File(out, "r") as h:
         groups = sorted(k for k in h.keys() if k.startswith("point_"))
         if groups != ["point_0", "point_1", "point_2"]:
             fail(f"groups {groups}, expected point_0..point_2")
-        if text(h.attrs["sweep_keys"]) != "workload.rate,transfer.mode":
+        if text(h.attrs["sweep_keys"]) != "workload.rate,transfer.mode,workload.prompt.max":
             fail(f"sweep_keys {h.attrs['sweep_keys']}")
         if text(h.attrs["sweep_mode"]) != "zip" or int(h.attrs["sweep_points"]) != 3:
             fail("sweep_mode/sweep_points wrong")
         if int(h.attrs["finished"]) != 1:
             fail("the sweep file does not say finished")
-        for i, (rate, mode) in enumerate(zip(RATES, MODES)):
+        for i, (rate, mode, pmax) in enumerate(zip(RATES, MODES, PROMPT_MAX)):
             g = h[f"point_{i}"]
             a = g.attrs
-            if text(a["workload.rate"]) != rate or text(a["transfer.mode"]) != mode:
+            if (text(a["workload.rate"]) != rate or text(a["transfer.mode"]) != mode
+                    or text(a["workload.prompt.max"]) != pmax):
                 fail(f"point_{i}: parameters {dict(a)}")
             if int(a["sweep_point"]) != i or int(a["finished"]) != 1:
                 fail(f"point_{i}: sweep_point/finished wrong")
@@ -134,7 +138,9 @@ def main():
             want = f"rate: {float(rate):g}"
             if want not in conf and f"rate: {rate}" not in conf:
                 fail(f"point_{i}: stored config does not have {want}")
-            # Rate and push/pull shape no set-up: one agent per rank for the whole job.
+            if int(g["requests"]["prompt_tokens"][:].max()) > int(pmax):
+                fail(f"point_{i}: a prompt longer than workload.prompt.max={pmax}")
+            # Rate, push/pull and prompt lengths shape no set-up: one agent per rank for the job.
             if int(a["setup_reused"]) != (i > 0) or text(a["setup_change"]) != "":
                 fail(f"point_{i}: setup_reused {int(a['setup_reused'])}, "
                      f"setup_change {text(a['setup_change'])!r}")
