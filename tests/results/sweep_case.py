@@ -53,6 +53,12 @@ def check_requests(g, where, requests=REQUESTS):
     conf = text(g.attrs["config"])
     if "verify: true" not in conf:
         fail(f"{where}: decode.verify is not on, blocks were not checked")
+    # Every rank's resident memory, one row per rank.
+    rss = g["rss"][:]
+    if [int(x) for x in rss["rank"]] != list(range(RANKS)) or (rss["end_kib"] <= 0).any():
+        fail(f"{where}: /rss rows {rss}")
+    if [text(x) for x in rss["role"]] != ["router", "prefill", "decode", "decode"]:
+        fail(f"{where}: /rss roles {rss['role']}")
 
 
 def run(mpirun, mixl_run, cfg, out, extra, requests=REQUESTS):
@@ -66,6 +72,10 @@ def run(mpirun, mixl_run, cfg, out, extra, requests=REQUESTS):
     sys.stderr.write(r.stderr)
     if r.returncode != 0:
         fail(f"mixl-run exited with {r.returncode}")
+    # Resident memory: one summary line per point, no line per rank.
+    if r.stdout.count("\nrss (KiB after 1000 requests / at the end): rank 0 router") != \
+            r.stdout.count("== sweep point") or "\nrss: rank=" in r.stdout:
+        fail("not one rss summary line per point")
     return r
 
 
