@@ -65,13 +65,17 @@ def run(mpirun, mixl_run, cfg, out, extra, requests=REQUESTS):
     if os.path.exists(out):
         os.remove(out)
     cmd = mpirun + ["-np", str(RANKS), mixl_run, cfg] + extra + [
-        "--set", f"workload.requests={requests}", "--set", "workload.arrival=fixed",
-        "--set", "run.progress=off", "-o", out]
+        "--set", f"workload.requests={requests}", "--set", "workload.arrival=fixed", "-o", out]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     sys.stdout.write(r.stdout)
     sys.stderr.write(r.stderr)
     if r.returncode != 0:
         fail(f"mixl-run exited with {r.returncode}")
+    # run.progress auto: stdout is a pipe here (though each rank writes into mpirun's pty),
+    # so no progress line at all.
+    # (text mode turns the carriage return of an in-place line into a newline)
+    if "\x1b[K" in r.stdout or any(line.startswith("[") for line in r.stdout.splitlines()):
+        fail("a progress line although stdout is not a terminal")
     # Resident memory: one summary line per point, no line per rank.
     if r.stdout.count("\nrss (KiB after 1000 requests / at the end): rank 0 router") != \
             r.stdout.count("== sweep point") or "\nrss: rank=" in r.stdout:
