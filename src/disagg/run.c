@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/sweep.h"
 #include "disagg/dg_int.h"
 #include "disagg/live.h"
 #include "disagg/results.h"
-#include "config/sweep.h"
 #include "util/log.h"
 
 /* The results file must be writable: found out now rather than after the whole run. */
