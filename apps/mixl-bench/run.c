@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stats.h"
+#include "metrics/stats.h"
 #include "util/clock.h"
 
 bench_role_t bench_role(const bench_ctx_t *ctx, unsigned pattern)
@@ -124,12 +124,12 @@ mixl_status_t bench_collect(bench_ctx_t *ctx, bench_row_t *row, int initiator, c
     }
     row->initiators = (uint32_t)ninit;
     /* Latency statistics pool every initiator's samples; bandwidth sums their bytes. */
-    st = bench_stats_fill_row(row, lat, rep_max, reps, iters, bytes * (uint64_t)ninit,
-                              descs * (uint64_t)ninit);
+    st = bench_fill_row(row, lat, rep_max, reps, iters, bytes * (uint64_t)ninit,
+                        descs * (uint64_t)ninit);
     if (st == MIXL_OK) {
-        bench_stats_t s;
-        if (ninit > 1 && bench_stats_compute(lat, nlat, &s) == MIXL_OK) {
-            row->lat_avg_us = s.avg / 1e3;
+        mixl_summary_t s;
+        if (ninit > 1 && mixl_stats_summarize(lat, nlat, &s) == MIXL_OK) {
+            row->lat_avg_us = s.mean / 1e3;
             row->lat_p50_us = s.p50 / 1e3;
             row->lat_p99_us = s.p99 / 1e3;
             row->lat_min_us = s.min / 1e3;
@@ -143,6 +143,41 @@ out:
     free(all);
     free(lat);
     return st;
+}
+
+mixl_status_t bench_fill_row(bench_row_t *row, const double *lat_ns, const double *rep_ns,
+                             unsigned reps, unsigned iters, uint64_t bytes, uint64_t descs)
+{
+    mixl_summary_t lat, bw;
+    double per_rep[BENCH_LIST_MAX];
+    double total_ns = 0.0;
+    mixl_status_t st;
+
+    if (reps == 0 || reps > BENCH_LIST_MAX || iters == 0) return MIXL_ERR_INVALID_PARAM;
+    st = mixl_stats_summarize(lat_ns, (size_t)reps * iters, &lat);
+    if (st != MIXL_OK) return st;
+    for (unsigned r = 0; r < reps; r++) {
+        per_rep[r] = rep_ns[r] > 0 ? (double)bytes * iters / rep_ns[r] : 0.0; /* B/ns = GB/s */
+        total_ns += rep_ns[r];
+    }
+    st = mixl_stats_summarize(per_rep, reps, &bw);
+    if (st != MIXL_OK) return st;
+
+    row->iters = iters;
+    row->reps = reps;
+    row->bytes = bytes;
+    row->gbps = total_ns > 0 ? (double)bytes * iters * reps / total_ns : 0.0;
+    row->gbps_min = bw.min;
+    row->gbps_max = bw.max;
+    row->gbps_stddev = bw.stddev;
+    row->lat_avg_us = lat.mean / 1e3;
+    row->lat_p50_us = lat.p50 / 1e3;
+    row->lat_p99_us = lat.p99 / 1e3;
+    row->lat_min_us = lat.min / 1e3;
+    row->lat_max_us = lat.max / 1e3;
+    row->lat_stddev_us = lat.stddev / 1e3;
+    row->ops_per_s = total_ns > 0 ? (double)descs * iters * reps / (total_ns / 1e9) : 0.0;
+    return MIXL_OK;
 }
 
 void bench_skip_row(bench_ctx_t *ctx, const bench_row_t *like, const char *note)

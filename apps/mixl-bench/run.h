@@ -60,6 +60,16 @@ mixl_status_t bench_agree(bench_ctx_t *ctx, mixl_status_t st, const char *note, 
 mixl_status_t bench_collect(bench_ctx_t *ctx, bench_row_t *row, int initiator, const double *lat_ns,
                             const double *rep_ns, unsigned iters, uint64_t bytes, uint64_t descs);
 
+/*
+ * Fill the bandwidth, latency and rate fields of a row from a measurement:
+ * lat_ns holds reps x iters per-iteration latencies (ns), rep_ns the wall
+ * time of each repetition, bytes and descs what one iteration moves. The
+ * statistics are metrics/stats.h's (nearest-rank percentiles, sample
+ * standard deviation).
+ */
+mixl_status_t bench_fill_row(bench_row_t *row, const double *lat_ns, const double *rep_ns,
+                             unsigned reps, unsigned iters, uint64_t bytes, uint64_t descs);
+
 /* Rank 0 appends a row that was not measured, with the reason in its note. */
 void bench_skip_row(bench_ctx_t *ctx, const bench_row_t *like, const char *note);
 

@@ -38,11 +38,11 @@ mixl_status_t bench_run_sweep(bench_ctx_t *ctx, char *path_report, size_t path_l
         for (size_t b = 0; b < o->nbatches && st == MIXL_OK; b++) {
             uint64_t size = o->sizes[s], batch = o->batches[b];
             if (size * batch > o->max_request) continue;
+            done++;
             mixl_progress_update(&prog, (int64_t)mixl_now_ns(), 0,
-                                 "[%zu/%zu] points: size %llu B, batch %llu, %zu runners", done,
+                                 "point %zu/%zu: size %llu B, batch %llu, %zu runners", done,
                                  npoints, (unsigned long long)size, (unsigned long long)batch,
                                  rs.n);
-            done++;
             for (size_t i = 0; i < rs.n && st == MIXL_OK; i++) {
                 bench_runner_t *r = &rs.r[i];
                 if (r->batch1_only && batch != 1) continue;

@@ -80,6 +80,41 @@ static void apply_ucx_env(const char *path, const char *const *ov, int nov)
     }
 }
 
+/*
+ * The longest prompt of any point of the sweep (rank 0 builds each point's
+ * workload; every rank gets the figure): the prefill layer buffers are set up
+ * for it, so a point that only changes prompt lengths never needs new ones.
+ * A point whose configuration does not load counts 0; its own preparation
+ * reports the error.
+ */
+static uint64_t sweep_longest_prompt(const mixl_sweep_t *sw, size_t npoints, int rank,
+                                     const char *path, const char **ov, int nov)
+{
+    uint64_t longest = 0;
+    if (rank == 0) {
+        static mixl_run_config_t cfg;
+        char assign[MIXL_SWEEP_KEYS][MIXL_CFG_STR_MAX + MIXL_SWEEP_VALUE_MAX + 2];
+        char err[MIXL_CFG_ERR_MAX];
+        for (size_t p = 0; p < npoints; p++) {
+            int n = nov;
+            for (int k = 0; k < sw->nkeys; k++) {
+                snprintf(assign[k], sizeof(assign[k]), "%s=%s", sw->key[k],
+                         mixl_sweep_value(sw, p, k));
+                ov[n++] = assign[k];
+            }
+            mixl_workload_t wl;
+            memset(&wl, 0, sizeof(wl));
+            if (mixl_run_config_load(&cfg, path, ov, n, err, sizeof(err)) == MIXL_OK &&
+                mixl_workload_build(&cfg, &wl, err, sizeof(err)) == MIXL_OK &&
+                wl.max_prompt > longest)
+                longest = wl.max_prompt;
+            mixl_workload_free(&wl);
+        }
+    }
+    MPI_Bcast(&longest, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    return longest;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -182,7 +217,9 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t npoints = mixl_sweep_points(&sw);
-    uint64_t failed = 0;
+    uint64_t failed = 0, longest = 0;
+    if (npoints > 0) longest = sweep_longest_prompt(&sw, npoints, rank, path, ov, nov);
+    mixl_dg_kept_t *kept = NULL; /* agents, windows and memory, reused by the next point if it can */
     for (size_t p = 0; p < (npoints ? npoints : 1); p++) {
         char assign[MIXL_SWEEP_KEYS][MIXL_CFG_STR_MAX + MIXL_SWEEP_VALUE_MAX + 2];
         const char *keys[MIXL_SWEEP_KEYS], *values[MIXL_SWEEP_KEYS];
@@ -198,11 +235,17 @@ int main(int argc, char **argv)
             if (rank == 0)
                 fprintf(stderr, "mixl-run: %s%s\n", err,
                         npoints ? " (at a sweep point, see the line above)" : "");
+            mixl_dg_kept_release(&kept);
             MPI_Finalize();
             return 2;
         }
-        mixl_dg_point_t point = {.index = p, .count = npoints, .nkeys = sw.nkeys, .zip = sw.zip,
-                                 .keys = keys, .values = values};
+        mixl_dg_point_t point = {.index = p,
+                                 .count = npoints,
+                                 .nkeys = sw.nkeys,
+                                 .zip = sw.zip,
+                                 .keys = keys,
+                                 .values = values,
+                                 .longest_prompt = longest};
         if (npoints && rank == 0) {
             printf("\n== sweep point %zu/%zu:", p + 1, npoints);
             for (int k = 0; k < sw.nkeys; k++) printf(" %s=%s", keys[k], values[k]);
@@ -210,8 +253,8 @@ int main(int argc, char **argv)
             fflush(stdout);
         }
         uint64_t f = 0;
-        st = mixl_dg_run_point(MPI_COMM_WORLD, &cfg, &plan, &wl, npoints ? &point : NULL, stdout,
-                               &f);
+        st = mixl_dg_run_point(MPI_COMM_WORLD, &cfg, &plan, &wl, npoints ? &point : NULL,
+                               npoints ? &kept : NULL, stdout, &f);
         failed += f;
         mixl_workload_free(&wl);
         if (st == MIXL_ERR_DISCONNECTED) {
@@ -228,6 +271,7 @@ int main(int argc, char **argv)
             break;
         }
     }
+    mixl_dg_kept_release(&kept);
     /* Every rank leaves with the job's outcome, not only rank 0. */
     int code = st != MIXL_OK ? 3 : (failed > 0 ? 1 : 0), worst = 0;
     MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

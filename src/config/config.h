@@ -49,7 +49,15 @@ typedef struct {
     const char *choices; /* ENUM only: "push|pull" */
     size_t offset;       /* offsetof() the value in the target struct */
     const char *doc;     /* one line for --print-config and the docs */
+    unsigned flags;      /* MIXL_CFG_SETUP, ... */
 } mixl_cfg_entry_t;
+
+/*
+ * The key shapes what is set up before any request runs (agents, windows,
+ * memory, data path, registry): a sweep point that changes it sets up afresh,
+ * one that changes only other keys reuses the previous point's set-up.
+ */
+#define MIXL_CFG_SETUP 1u
 
 typedef struct {
     const mixl_cfg_entry_t *entries;

@@ -1,6 +1,7 @@
 /* Sweep sections and --sweep arguments; see sweep.h. */
 #include "config/sweep.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -211,4 +212,35 @@ const char *mixl_sweep_value(const mixl_sweep_t *sw, size_t p, int k)
     size_t stride = 1;
     for (int j = sw->nkeys - 1; j > k; j--) stride *= (size_t)sw->nvalues[j];
     return sw->value[k][(p / stride) % (size_t)sw->nvalues[k]];
+}
+
+/* Values compare by their stored form: a key given as 16 in one file and 16.0 in another is equal. */
+static int sweep_entry_equal(const mixl_cfg_entry_t *e, const void *a, const void *b)
+{
+    const char *pa = (const char *)a + e->offset, *pb = (const char *)b + e->offset;
+    switch (e->type) {
+    case MIXL_CFG_BOOL:
+    case MIXL_CFG_ENUM: return *(const int *)pa == *(const int *)pb;
+    case MIXL_CFG_INT: return *(const int64_t *)pa == *(const int64_t *)pb;
+    case MIXL_CFG_DOUBLE: return *(const double *)pa == *(const double *)pb;
+    case MIXL_CFG_STRING: return strcmp(pa, pb) == 0;
+    case MIXL_CFG_STRLIST: {
+        const mixl_cfg_strlist_t *la = (const mixl_cfg_strlist_t *)pa;
+        const mixl_cfg_strlist_t *lb = (const mixl_cfg_strlist_t *)pb;
+        if (la->count != lb->count) return 0;
+        for (int i = 0; i < la->count; i++)
+            if (strcmp(la->item[i], lb->item[i]) != 0) return 0;
+        return 1;
+    }
+    }
+    return 0;
+}
+
+const char *mixl_sweep_setup_change(const mixl_cfg_schema_t *schema, const void *a, const void *b)
+{
+    for (size_t i = 0; i < schema->count; i++) {
+        const mixl_cfg_entry_t *e = &schema->entries[i];
+        if ((e->flags & MIXL_CFG_SETUP) && !sweep_entry_equal(e, a, b)) return e->key;
+    }
+    return NULL;
 }

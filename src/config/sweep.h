@@ -52,4 +52,11 @@ size_t mixl_sweep_points(const mixl_sweep_t *sw);
 /* The value of key k at point p. */
 const char *mixl_sweep_value(const mixl_sweep_t *sw, size_t p, int k);
 
+/*
+ * The first key flagged MIXL_CFG_SETUP whose value differs between the
+ * configurations a and b (objects of the schema's type), or NULL when they
+ * differ at most in other keys: then what was set up for a serves b.
+ */
+const char *mixl_sweep_setup_change(const mixl_cfg_schema_t *schema, const void *a, const void *b);
+
 #endif /* MIXL_CONFIG_SWEEP_H */

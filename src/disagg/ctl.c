@@ -45,9 +45,21 @@ mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_k
     if ((msg->type == DG_MSG_PREFILL_DONE || msg->type == DG_MSG_DECODE_DONE) && dg->agent != NULL) {
         /* The router exports every rank's counters from the latest report. */
         mixl_agent_stats_t as = {.size = sizeof(as)};
-        if (mixl_agent_stats(dg->agent, &as) == MIXL_OK) ((dg_msg_t *)buf)->agent = as.total;
+        if (mixl_agent_stats(dg->agent, &as) == MIXL_OK) {
+            /* This point's share: a sweep may run several points on one agent. */
+            mixl_counters_t *c = &((dg_msg_t *)buf)->agent;
+            const mixl_counters_t *b = &dg->agent_base;
+            *c = as.total;
+            c->posts -= b->posts;
+            c->completed -= b->completed;
+            c->errors -= b->errors;
+            c->bytes -= b->bytes;
+            c->notif_sent -= b->notif_sent;
+            c->notif_received -= b->notif_received;
+        }
         ((dg_msg_t *)buf)->reg = dg->reg_times;
     }
+    ((dg_msg_t *)buf)->epoch = dg->epoch;
     if (msg->nruns > 0)
         memcpy((char *)buf + sizeof(*msg), runs, msg->nruns * sizeof(mixl_kv_run_t));
     if (dg->nout == dg->capout) {
@@ -78,23 +90,29 @@ int dg_poll(mixl_dg_t *dg, int *src_p, dg_msg_t **msg_p)
     int flag = 0, count = 0;
     MPI_Status st;
 
-    MPI_Iprobe(MPI_ANY_SOURCE, DG_TAG, dg->ctl, &flag, &st);
-    if (!flag) return 0;
-    MPI_Get_count(&st, MPI_BYTE, &count);
-    void *buf = malloc(count > 0 ? (size_t)count : 1);
-    if (buf == NULL) return 0; /* left queued; taken on a later poll */
-    /* The message is already matched by the probe, so this receive does not wait. */
-    MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, DG_TAG, dg->ctl, MPI_STATUS_IGNORE);
-    if ((size_t)count < sizeof(dg_msg_t) ||
-        (size_t)count != sizeof(dg_msg_t) + ((dg_msg_t *)buf)->nruns * sizeof(mixl_kv_run_t)) {
-        mixl_error("malformed control message of %d bytes from %s", count,
-                   dg->names[st.MPI_SOURCE]);
-        free(buf);
-        return 0;
+    for (;;) {
+        MPI_Iprobe(MPI_ANY_SOURCE, DG_TAG, dg->ctl, &flag, &st);
+        if (!flag) return 0;
+        MPI_Get_count(&st, MPI_BYTE, &count);
+        void *buf = malloc(count > 0 ? (size_t)count : 1);
+        if (buf == NULL) return 0; /* left queued; taken on a later poll */
+        /* The message is already matched by the probe, so this receive does not wait. */
+        MPI_Recv(buf, count, MPI_BYTE, st.MPI_SOURCE, DG_TAG, dg->ctl, MPI_STATUS_IGNORE);
+        if ((size_t)count < sizeof(dg_msg_t) ||
+            (size_t)count != sizeof(dg_msg_t) + ((dg_msg_t *)buf)->nruns * sizeof(mixl_kv_run_t)) {
+            mixl_error("malformed control message of %d bytes from %s", count,
+                       dg->names[st.MPI_SOURCE]);
+            free(buf);
+            return 0;
+        }
+        if (((dg_msg_t *)buf)->epoch != dg->epoch) {
+            free(buf); /* an earlier sweep point's late news */
+            continue;
+        }
+        *src_p = st.MPI_SOURCE;
+        *msg_p = buf;
+        return 1;
     }
-    *src_p = st.MPI_SOURCE;
-    *msg_p = buf;
-    return 1;
 }
 
 mixl_status_t dg_flush(mixl_dg_t *dg, int drain)
@@ -125,7 +143,8 @@ static size_t dg_poll_agent(mixl_dg_t *dg, dg_notif_t *out, size_t max);
 
 mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int layer, int status)
 {
-    dg_notif_t n = {DG_NOTIF_MAGIC, (uint16_t)kind, (uint16_t)layer, req, dg->rank, status};
+    dg_notif_t n = {DG_NOTIF_MAGIC, (uint16_t)kind, (uint16_t)layer, req, dg->rank, status,
+                    dg->epoch, 0};
     /* Never into a dead rank's window: the flush behind the notification could wait for ever. */
     if (dg->dead != NULL && dg->dead[dest]) return MIXL_ERR_DISCONNECTED;
     uint64_t deadline = mixl_deadline_ns(dg->timeout_ms);
@@ -175,6 +194,7 @@ static size_t dg_poll_agent(mixl_dg_t *dg, dg_notif_t *out, size_t max)
                 mixl_warn("ignoring a foreign notification from %s", raw[i].peer);
                 continue;
             }
+            if (d.epoch != dg->epoch) continue; /* an earlier sweep point's late news */
             out[n++] = d;
         }
     }

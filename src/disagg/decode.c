@@ -162,7 +162,8 @@ static void dc_verify_layer(dc_t *dc, dc_req_t *r, int l)
                 blk = dc->block;
             }
             uint32_t got = mixl_kv_block_crc(&dg->layout, blk, ntok);
-            uint32_t want = mixl_kv_expected_crc(&dg->layout, m->req, l, kv, i, ntok, dc->row);
+            uint32_t want = mixl_kv_expected_crc(&dg->layout, dg_fill_id(dg, m->req), l, kv, i, ntok,
+                                                 dc->row);
             if (got != want) {
                 if (r->bad_blocks == 0)
                     mixl_error("request %llu: layer %d %c block %llu (request block %llu): "

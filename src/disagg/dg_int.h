@@ -74,7 +74,7 @@ typedef struct {
     uint64_t out_tokens;
     int32_t prefill_inst, decode_inst;
     uint32_t nruns;
-    uint32_t pad;
+    uint32_t epoch; /* the sweep point it belongs to (set by dg_send) */
     int64_t t[DG_T_COUNT];
     uint64_t bytes, ops, xfers, busy_ns, lat_sum_ns, bad_blocks;
     mixl_counters_t agent; /* reports: the sender's agent counters (set by dg_send) */
@@ -97,6 +97,8 @@ typedef struct {
     uint64_t req;
     int32_t src_rank;
     int32_t status;
+    uint32_t epoch; /* the sweep point it belongs to: a late one from an earlier point is dropped */
+    uint32_t pad;
 } dg_notif_t;
 
 /* A pending non-blocking send. */
@@ -126,6 +128,11 @@ typedef struct {
     mixl_region_h region;
     mixl_kv_layout_t layout;
 
+    /* Sweep point on this set-up: control messages and notifications of another are dropped,
+     * and the KV fill of each point differs (stale blocks of an earlier point fail the check). */
+    uint32_t epoch;
+    mixl_counters_t agent_base; /* the agent's counters when the point began */
+
     struct dg_live *live; /* router: the Prometheus exporter, NULL when metrics.port is 0 */
     dg_reg_times_t reg_times; /* this rank's registry operations (set-up) */
 
@@ -150,6 +157,15 @@ typedef struct {
     dg_notif_t *parked;
     size_t nparked, capparked;
 } mixl_dg_t;
+
+/* The id a request's KV content is derived from: the request and the sweep point. */
+static inline uint64_t dg_fill_id(const mixl_dg_t *dg, uint64_t req)
+{
+    return req ^ ((uint64_t)dg->epoch << 40);
+}
+
+/* Agents this process created so far (a sweep re-creates them where a point needs it). */
+unsigned long long dg_agents_created(void);
 
 /* Requests after which each rank samples its resident memory. */
 #define DG_RSS_MARK 1000

@@ -104,7 +104,8 @@ static mixl_status_t pf_prepare(pf_t *pf, pf_req_t *r)
                 remote[i] = (mixl_desc_t){dg->peer_base[r->target[t]] + spans[i].dst_off,
                                           spans[i].len, dg->plan.decode_mem, 0};
             }
-            dg_notif_t note = {DG_NOTIF_MAGIC, DG_NOTIF_LAYER, (uint16_t)l, m->req, dg->rank, 0};
+            dg_notif_t note = {DG_NOTIF_MAGIC, DG_NOTIF_LAYER, (uint16_t)l, m->req, dg->rank, 0,
+                               dg->epoch, 0};
             mixl_xfer_params_t xp = {.size = sizeof(xp),
                                      .op = MIXL_OP_WRITE,
                                      .peer = dg->names[r->target[t]],
@@ -260,11 +261,12 @@ static void pf_compute(pf_t *pf, pf_req_t *r, int l)
         uint64_t len = mixl_kv_layer_bytes(&dg->layout);
         mixl_kv_layout_t one = dg->layout;
         one.layers = 1;
-        mixl_kv_fill_layer(&one, pf->scratch, 0, l, r->msg->req, r->msg->tokens);
+        mixl_kv_fill_layer(&one, pf->scratch, 0, l, dg_fill_id(dg, r->msg->req), r->msg->tokens);
         mixl_status_t st = mixl_kv_mem_from_host(&dg->mem, off, pf->scratch, len);
         if (st != MIXL_OK) pf_fail(pf, r, st, "copying the layer to the device", l);
     } else {
-        mixl_kv_fill_layer(&dg->layout, dg->mem.ptr, slot, l, r->msg->req, r->msg->tokens);
+        mixl_kv_fill_layer(&dg->layout, dg->mem.ptr, slot, l, dg_fill_id(dg, r->msg->req),
+                           r->msg->tokens);
     }
     /* Fault injection, to show that verification catches damaged KV: one byte of layer 0, TP rank 0. */
     int64_t every = dg->cfg->prefill.corrupt_every;

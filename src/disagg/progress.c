@@ -2,14 +2,35 @@
 #include "disagg/progress.h"
 
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "config/run_config.h"
 
+/*
+ * Whether out reaches a terminal. A rank started by mpirun writes into a
+ * pseudo-terminal the launcher made for it, whatever the launcher's own
+ * output is; there the launcher's (the parent's) standard output decides:
+ * a terminal, or a pipe or file (a log, CI), which gets no progress line.
+ */
+static int progress_on_terminal(FILE *out)
+{
+    if (!isatty(fileno(out))) return 0;
+    if (getenv("OMPI_COMM_WORLD_RANK") == NULL && getenv("PMIX_RANK") == NULL) return 1;
+    char link[64], target[256];
+    snprintf(link, sizeof(link), "/proc/%ld/fd/1", (long)getppid());
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n <= 0) return 0;
+    target[n] = '\0';
+    return strncmp(target, "/dev/pts/", 9) == 0 || strncmp(target, "/dev/tty", 8) == 0;
+}
+
 void mixl_progress_init(mixl_progress_t *p, FILE *out, int mode, int64_t interval_ms)
 {
     p->out = out;
-    p->tty = isatty(fileno(out));
+    p->tty = progress_on_terminal(out);
     /* auto: a line in place on a terminal, nothing in logs (CI output stays clean). */
     p->enabled = mode != MIXL_PROGRESS_OFF && (mode != MIXL_PROGRESS_AUTO || p->tty);
     if (mode == MIXL_PROGRESS_TTY) p->tty = 1;

@@ -140,6 +140,30 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     if (res->path_report[0] != '\0') fprintf(out, "\ndata path: %s\n", res->path_report);
     if (res->path_choice[0] != '\0') fprintf(out, "data path choice: %s\n", res->path_choice);
     if (res->host_memory != NULL) fprintf(out, "host memory: %s\n", res->host_memory);
+    if (res->nrss > 0) {
+        /* One line for every rank: resident memory at the mark and at the end. */
+        fprintf(out, "rss (KiB after %llu requests / at the end):",
+                (unsigned long long)res->rss[0].mark_requests);
+        for (int i = 0; i < res->nrss; i++) {
+            const mixl_dg_rss_t *r = &res->rss[i];
+            char mark[24] = "-";
+            if (r->mark_kib >= 0) snprintf(mark, sizeof(mark), "%lld", (long long)r->mark_kib);
+            fprintf(out, "%s rank %d %s", i ? "," : "", (int)r->rank, r->role);
+            if (strcmp(r->role, "router") != 0) fprintf(out, "-%d", (int)r->inst);
+            fprintf(out, " %s/%lld", mark, (long long)r->end_kib);
+        }
+        fputc('\n', out);
+    }
+    if (res->point != NULL && res->point->index > 0)
+        fprintf(out, "set-up: %s%s%s (agents created in the job: %llu)\n",
+                res->setup_reused ? "reused from the previous point" : "new: ",
+                res->setup_reused                          ? ""
+                : strchr(res->setup_change, '.') != NULL ? res->setup_change
+                                                           : "the longest prompt",
+                res->setup_reused                          ? ""
+                : strchr(res->setup_change, '.') != NULL ? " changed"
+                                                           : " outgrew the prefill layer buffers",
+                (unsigned long long)res->agents_created);
     if (cfg->registry.backend == MIXL_REG_ETCD)
         fprintf(out, "registry: etcd at %s, namespace %s\n", cfg->registry.endpoints.item[0],
                 cfg->registry.ns);
@@ -350,6 +374,8 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
     if (pt != NULL) {
         mixl_h5_group(h, w->base);
         mixl_h5_attr_u64(h, obj, "sweep_point", pt->index);
+        mixl_h5_attr_u64(h, obj, "setup_reused", (uint64_t)res->setup_reused);
+        mixl_h5_attr_str(h, obj, "setup_change", res->setup_change);
         for (int k = 0; k < pt->nkeys; k++) mixl_h5_attr_str(h, obj, pt->keys[k], pt->values[k]);
     }
     char *yaml = mixl_cfg_to_string(mixl_run_config_schema(), cfg);
@@ -362,34 +388,48 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
     char when[64];
     time_t now = time(NULL);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    mixl_h5_attr_u64(h, obj, "finished", 0);
-    mixl_h5_attr_u64(h, obj, "requests_written", 0);
-    mixl_h5_attr_str(h, obj, "config", yaml ? yaml : "");
+    /* The run's description: strings, then numbers, each written the same way. */
+    const struct {
+        const char *name, *value;
+    } strs[] = {
+        {"config", yaml ? yaml : ""},
+        {"run_name", cfg->run.name},
+        {"mixl_version", MIXL_VERSION_STRING},
+        {"mpi_library_version", mpi_ver},
+        {"hdf5_version", mixl_h5_library_version()},
+        {"router_host", host},
+        {"started_utc", when},
+        {"data_path", res->path_report},
+        {"data_path_choice", res->path_choice},
+        {"host_memory", res->host_memory != NULL ? res->host_memory : ""},
+        {"registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi"},
+        {"model", plan->model.name},
+        {"model_dtype", plan->model.dtype},
+        {"transfer_mode", mode_names[cfg->transfer.mode]},
+        {"rows", "/requests rows are in completion order until the run finishes, then in "
+                 "request order (row i = request i)"},
+    };
+    const struct {
+        const char *name;
+        uint64_t value;
+    } nums[] = {
+        {"finished", 0},
+        {"requests_written", 0},
+        {"model_layers", (uint64_t)plan->model.layers},
+        {"model_kv_heads", (uint64_t)plan->model.kv_heads},
+        {"model_head_dim", (uint64_t)plan->model.head_dim},
+        {"block_size", (uint64_t)plan->model.block_size},
+        {"prefill_tp", (uint64_t)plan->prefill_tp},
+        {"decode_tp", (uint64_t)plan->decode_tp},
+        {"world_size", (uint64_t)world},
+        {"agents_created", res->agents_created},
+        {"kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model)},
+    };
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+        mixl_h5_attr_u64(h, obj, nums[i].name, nums[i].value);
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        mixl_h5_attr_str(h, obj, strs[i].name, strs[i].value);
     free(yaml);
-    mixl_h5_attr_str(h, obj, "run_name", cfg->run.name);
-    mixl_h5_attr_str(h, obj, "mixl_version", MIXL_VERSION_STRING);
-    mixl_h5_attr_str(h, obj, "mpi_library_version", mpi_ver);
-    mixl_h5_attr_str(h, obj, "hdf5_version", mixl_h5_library_version());
-    mixl_h5_attr_str(h, obj, "router_host", host);
-    mixl_h5_attr_str(h, obj, "started_utc", when);
-    mixl_h5_attr_str(h, obj, "data_path", res->path_report);
-    mixl_h5_attr_str(h, obj, "data_path_choice", res->path_choice);
-    mixl_h5_attr_str(h, obj, "host_memory", res->host_memory != NULL ? res->host_memory : "");
-    mixl_h5_attr_str(h, obj, "registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi");
-    mixl_h5_attr_str(h, obj, "model", plan->model.name);
-    mixl_h5_attr_u64(h, obj, "model_layers", (uint64_t)plan->model.layers);
-    mixl_h5_attr_u64(h, obj, "model_kv_heads", (uint64_t)plan->model.kv_heads);
-    mixl_h5_attr_u64(h, obj, "model_head_dim", (uint64_t)plan->model.head_dim);
-    mixl_h5_attr_str(h, obj, "model_dtype", plan->model.dtype);
-    mixl_h5_attr_u64(h, obj, "block_size", (uint64_t)plan->model.block_size);
-    mixl_h5_attr_u64(h, obj, "prefill_tp", (uint64_t)plan->prefill_tp);
-    mixl_h5_attr_u64(h, obj, "decode_tp", (uint64_t)plan->decode_tp);
-    mixl_h5_attr_str(h, obj, "transfer_mode", mode_names[cfg->transfer.mode]);
-    mixl_h5_attr_u64(h, obj, "world_size", (uint64_t)world);
-    mixl_h5_attr_u64(h, obj, "kv_bytes_per_token", mixl_kv_bytes_per_token(&plan->model));
-    mixl_h5_attr_str(h, obj, "rows",
-                     "/requests rows are in completion order until the run finishes, then in "
-                     "request order (row i = request i)");
     wpath(w, path, sizeof(path), "/requests");
     mixl_h5_group(h, path);
     for (size_t c = 0; c < NCOLS; c++) {
@@ -466,6 +506,32 @@ static mixl_status_t write_hist(mixl_h5_t *h, const char *base, const char *name
     return st;
 }
 
+/* Every rank's resident memory as one table, row i = rank i. */
+static mixl_status_t write_rss(mixl_dg_writer_t *w, const mixl_dg_results_t *res)
+{
+#define RSS(n, t, f) {n, t, offsetof(mixl_dg_rss_t, f), sizeof(((mixl_dg_rss_t *)0)->f)}
+    static const mixl_h5_member_t members[] = {
+        RSS("rank", MIXL_H5_I32, rank),
+        RSS("role", MIXL_H5_STR, role),
+        RSS("instance", MIXL_H5_I32, inst),
+        RSS("requests", MIXL_H5_U64, requests),
+        RSS("mark_requests", MIXL_H5_U64, mark_requests),
+        RSS("mark_kib", MIXL_H5_I64, mark_kib),
+        RSS("end_kib", MIXL_H5_I64, end_kib),
+    };
+#undef RSS
+    char path[96];
+    if (res->nrss == 0) return MIXL_OK;
+    wpath(w, path, sizeof(path), "/rss");
+    mixl_status_t st = mixl_h5_table(w->h, path, members, sizeof(members) / sizeof(members[0]),
+                                     sizeof(mixl_dg_rss_t), res->rss, (size_t)res->nrss);
+    if (st == MIXL_OK)
+        st = mixl_h5_attr_str(w->h, path, "units",
+                              "KiB resident (mark_kib after mark_requests requests, -1 when the "
+                              "rank finished fewer; end_kib at the end)");
+    return st;
+}
+
 /* Summary attributes and histograms over the delivered requests. */
 static mixl_status_t write_summary(mixl_dg_writer_t *w, const mixl_dg_results_t *res)
 {
@@ -536,6 +602,7 @@ mixl_status_t mixl_dg_results_close(mixl_dg_results_t *res, int finished, char *
             st = write_rows(w, res, NULL, i, k, i);
         }
         if (st == MIXL_OK) st = write_summary(w, res);
+        if (st == MIXL_OK) st = write_rss(w, res);
         wpath(w, path, sizeof(path), w->base[0] ? "" : "/");
         char when[64];
         time_t now = time(NULL);

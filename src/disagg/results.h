@@ -38,6 +38,16 @@ typedef struct {
     int reports; /* completion reports received */
 } mixl_dg_req_t;
 
+/* One rank's resident memory, gathered on the router at the end of a run (or sweep point). */
+typedef struct {
+    int32_t rank, inst;
+    char role[16];
+    uint64_t requests;      /* requests this rank finished */
+    uint64_t mark_requests; /* when the mark was taken */
+    int64_t mark_kib;       /* resident KiB after mark_requests requests; -1 when it finished fewer */
+    int64_t end_kib;        /* resident KiB at the end; -1 when unknown */
+} mixl_dg_rss_t;
+
 typedef struct mixl_dg_writer mixl_dg_writer_t;
 
 /* One point of a sweep: its parameters, written as attributes of its group /point_<index>. */
@@ -46,6 +56,7 @@ typedef struct {
     int nkeys, zip;
     const char *const *keys;
     const char *const *values;
+    uint64_t longest_prompt; /* over every point of the sweep: what prefill buffers are sized for */
 } mixl_dg_point_t;
 
 typedef struct mixl_dg_results {
@@ -59,6 +70,11 @@ typedef struct mixl_dg_results {
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
     mixl_dg_writer_t *writer; /* the results file while the run goes on, or NULL */
     const mixl_dg_point_t *point; /* the sweep point being run, or NULL */
+    int setup_reused;             /* the agents, windows and memory of the previous point served */
+    char setup_change[64];        /* the key (or "longest prompt") that forced a new set-up */
+    uint64_t agents_created;      /* agents created in the job so far, over every rank */
+    mixl_dg_rss_t *rss;           /* every rank's resident memory (rank order), or NULL */
+    int nrss;
 } mixl_dg_results_t;
 
 /* A request's derived metrics (NaN where undefined, e.g. no transfer); see the definitions above. */

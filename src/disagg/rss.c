@@ -1,8 +1,9 @@
 /*
  * Resident memory of a mixl-run rank: sampled once the rank has finished
- * DG_RSS_MARK requests and again at the end, and printed as one line per
- * rank ("rss: rank=... mark_kib=... end_kib=..."), so a long run shows
- * whether memory grows per request (the soak test reads these lines).
+ * DG_RSS_MARK requests and again at the end, gathered on the router into
+ * one summary line ("rss (KiB ...): rank 0 router -/20480, ...") and the
+ * results file's /rss table, so a long run shows whether memory grows per
+ * request (the soak test reads the table).
  */
 #include <stdio.h>
 #include <unistd.h>

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/sweep.h"
 #include "disagg/dg_int.h"
 #include "disagg/live.h"
 #include "disagg/results.h"
@@ -148,57 +149,183 @@ static mixl_status_t dg_worker_leave(mixl_dg_t *dg)
 mixl_status_t mixl_dg_run(MPI_Comm comm, const mixl_run_config_t *cfg, const mixl_dg_plan_t *plan,
                           const mixl_workload_t *wl, FILE *out, uint64_t *failed_p)
 {
-    return mixl_dg_run_point(comm, cfg, plan, wl, NULL, out, failed_p);
+    return mixl_dg_run_point(comm, cfg, plan, wl, NULL, NULL, out, failed_p);
+}
+
+/* A set-up (agents, windows, memory, registry) and what it was made for. */
+struct mixl_dg_kept {
+    mixl_dg_t dg;
+    mixl_run_config_t cfg;   /* the configuration it was set up for */
+    uint64_t max_req_blocks; /* blocks of one request the prefill layer buffers hold */
+};
+
+/* Collective: tear a set-up down (the agents' windows are freed collectively). */
+static void dg_kept_free(mixl_dg_kept_t *k)
+{
+    dg_teardown(&k->dg);
+    MPI_Comm_free(&k->dg.ctl);
+    free(k);
+}
+
+void mixl_dg_kept_release(mixl_dg_kept_t **kept_pp)
+{
+    if (*kept_pp != NULL) dg_kept_free(*kept_pp);
+    *kept_pp = NULL;
+}
+
+/*
+ * Between two points on one set-up nothing of the first may reach the
+ * second: control messages and notifications carry the point's epoch and
+ * the parked notifications of the first are dropped; the per-point figures
+ * (requests finished, resident-memory mark, registry times, agent counters)
+ * start again from here.
+ */
+static void dg_point_begin(mixl_dg_t *dg, uint32_t epoch)
+{
+    dg->epoch = epoch;
+    dg->nparked = 0;
+    dg->finished = 0;
+    dg->rss_mark_kib = 0;
+    memset(&dg->reg_times, 0, sizeof(dg->reg_times));
+    mixl_agent_stats_t as = {.size = sizeof(as)};
+    memset(&dg->agent_base, 0, sizeof(dg->agent_base));
+    if (dg->agent != NULL && mixl_agent_stats(dg->agent, &as) == MIXL_OK)
+        dg->agent_base = as.total;
+}
+
+/*
+ * Every rank's resident memory to the router (collective over the control
+ * communicator, after the roles ran): the router's copy goes to the summary
+ * and the results file. rss_p is set on rank 0 only.
+ */
+static void dg_gather_rss(mixl_dg_t *dg, long end_kib, mixl_dg_rss_t **rss_p)
+{
+    static const char *const roles[] = {"router", "prefill", "decode"};
+    mixl_dg_rss_t mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.rank = dg->rank;
+    mine.inst = dg->me.inst;
+    snprintf(mine.role, sizeof(mine.role), "%s", roles[dg->me.role]);
+    mine.requests = dg->finished;
+    mine.mark_requests = DG_RSS_MARK;
+    mine.mark_kib = dg->finished >= DG_RSS_MARK ? dg->rss_mark_kib : -1;
+    mine.end_kib = end_kib;
+    mixl_dg_rss_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(*all)) : NULL;
+    /* Every rank takes part even when the router has no room: it then receives nothing. */
+    int room = dg->rank != 0 || all != NULL;
+    MPI_Bcast(&room, 1, MPI_INT, 0, dg->ctl);
+    if (room)
+        MPI_Gather(&mine, sizeof(mine), MPI_BYTE, all, sizeof(mine), MPI_BYTE, 0, dg->ctl);
+    if (dg->rank == 0) *rss_p = all;
+}
+
+/*
+ * Whether the set-up kept from the previous point serves this one: NULL when
+ * it does, else what forces a new one (a key flagged MIXL_CFG_SETUP in the
+ * key table, or prompts longer than the prefill layer buffers hold).
+ */
+static const char *dg_kept_unfit(const mixl_dg_kept_t *k, const mixl_run_config_t *cfg,
+                                 const mixl_dg_plan_t *plan)
+{
+    const char *key = mixl_sweep_setup_change(mixl_run_config_schema(), &k->cfg, cfg);
+    if (key != NULL) return key;
+    if (plan->max_req_blocks > k->max_req_blocks) return "longest_prompt";
+    return NULL;
 }
 
 mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
                                 const mixl_dg_plan_t *plan, const mixl_workload_t *wl,
-                                const mixl_dg_point_t *point, FILE *out, uint64_t *failed_p)
+                                const mixl_dg_point_t *point, mixl_dg_kept_t **kept_pp, FILE *out,
+                                uint64_t *failed_p)
 {
-    mixl_dg_t dg;
+    mixl_dg_kept_t *kept = kept_pp != NULL ? *kept_pp : NULL;
     mixl_dg_results_t res;
-    mixl_status_t st;
+    mixl_status_t st = MIXL_OK;
     long rss_end = -1;
+    /* Every rank holds the same cfg and plan, so every rank reaches the same verdict. */
+    const char *change = kept != NULL ? dg_kept_unfit(kept, cfg, plan) : NULL;
+    int reuse = kept != NULL && change == NULL;
 
-    memset(&dg, 0, sizeof(dg));
     memset(&res, 0, sizeof(res));
     res.point = point;
-    dg.cfg = cfg;
-    dg.plan = *plan;
-    dg.timeout_ms = (int)cfg->run.timeout_ms;
-    MPI_Comm_rank(comm, &dg.rank);
-    MPI_Comm_size(comm, &dg.world);
-    dg.me = mixl_dg_rank_of(plan, dg.rank);
-    if (MPI_Comm_dup(comm, &dg.ctl) != MPI_SUCCESS) return MIXL_ERR_BACKEND;
-    MPI_Comm_set_errhandler(dg.ctl, MPI_ERRORS_RETURN);
+    res.setup_reused = reuse;
+    if (change != NULL) snprintf(res.setup_change, sizeof(res.setup_change), "%s", change);
+    if (kept_pp != NULL) *kept_pp = NULL;
+    if (kept != NULL && !reuse) {
+        dg_kept_free(kept);
+        kept = NULL;
+    }
+    if (kept == NULL) {
+        int ok = (kept = calloc(1, sizeof(*kept))) != NULL, all = 0;
+        MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+        if (!all) {
+            free(kept);
+            return MIXL_ERR_NO_MEMORY;
+        }
+        kept->cfg = *cfg;
+        kept->max_req_blocks = plan->max_req_blocks;
+        /* Sized for the sweep's longest prompt, so that no later point outgrows them. */
+        uint64_t blocks =
+            point != NULL ? mixl_kv_blocks_for(point->longest_prompt, plan->model.block_size) : 0;
+        if (blocks > kept->max_req_blocks) kept->max_req_blocks = blocks;
+        kept->dg.ctl = MPI_COMM_NULL;
+    }
+    mixl_dg_t *dg = &kept->dg;
+    dg->cfg = cfg;
+    dg->plan = *plan;
+    /* The layer buffers keep the size they were set up with; peers derive offsets from it. */
+    dg->plan.max_req_blocks = kept->max_req_blocks;
+    dg->timeout_ms = (int)cfg->run.timeout_ms;
+    MPI_Comm_rank(comm, &dg->rank);
+    MPI_Comm_size(comm, &dg->world);
+    dg->me = mixl_dg_rank_of(plan, dg->rank);
+    dg->live = NULL;
+    dg_point_begin(dg, point != NULL ? (uint32_t)point->index : 0);
+    if (!reuse) {
+        if (MPI_Comm_dup(comm, &dg->ctl) != MPI_SUCCESS) {
+            free(kept);
+            return MIXL_ERR_BACKEND;
+        }
+        MPI_Comm_set_errhandler(dg->ctl, MPI_ERRORS_RETURN);
+    }
 
     /* The metrics endpoint first: a taken port stops every rank before any allocates. */
     int lst = MIXL_OK;
     char lerr[256] = "";
-    if (dg.rank == 0) lst = dg_live_start(&dg, &dg.live, lerr, sizeof(lerr));
+    if (dg->rank == 0) lst = dg_live_start(dg, &dg->live, lerr, sizeof(lerr));
     MPI_Bcast(&lst, 1, MPI_INT, 0, comm);
     if (lst != MIXL_OK) {
-        if (dg.rank == 0) mixl_error("%s", lerr);
-        MPI_Comm_free(&dg.ctl);
-        return (mixl_status_t)lst;
+        if (dg->rank == 0) mixl_error("%s", lerr);
+        st = (mixl_status_t)lst;
+        goto out;
     }
-    if (dg.live != NULL)
+    if (dg->live != NULL)
         fprintf(out, "metrics: http://%s:%lld/metrics\n", cfg->metrics.bind,
                 (long long)cfg->metrics.port);
 
-    st = dg_setup(&dg);
-    if (st != MIXL_OK) {
-        if (dg.rank == 0) mixl_error("set-up failed on at least one rank: %s", mixl_status_str(st));
-        goto out;
+    if (!reuse) {
+        st = dg_setup(dg);
+        if (st != MIXL_OK) {
+            if (dg->rank == 0)
+                mixl_error("set-up failed on at least one rank: %s", mixl_status_str(st));
+            goto out;
+        }
+        /* The registry times are this set-up's, reported with its first point. */
+        dg_reg_times_t set_up = dg->reg_times;
+        dg_point_begin(dg, dg->epoch);
+        dg->reg_times = set_up;
     }
-    if (dg.rank == 0) {
-        snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg.agent));
+    unsigned long long made = dg_agents_created(), all_made = 0;
+    MPI_Reduce(&made, &all_made, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM, 0, dg->ctl);
+    res.agents_created = all_made;
+    if (dg->rank == 0) {
+        snprintf(res.path_report, sizeof(res.path_report), "%s", mixl_agent_path_report(dg->agent));
         snprintf(res.path_choice, sizeof(res.path_choice), "%s; peers over mpi %u, over tcp %u",
-                 mixl_agent_path_choice(dg.agent), dg.peers_on[0], dg.peers_on[1]);
+                 mixl_agent_path_choice(dg->agent), dg->peers_on[0], dg->peers_on[1]);
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
-        res.host_memory = dg.mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
-        unsigned be = mixl_agent_backends(dg.agent);
-        dg_live_set_info(dg.live, res.path_report,
+        res.host_memory = dg->mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
+        unsigned be = mixl_agent_backends(dg->agent);
+        dg_live_set_info(dg->live, res.path_report,
                          be == (MIXL_BACKEND_MPI | MIXL_BACKEND_TCP) ? "mpi+tcp"
                          : be == MIXL_BACKEND_TCP                    ? "tcp"
                                                                      : "mpi",
@@ -206,10 +333,10 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         char werr[1024] = "";
         mixl_status_t wst = MIXL_OK;
         if (cfg->run.output[0] != '\0') {
-            wst = mixl_dg_results_open(&res, plan, cfg, dg.world, werr, sizeof(werr));
+            wst = mixl_dg_results_open(&res, plan, cfg, dg->world, werr, sizeof(werr));
             if (wst != MIXL_OK) mixl_error("results: %s; the run goes on without a file", werr);
         }
-        st = dg_router_run(&dg, wl, &res);
+        st = dg_router_run(dg, wl, &res);
         /* Before the summary and the HDF5 writer allocate: the run's own memory only. */
         rss_end = dg_rss_kib();
         if (st != MIXL_OK) {
@@ -224,8 +351,13 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         dg_msg_t stop;
         memset(&stop, 0, sizeof(stop));
         stop.type = DG_MSG_STOP;
-        for (int r = 1; r < dg.world; r++) dg_send(&dg, r, &stop, NULL); /* not to the dead */
-        dg_flush(&dg, dg.ndead == 0);
+        for (int r = 1; r < dg->world; r++) dg_send(dg, r, &stop, NULL); /* not to the dead */
+        dg_flush(dg, dg->ndead == 0);
+        /* The gather waits for every rank: only when none died. */
+        if (dg->ndead == 0) {
+            dg_gather_rss(dg, rss_end, &res.rss);
+            if (res.rss != NULL) res.nrss = dg->world;
+        }
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
@@ -239,34 +371,38 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
             }
         }
         fflush(out);
-        dg_live_linger(dg.live, out);
-        if (dg.ndead > 0) st = dg_router_leave(&dg, out);
-    } else if (dg.me.role == MIXL_ROLE_PREFILL) {
-        st = dg_prefill_run(&dg);
-        rss_end = dg_rss_kib();
+        dg_live_linger(dg->live, out);
+        if (dg->ndead > 0) st = dg_router_leave(dg, out);
     } else {
-        st = dg_decode_run(&dg);
-        rss_end = dg_rss_kib();
+        st = dg->me.role == MIXL_ROLE_PREFILL ? dg_prefill_run(dg) : dg_decode_run(dg);
+        if (!dg->router_gone && dg->ndead == 0) dg_gather_rss(dg, dg_rss_kib(), NULL);
     }
-    if (dg.rank != 0 && (dg.router_gone || dg.ndead > 0)) st = dg_worker_leave(&dg);
-    {
-        static const char *const roles[] = {"router", "prefill", "decode"};
-        /* One line per rank; marks are -1 when the rank finished fewer than DG_RSS_MARK requests. */
-        fprintf(out, "rss: rank=%d role=%s inst=%d requests=%llu mark=%d mark_kib=%ld end_kib=%ld\n",
-                dg.rank, roles[dg.me.role], dg.me.inst, (unsigned long long)dg.finished,
-                DG_RSS_MARK, dg.finished >= DG_RSS_MARK ? dg.rss_mark_kib : -1L, rss_end);
-        fflush(out);
-    }
+    if (dg->rank != 0 && (dg->router_gone || dg->ndead > 0)) st = dg_worker_leave(dg);
     if (st == MIXL_ERR_DISCONNECTED) {
-        /* Windows, the barrier and MPI_Finalize would wait for the dead rank. */
-        dg_live_stop(dg.live);
+        /* Windows, the Allreduce below, the barrier and MPI_Finalize would wait for the
+         * dead rank: the set-up is left as it is (the process ends next). */
+        dg_live_stop(dg->live);
+        dg->live = NULL;
         free(res.req);
+        free(res.rss);
         return st;
     }
 out:
-    dg_live_stop(dg.live);
-    dg_teardown(&dg);
+    dg_live_stop(dg->live);
+    dg->live = NULL;
     free(res.req);
-    MPI_Comm_free(&dg.ctl);
+    free(res.rss);
+    /* Every control message of this point has left before the next point (or the end) begins. */
+    if (st == MIXL_OK) st = dg_flush(dg, 1);
+    int mine = (int)st, worst = 0;
+    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        worst = MIXL_ERR_BACKEND;
+    if (kept_pp != NULL && worst == MIXL_OK) {
+        *kept_pp = kept;
+    } else if (dg->ctl != MPI_COMM_NULL) {
+        dg_kept_free(kept);
+    } else {
+        free(kept);
+    }
     return st;
 }

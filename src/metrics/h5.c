@@ -203,6 +203,14 @@ static void col_types(mixl_h5_type_t type, hid_t *ftype_p, hid_t *mtype_p, int *
         *ftype_p = H5T_STD_I32LE;
         *mtype_p = H5T_NATIVE_INT32;
         break;
+    case MIXL_H5_U32:
+        *ftype_p = H5T_STD_U32LE;
+        *mtype_p = H5T_NATIVE_UINT32;
+        break;
+    case MIXL_H5_I64:
+        *ftype_p = H5T_STD_I64LE;
+        *mtype_p = H5T_NATIVE_INT64;
+        break;
     case MIXL_H5_STR:
     default:
         *ftype_p = H5Tcopy(H5T_C_S1);
@@ -261,6 +269,60 @@ mixl_status_t mixl_h5_column_put(mixl_h5_t *h, const char *path, mixl_h5_type_t 
     if (owned) H5Tclose(ftype);
     H5Dclose(d);
     if (rc < 0) return h5_fail(h, "cannot write column %s (file system full?)", path);
+    return MIXL_OK;
+}
+
+/* A member's type in memory (file = 0) or in the file (file = 1); the caller closes it. */
+static hid_t member_type(const mixl_h5_member_t *m, int file)
+{
+    hid_t t;
+    switch (m->type) {
+    case MIXL_H5_F64: return H5Tcopy(file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE);
+    case MIXL_H5_U64: return H5Tcopy(file ? H5T_STD_U64LE : H5T_NATIVE_UINT64);
+    case MIXL_H5_I32: return H5Tcopy(file ? H5T_STD_I32LE : H5T_NATIVE_INT32);
+    case MIXL_H5_U32: return H5Tcopy(file ? H5T_STD_U32LE : H5T_NATIVE_UINT32);
+    case MIXL_H5_I64: return H5Tcopy(file ? H5T_STD_I64LE : H5T_NATIVE_INT64);
+    case MIXL_H5_STR:
+    default:
+        t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, m->size > 0 ? m->size : 1);
+        H5Tset_strpad(t, H5T_STR_NULLTERM);
+        return t;
+    }
+}
+
+mixl_status_t mixl_h5_table(mixl_h5_t *h, const char *path, const mixl_h5_member_t *members,
+                            size_t nmembers, size_t row_size, const void *rows, size_t n)
+{
+    size_t fsize = 0;
+    herr_t rc = 0;
+    for (size_t i = 0; i < nmembers; i++) {
+        hid_t t = member_type(&members[i], 1);
+        fsize += H5Tget_size(t);
+        H5Tclose(t);
+    }
+    hid_t mt = H5Tcreate(H5T_COMPOUND, row_size);
+    hid_t ft = H5Tcreate(H5T_COMPOUND, fsize > 0 ? fsize : 1);
+    if (mt < 0 || ft < 0) rc = -1;
+    for (size_t i = 0, off = 0; i < nmembers && rc >= 0; i++) {
+        hid_t a = member_type(&members[i], 0), b = member_type(&members[i], 1);
+        rc = H5Tinsert(mt, members[i].name, members[i].offset, a);
+        if (rc >= 0) rc = H5Tinsert(ft, members[i].name, off, b);
+        off += H5Tget_size(b);
+        H5Tclose(a);
+        H5Tclose(b);
+    }
+    if (rc >= 0) {
+        hsize_t dims[1] = {n};
+        hid_t s = H5Screate_simple(1, dims, NULL);
+        hid_t d = H5Dcreate2(h->file, path, ft, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        rc = d < 0 ? -1 : (n > 0 ? H5Dwrite(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) : 0);
+        if (d >= 0) H5Dclose(d);
+        H5Sclose(s);
+    }
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    if (rc < 0) return h5_fail(h, "cannot write table %s", path);
     return MIXL_OK;
 }
 

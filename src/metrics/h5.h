@@ -1,8 +1,9 @@
 /*
- * A small HDF5 results writer: groups, 1-D datasets of numbers with a
- * `units` attribute, and scalar string/number attributes, all in portable
+ * The HDF5 results writer of mixl-run and mixl-bench: groups, 1-D datasets
+ * of numbers with a `units` attribute, extendable columns, tables (compound
+ * datasets), and scalar string/number attributes, all in portable
  * little-endian file types so `h5dump` and h5py read them anywhere.
- * Serial HDF5: only one process (the router) writes a file.
+ * Serial HDF5: only one process (the router, bench rank 0) writes a file.
  */
 #ifndef MIXL_METRICS_H5_H
 #define MIXL_METRICS_H5_H
@@ -47,7 +48,14 @@ mixl_status_t mixl_h5_attr_f64v(mixl_h5_t *h5, const char *obj, const char *name
  * results written while a run goes on. MIXL_H5_STR holds fixed strings of
  * MIXL_H5_STR_LEN bytes (NUL-padded; longer values are cut).
  */
-typedef enum { MIXL_H5_F64, MIXL_H5_U64, MIXL_H5_I32, MIXL_H5_STR } mixl_h5_type_t;
+typedef enum {
+    MIXL_H5_F64,
+    MIXL_H5_U64,
+    MIXL_H5_I32,
+    MIXL_H5_STR,
+    MIXL_H5_U32,
+    MIXL_H5_I64,
+} mixl_h5_type_t;
 #define MIXL_H5_STR_LEN 32
 
 /* An empty column; units may be NULL. */
@@ -56,6 +64,23 @@ mixl_status_t mixl_h5_column(mixl_h5_t *h5, const char *path, mixl_h5_type_t typ
 /* Write n rows from data (packed values of the column's type) at row offset, growing the column. */
 mixl_status_t mixl_h5_column_put(mixl_h5_t *h5, const char *path, mixl_h5_type_t type,
                                  size_t offset, const void *data, size_t n);
+
+/*
+ * A table: one 1-D compound dataset of n rows (h5py reads it as a record
+ * array, h5dump member by member). In memory the rows are n structs of
+ * row_size bytes; each member names its field's type and offset (size:
+ * the capacity of a MIXL_H5_STR field, which is NUL-terminated there and in
+ * the file; MIXL_H5_U32 and MIXL_H5_I64 are for tables only). The file holds the members
+ * packed, in their order, little-endian.
+ */
+typedef struct {
+    const char *name;
+    mixl_h5_type_t type;
+    size_t offset;
+    size_t size;
+} mixl_h5_member_t;
+mixl_status_t mixl_h5_table(mixl_h5_t *h5, const char *path, const mixl_h5_member_t *members,
+                            size_t nmembers, size_t row_size, const void *rows, size_t n);
 
 /* Push everything written so far to the file, so a process killed later leaves it readable. */
 mixl_status_t mixl_h5_flush(mixl_h5_t *h5);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 void mixl_samples_init(mixl_samples_t *s)
 {
@@ -37,6 +38,17 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+double mixl_percentile_sorted(const double *sorted, size_t n, double p)
+{
+    if (n == 0) return 0;
+    if (p <= 0) return sorted[0];
+    if (p >= 100) return sorted[n - 1];
+    size_t rank = (size_t)ceil(p / 100.0 * (double)n); /* 1-based */
+    if (rank < 1) rank = 1;
+    if (rank > n) rank = n;
+    return sorted[rank - 1];
+}
+
 double mixl_samples_percentile(mixl_samples_t *s, double p)
 {
     if (s->n == 0) return 0;
@@ -44,27 +56,47 @@ double mixl_samples_percentile(mixl_samples_t *s, double p)
         qsort(s->v, s->n, sizeof(double), cmp_double);
         s->sorted = 1;
     }
-    if (p <= 0) return s->v[0];
-    if (p >= 100) return s->v[s->n - 1];
-    size_t rank = (size_t)ceil(p / 100.0 * (double)s->n); /* 1-based */
-    if (rank < 1) rank = 1;
-    return s->v[rank - 1];
+    return mixl_percentile_sorted(s->v, s->n, p);
+}
+
+/* The summary of n ascending values. */
+static mixl_summary_t summary_sorted(const double *v, size_t n)
+{
+    mixl_summary_t r = {0};
+    if (n == 0) return r;
+    double sum = 0, var = 0;
+    for (size_t i = 0; i < n; i++) sum += v[i];
+    r.count = n;
+    r.mean = sum / (double)n;
+    for (size_t i = 0; i < n; i++) var += (v[i] - r.mean) * (v[i] - r.mean);
+    r.stddev = n > 1 ? sqrt(var / (double)(n - 1)) : 0.0;
+    r.min = v[0];
+    r.p50 = mixl_percentile_sorted(v, n, 50);
+    r.p90 = mixl_percentile_sorted(v, n, 90);
+    r.p99 = mixl_percentile_sorted(v, n, 99);
+    r.max = v[n - 1];
+    return r;
 }
 
 mixl_summary_t mixl_samples_summary(mixl_samples_t *s)
 {
-    mixl_summary_t r = {0};
-    if (s->n == 0) return r;
-    double sum = 0;
-    for (size_t i = 0; i < s->n; i++) sum += s->v[i];
-    r.count = s->n;
-    r.mean = sum / (double)s->n;
-    r.min = mixl_samples_percentile(s, 0);
-    r.p50 = mixl_samples_percentile(s, 50);
-    r.p90 = mixl_samples_percentile(s, 90);
-    r.p99 = mixl_samples_percentile(s, 99);
-    r.max = mixl_samples_percentile(s, 100);
-    return r;
+    mixl_samples_percentile(s, 50); /* sorts */
+    return summary_sorted(s->v, s->n);
+}
+
+mixl_status_t mixl_stats_summarize(const double *v, size_t n, mixl_summary_t *summary_p)
+{
+    if (n == 0) {
+        *summary_p = summary_sorted(v, 0);
+        return MIXL_OK;
+    }
+    double *sorted = malloc(n * sizeof(*sorted));
+    if (sorted == NULL) return MIXL_ERR_NO_MEMORY;
+    memcpy(sorted, v, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), cmp_double);
+    *summary_p = summary_sorted(sorted, n);
+    free(sorted);
+    return MIXL_OK;
 }
 
 mixl_status_t mixl_hist_init(mixl_hist_t *h, double lo, double hi, size_t nbins)

@@ -1,8 +1,10 @@
 /*
- * Sample sets with exact percentiles, and fixed log-scale histograms.
+ * Sample sets with exact percentiles, and fixed log-scale histograms: the
+ * one statistics module of mixl-run's results and mixl-bench's rows.
  * Percentiles use the nearest-rank definition (p-th percentile = the
  * smallest sample with at least p% of samples at or below it), so every
- * reported value is one that was measured.
+ * reported value is one that was measured: p50 of {1,2,3,4} is 2, p99 of
+ * 100 samples is the 99th smallest.
  */
 #ifndef MIXL_METRICS_STATS_H
 #define MIXL_METRICS_STATS_H
@@ -21,6 +23,7 @@ typedef struct {
 typedef struct {
     size_t count;
     double min, mean, p50, p90, p99, max;
+    double stddev; /* sample standard deviation (n - 1); 0 below two samples */
 } mixl_summary_t;
 
 void mixl_samples_init(mixl_samples_t *s);
@@ -30,8 +33,18 @@ mixl_status_t mixl_samples_add(mixl_samples_t *s, double v);
 /* Nearest-rank percentile, p in [0, 100]; 0 when there are no samples. Sorts in place. */
 double mixl_samples_percentile(mixl_samples_t *s, double p);
 
-/* count, min, mean, p50, p90, p99, max (all 0 when empty). */
+/* count, min, mean, p50, p90, p99, max, stddev (all 0 when empty). */
 mixl_summary_t mixl_samples_summary(mixl_samples_t *s);
+
+/* Nearest-rank percentile p (0..100) of n ascending values; 0 when n == 0. */
+double mixl_percentile_sorted(const double *sorted, size_t n, double p);
+
+/*
+ * The summary of n values without keeping them (a sorted copy is made and
+ * freed; v is untouched); n may be 0. MIXL_ERR_NO_MEMORY when the copy
+ * cannot be made.
+ */
+mixl_status_t mixl_stats_summarize(const double *v, size_t n, mixl_summary_t *summary_p);
 
 /*
  * Histogram over [lo, hi) with nbins log-spaced bins plus an underflow bin

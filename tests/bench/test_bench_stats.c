@@ -19,15 +19,16 @@
 #include "kv_layout.h"
 #include "options.h"
 #include "run.h"
-#include "stats.h"
+#include "metrics/stats.h"
 
+/* mixl-bench's statistics are metrics/stats.h's: the figures its rows are built from. */
 static void test_stats_small(void **state)
 {
     const double v[] = {4, 1, 3, 2};
-    bench_stats_t s;
-    assert_int_equal(bench_stats_compute(v, 4, &s), MIXL_OK);
-    assert_int_equal(s.n, 4);
-    assert_near(s.avg, 2.5, 1e-12);
+    mixl_summary_t s;
+    assert_int_equal(mixl_stats_summarize(v, 4, &s), MIXL_OK);
+    assert_int_equal(s.count, 4);
+    assert_near(s.mean, 2.5, 1e-12);
     assert_near(s.p50, 2, 0);
     assert_near(s.p99, 4, 0);
     assert_near(s.min, 1, 0);
@@ -35,10 +36,10 @@ static void test_stats_small(void **state)
     assert_near(s.stddev, sqrt(5.0 / 3.0), 1e-12);
     assert_near(v[0], 4, 0); /* input untouched */
 
-    assert_int_equal(bench_stats_compute(v, 0, &s), MIXL_OK);
-    assert_int_equal(s.n, 0);
-    assert_near(s.avg, 0, 0);
-    assert_int_equal(bench_stats_compute(v, 1, &s), MIXL_OK);
+    assert_int_equal(mixl_stats_summarize(v, 0, &s), MIXL_OK);
+    assert_int_equal(s.count, 0);
+    assert_near(s.mean, 0, 0);
+    assert_int_equal(mixl_stats_summarize(v, 1, &s), MIXL_OK);
     assert_near(s.stddev, 0, 0);
     assert_near(s.p99, 4, 0);
 }
@@ -46,17 +47,18 @@ static void test_stats_small(void **state)
 static void test_percentiles(void **state)
 {
     double v[100];
-    bench_stats_t s;
+    mixl_summary_t s;
     for (int i = 0; i < 100; i++) v[i] = 100 - i; /* 100 .. 1 */
-    assert_int_equal(bench_stats_compute(v, 100, &s), MIXL_OK);
+    assert_int_equal(mixl_stats_summarize(v, 100, &s), MIXL_OK);
     assert_near(s.p50, 50, 0);
+    assert_near(s.p90, 90, 0);
     assert_near(s.p99, 99, 0);
-    assert_near(s.avg, 50.5, 1e-12);
+    assert_near(s.mean, 50.5, 1e-12);
     double sorted[] = {1, 2, 3};
-    assert_near(bench_percentile_sorted(sorted, 3, 50), 2, 0);
-    assert_near(bench_percentile_sorted(sorted, 3, 100), 3, 0);
-    assert_near(bench_percentile_sorted(sorted, 3, 0.1), 1, 0);
-    assert_near(bench_percentile_sorted(sorted, 0, 50), 0, 0);
+    assert_near(mixl_percentile_sorted(sorted, 3, 50), 2, 0);
+    assert_near(mixl_percentile_sorted(sorted, 3, 100), 3, 0);
+    assert_near(mixl_percentile_sorted(sorted, 3, 0.1), 1, 0);
+    assert_near(mixl_percentile_sorted(sorted, 0, 50), 0, 0);
 }
 
 static void test_fill_row(void **state)
@@ -66,7 +68,7 @@ static void test_fill_row(void **state)
     const double rep[] = {4000, 8000};             /* ns */
     bench_row_t row;
     bench_row_init(&row);
-    assert_int_equal(bench_stats_fill_row(&row, lat, rep, 2, 2, 1000, 4), MIXL_OK);
+    assert_int_equal(bench_fill_row(&row, lat, rep, 2, 2, 1000, 4), MIXL_OK);
     assert_near(row.gbps, 4000.0 / 12000.0, 1e-12); /* B/ns == GB/s */
     assert_near(row.gbps_max, 0.5, 1e-12);
     assert_near(row.gbps_min, 0.25, 1e-12);
@@ -79,7 +81,7 @@ static void test_fill_row(void **state)
     assert_int_equal(row.iters, 2);
     assert_int_equal(row.reps, 2);
     assert_int_equal(row.bytes, 1000);
-    assert_int_equal(bench_stats_fill_row(&row, lat, rep, 0, 2, 1000, 4), MIXL_ERR_INVALID_PARAM);
+    assert_int_equal(bench_fill_row(&row, lat, rep, 0, 2, 1000, 4), MIXL_ERR_INVALID_PARAM);
 }
 
 static bench_row_t mkrow(const char *mode, const char *backend, const char *op, uint64_t size, double gbps,

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "config/run_config.h"
+#include "config/sweep.h"
 
 static char tmp_path[256];
 
@@ -251,6 +252,47 @@ static void test_docs_cover_every_key(void **state)
     }
 }
 
+/* A sweep point reuses the set-up unless a key flagged MIXL_CFG_SETUP changes (every value type). */
+static void test_sweep_setup_keys(void **state)
+{
+    const mixl_cfg_schema_t *schema = mixl_run_config_schema();
+    static mixl_run_config_t a, b;
+    char err[MIXL_CFG_ERR_MAX] = "";
+    assert_int_equal(mixl_run_config_load(&a, NULL, NULL, 0, err, sizeof(err)), MIXL_OK);
+    static const char *const keep[] = {
+        "workload.rate=7",        "workload.requests=3",      "workload.prompt.max=4096",
+        "transfer.mode=pull",     "prefill.queue=9",          "prefill.layer_compute_us=5",
+        "decode.step_us=2",       "decode.verify=false",      "run.seed=42",
+        "metrics.port=9464",      "data_plane.tuning.queue_depth=7", "run.name=x",
+    };
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        assert_int_equal(mixl_run_config_load(&b, NULL, &keep[i], 1, err, sizeof(err)), MIXL_OK);
+        if (mixl_sweep_setup_change(schema, &a, &b) != NULL)
+            fail_msg("%s: the set-up would be made afresh", keep[i]);
+    }
+    static const struct {
+        const char *set, *key;
+    } renew[] = {
+        {"decode.memory=cuda", "decode.memory"},         /* enum */
+        {"prefill.tp=2", "prefill.tp"},                  /* integer */
+        {"decode.pool_blocks=64", "decode.pool_blocks"}, /* pool geometry */
+        {"model.block_size=8", "model.block_size"},
+        {"data_plane.path=tcp", "data_plane.path"},
+        {"data_plane.rma.enabled=false", "data_plane.rma.enabled"}, /* bool */
+        {"data_plane.tcp.bind=127.0.0.2", "data_plane.tcp.bind"},   /* string */
+        {"registry.endpoints=http://a:1,http://b:2", "registry.endpoints"}, /* list */
+        {"run.timeout_ms=1000", "run.timeout_ms"},
+    };
+    for (size_t i = 0; i < sizeof(renew) / sizeof(renew[0]); i++) {
+        assert_int_equal(mixl_run_config_load(&b, NULL, &renew[i].set, 1, err, sizeof(err)),
+                         MIXL_OK);
+        const char *got = mixl_sweep_setup_change(schema, &a, &b);
+        if (got == NULL || strcmp(got, renew[i].key) != 0)
+            fail_msg("%s: set-up change %s, expected %s", renew[i].set, got ? got : "none",
+                     renew[i].key);
+    }
+}
+
 static void test_shipped_configs_load(void **state)
 {
     static const char *names[] = {"default",     "llama3-8b", "llama3-70b",
@@ -280,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_print_roundtrip),
         cmocka_unit_test(test_docs_cover_every_key),
+        cmocka_unit_test(test_sweep_setup_keys),
         cmocka_unit_test(test_shipped_configs_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

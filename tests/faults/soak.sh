@@ -2,8 +2,8 @@
 # Soak: a long mixl-run on the tiny model. Every request id 0..n-1 is in the
 # results exactly once, done + failed = submitted with failed = 0, every
 # block was verified, and no rank's resident memory at the end exceeds its
-# resident memory at request 1,000 by more than 10 % (mixl-run prints one
-# "rss:" line per rank).
+# resident memory at request 1,000 by more than 10 % (the results file's
+# /rss table, one row per rank).
 #   soak.sh REQUESTS NP -- MPIRUN [FLAGS...] MIXL_RUN [ARGS...]
 set -uo pipefail
 n=$1 np=$2
@@ -52,13 +52,13 @@ with h5py.File(path, "r") as f:
         bad.append("some request did not move all of its KV")
     if int(f["summary"].attrs["requests"]) != n or int(f["summary"].attrs["errors"]) != 0:
         bad.append("summary attributes disagree")
-rss = [dict(kv.split("=", 1) for kv in line.split()[1:])
-       for line in open(stdout) if line.startswith("rss: ")]
+    rss = [{k: (v.decode() if isinstance(v, bytes) else int(v)) for k, v in zip(row.dtype.names, row)}
+           for row in f["rss"][:]] if "rss" in f else []
 if len(rss) != np_ranks:
-    bad.append(f"{len(rss)} rss lines for {np_ranks} ranks")
+    bad.append(f"{len(rss)} rss rows for {np_ranks} ranks")
 for r in rss:
     mark, end = int(r["mark_kib"]), int(r["end_kib"])
-    print(f"rss: rank {r['rank']} ({r['role']}): {mark} KiB at request 1000, "
+    print(f"rss: rank {r['rank']} ({r['role']}): {mark} KiB at request {r['mark_requests']}, "
           f"{end} KiB at the end of {r['requests']}")
     if mark <= 0 or end <= 0:
         bad.append(f"rank {r['rank']} has no RSS sample at request 1000")

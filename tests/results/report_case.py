@@ -52,8 +52,8 @@ def main():
     if r.returncode != 0:
         fail(f"mixl-report exited with {r.returncode}")
 
-    labels = {"sweep rate=200, mode=push", "sweep rate=400, mode=pull",
-              "sweep rate=800, mode=push", "plain"}
+    labels = {"sweep rate=200, mode=push, max=256", "sweep rate=400, mode=pull, max=512",
+              "sweep rate=800, mode=push, max=384", "plain"}
     charts = ["ttft_cdf", "latency_cdf", "hidden_cdf", "bandwidth", "timeline",
               "sweep_ttft", "sweep_latency", "sweep_bandwidth"]
     for c in charts:
