@@ -9,6 +9,8 @@
 #   cluster_case.sh tp-merge   prefill TP 2 split over n1 and n2 merged into a TP 1 decode on n3
 #   cluster_case.sh scale16    16 ranks over head, n1, n2, n3 (prefill 3 x TP 1, decode 6 x TP 2)
 #   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
+#   cluster_case.sh bench-tcp  mixl-bench on n1 and n2: MIXL over MPI and over TCP next to the raw
+#                              MPI loop and the raw socket loop, every row verified, TCP on n1's address
 #   cluster_case.sh diag       mixl-diag on n1 and n2: two nodes counted, rank 0's host, the cross-node self-test
 #   cluster_case.sh slurm-step|slurm-mpirun|slurm-hetjob
 #                              the scripts in scripts/slurm/ submitted with sbatch on the head node
@@ -151,6 +153,35 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
     expect_choice '^auto: tcp between nodes .* over tcp [1-9][0-9]*$' 
     left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "" --keys-only | grep -c mixl)
     [ "$left" -eq 0 ] || fail "$left metadata keys left in etcd after the run"
+    ;;
+  bench-tcp)
+    : "${MIXL_BENCH:?}"
+    # Two sizes, both directions; each row's first and last iteration are verified with their own
+    # pattern (a row whose data did not match carries a note and no figures).
+    mpirun_head --host n1,n2 -np 2 "$MIXL_BENCH" --modes mixl,mpi,socket --backends mpi,tcp \
+      --ops write,read --sizes 1M:2M --iters 8 --warmup 1 --reps 1 --mpi-win allocate --quiet \
+      --json "$work/bench.json" >"$work/out" 2>"$work/err"
+    rc=$?
+    cat "$work/out"; cat "$work/err" >&2
+    [ $rc -eq 0 ] || fail "mixl-bench exited $rc"
+    python3 - "$work/bench.json" <<'PY' || fail "mixl-bench results across nodes"
+import json, sys
+d = json.load(open(sys.argv[1]))
+path = d["meta"]["path"]
+print("path:", path)
+# The TCP agent and the socket loop listen on n1's cluster address, found without --tcp-bind.
+assert "tcp listen: 10.199.0.11 (" in path, "no cross-node TCP listen address in the path report"
+assert "tcp: 10.199.0.11:" in path, "the TCP agent did not publish n1's address"
+assert "mpi: one-sided" in path, "no MPI agent in the path report"
+rows = {(r["mode"], r["backend"], r["op"], r["size"]): r for r in d["results"]}
+for mode, backend in (("mixl", "mpi"), ("mixl", "tcp"), ("mpi", "win-allocate"), ("socket", "tcp")):
+    for op in ("WRITE", "READ"):
+        for size in (1 << 20, 2 << 20):
+            r = rows.get((mode, backend, op, size))
+            assert r is not None, "no row for %s %s %s %d" % (mode, backend, op, size)
+            assert r["note"] == "" and r["gbps"] > 0, "%s %s %s %d: %r" % (mode, backend, op, size, r["note"])
+print("%d rows across n1 and n2, all verified" % len(rows))
+PY
     ;;
   diag)
     : "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
