@@ -8,11 +8,11 @@
 #   cluster_case.sh run-auto   the default configuration: auto must choose tcp between nodes
 #   cluster_case.sh tp-merge   prefill TP 2 split over n1 and n2 merged into a TP 1 decode on n3
 #   cluster_case.sh scale16    16 ranks over head, n1, n2, n3 (prefill 3 x TP 1, decode 6 x TP 2)
-#   cluster_case.sh run-etcd   etcd on the head node as the registry, default path
+#   cluster_case.sh run-etcd   etcd on the head node as the registry, default path; then two programs
+#                              started on their own on n1 and n2 (no mpirun) meet through that etcd
+#                              and move verified data over MIXL's TCP data plane
 #   cluster_case.sh bench-tcp  mixl-bench on n1 and n2: MIXL over MPI and over TCP next to the raw
 #                              MPI loop and the raw socket loop, every row verified, TCP on n1's address
-#   cluster_case.sh etcd-pair  two programs started on their own on n1 and n2 (no mpirun) meet through
-#                              etcd on the head node and move verified data over MIXL's TCP data plane
 #   cluster_case.sh diag       mixl-diag on n1 and n2: two nodes counted, rank 0's host, the cross-node self-test
 #   cluster_case.sh slurm-step|slurm-mpirun|slurm-hetjob
 #                              the scripts in scripts/slurm/ submitted with sbatch on the head node
@@ -87,6 +87,36 @@ start_etcd() {
   [ -n "$up" ] || fail "etcd on the head node did not answer"
 }
 
+# Two programs started on their own (no mpirun, no MPI) on n1 and n2 meet through etcd on the head
+# node (start_etcd first) and move verified data over MIXL's TCP data plane.
+etcd_pair() {
+  : "${MIXL_ETCD_PAIR:?}"
+  # The per-job secret both programs read (the state directory is visible on every node).
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret" && chmod 0600 "$work/secret"
+  local ns=pair-$RANDOM$RANDOM nonce=$RANDOM$RANDOM ipid trc irc left
+  pair_env=(env MIXL_TCP_SECRET_FILE="$work/secret" MIXL_PAIR_INTERFACE=eth0)
+  # Started separately, the initiator first: the target publishes late and the store waits for it.
+  on n2 "${pair_env[@]}" timeout 25 "$MIXL_ETCD_PAIR" initiator http://head:2379 "$ns" "$nonce" \
+    >"$work/initiator" 2>&1 &
+  ipid=$!
+  sleep 0.5
+  on n1 "${pair_env[@]}" timeout 25 "$MIXL_ETCD_PAIR" target http://head:2379 "$ns" "$nonce" >"$work/target" 2>&1
+  trc=$?
+  wait $ipid
+  irc=$?
+  cat "$work/target" "$work/initiator"
+  [ $trc -eq 0 ] || fail "the target on n1 exited $trc"
+  [ $irc -eq 0 ] || fail "the initiator on n2 exited $irc"
+  grep -q "^initiator: target published tcp 10\.199\.0\.11:[0-9]* from host n1$" "$work/initiator" ||
+    fail "the initiator did not find the target's n1 address in etcd"
+  grep -q "^target: initiator published tcp 10\.199\.0\.12:[0-9]* from host n2$" "$work/target" ||
+    fail "the target did not find the initiator's n2 address in etcd"
+  grep -q "^target: 3 of 3 rounds verified$" "$work/target" || fail "the target did not verify every round"
+  grep -q "^initiator: 3 of 3 rounds verified$" "$work/initiator" || fail "the initiator did not verify every round"
+  left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "$ns" --keys-only | grep -c .)
+  [ "$left" -eq 0 ] || fail "$left keys of namespace $ns left in etcd"
+}
+
 # Router + prefill on n1, one decode on n2 and one on n3 (ranks fill hosts in order).
 hosts3=n1:2,n2:1,n3:1
 
@@ -159,6 +189,7 @@ s = socket.create_server(("10.199.0.11", 7001)); c, _ = s.accept(); print(c.recv
     expect_choice '^auto: tcp between nodes .* over tcp [1-9][0-9]*$' 
     left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "" --keys-only | grep -c mixl)
     [ "$left" -eq 0 ] || fail "$left metadata keys left in etcd after the run"
+    etcd_pair
     ;;
   bench-tcp)
     : "${MIXL_BENCH:?}"
@@ -188,34 +219,6 @@ for mode, backend in (("mixl", "mpi"), ("mixl", "tcp"), ("mpi", "win-allocate"),
             assert r["note"] == "" and r["gbps"] > 0, "%s %s %s %d: %r" % (mode, backend, op, size, r["note"])
 print("%d rows across n1 and n2, all verified" % len(rows))
 PY
-    ;;
-  etcd-pair)
-    : "${MIXL_ETCD_PAIR:?}"
-    start_etcd
-    # The per-job secret both programs read (the state directory is visible on every node).
-    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret" && chmod 0600 "$work/secret"
-    ns=pair-$RANDOM$RANDOM nonce=$RANDOM$RANDOM
-    pair_env=(env MIXL_TCP_SECRET_FILE="$work/secret" MIXL_PAIR_INTERFACE=eth0)
-    # Started separately, the initiator first: the target publishes late and the store waits for it.
-    on n2 "${pair_env[@]}" timeout 60 "$MIXL_ETCD_PAIR" initiator http://head:2379 "$ns" "$nonce" \
-      >"$work/initiator" 2>&1 &
-    ipid=$!
-    sleep 0.5
-    on n1 "${pair_env[@]}" timeout 60 "$MIXL_ETCD_PAIR" target http://head:2379 "$ns" "$nonce" >"$work/target" 2>&1
-    trc=$?
-    wait $ipid
-    irc=$?
-    cat "$work/target" "$work/initiator"
-    [ $trc -eq 0 ] || fail "the target on n1 exited $trc"
-    [ $irc -eq 0 ] || fail "the initiator on n2 exited $irc"
-    grep -q "^initiator: target published tcp 10\.199\.0\.11:[0-9]* from host n1$" "$work/initiator" ||
-      fail "the initiator did not find the target's n1 address in etcd"
-    grep -q "^target: initiator published tcp 10\.199\.0\.12:[0-9]* from host n2$" "$work/target" ||
-      fail "the target did not find the initiator's n2 address in etcd"
-    grep -q "^target: 3 of 3 rounds verified$" "$work/target" || fail "the target did not verify every round"
-    grep -q "^initiator: 3 of 3 rounds verified$" "$work/initiator" || fail "the initiator did not verify every round"
-    left=$(on head env ETCDCTL_API=3 etcdctl --endpoints=http://10.199.0.1:2379 get --prefix "$ns" --keys-only | grep -c .)
-    [ "$left" -eq 0 ] || fail "$left keys of namespace $ns left in etcd"
     ;;
   diag)
     : "${MIXL_DIAG:?}" "${MIXL_DIAG_CHECK:?}"
