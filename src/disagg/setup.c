@@ -211,6 +211,8 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                    : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
                                                                   : MIXL_DATA_PATH_AUTO;
     ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
+    /* Start-up as a user sees it: agent create + start + publish + import of every peer. */
+    int64_t t_startup = (int64_t)mixl_now_ns();
     /* TCP peers prove a per-job secret: the configured key file, or 32 random
      * bytes rank 0 makes and broadcasts (every rank takes this branch alike:
      * it depends on the configuration only). */
@@ -253,6 +255,11 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
 
     if ((st = dg_exchange_metadata(dg)) != MIXL_OK) goto out;
+    double startup_ms = (double)((int64_t)mixl_now_ns() - t_startup) / 1e6, slowest = 0;
+    if (MPI_Reduce(&startup_ms, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0, dg->ctl) == MPI_SUCCESS &&
+        dg->rank == 0)
+        mixl_notice("start-up: %.1f ms on the slowest of %d ranks (agent create + start + metadata "
+                    "publish + import of every peer)", slowest, dg->world);
     /*
      * The membership of an MPI job is fixed and a dead rank ends the job, so
      * once every worker holds its peers' metadata the embedded registry has
