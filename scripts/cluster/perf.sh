@@ -82,7 +82,8 @@ startup() {
     echo "startup $np start $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
     mpirun_head --host head:8,n1:8,n2:8,n3:8 --map-by node -np "$np" "$run" "$configs/default.yaml" \
       --set prefill.instances=$p --set decode.instances=$d --set decode.pool_blocks=64 \
-      --set workload.requests=8 --set run.progress=off --set run.output="$state/perf.h5" \
+      --set workload.requests=8 --set run.timeout_ms=300000 --set run.progress=off \
+      --set run.output="$state/perf.h5" \
       >"$out/startup-$np.log" 2>&1 || echo "perf: mixl-run at $np ranks failed (see $out/startup-$np.log)" >&2
   done
   echo "startup end $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"

@@ -23,7 +23,7 @@ loads = {}
 for line in open(os.path.join(out, "load.txt")):
     f = line.split()
     if len(f) >= 5 and f[1] != "end":
-        loads[(f[0], f[1])] = f[2]
+        loads[(f[0], f[1])] = f[3]
 
 
 def rate_key(r):
