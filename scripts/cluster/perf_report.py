@@ -91,15 +91,19 @@ if runs:
 starts = []
 for path in glob.glob(os.path.join(out, "startup-*.log")):
     np_ = int(re.search(r"startup-(\d+)\.log", path).group(1))
-    m = re.search(r"start-up: ([0-9.]+) ms on the slowest of (\d+) ranks", open(path).read())
+    m = re.search(r"start-up: ([0-9.]+) ms on the slowest of (\d+) ranks \(agent create ([0-9.]+) ms, "
+                  r"register \+ start ([0-9.]+) ms, metadata publish \+ import of every peer ([0-9.]+) ms",
+                  open(path).read())
     if m:
-        starts.append((np_, float(m.group(1)), loads.get(("startup", str(np_)), "-")))
+        starts.append((np_, float(m.group(1)), loads.get(("startup", str(np_)), "-"),
+                       [float(m.group(i)) for i in (3, 4, 5)]))
 starts.sort()
+PHASES = ["agent create", "register + start", "publish + imports"]
 if starts:
-    print("| ranks | start-up ms (slowest rank) | load |")
-    print("|---|---|---|")
-    for np_, ms, ld in starts:
-        print("| %d | %.0f | %s |" % (np_, ms, ld))
+    print("| ranks | start-up ms (slowest rank) | agent create | register + start | publish + imports | load |")
+    print("|---|---|---|---|---|---|")
+    for np_, ms, ld, ph in starts:
+        print("| %d | %.0f | %.0f | %.0f | %.0f | %s |" % (np_, ms, ph[0], ph[1], ph[2], ld))
     print()
 
 os.makedirs(img, exist_ok=True)
@@ -124,8 +128,11 @@ if bench:
     fig.savefig(os.path.join(img, "cluster-link.png"), dpi=110)
 if starts:
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot([s[0] for s in starts], [s[1] for s in starts], "o-")
-    for np_, ms, ld in starts:
+    ax.plot([s[0] for s in starts], [s[1] for s in starts], "o-", label="total")
+    for i, name in enumerate(PHASES):
+        ax.plot([s[0] for s in starts], [s[3][i] for s in starts], ".--", label=name)
+    ax.legend(fontsize=7)
+    for np_, ms, ld, _ in starts:
         ax.annotate("load %s" % ld, (np_, ms), fontsize=7, textcoords="offset points", xytext=(4, -10))
     ax.set_xscale("log", base=2)
     ax.set_xticks([s[0] for s in starts])
