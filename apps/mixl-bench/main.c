@@ -17,6 +17,7 @@
 #include "bootstrap.h"
 #include "modes.h"
 #include "options.h"
+#include "session.h"
 #include "sweep.h"
 #include "output.h"
 #include "util/log.h"
@@ -94,8 +95,23 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* Where the TCP backend and the socket loop listen: an address other nodes reach when ranks span nodes. */
+    char tcp_why[128] = "";
+    if ((opts.backends & BENCH_BACKEND_TCP) || (opts.modes & BENCH_MODE_SOCKET)) {
+        st = bench_tcp_bind_resolve(&ctx, opts.tcp_bind, sizeof(opts.tcp_bind), tcp_why, sizeof(tcp_why));
+        if (st != MIXL_OK) {
+            if (ctx.rank == 0) fprintf(stderr, "mixl-bench: TCP listen address: %s\n", tcp_why);
+            rc = 1;
+            goto out;
+        }
+    }
     /* Every configuration measured at one point before the next point (see sweep.h). */
     st = bench_run_sweep(&ctx, meta.path, sizeof(meta.path));
+    if (tcp_why[0] != '\0') {
+        size_t n = strlen(meta.path);
+        snprintf(meta.path + n, sizeof(meta.path) - n, "%stcp listen: %s (%s)", n ? "; " : "",
+                 opts.tcp_bind, tcp_why);
+    }
     if (st == MIXL_OK && (opts.modes & BENCH_MODE_MODEL)) st = bench_run_model(&ctx);
     if (st != MIXL_OK) {
         fprintf(stderr, "mixl-bench: rank %d: run stopped: %s\n", ctx.rank, mixl_status_str(st));

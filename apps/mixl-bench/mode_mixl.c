@@ -158,7 +158,12 @@ static mixl_status_t mixl_open(bench_ctx_t *ctx, unsigned backend, unsigned kind
         free(m);
         return st == MIXL_ERR_TIMED_OUT ? st : MIXL_OK;
     }
-    if (rs->path[0] == '\0') snprintf(rs->path, sizeof(rs->path), "%s", mixl_agent_path_report(m->s.agent));
+    if (!(rs->path_backends & backend)) {
+        size_t n = strlen(rs->path);
+        snprintf(rs->path + n, sizeof(rs->path) - n, "%s%s", n ? "; " : "",
+                 mixl_agent_path_report(m->s.agent));
+        rs->path_backends |= backend;
+    }
     m->role = role;
     m->kind = kind;
     m->pattern = pattern;

@@ -33,7 +33,7 @@ typedef struct {
     int ranks;
     char date[32];   /* UTC, ISO 8601 */
     char cmdline[1024];
-    char path[256];  /* the agent's data-path report */
+    char path[896];  /* the agents' data-path reports (one per backend) and the TCP listen address */
 } bench_meta_t;
 
 void bench_write_table(FILE *out, const bench_results_t *res);

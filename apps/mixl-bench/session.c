@@ -5,12 +5,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/netif.h"
 #include "transport/tcp/tcp_auth.h"
 #include "util/clock.h"
 
 const char *bench_backend_name(unsigned backend)
 {
     return backend == BENCH_BACKEND_TCP ? "tcp" : "mpi";
+}
+
+mixl_status_t bench_tcp_bind_resolve(bench_ctx_t *ctx, char *bind, size_t len, char *why,
+                                    size_t whylen)
+{
+    MPI_Comm comm = ctx->boot->ops->comm(ctx->boot->state), node = MPI_COMM_NULL;
+    char addr[64], note[96] = "";
+    const char *rule = NULL;
+    int node_size = ctx->size;
+    mixl_status_t st = MIXL_OK;
+
+    if (bind[0] != '\0') {
+        snprintf(why, whylen, "--tcp-bind");
+        return MIXL_OK;
+    }
+    /* Shared-memory domain = node, the identity MIXL's agents use; without MPI every rank is local. */
+    if (comm != MPI_COMM_NULL) {
+        if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS ||
+            MPI_Comm_size(node, &node_size) != MPI_SUCCESS) {
+            snprintf(note, sizeof(note), "cannot find which ranks share a node");
+            st = MIXL_ERR_BACKEND;
+        }
+        if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
+    }
+    if (st == MIXL_OK && node_size == ctx->size) {
+        snprintf(addr, sizeof(addr), "127.0.0.1");
+        rule = "every rank on one node";
+    } else if (st == MIXL_OK && mixl_netif_auto(addr, &rule) != MIXL_OK) {
+        snprintf(note, sizeof(note), "ranks on several nodes but no interface besides loopback "
+                                     "(give --tcp-bind)");
+        st = MIXL_ERR_NOT_FOUND;
+    }
+    st = bench_agree(ctx, st, note, why, whylen);
+    if (st != MIXL_OK) return st;
+    snprintf(bind, len, "%s", addr);
+    snprintf(why, whylen, "%s", rule);
+    return MIXL_OK;
 }
 
 mixl_status_t bench_xfer_run(mixl_xfer_h x, uint64_t timeout_ns)

@@ -38,6 +38,17 @@ void bench_session_close(bench_ctx_t *ctx, bench_session_t *s);
 const char *bench_backend_name(unsigned backend);
 
 /*
+ * Collective. The address the TCP backend and the socket loop listen on
+ * (and publish) when --tcp-bind left bind empty: loopback while every rank
+ * shares this node, else this node's address on the interface MPI's own
+ * out-of-band channel uses (agent/netif.h), so peers on other nodes reach
+ * it. Writes the address into bind (len bytes) and why it was chosen (or
+ * what failed, on every rank alike) into why.
+ */
+mixl_status_t bench_tcp_bind_resolve(bench_ctx_t *ctx, char *bind, size_t len, char *why,
+                                     size_t whylen);
+
+/*
  * Post a prepared request and poll it to completion; MIXL_ERR_TIMED_OUT
  * when it is still in flight about timeout_ns after the first few thousand
  * polls. Hot path: no clock read while the request completes quickly.

@@ -35,7 +35,8 @@ struct bench_runner {
 typedef struct {
     bench_runner_t r[BENCH_RUNNERS_MAX];
     size_t n;
-    char path[256]; /* the first MIXL agent's data-path report */
+    char path[768];          /* data-path report of the first MIXL agent of each backend */
+    unsigned path_backends;  /* BENCH_BACKEND_*: whose report is in path */
 } bench_runners_t;
 
 /*

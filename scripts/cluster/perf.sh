@@ -1,83 +1,96 @@
 #!/usr/bin/env bash
-# Cross-node figures on an emulated cluster (cluster.sh up), per link rate:
-# a raw TCP socket loop n1 -> n2, and mixl-run (router + prefill on n1,
-# decodes on n2 and n3) on the MPI path and on the path auto chooses.
-#   perf.sh STATE_DIR MIXL_RUN CONFIGS_DIR [RATE...]   (RATE: tc rate such as 1gbit, or "none")
-# Prints one Markdown table row per rate and path. Links are shaped with tc tbf
-# on both ends of every veth (what leaves a node and what the switch sends it).
+# Cross-node figures on an emulated cluster (cluster.sh up), written as JSON
+# and text files into OUT_DIR for perf_report.py (table + charts).
+#
+#   perf.sh link STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [RATE...]
+#       per link rate (tc rate such as 1gbit, or "none"; default: none 10gbit 4gbit 1gbit):
+#       mixl-bench n1 -> n2 (MIXL over MPI and over TCP, the raw MPI_Put loop and the raw socket
+#       loop in the same run, WRITE, 64 KiB..16 MiB), then mixl-run Llama-3-8B-shaped
+#       (layer-wise push, router + prefill on n1, decode on n2) on the path auto chooses and
+#       forced to mpi.
+#   perf.sh startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [NP...]
+#       mixl-run start-up (agent create + start + publish + import of every peer, slowest rank)
+#       at NP ranks spread over head, n1, n2, n3 (default: 4 8 16 32).
+# Links are shaped with tc tbf on both ends of every veth (what leaves a node and what the
+# switch sends it). Every run records the load average next to its figures: on a shared
+# machine they compare paths in the same minute, they are not link speeds.
 set -uo pipefail
-state=$1 run=$2 configs=$3
-shift 3
-rates=("$@")
-[ ${#rates[@]} -gt 0 ] || rates=(none 10gbit 4gbit 1gbit)
+what=${1:?usage: perf.sh link|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]}
+state=${2:?} build=${3:?} configs=${4:?} out=${5:?}
+shift 5
 here=$(cd "$(dirname "$0")" && pwd)
+state=$(cd "$state" && pwd) build=$(cd "$build" && pwd) configs=$(cd "$configs" && pwd)
+mkdir -p "$out" && out=$(cd "$out" && pwd)
 on() { bash "$here/cluster.sh" -s "$state" exec "$@"; }
 # shellcheck disable=SC1091
 . "$state/env"
-nodes="n1 n2 n3"
+bench=$build/apps/mixl-bench/mixl-bench run=$build/apps/mixl-run/mixl-run
 mca="--mca pml ucx --mca osc ucx --mca opal_common_ucx_tls any --mca opal_common_ucx_devices any"
+# shellcheck disable=SC2086
+mpirun_head() { on head mpirun $MIXL_CLUSTER_MPIRUN_FLAGS $mca "$@"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 shape() {
   local rate=$1 n sw
   sw=$(cut -d' ' -f1 "$state/nodes/.switch.pid")
-  for n in $nodes head; do
+  for n in $MIXL_CLUSTER_NODES; do
     if [ "$rate" = none ]; then
-      on "$n" tc qdisc del dev eth0 root 2>/dev/null
-      nsenter -t "$sw" -n tc qdisc del dev "v-$n" root 2>/dev/null
+      # Nothing to delete on an unshaped link: not an error.
+      on "$n" tc qdisc del dev eth0 root 2>/dev/null || true
+      nsenter -t "$sw" -n tc qdisc del dev "v-$n" root 2>/dev/null || true
     else
-      on "$n" tc qdisc replace dev eth0 root tbf rate "$rate" burst 1mb latency 5ms
-      nsenter -t "$sw" -n tc qdisc replace dev "v-$n" root tbf rate "$rate" burst 1mb latency 5ms
+      on "$n" tc qdisc replace dev eth0 root tbf rate "$rate" burst 1mb latency 5ms || return 1
+      nsenter -t "$sw" -n tc qdisc replace dev "v-$n" root tbf rate "$rate" burst 1mb latency 5ms || return 1
     fi
   done
 }
 
-# Raw socket loop: 256 MiB in 1 MiB writes from n1 to n2; the receiver times first to last byte.
-raw_tcp() {
-  on n2 timeout 60 python3 -c '
-import socket, time
-s = socket.create_server(("10.199.0.12", 7002)); c, _ = s.accept()
-n = 0; t0 = None
-while True:
-    b = c.recv(1 << 20)
-    if not b: break
-    if t0 is None: t0 = time.perf_counter()
-    n += len(b)
-print("%.0f" % (n / (time.perf_counter() - t0) / 1e6))' >"$state/raw.out" 2>&1 &
-  local p=$!
-  sleep 1
-  on n1 python3 -c '
-import socket
-c = socket.create_connection(("10.199.0.12", 7002)); buf = b"x" * (1 << 20)
-for _ in range(256): c.sendall(buf)
-c.close()'
-  wait $p
-  cat "$state/raw.out"
-}
-
-# mixl-run: prints "wall_s gbps mean_latency_us" from the summary.
-mixl() {
-  # shellcheck disable=SC2086
-  on head mpirun $MIXL_CLUSTER_MPIRUN_FLAGS $mca --host n1:2,n2:1,n3:1 -np 4 "$run" "$@" \
-    --set run.progress=off --set run.output="$state/perf.h5" >"$state/perf.out" 2>&1 ||
-    { echo "mixl-run failed" >&2; tail -5 "$state/perf.out" >&2; echo "- - -"; return; }
-  awk '/ s wall,/ {for (i = 1; i <= NF; i++) {if ($i == "wall,") w = $(i-2); if ($i == "Gbps") g = $(i-1)}}
-       $1 == "transfer_latency" {l = $4}
-       END {printf "%s %s %.0f\n", w, g, l}' "$state/perf.out"
-}
-
-echo "| link | raw TCP n1->n2 MB/s | config | path | wall s | overall Gbit/s | mean transfer latency us |"
-echo "|---|---|---|---|---|---|---|"
-for rate in "${rates[@]}"; do
-  shape "$rate"
-  raw=$(raw_tcp)
-  for cfg in default llama3-8b; do
-    args=("$configs/$cfg.yaml")
-    [ "$cfg" = llama3-8b ] && args+=(--set decode.instances=2 --set workload.requests=4 --set workload.prompt.min=256
-                                     --set workload.prompt.max=512 --set decode.pool_blocks=512)
-    for path in mpi auto; do
-      read -r wall gbps lat <<<"$(mixl "${args[@]}" --set data_plane.path=$path)"
-      echo "| $rate | $raw | $cfg | $path | $wall | $gbps | $lat |"
+link() {
+  local rates=("$@") rate path
+  [ ${#rates[@]} -gt 0 ] || rates=(none 10gbit 4gbit 1gbit)
+  trap 'shape none' EXIT
+  for rate in "${rates[@]}"; do
+    shape "$rate" || { echo "perf: cannot shape the links at $rate" >&2; return 1; }
+    echo "$rate bench start $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
+    mpirun_head --host n1,n2 -np 2 "$bench" --modes mixl,mpi,socket --backends mpi,tcp --ops write \
+      --sizes 65536,1048576,4194304,16777216 --iters 32 --warmup 2 --reps 3 --mpi-win allocate \
+      --quiet --json "$out/bench-$rate.json" >"$out/bench-$rate.log" 2>&1 ||
+      echo "perf: mixl-bench at $rate failed (see $out/bench-$rate.log)" >&2
+    for path in auto mpi; do
+      echo "$rate run-$path start $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
+      # Saturating: every request arrives at once, no compute between layers; 4 x 512 tokens x
+      # 128 KiB = 256 MiB, each request pushed layer by layer (32 layers) into the decode rank.
+      mpirun_head --host n1:2,n2:1 -np 3 "$run" "$configs/llama3-8b.yaml" --set data_plane.path=$path \
+        --set workload.requests=4 --set workload.arrival=burst --set prefill.layer_compute_us=0 \
+        --set workload.prompt.distribution=fixed --set workload.prompt.tokens=512 \
+        --set run.progress=off --set run.output="$state/perf.h5" >"$out/run-$rate-$path.log" 2>&1 ||
+        echo "perf: mixl-run $path at $rate failed (see $out/run-$rate-$path.log)" >&2
     done
+    echo "$rate end $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
   done
-done
-shape none
+}
+
+startup() {
+  local nps=("$@") np p d
+  [ ${#nps[@]} -gt 0 ] || nps=(4 8 16 32)
+  shape none
+  for np in "${nps[@]}"; do
+    # Router + P prefill + D decode instances (TP 1), a quarter of the workers prefill;
+    # ranks dealt round-robin over the four nodes (rank 0 on head).
+    p=$(( (np - 1) / 4 )); [ "$p" -ge 1 ] || p=1
+    d=$(( np - 1 - p ))
+    echo "startup $np start $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
+    mpirun_head --host head:8,n1:8,n2:8,n3:8 --map-by node -np "$np" "$run" "$configs/default.yaml" \
+      --set prefill.instances=$p --set decode.instances=$d --set decode.pool_blocks=64 \
+      --set workload.requests=8 --set run.timeout_ms=300000 --set run.progress=off \
+      --set run.output="$state/perf.h5" \
+      >"$out/startup-$np.log" 2>&1 || echo "perf: mixl-run at $np ranks failed (see $out/startup-$np.log)" >&2
+  done
+  echo "startup end $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
+}
+
+case $what in
+  link) link "$@" ;;
+  startup) startup "$@" ;;
+  *) echo "usage: perf.sh link|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]" >&2; exit 2 ;;
+esac

@@ -228,6 +228,8 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                    : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
                                                                   : MIXL_DATA_PATH_AUTO;
     ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
+    /* Start-up as a user sees it: agent create + start + publish + import of every peer. */
+    int64_t t_startup = (int64_t)mixl_now_ns();
     /* TCP peers prove a per-job secret: the configured key file, or 32 random
      * bytes rank 0 makes and broadcasts (every rank takes this branch alike:
      * it depends on the configuration only). */
@@ -257,6 +259,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
         dg->agent = NULL;
     }
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+    int64_t t_created = (int64_t)mixl_now_ns();
 
     if (dg->mem.ptr != NULL) {
         st = mixl_mem_register(dg->agent, dg->mem.ptr, dg->mem.len, dg->mem.type, dg->mem.device,
@@ -269,8 +272,18 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
     st = mixl_agent_start(dg->agent);
     if (st != MIXL_OK) mixl_error("starting the agent: %s", mixl_agent_last_error(dg->agent));
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
+    int64_t t_started = (int64_t)mixl_now_ns();
 
     if ((st = dg_exchange_metadata(dg)) != MIXL_OK) goto out;
+    /* Whole start-up and its phases, each the slowest rank's (phases end in a collective agreement). */
+    int64_t t_end = (int64_t)mixl_now_ns();
+    double ms[4] = {(double)(t_end - t_startup) / 1e6, (double)(t_created - t_startup) / 1e6,
+                    (double)(t_started - t_created) / 1e6, (double)(t_end - t_started) / 1e6};
+    double slowest[4] = {0};
+    if (MPI_Reduce(ms, slowest, 4, MPI_DOUBLE, MPI_MAX, 0, dg->ctl) == MPI_SUCCESS && dg->rank == 0)
+        mixl_notice("start-up: %.1f ms on the slowest of %d ranks (agent create %.1f ms, register + "
+                    "start %.1f ms, metadata publish + import of every peer %.1f ms)",
+                    slowest[0], dg->world, slowest[1], slowest[2], slowest[3]);
     /*
      * The membership of an MPI job is fixed and a dead rank ends the job, so
      * once every worker holds its peers' metadata the embedded registry has
@@ -318,12 +331,13 @@ void dg_teardown(mixl_dg_t *dg)
     }
     mixl_kv_mem_free(&dg->mem);
     /*
-     * Every rank has freed its windows, and with them the UCX endpoints they
-     * used, before any rank goes on to MPI_Finalize and exits; otherwise a
-     * rank still closing an endpoint to one that already exited waits for it
-     * and UCX reports "error during flush: Endpoint timeout" (seen across
-     * nodes, where UCX runs over tcp).
+     * No barrier before MPI_Finalize: MPI_Win_free is collective already, and
+     * UCX's "error during flush: Endpoint timeout" that Open MPI 4.1 + UCX over
+     * tcp sometimes prints inside MPI_Finalize comes with or without one, in
+     * plain MPI programs too (docs/performance.md, "The UCX endpoint timeout").
      */
+    /* Every rank is past its run before the liveness connections close: the
+     * router reads a closed connection as a death. */
     MPI_Barrier(dg->ctl);
     dg_alive_close(dg);
     free(dg->hosts);
