@@ -33,7 +33,6 @@ tcp_conn_t *tcp_conn_new(tcp_t *tcp, int fd, int role)
     c->role = role;
     c->max_frame = tcp->max_frame;
     atomic_init(&c->state, CONN_HANDSHAKE);
-    pthread_mutex_init(&c->lock, NULL);
     if (role == ROLE_SERVER) {
         c->ring = calloc(TCP_SRV_RING, sizeof(*c->ring));
         if (c->ring == NULL) goto err_free;
@@ -65,7 +64,6 @@ void tcp_conn_free(tcp_conn_t *c)
     if (c->stage_rx != NULL) tcp_cuda_host_free(c->stage_rx);
     if (c->stage_tx != NULL) tcp_cuda_host_free(c->stage_tx);
 #endif
-    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
@@ -95,7 +93,7 @@ uint8_t *tcp_conn_stage_tx(tcp_conn_t *c)
 
 void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
 {
-    tcp_t *tcp = xf->conn->tcp;
+    tcp_t *tcp = xf->group->tcp;
 
     atomic_store_explicit(&xf->status, st, memory_order_release);
     /* Sequentially consistent with the waiter's increment of `waiters`: either
@@ -105,72 +103,21 @@ void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
         syscall(SYS_futex, &tcp->completions, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void tcp_slot_release(tcp_conn_t *c, tcp_xfer_t *xf)
+void tcp_slot_release(tcp_conn_t *c, tcp_stripe_t *st)
 {
-    c->slots[xf->slot] = NULL;
-    c->free_slots[c->nfree++] = xf->slot;
+    c->slots[st->slot] = NULL;
+    c->free_slots[c->nfree++] = st->slot;
     c->inflight--;
 }
 
-static void fail_xfer(tcp_xfer_t *xf, mixl_status_t st, uint64_t now, const char *msg)
-{
-    if (now >= xf->deadline_ns) st = MIXL_ERR_TIMED_OUT;
-    snprintf(xf->err, sizeof(xf->err), "%s", msg);
-    tcp_xfer_finish(xf, st);
-}
-
-void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
+/* Close the socket and leave the progress thread's set; the memory stays
+ * (a server connection is freed at the end of the loop turn, a client one
+ * with its group). */
+static void conn_close(tcp_conn_t *c)
 {
     tcp_t *tcp = c->tcp;
-    char why[TCP_ERR_LEN], msg[TCP_ERR_LEN];
-    va_list ap;
-    uint64_t now = mixl_now_ns();
-    tcp_xfer_t *q;
 
-    if (atomic_load(&c->state) == CONN_DEAD) return;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    snprintf(msg, sizeof(msg), "tcp %s agent %s (%.60s): %.100s",
-             c->role == ROLE_CLIENT ? "connection to" : "connection from",
-             c->peer_name[0] ? c->peer_name : "?", c->where, why);
-    pthread_mutex_lock(&c->lock);
-    int affected = c->q_head != NULL || c->inflight > 0;
-    pthread_mutex_unlock(&c->lock);
-    /* An error only where it costs a transfer or came from a bad peer; an
-     * idle connection whose peer went away is news, not an error. */
-    if (status == MIXL_OK)
-        mixl_debug("%s", msg);
-    else if (c->role == ROLE_CLIENT && affected)
-        mixl_error("%s (%s)", msg, mixl_status_str(status));
-    else if (c->role == ROLE_CLIENT || status == MIXL_ERR_DISCONNECTED)
-        mixl_info("%s (%s)", msg, mixl_status_str(status));
-    else
-        mixl_warn("%s (%s)", msg, mixl_status_str(status));
-
-    pthread_mutex_lock(&c->lock);
     atomic_store(&c->state, CONN_DEAD);
-    c->dead_status = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
-    snprintf(c->dead_msg, sizeof(c->dead_msg), "%s", msg);
-    q = c->q_head;
-    c->q_head = c->q_tail = NULL;
-    pthread_mutex_unlock(&c->lock);
-
-    if (c->role == ROLE_CLIENT) {
-        mixl_status_t st = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
-        while (q != NULL) {
-            tcp_xfer_t *next = q->next;
-            fail_xfer(q, st, now, msg);
-            q = next;
-        }
-        c->tx_cur = NULL;
-        for (unsigned i = 0; i < TCP_SLOTS; i++) {
-            tcp_xfer_t *xf = c->slots[i];
-            if (xf == NULL) continue;
-            tcp_slot_release(c, xf);
-            fail_xfer(xf, st, now, msg);
-        }
-    }
     c->tx.active = 0;
     tcp_engine_detach(tcp, c);
     if (c->fd >= 0) {
@@ -181,6 +128,58 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
         c->next_dead = tcp->dead;
         tcp->dead = c;
     }
+}
+
+void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
+{
+    char why[TCP_ERR_LEN], msg[TCP_ERR_LEN], nth[32] = "";
+    va_list ap;
+
+    if (atomic_load(&c->state) == CONN_DEAD) return;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (c->role == ROLE_CLIENT && c->group != NULL) {
+        if (c->group->n > 1) snprintf(nth, sizeof(nth), " %u of %u", c->index + 1, c->group->n);
+        snprintf(msg, sizeof(msg), "tcp connection%s to agent %s (%.60s): %.100s", nth,
+                 c->peer_name[0] ? c->peer_name : "?", c->where, why);
+        /* The group's other connections go too: the order of its requests
+         * and notifications spans all of them. */
+        tcp_group_abort(c->group, status, msg);
+        conn_close(c); /* a connection not yet in its group */
+        return;
+    }
+    snprintf(msg, sizeof(msg), "tcp connection from agent %s (%.60s): %.100s",
+             c->peer_name[0] ? c->peer_name : "?", c->where, why);
+    /* A bad peer is worth a warning; one that went away is news. */
+    if (status == MIXL_OK)
+        mixl_debug("%s", msg);
+    else if (status == MIXL_ERR_DISCONNECTED)
+        mixl_info("%s (%s)", msg, mixl_status_str(status));
+    else
+        mixl_warn("%s (%s)", msg, mixl_status_str(status));
+    conn_close(c);
+}
+
+/* The group's part of an abort: close a member connection, failing its stripes. */
+void tcp_conn_fail_stripes(tcp_conn_t *c, mixl_status_t status, const char *msg)
+{
+    tcp_stripe_t *q = c->sq_head;
+
+    c->sq_head = c->sq_tail = NULL;
+    c->tx_cur = NULL;
+    while (q != NULL) {
+        tcp_stripe_t *next = q->next;
+        tcp_stripe_end(q, status, msg);
+        q = next;
+    }
+    for (unsigned i = 0; c->inflight > 0 && i < TCP_SLOTS; i++) {
+        tcp_stripe_t *st = c->slots[i];
+        if (st == NULL) continue;
+        tcp_slot_release(c, st);
+        tcp_stripe_end(st, status, msg);
+    }
+    if (atomic_load(&c->state) != CONN_DEAD) conn_close(c);
 }
 
 void tcp_conn_io_error(tcp_conn_t *c, const char *where, ssize_t n)

@@ -449,6 +449,7 @@ static int hs_send_frame(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t
 static void hs_up(tcp_conn_t *c)
 {
     atomic_store(&c->state, CONN_UP);
+    atomic_fetch_add_explicit(&c->tcp->accepted, 1, memory_order_relaxed);
     mixl_debug("tcp agent %s: accepted agent %s from %s%s", c->tcp->name, c->peer_name, c->where,
                c->tcp->secret_len ? " (authenticated)" : "");
 }
