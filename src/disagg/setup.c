@@ -211,6 +211,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                    : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
                                                                   : MIXL_DATA_PATH_AUTO;
     ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
+    ap.tcp_connections = (unsigned)dg->cfg->data_plane.tcp_connections;
     /* TCP peers prove a per-job secret: the configured key file, or 32 random
      * bytes rank 0 makes and broadcasts (every rank takes this branch alike:
      * it depends on the configuration only). */
