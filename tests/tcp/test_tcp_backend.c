@@ -281,7 +281,7 @@ static void test_target_refusals(void **state)
 static void test_whole_request_order(void **state)
 {
     enum { ROUNDS = 3, SMALL = 4096 };
-    const size_t large = 4u << 20;
+    const size_t large = 6u << 20;
     pair_t *p = *state;
     h_xfer_t big, small;
     mixl_notif_t n[4];
