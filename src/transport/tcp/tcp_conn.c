@@ -277,30 +277,50 @@ void tcp_frame_start(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pa
  * before a header. A header is decoded and checked against the negotiated
  * frame size before anything reads according to it; the role's frame_begin
  * chooses where the payload goes (rx_mode), frame_end consumes it.
+ *
+ * Each recv also asks for up to TCP_AHEAD bytes past the current frame, so
+ * the next headers (an ACK, the next frame) come with it; a recv that comes
+ * back short says the socket is empty, and the turn ends without the recv
+ * that would only say EAGAIN (epoll, level-triggered, calls again when more
+ * arrives). Payload bytes that came ahead are copied out of that buffer.
  */
 void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
 {
     size_t budget = TCP_READ_BUDGET;
 
-    while (budget > 0 && atomic_load(&c->state) == CONN_UP && !c->peer_closed) {
+    c->rx_drained = 0;
+    /* Bytes already read ahead are used up whatever the budget: epoll would
+     * not report them. */
+    while ((budget > 0 || c->ahead_len > 0) && atomic_load(&c->state) == CONN_UP &&
+           !c->peer_closed) {
         ssize_t n;
 
         if (c->rx_mode == RX_HDR) {
             if (role->header_room != NULL && !role->header_room(c)) return;
-            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
-            if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-                if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
-                    tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
+            if (c->ahead_len == 0) {
+                if (c->rx_drained || budget == 0) return;
+                n = recv(c->fd, c->rx_ahead, TCP_AHEAD, 0);
+                if (n <= 0) {
+                    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+                    if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
+                        tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
+                        return;
+                    }
+                    tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
                     return;
                 }
-                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
-                return;
+                c->ahead_off = 0;
+                c->ahead_len = (uint32_t)n;
+                c->rx_drained = n < TCP_AHEAD;
+                budget -= (size_t)n < budget ? (size_t)n : budget;
             }
-            c->rx_hdr_got += (size_t)n;
-            /* A short read drained the socket: epoll (level-triggered) calls
-             * again when more arrives, sparing a recv that says EAGAIN. */
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) return;
+            size_t take = MIXL_TCP_HDR_LEN - c->rx_hdr_got;
+            if (take > c->ahead_len) take = c->ahead_len;
+            memcpy(c->rx_hdr + c->rx_hdr_got, c->rx_ahead + c->ahead_off, take);
+            c->ahead_off += (uint32_t)take;
+            c->ahead_len -= (uint32_t)take;
+            c->rx_hdr_got += take;
+            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue; /* ends above when drained */
             char err[160];
             mixl_status_t st =
                 mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
@@ -322,6 +342,7 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
         uint64_t want = c->rx.payload_len - c->rx_got;
         int guarded = 0;
         uint8_t *dst;
+        if (c->ahead_len == 0 && (c->rx_drained || budget == 0)) return;
         switch (c->rx_mode) {
         case RX_DIRECT:
             if (role->direct_guard != NULL) {
@@ -332,9 +353,31 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             break;
         case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
         case RX_SMALL: dst = c->rx_small + c->rx_got; break;
-        default: dst = c->scratch; break;
+        default: dst = NULL; break; /* drained into scratch */
         }
-        n = recv(c->fd, dst, want, 0);
+        if (c->ahead_len > 0) {
+            n = (ssize_t)(want < c->ahead_len ? want : c->ahead_len);
+            if (dst != NULL) memcpy(dst, c->rx_ahead + c->ahead_off, (size_t)n);
+            c->ahead_off += (uint32_t)n;
+            c->ahead_len -= (uint32_t)n;
+        } else {
+            /* Payloads are at most max_frame bytes: scratch holds a drained one. */
+            struct iovec iov[2] = {{dst != NULL ? dst : c->scratch, want},
+                                   {c->rx_ahead, TCP_AHEAD}};
+            struct msghdr mh;
+            memset(&mh, 0, sizeof(mh));
+            mh.msg_iov = iov;
+            mh.msg_iovlen = 2;
+            n = recvmsg(c->fd, &mh, 0);
+            if (n > 0) {
+                c->rx_drained = (uint64_t)n < want + TCP_AHEAD;
+                if ((uint64_t)n > want) {
+                    c->ahead_off = 0;
+                    c->ahead_len = (uint32_t)((uint64_t)n - want);
+                    n = (ssize_t)want;
+                }
+            }
+        }
         if (guarded) role->direct_unguard(c);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -346,8 +389,6 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
         if (c->rx_got == c->rx.payload_len) {
             role->frame_end(c);
             c->rx_mode = RX_HDR;
-        } else if ((uint64_t)n < want) {
-            return; /* drained (see above) */
         }
     }
 }

@@ -38,6 +38,7 @@
 #define TCP_SRV_RING 256    /* queued answers per server connection */
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
+#define TCP_AHEAD 512 /* bytes read past a frame's end in the same recv (next headers) */
 #define TCP_ERR_LEN 256
 #define TCP_SECRET_MIN 16
 #define TCP_SECRET_MAX 1024
@@ -164,6 +165,9 @@ struct tcp_conn {
 
     /* receive state (progress thread) */
     int rx_mode;
+    uint8_t rx_ahead[TCP_AHEAD]; /* bytes received past the current frame, not yet used */
+    uint32_t ahead_off, ahead_len;
+    int rx_drained;         /* the last recv came back short: the socket is empty */
     uint8_t rx_hdr[MIXL_TCP_HDR_LEN];
     size_t rx_hdr_got;
     mixl_tcp_frame_t rx;

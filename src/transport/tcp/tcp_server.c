@@ -592,8 +592,13 @@ void tcp_server_handshake(tcp_conn_t *c)
 
 void tcp_server_readable(tcp_conn_t *c)
 {
-    srv_read(c);
-    if (atomic_load(&c->state) == CONN_UP) srv_write(c);
+    /* Frames read ahead wait in the connection, where epoll cannot see
+     * them: once answers made room, serve them now. */
+    do {
+        srv_read(c);
+        if (atomic_load(&c->state) == CONN_UP) srv_write(c);
+    } while (atomic_load(&c->state) == CONN_UP && c->ahead_len > 0 && !c->peer_closed &&
+             c->rx_mode == RX_HDR && srv_header_room(c));
 }
 
 void tcp_server_writable(tcp_conn_t *c)
