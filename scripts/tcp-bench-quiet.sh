@@ -3,21 +3,24 @@
 # (docs/tcp-protocol.md, docs/performance.md): 5 interleaved pairs each, both
 # wait modes, medians and the CPU time per GiB, with date, kernel, cores and
 # the load average before and after. Run on a quiet machine; about 2 minutes.
-#   scripts/tcp-bench-quiet.sh [build-dir] [pairs]
+# On a shared machine use more pairs: the ratio of interleaved pairs is what
+# holds. A third argument gives MIXL's TCP connections per peer.
+#   scripts/tcp-bench-quiet.sh [build-dir] [pairs] [connections]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$here/build}
 pairs=${2:-5}
+conns=${3:-}
 bench=$build/tests/tcp/mixl-tcp-bench
 [ -x "$bench" ] || { echo "tcp-bench-quiet: $bench not built (cmake --build $build --target mixl-tcp-bench)" >&2; exit 1; }
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) cores, $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)${conns:+, $conns connections per peer}"
 echo
 echo "| command | plain loop | MIXL TCP WRITE | ratio | CPU s/GiB plain / MIXL |"
 echo "|---|---:|---:|---:|---:|"
 run() {
   local out
-  out=$("$bench" "$@" --pairs "$pairs" 2>/dev/null)
+  out=$("$bench" "$@" --pairs "$pairs" ${conns:+--connections "$conns"} 2>/dev/null)
   echo "$out" | awk -v cmd="$*" '
     /^median:/ { gsub(",", ""); p=$3; m=$6; r=$NF }
     /^cpu/     { gsub(",", ""); cp=$6; cm=$8 }

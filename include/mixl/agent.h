@@ -120,6 +120,10 @@ typedef struct {
     /* 1: bind a non-loopback tcp_bind without a secret (anyone who reaches
      * the port may then write into registered memory). */
     int tcp_allow_unauthenticated;
+    /* TCP connections to each peer (1..16; 0 = MIXL_TCP_CONNECTIONS from the
+     * environment, else 1). A transfer of at least 512 KiB is striped over
+     * them; notifications keep their order (docs/tcp-protocol.md). */
+    unsigned tcp_connections;
 } mixl_agent_params_t;
 
 /* Size of the per-job TCP secret that mixl_tcp_secret_new() makes. */

@@ -119,6 +119,9 @@ static const mixl_cfg_entry_t run_entries[] = {
         "file (mode 0600) holding the TCP handshake secret; empty: rank 0 makes one per job"),
     BOOL(SETUP, "data_plane.tcp.allow_unauthenticated", "false", data_plane.tcp_allow_unauthenticated,
          "allow a non-loopback TCP listener without a secret"),
+    INT(SETUP, "data_plane.tcp.connections", "1", 1, 16, data_plane.tcp_connections,
+        "TCP connections to each peer; a transfer of 512 KiB or more is striped over them, "
+        "notifications keep their order"),
     ENUM(SETUP, "data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,
          "data path per peer: auto = MIXL's TCP where one-sided MPI to the peer is emulated "
          "(another node and no RDMA device, or osc pt2pt), else MPI; mpi or tcp force it"),

@@ -98,6 +98,7 @@ typedef struct {
         int path;
         char tcp_secret_file[MIXL_CFG_STR_MAX];
         int tcp_allow_unauthenticated;
+        int64_t tcp_connections;
         int host_memory;
     } data_plane;
     struct {

@@ -228,6 +228,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                    : dg->cfg->data_plane.path == MIXL_PATHCFG_MPI ? MIXL_DATA_PATH_MPI
                                                                   : MIXL_DATA_PATH_AUTO;
     ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
+    ap.tcp_connections = (unsigned)dg->cfg->data_plane.tcp_connections;
     /* Start-up as a user sees it: agent create + start + publish + import of every peer. */
     int64_t t_startup = (int64_t)mixl_now_ns();
     /* TCP peers prove a per-job secret: the configured key file, or 32 random

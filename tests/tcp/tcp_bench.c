@@ -4,6 +4,7 @@
  * loopback, in the same run.
  *
  *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]
+ *                  [--connections N]
  *
  * The two paths run alternately P times (default 3) so that drifting
  * machine load hits both alike; the medians are compared. Each run also
@@ -40,6 +41,7 @@ static int g_iters = 20;
 static int g_spin;
 static int g_pairs = 3;
 static int g_only; /* 0 both, 1 plain, 2 mixl */
+static unsigned g_conns; /* MIXL TCP connections per peer; 0 = the library's default */
 
 /* CPU seconds (user + system) of this process and its waited-for children. */
 static double cpu_now(void)
@@ -143,6 +145,7 @@ static mixl_agent_h make_agent(const char *name)
     p.comm = MPI_COMM_NULL;
     p.backends = MIXL_BACKEND_TCP;
     p.timeout_ms = 30000;
+    p.tcp_connections = g_conns;
     return mixl_agent_create(&p, &a) == MIXL_OK ? a : NULL;
 }
 
@@ -249,6 +252,8 @@ int main(int argc, char **argv)
             g_iters = atoi(argv[++i]);
         else if (strcmp(argv[i], "--pairs") == 0 && i + 1 < argc)
             g_pairs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--connections") == 0 && i + 1 < argc)
+            g_conns = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             g_spin = 1;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
@@ -257,7 +262,7 @@ int main(int argc, char **argv)
             if (g_only < 0) return 2;
         }
         else {
-            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl] [--connections N]\n", argv[0]);
             return 2;
         }
     }
@@ -280,8 +285,10 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s\n", g_size >> 20, g_iters,
-           g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield");
+    char conns[16] = "default";
+    if (g_conns > 0) snprintf(conns, sizeof(conns), "%u", g_conns);
+    printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s, connections %s\n",
+           g_size >> 20, g_iters, g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield", conns);
     printf("plain send/recv GB/s:");
     for (int k = 0; k < g_pairs; k++) printf(" %.2f", plain[k] / 1e9);
     printf("\nmixl tcp WRITE  GB/s:");

@@ -41,7 +41,7 @@ typedef struct {
     mixl_md_region_t regions[H_MAX_REGIONS];
 } h_peer_t;
 
-/* With tmpl: its TCP fields (bind, secret, secret file, allow) are used. */
+/* With tmpl: its TCP fields (bind, secret, secret file, allow, connections) are used. */
 static inline mixl_status_t h_agent_init_ex(h_agent_t *a, const char *name, int timeout_ms,
                                             const mixl_agent_params_t *tmpl)
 {
@@ -57,6 +57,7 @@ static inline mixl_status_t h_agent_init_ex(h_agent_t *a, const char *name, int 
         p.tcp_secret_len = tmpl->tcp_secret_len;
         p.tcp_secret_file = tmpl->tcp_secret_file;
         p.tcp_allow_unauthenticated = tmpl->tcp_allow_unauthenticated;
+        p.tcp_connections = tmpl->tcp_connections;
     }
     p.size = sizeof(p);
     p.name = a->name;

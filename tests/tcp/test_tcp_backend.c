@@ -4,6 +4,9 @@
  * multi-frame spans, several transfers in flight on one connection,
  * notifications after their data, CRC32C, and the refusals a target makes
  * (offset outside the region, unknown region) without writing anywhere.
+ * The pair tests run twice: one connection per peer, then three
+ * (data_plane.tcp.connections), where transfers are striped over the
+ * connections and notifications must still follow all earlier data.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,33 +16,40 @@
 #include <cmocka.h>
 
 #include "tcp_harness.h"
+#include "transport/tcp/tcp_internal.h"
 
 #define BIG (20u << 20) /* 20 MiB: many 1 MiB frames */
 
+/* A pattern that differs per seed; four bytes per step (tests fill hundreds of MiB). */
 static void fill(uint8_t *p, size_t len, uint32_t seed)
 {
     uint32_t x = seed * 2654435761u + 1;
-    for (size_t i = 0; i < len; i++) {
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4) {
         x = x * 1664525u + 1013904223u;
-        p[i] = (uint8_t)(x >> 24);
+        memcpy(p + i, &x, 4);
     }
+    for (; i < len; i++) p[i] = (uint8_t)(x >> (8 * (i & 3)));
 }
 
 typedef struct {
+    unsigned conns; /* connections per peer of the initiator */
     h_agent_t a, b;
     h_peer_t b_at_a; /* b as a peer of a */
     uint8_t *amem, *bmem;
     mixl_tp_region_t *ar, *br;
 } pair_t;
 
-static int pair_setup(void **state)
+static int pair_setup_n(void **state, unsigned conns)
 {
     pair_t *p = calloc(1, sizeof(*p));
+    mixl_agent_params_t tmpl = {.size = sizeof(tmpl), .tcp_connections = conns};
     if (p == NULL) return -1;
+    p->conns = conns;
     p->amem = malloc(BIG + 8192);
     p->bmem = malloc(BIG + 8192);
     if (p->amem == NULL || p->bmem == NULL) return -1;
-    if (h_agent_init(&p->a, "init-a", 5000) != MIXL_OK) return -1;
+    if (h_agent_init_ex(&p->a, "init-a", 5000, &tmpl) != MIXL_OK) return -1;
     if (h_agent_init(&p->b, "target-b", 5000) != MIXL_OK) return -1;
     p->ar = h_register(&p->a, p->amem, BIG + 8192);
     p->br = h_register(&p->b, p->bmem, BIG + 8192);
@@ -47,6 +57,16 @@ static int pair_setup(void **state)
     if (h_peer_add(&p->a, &p->b, &p->b_at_a) != MIXL_OK) return -1;
     *state = p;
     return 0;
+}
+
+static int pair_setup(void **state)
+{
+    return pair_setup_n(state, 1);
+}
+
+static int pair_setup3(void **state)
+{
+    return pair_setup_n(state, 3);
 }
 
 static int pair_teardown(void **state)
@@ -250,6 +270,82 @@ static void test_target_refusals(void **state)
     mixl_tp_tcp_ops.xfer_release(&p->a.tp, &ok.x);
 }
 
+/*
+ * Whole-request order: a transfer's notification is delivered only after
+ * its data and the data of every transfer posted before it to that peer. A
+ * large WRITE without notification (striped over every connection when
+ * there are several) is followed by a small WRITE whose notification rides
+ * the lead connection, then by a data-less notification; when each
+ * notification arrives, all earlier data must be in the target's memory.
+ */
+static void test_whole_request_order(void **state)
+{
+    enum { ROUNDS = 3, SMALL = 4096 };
+    const size_t large = 6u << 20;
+    pair_t *p = *state;
+    h_xfer_t big, small;
+    mixl_notif_t n[4];
+    const mixl_md_region_t *rr = &p->b_at_a.regions[0];
+    char tag[16];
+    size_t cnt;
+
+    do mixl_tp_tcp_ops.notif_poll(&p->b.tp, n, 4, &cnt); while (cnt > 0);
+    h_xfer_init(&big, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&big, p->ar, p->amem, rr, rr->addr, large / 2);
+    h_xfer_span(&big, p->ar, p->amem + large / 2 + 8192, rr, rr->addr + large / 2 + 8192,
+                large / 2);
+    h_xfer_init(&small, MIXL_OP_WRITE, &p->b_at_a);
+    h_xfer_span(&small, p->ar, p->amem + BIG, rr, rr->addr + BIG, SMALL);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &big.x), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&p->a.tp, &small.x), MIXL_OK);
+    for (int r = 0; r < ROUNDS; r++) {
+        fill(p->amem, large + 8192, 100 + (uint32_t)r);
+        fill(p->amem + BIG, SMALL, 200 + (uint32_t)r);
+        snprintf(tag, sizeof(tag), "round-%d", r);
+        h_xfer_notif(&small, tag);
+        assert_int_equal(mixl_tp_tcp_ops.xfer_post(&p->a.tp, &big.x), MIXL_IN_PROGRESS);
+        assert_int_equal(mixl_tp_tcp_ops.xfer_post(&p->a.tp, &small.x), MIXL_IN_PROGRESS);
+        assert_int_equal(h_notif_wait(&p->b, n, 1, 20000), 1);
+        assert_memory_equal(n[0].payload, tag, strlen(tag));
+        /* Checked as soon as the notification is seen: nothing may still be on its way. */
+        assert_memory_equal(p->bmem, p->amem, large / 2);
+        assert_memory_equal(p->bmem + large / 2 + 8192, p->amem + large / 2 + 8192, large / 2);
+        assert_memory_equal(p->bmem + BIG, p->amem + BIG, SMALL);
+        assert_int_equal(h_wait(&p->a, &small, 20000), MIXL_OK);
+        assert_int_equal(h_wait(&p->a, &big, 20000), MIXL_OK);
+
+        /* A data-less notification after a striped transfer still in flight. */
+        fill(p->amem, large + 8192, 300 + (uint32_t)r);
+        assert_int_equal(mixl_tp_tcp_ops.xfer_post(&p->a.tp, &big.x), MIXL_IN_PROGRESS);
+        assert_int_equal(mixl_tp_tcp_ops.notif_send(&p->a.tp, &p->b_at_a.peer, tag, 3), MIXL_OK);
+        assert_int_equal(h_notif_wait(&p->b, n, 1, 20000), 1);
+        assert_memory_equal(p->bmem, p->amem, large / 2);
+        assert_memory_equal(p->bmem + large / 2 + 8192, p->amem + large / 2 + 8192, large / 2);
+        assert_int_equal(h_wait(&p->a, &big, 20000), MIXL_OK);
+    }
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &big.x);
+    mixl_tp_tcp_ops.xfer_release(&p->a.tp, &small.x);
+}
+
+/* The path the group names ran: with several connections, transfers were
+ * striped, and the target accepted that many connections from us. */
+static void test_connections_used(void **state)
+{
+    pair_t *p = *state;
+    tcp_t *ta = p->a.tp.priv, *tb = p->b.tp.priv;
+    char report[256];
+
+    mixl_tp_tcp_ops.path_report(&p->a.tp, report, sizeof(report));
+    char want[48];
+    snprintf(want, sizeof(want), "%u connection%s per peer", p->conns, p->conns == 1 ? "" : "s");
+    assert_non_null(strstr(report, want));
+    assert_int_equal(atomic_load(&tb->accepted), p->conns);
+    if (p->conns > 1)
+        assert_true(atomic_load(&ta->striped) > 0);
+    else
+        assert_int_equal(atomic_load(&ta->striped), 0);
+}
+
 static void test_crc(void **state)
 {
     h_agent_t a, b;
@@ -374,7 +470,8 @@ int main(void)
     const struct CMUnitTest pair_tests[] = {
         cmocka_unit_test(test_write_small_and_big), cmocka_unit_test(test_read_big),
         cmocka_unit_test(test_many_in_flight),      cmocka_unit_test(test_notif_after_data),
-        cmocka_unit_test(test_target_refusals),
+        cmocka_unit_test(test_target_refusals),     cmocka_unit_test(test_whole_request_order),
+        cmocka_unit_test(test_connections_used),
     };
     const struct CMUnitTest solo_tests[] = {
         cmocka_unit_test(test_crc),
@@ -382,6 +479,8 @@ int main(void)
         cmocka_unit_test(test_fixed_port),
     };
     int failed = cmocka_run_group_tests_name("tcp pair", pair_tests, pair_setup, pair_teardown);
+    failed += cmocka_run_group_tests_name("tcp pair, 3 connections", pair_tests, pair_setup3,
+                                          pair_teardown);
     failed += cmocka_run_group_tests_name("tcp solo", solo_tests, NULL, NULL);
     return failed;
 }

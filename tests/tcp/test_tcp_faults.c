@@ -622,6 +622,199 @@ static void test_target_closes(void **state)
     free(bmem);
 }
 
+/*
+ * Three connections to a fake peer that serves two of them and drops the
+ * third in the middle of its stripe: exit 0 when the client then closed the
+ * other two as well (within 10 s), 3 otherwise.
+ */
+static int fake_group_serve(int lfd)
+{
+    enum { N = 3 };
+    static uint8_t buf[1u << 20];
+    mixl_tcp_hello_t h;
+    mixl_tcp_frame_t f, a;
+    struct pollfd pf[N];
+    int closed[N] = {0};
+    size_t got = 0;
+
+    for (int i = 0; i < N; i++) {
+        pf[i].fd = accept(lfd, NULL, NULL);
+        pf[i].events = POLLIN;
+        if (pf[i].fd < 0 || h_recv_hello(pf[i].fd, &h) != 0 ||
+            h_send_hello(pf[i].fd, 1, "fake", "", 0) != 0)
+            return 2;
+    }
+    uint64_t end = mixl_deadline_ns(10000);
+    while (mixl_now_ns() < end && !(closed[0] && closed[1])) {
+        if (poll(pf, N, 100) <= 0) continue;
+        for (int i = 0; i < N; i++) {
+            if (closed[i] || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (i == N - 1) {
+                ssize_t n = recv(pf[i].fd, buf, sizeof(buf), 0);
+                got += n > 0 ? (size_t)n : 0;
+                if (n <= 0 || got >= (64u << 10)) {
+                    close(pf[i].fd); /* unread bytes: the client sees a reset */
+                    pf[i].fd = -1;
+                    closed[i] = 1;
+                }
+                continue;
+            }
+            if (h_recv_frame(pf[i].fd, &f, buf, sizeof(buf)) != 0) {
+                closed[i] = 1; /* the client closed it */
+                continue;
+            }
+            if (f.flags & MIXL_TCP_F_LAST) {
+                memset(&a, 0, sizeof(a));
+                a.type = MIXL_TCP_ACK;
+                a.req_id = f.req_id;
+                h_send_frame(pf[i].fd, &a, NULL);
+            }
+        }
+    }
+    return closed[0] && closed[1] ? 0 : 3;
+}
+
+/* One connection of a peer's group dropping fails the transfer striped over
+ * it with DISCONNECTED, naming that connection, and takes the group down. */
+static void test_group_member_drops(void **state)
+{
+    enum { LEN = 8u << 20 };
+    h_agent_t a;
+    h_peer_t p;
+    h_xfer_t hx;
+    mixl_agent_params_t tmpl = {.size = sizeof(tmpl), .tcp_connections = 3};
+    uint8_t *mem = malloc(LEN);
+    int port = 0, status;
+    (void)state;
+
+    assert_int_equal(h_agent_init_ex(&a, "striper", 10000, &tmpl), MIXL_OK);
+    mixl_tp_region_t *ar = h_register(&a, mem, LEN);
+    memset(mem, 0x5a, LEN);
+    int lfd = h_listen(&port);
+    assert_true(lfd >= 0);
+    pid_t pid = fork();
+    if (pid == 0) _exit(fake_group_serve(lfd));
+    close(lfd);
+    assert_int_equal(h_peer_at(&a, "fake", port, 0x100000, LEN, &p), MIXL_OK);
+    h_xfer_init(&hx, MIXL_OP_WRITE, &p);
+    h_xfer_span(&hx, ar, mem, &p.regions[0], 0x100000, LEN);
+    h_xfer_notif(&hx, "never");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &hx.x), MIXL_OK);
+    assert_int_equal(h_run(&a, &hx, 30000), MIXL_ERR_DISCONNECTED);
+    assert_non_null(strstr(mixl_errbuf_get(&a.eb), "connection 3 of 3 to agent fake"));
+    /* The group is down: posting says so at once. */
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&a.tp, &hx.x), MIXL_ERR_DISCONNECTED);
+    /* The fake saw the other two connections closed by the client. */
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &hx.x);
+    mixl_tp_tcp_ops.peer_remove(&a.tp, &p.peer);
+    h_agent_fini(&a);
+    free(mem);
+}
+
+/* Read frames from fd, ACKing each LAST one, until `lasts` of them; 0 ok,
+ * 4 when a NOTIF comes (it must wait for the other connections), 2 error. */
+static int fake_take_requests(int fd, int lasts, uint8_t *buf, size_t len)
+{
+    mixl_tcp_frame_t f, a;
+
+    while (lasts > 0) {
+        if (h_recv_frame(fd, &f, buf, len) != 0) return 2;
+        if (f.type == MIXL_TCP_NOTIF) return 4;
+        if (!(f.flags & MIXL_TCP_F_LAST)) continue;
+        memset(&a, 0, sizeof(a));
+        a.type = MIXL_TCP_ACK;
+        a.req_id = f.req_id;
+        if (h_send_frame(fd, &a, NULL) != 0) return 2;
+        lasts--;
+    }
+    return 0;
+}
+
+/*
+ * A peer of three connections that answers the lead one at once and holds
+ * back the other two: exit 0 when the client's NOTIF arrived on the lead
+ * connection only after the other two were answered, 4 when it came early.
+ */
+static int fake_order_serve(int lfd)
+{
+    enum { N = 3 };
+    static uint8_t buf[1u << 20];
+    mixl_tcp_hello_t h;
+    mixl_tcp_frame_t f, a;
+    int fd[N], rc;
+
+    for (int i = 0; i < N; i++) {
+        fd[i] = accept(lfd, NULL, NULL);
+        if (fd[i] < 0 || h_recv_hello(fd[i], &h) != 0 || h_send_hello(fd[i], 1, "fake", "", 0) != 0)
+            return 2;
+    }
+    /* Lead: the large transfer's first stripe and the small transfer's data. */
+    if ((rc = fake_take_requests(fd[0], 2, buf, sizeof(buf))) != 0) return rc;
+    /* Nothing more may come on it while the other stripes are unanswered. */
+    struct pollfd p = {.fd = fd[0], .events = POLLIN};
+    if (poll(&p, 1, 500) > 0) return 4;
+    for (int i = 1; i < N; i++)
+        if ((rc = fake_take_requests(fd[i], 1, buf, sizeof(buf))) != 0) return rc;
+    /* Now the notification, a request of its own on the lead connection. */
+    if (h_recv_frame(fd[0], &f, buf, sizeof(buf)) != 0 || f.type != MIXL_TCP_NOTIF ||
+        !(f.flags & MIXL_TCP_F_LAST) || f.payload_len != 5 || memcmp(buf, "after", 5) != 0)
+        return 5;
+    memset(&a, 0, sizeof(a));
+    a.type = MIXL_TCP_ACK;
+    a.req_id = f.req_id;
+    if (h_send_frame(fd[0], &a, NULL) != 0) return 2;
+    for (int i = 0; i < N; i++) h_closed(fd[i], 5000);
+    return 0;
+}
+
+/* With several connections, a notification waits for the answers to every
+ * earlier stripe, on whichever connection (deterministic: the fake target
+ * holds two connections back). */
+static void test_group_notif_waits(void **state)
+{
+    enum { LEN = 3u << 20 };
+    h_agent_t a;
+    h_peer_t p;
+    h_xfer_t big, small;
+    mixl_agent_params_t tmpl = {.size = sizeof(tmpl), .tcp_connections = 3};
+    uint8_t *mem = malloc(LEN + 4096);
+    int port = 0, status;
+    (void)state;
+
+    assert_int_equal(h_agent_init_ex(&a, "orderly", 10000, &tmpl), MIXL_OK);
+    mixl_tp_region_t *ar = h_register(&a, mem, LEN + 4096);
+    memset(mem, 0x3c, LEN + 4096);
+    int lfd = h_listen(&port);
+    assert_true(lfd >= 0);
+    pid_t pid = fork();
+    if (pid == 0) _exit(fake_order_serve(lfd));
+    close(lfd);
+    assert_int_equal(h_peer_at(&a, "fake", port, 0x100000, LEN + 4096, &p), MIXL_OK);
+    h_xfer_init(&big, MIXL_OP_WRITE, &p);
+    h_xfer_span(&big, ar, mem, &p.regions[0], 0x100000, LEN);
+    h_xfer_init(&small, MIXL_OP_WRITE, &p);
+    h_xfer_span(&small, ar, mem + LEN, &p.regions[0], 0x100000 + LEN, 4096);
+    h_xfer_notif(&small, "after");
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &big.x), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&a.tp, &small.x), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&a.tp, &big.x), MIXL_IN_PROGRESS);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&a.tp, &small.x), MIXL_IN_PROGRESS);
+    assert_int_equal(h_wait(&a, &small, 20000), MIXL_OK);
+    /* Transfers in the order queue complete in order. */
+    assert_int_equal(mixl_tp_tcp_ops.xfer_test(&a.tp, &big.x), MIXL_OK);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &big.x);
+    mixl_tp_tcp_ops.xfer_release(&a.tp, &small.x);
+    mixl_tp_tcp_ops.peer_remove(&a.tp, &p.peer);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    h_agent_fini(&a);
+    free(mem);
+}
+
 int main(void)
 {
     const struct CMUnitTest server_tests[] = {
@@ -637,6 +830,8 @@ int main(void)
         cmocka_unit_test(test_release_in_flight),
         cmocka_unit_test(test_peer_killed_mid_transfer),
         cmocka_unit_test(test_target_closes),
+        cmocka_unit_test(test_group_member_drops),
+        cmocka_unit_test(test_group_notif_waits),
     };
     signal(SIGPIPE, SIG_IGN);
     int failed = cmocka_run_group_tests_name("tcp server input", server_tests, server_setup,

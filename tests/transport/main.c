@@ -141,6 +141,12 @@ static void check_path(void)
     if (T.kind->path_expect != NULL)
         CHECK(strstr(rep, T.kind->path_expect) != NULL, "memory kind %s: path report lacks '%s': %s",
               T.kind->name, T.kind->path_expect, rep);
+    /* A combination run with a backend setting from the environment (TCP
+     * connections per peer) names what the report must then say. */
+    const char *extra = getenv("MIXL_TR_PATH_EXPECT");
+    if (extra != NULL && extra[0] != '\0')
+        CHECK(strstr(rep, extra) != NULL, "path report lacks '%s' (MIXL_TR_PATH_EXPECT): %s", extra,
+              rep);
 }
 
 static const struct {

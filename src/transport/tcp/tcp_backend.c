@@ -83,6 +83,22 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
+    tcp->conns_per_peer = params->tcp_connections;
+    env = getenv("MIXL_TCP_CONNECTIONS");
+    if (tcp->conns_per_peer == 0 && env != NULL) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*env == '\0' || *end != '\0' || v < 1 || v > TCP_CONNS_MAX)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
+                                   "tcp agent %s: MIXL_TCP_CONNECTIONS=%s outside 1..%d", tcp->name,
+                                   env, TCP_CONNS_MAX);
+        tcp->conns_per_peer = (unsigned)v;
+    }
+    if (tcp->conns_per_peer == 0) tcp->conns_per_peer = TCP_CONNS_DEFAULT;
+    if (tcp->conns_per_peer > TCP_CONNS_MAX)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
+                               "tcp agent %s: %u connections per peer, at most %d", tcp->name,
+                               tcp->conns_per_peer, TCP_CONNS_MAX);
     st = tcp_auth_init(tcp, params);
     if (st != MIXL_OK) return st;
     tcp->notif_cap = 16 * (params->notif_ring ? params->notif_ring : TCP_NOTIF_DEFAULT);
@@ -238,40 +254,10 @@ static mixl_status_t tcp_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
     return MIXL_OK;
 }
 
-static void detach_call(tcp_t *tcp, void *arg)
+static void group_put(tcp_t *tcp, tcp_group_t *g)
 {
-    tcp_conn_t *c = arg;
-
-    if (atomic_load(&c->state) == CONN_UP && !c->tx.active) {
-        /* Orderly close: nothing of ours is in flight (the agent checked). */
-        mixl_tcp_frame_t f;
-        uint8_t hdr[MIXL_TCP_HDR_LEN];
-        memset(&f, 0, sizeof(f));
-        f.type = MIXL_TCP_CLOSE;
-        mixl_tcp_frame_encode(&f, hdr);
-        ssize_t w = send(c->fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
-        (void)w;
-    }
-    tcp_conn_abort(c, MIXL_OK, "closed by agent %s", tcp->name);
-}
-
-/* Runs on the progress thread, which may be inside an abort of c until it
- * picks up this call: only it may free a connection it has served. */
-static void free_call(tcp_t *tcp, void *arg)
-{
-    tcp_conn_t *c = arg;
-
-    if (c->in_engine) detach_call(tcp, c);
-    tcp_conn_free(c);
-}
-
-static void conn_put(tcp_t *tcp, tcp_conn_t *c)
-{
-    if (c == NULL || --c->refs > 0) return;
-    if (tcp_engine_call(tcp, free_call, c) != MIXL_OK)
-        /* The progress thread did not answer: leak rather than free memory
-         * it may still touch. */
-        mixl_error("tcp agent %s: connection to %s not released", tcp->name, c->peer_name);
+    if (g == NULL || --g->refs > 0) return;
+    tcp_group_release(tcp, g);
 }
 
 /* Contract: no prepared transfer to the peer remains (the agent checks). */
@@ -281,27 +267,27 @@ static void tcp_peer_remove(mixl_tp_t *tp, mixl_tp_peer_t *peer)
     tcp_peer_t *p = peer->tp_priv[MIXL_TP_TCP];
 
     if (p == NULL) return;
-    conn_put(tcp, p->conn);
+    group_put(tcp, p->group);
     free(p);
     peer->tp_priv[MIXL_TP_TCP] = NULL;
 }
 
-/* The peer's live connection, made (or remade after a failure) on demand. */
-static mixl_status_t peer_conn(tcp_t *tcp, tcp_peer_t *p, tcp_conn_t **conn_p)
+/* The peer's live connections, made (or remade after a failure) on demand. */
+static mixl_status_t peer_group(tcp_t *tcp, tcp_peer_t *p, tcp_group_t **group_p)
 {
     mixl_status_t st;
-    tcp_conn_t *c;
+    tcp_group_t *g;
 
-    if (p->conn != NULL && atomic_load(&p->conn->state) == CONN_UP) {
-        *conn_p = p->conn;
+    if (p->group != NULL && atomic_load(&p->group->state) == CONN_UP) {
+        *group_p = p->group;
         return MIXL_OK;
     }
-    st = tcp_client_connect(tcp, p, &c);
+    st = tcp_group_connect(tcp, p, &g);
     if (st != MIXL_OK) return st;
-    c->refs = 1;
-    conn_put(tcp, p->conn);
-    p->conn = c;
-    *conn_p = c;
+    g->refs = 1;
+    group_put(tcp, p->group);
+    p->group = g;
+    *group_p = g;
     return MIXL_OK;
 }
 
@@ -313,7 +299,7 @@ static mixl_status_t tcp_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     tcp_t *tcp = tp->priv;
     tcp_peer_t *p = xfer->peer->tp_priv[MIXL_TP_TCP];
-    tcp_conn_t *c;
+    tcp_group_t *g;
     tcp_xfer_t *xf;
     mixl_status_t st;
 
@@ -334,37 +320,37 @@ static mixl_status_t tcp_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
                                    "tcp agent %s: span %zu to %s has no remote region", tcp->name,
                                    i, xfer->peer->name);
     }
-    st = peer_conn(tcp, p, &c);
+    st = peer_group(tcp, p, &g);
     if (st != MIXL_OK) return st;
-    xf = calloc(1, sizeof(*xf));
+    /* A stripe per connection and one for a deferred notification: the
+     * post path never allocates. */
+    xf = calloc(1, sizeof(*xf) + (g->n + 1) * sizeof(tcp_stripe_t));
     if (xf == NULL)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: transfer to %s",
                                tcp->name, p->name);
     xf->x = xfer;
-    xf->conn = c;
+    xf->group = g;
+    for (unsigned i = 0; i <= g->n; i++) xf->stripes[i].xf = xf;
     atomic_init(&xf->status, MIXL_OK);
-    c->refs++;
+    g->refs++;
     xfer->tp_priv = xf;
     return MIXL_OK;
 }
 
 /*
- * Contract (hot path): queue the transfer on its connection and wake the
- * progress thread. Takes only the connection's lock; no allocation, no
- * logging. MIXL_IN_PROGRESS, or MIXL_ERR_DISCONNECTED when the connection
- * has failed (prepare the transfer again to reconnect).
+ * Contract (hot path): queue the transfer on its peer's group and wake the
+ * progress thread, which splits it over the connections. Takes only the
+ * group's lock; no allocation, no logging. MIXL_IN_PROGRESS, or
+ * MIXL_ERR_DISCONNECTED when the connections have failed (prepare the
+ * transfer again to reconnect).
  */
 static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 {
     tcp_t *tcp = tp->priv;
     tcp_xfer_t *xf = xfer->tp_priv;
-    tcp_conn_t *c = xf->conn;
+    tcp_group_t *g = xf->group;
 
     xf->reported = 0;
-    xf->early = MIXL_OK;
-    xf->tx_op = xf->rx_op = 0;
-    xf->tx_off = xf->rx_off = 0;
-    xf->tx_notif_done = 0;
     xf->err[0] = '\0';
     xf->next = NULL;
     if (xfer->nops == 0 && xfer->notif_len == 0 && !xf->notif_always) {
@@ -373,20 +359,21 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     }
     xf->deadline_ns = mixl_deadline_ns(tcp->timeout_ms);
     atomic_store_explicit(&xf->status, MIXL_IN_PROGRESS, memory_order_relaxed);
-    pthread_mutex_lock(&c->lock);
-    if (atomic_load(&c->state) != CONN_UP) {
-        pthread_mutex_unlock(&c->lock);
+    pthread_mutex_lock(&g->lock);
+    if (atomic_load(&g->state) != CONN_UP) {
+        snprintf(xf->err, sizeof(xf->err), "%s", g->dead_msg);
+        pthread_mutex_unlock(&g->lock);
         atomic_store(&xf->status, MIXL_ERR_DISCONNECTED);
-        snprintf(xf->err, sizeof(xf->err), "%s", c->dead_msg);
         xf->reported = 1;
-        return mixl_errbuf_set_quiet(tp->eb, MIXL_ERR_DISCONNECTED, "%s", c->dead_msg);
+        return mixl_errbuf_set_quiet(tp->eb, MIXL_ERR_DISCONNECTED, "%s", xf->err);
     }
-    if (c->q_tail != NULL)
-        c->q_tail->next = xf;
+    if (g->q_tail != NULL)
+        g->q_tail->next = xf;
     else
-        c->q_head = xf;
-    c->q_tail = xf;
-    pthread_mutex_unlock(&c->lock);
+        g->q_head = xf;
+    g->q_tail = xf;
+    atomic_store_explicit(&g->posted, 1, memory_order_release);
+    pthread_mutex_unlock(&g->lock);
     tcp_engine_wake(tcp);
     return MIXL_IN_PROGRESS;
 }
@@ -441,9 +428,9 @@ static void cancel_call(tcp_t *tcp, void *arg)
 {
     tcp_xfer_t *xf = arg;
 
-    /* Frames of it may be half sent: the stream cannot carry on. */
+    /* Frames of it may be half sent: the streams cannot carry on. */
     if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
-        tcp_conn_abort(xf->conn, MIXL_ERR_CANCELED,
+        tcp_conn_abort(xf->group->conns[0], MIXL_ERR_CANCELED,
                        "a transfer was released while still in flight");
 }
 
@@ -462,7 +449,7 @@ static void tcp_xfer_release(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         xfer->tp_priv = NULL;
         return;
     }
-    conn_put(tp->priv, xf->conn);
+    group_put(tp->priv, xf->group);
     free(xf);
     xfer->tp_priv = NULL;
 }
@@ -539,8 +526,11 @@ static void tcp_path_report(mixl_tp_t *tp, char *buf, size_t len)
 {
     tcp_t *tcp = tp->priv;
 
-    snprintf(buf, len, "tcp: %s:%d, frames <= %u bytes, crc32c %s, peers %s, cuda %s",
-             tcp->bind_host, tcp->port, tcp->max_frame, tcp->use_crc ? "on" : "off",
+    snprintf(buf, len,
+             "tcp: %s:%d, %u connection%s per peer, frames <= %u bytes, crc32c %s, peers %s, "
+             "cuda %s",
+             tcp->bind_host, tcp->port, tcp->conns_per_peer, tcp->conns_per_peer == 1 ? "" : "s",
+             tcp->max_frame, tcp->use_crc ? "on" : "off",
              tcp->secret_len ? "authenticated (HMAC-SHA256)" : "NOT authenticated",
 #ifdef MIXL_HAVE_CUDA
              "staged through pinned host buffers"

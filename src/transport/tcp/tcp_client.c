@@ -173,15 +173,18 @@ typedef struct {
     int attached;
 } attach_arg_t;
 
+/* On the progress thread, which owns the group's member table. */
 static void attach_call(tcp_t *tcp, void *arg)
 {
     attach_arg_t *a = arg;
 
     tcp_engine_attach(tcp, a->conn);
     a->attached = a->conn->in_engine;
+    if (a->attached) a->conn->group->conns[a->conn->index] = a->conn;
 }
 
-mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn_p)
+mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_group_t *g, unsigned index,
+                                 tcp_conn_t **conn_p)
 {
     mixl_errbuf_t *eb = tcp->tp->eb;
     uint64_t deadline = mixl_deadline_ns(tcp->timeout_ms);
@@ -294,6 +297,8 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
     snprintf(c->where, sizeof(c->where), "%s", where);
     c->caps = h.caps & tcp->caps;
     c->max_frame = h.max_frame;
+    c->group = g;
+    c->index = index;
     atomic_store(&c->state, CONN_UP);
     if (!tcp_conn_buffers(c)) {
         st = mixl_errbuf_set(eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: buffers for %s", tcp->name,
@@ -308,8 +313,9 @@ mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn
                              tcp->name, peer->name);
         goto err_free;
     }
-    mixl_debug("tcp agent %s: connected to %s at %s (frames <= %u bytes, caps 0x%x)", tcp->name,
-               peer->name, where, c->max_frame, c->caps);
+    mixl_debug("tcp agent %s: connected to %s at %s (connection %u of %u, frames <= %u bytes, "
+               "caps 0x%x)",
+               tcp->name, peer->name, where, index + 1, g->n, c->max_frame, c->caps);
     *conn_p = c;
     return MIXL_OK;
 

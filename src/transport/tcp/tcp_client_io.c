@@ -23,7 +23,7 @@
 /* ------------------------------------------------------------------------ */
 /* Client side                                                               */
 
-static tcp_xfer_t *cli_lookup(tcp_conn_t *c, uint64_t req)
+static tcp_stripe_t *cli_lookup(tcp_conn_t *c, uint64_t req)
 {
     uint64_t slot = req & 0xffffffffu;
 
@@ -31,39 +31,54 @@ static tcp_xfer_t *cli_lookup(tcp_conn_t *c, uint64_t req)
     return c->slots[slot];
 }
 
-static void cli_complete(tcp_conn_t *c, tcp_xfer_t *xf, mixl_status_t st)
+static void cli_complete(tcp_conn_t *c, tcp_stripe_t *st, mixl_status_t status, const char *msg)
 {
-    tcp_slot_release(c, xf);
-    tcp_xfer_finish(xf, st);
+    tcp_slot_release(c, st);
+    tcp_stripe_end(st, status, msg);
 }
 
-/* Frame the next piece of the current transfer; 0 when it has no more. */
-static int cli_next_piece(tcp_conn_t *c, tcp_xfer_t *xf)
+/* Move a stripe's position (*op, *off, *left) on by n bytes of span op. */
+static void span_advance(const mixl_tp_xfer_t *x, size_t *op, uint64_t *off, uint64_t *left,
+                         uint64_t n)
+{
+    *off += n;
+    *left -= n;
+    if (*off == x->ops[*op].len) {
+        (*op)++;
+        *off = 0;
+    }
+    while (*left > 0 && x->ops[*op].len == 0) (*op)++;
+}
+
+/* Frame the next piece of a stripe; 0 when it has no more. */
+static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
 {
     tcp_t *tcp = c->tcp;
-    mixl_tp_xfer_t *x = xf->x;
+    mixl_tp_xfer_t *x = st->xf->x;
     mixl_tcp_frame_t f;
     int crc = tcp->use_crc && (c->caps & MIXL_TCP_CAP_CRC32C);
 
     memset(&f, 0, sizeof(f));
-    f.req_id = xf->req_id;
-    if (xf->tx_op < x->nops) {
-        const mixl_tp_op_t *op = &x->ops[xf->tx_op];
-        int last_op = xf->tx_op + 1 == x->nops && x->notif_len == 0 && !xf->notif_always;
+    f.req_id = st->req_id;
+    if (st->tx_left > 0) {
+        while (x->ops[st->tx_op].len == 0) st->tx_op++;
+        const mixl_tp_op_t *op = &x->ops[st->tx_op];
+        uint64_t avail = op->len - st->tx_off;
+        if (avail > st->tx_left) avail = st->tx_left;
         f.region = op->remote_region->id;
-        f.offset = op->remote_addr - op->remote_region->addr + xf->tx_off;
+        f.offset = op->remote_addr - op->remote_region->addr + st->tx_off;
         if (x->op == MIXL_OP_READ) {
             f.type = MIXL_TCP_READ_REQ;
-            f.length = op->len;
+            f.length = avail;
             if (crc) f.flags |= MIXL_TCP_F_CRC;
-            if (last_op) f.flags |= MIXL_TCP_F_LAST;
-            xf->tx_op++;
+            st->asked += avail;
+            span_advance(x, &st->tx_op, &st->tx_off, &st->tx_left, avail);
+            if (st->tx_left == 0 && !st->notif) f.flags |= MIXL_TCP_F_LAST;
             tcp_frame_start(c, &f, NULL);
             return 1;
         }
-        uint64_t left = op->len - xf->tx_off;
-        uint64_t chunk = left < c->max_frame ? left : c->max_frame;
-        const uint8_t *pay = (const uint8_t *)(uintptr_t)op->local_addr + xf->tx_off;
+        uint64_t chunk = avail < c->max_frame ? avail : c->max_frame;
+        const uint8_t *pay = (const uint8_t *)(uintptr_t)op->local_addr + st->tx_off;
         if (op->local_region->mem_type == MIXL_MEM_CUDA) {
 #ifdef MIXL_HAVE_CUDA
             if (tcp_conn_stage_tx(c) == NULL ||
@@ -81,16 +96,12 @@ static int cli_next_piece(tcp_conn_t *c, tcp_xfer_t *xf)
             f.flags |= MIXL_TCP_F_CRC;
             f.crc = mixl_crc32c(0, pay, chunk);
         }
-        xf->tx_off += chunk;
-        if (xf->tx_off == op->len) {
-            xf->tx_op++;
-            xf->tx_off = 0;
-            if (last_op) f.flags |= MIXL_TCP_F_LAST;
-        }
+        span_advance(x, &st->tx_op, &st->tx_off, &st->tx_left, chunk);
+        if (st->tx_left == 0 && !st->notif) f.flags |= MIXL_TCP_F_LAST;
         tcp_frame_start(c, &f, pay);
         return 1;
     }
-    if ((x->notif_len > 0 || xf->notif_always) && !xf->tx_notif_done) {
+    if (st->notif && !st->notif_done) {
         f.type = MIXL_TCP_NOTIF;
         f.flags = MIXL_TCP_F_LAST;
         f.payload_len = x->notif_len;
@@ -99,7 +110,7 @@ static int cli_next_piece(tcp_conn_t *c, tcp_xfer_t *xf)
             f.flags |= MIXL_TCP_F_CRC;
             f.crc = mixl_crc32c(0, x->notif, x->notif_len);
         }
-        xf->tx_notif_done = 1;
+        st->notif_done = 1;
         tcp_frame_start(c, &f, x->notif);
         return 1;
     }
@@ -113,6 +124,10 @@ static void cli_update_events(tcp_conn_t *c)
 
 static void cli_write(tcp_conn_t *c)
 {
+    tcp_group_t *g = c->group;
+
+    if (atomic_load_explicit(&g->posted, memory_order_acquire)) tcp_group_dispatch(g);
+    c->kick = 0;
     for (;;) {
         if (c->tx.active) {
             int r = tcp_send_frame(c);
@@ -123,22 +138,17 @@ static void cli_write(tcp_conn_t *c)
             if (r == 0) break;
         }
         if (c->tx_cur == NULL) {
-            if (c->nfree == 0) break; /* answers will free slots */
-            pthread_mutex_lock(&c->lock);
-            tcp_xfer_t *xf = c->q_head;
-            if (xf != NULL) {
-                c->q_head = xf->next;
-                if (c->q_head == NULL) c->q_tail = NULL;
-            }
-            pthread_mutex_unlock(&c->lock);
-            if (xf == NULL) break;
+            tcp_stripe_t *st = c->sq_head;
+            if (st == NULL || c->nfree == 0) break; /* answers will free slots */
+            c->sq_head = st->next;
+            if (c->sq_head == NULL) c->sq_tail = NULL;
             uint32_t s = c->free_slots[--c->nfree];
             c->slot_gen[s]++;
-            xf->slot = s;
-            xf->req_id = ((uint64_t)c->slot_gen[s] << 32) | s;
-            c->slots[s] = xf;
+            st->slot = s;
+            st->req_id = ((uint64_t)c->slot_gen[s] << 32) | s;
+            c->slots[s] = st;
             c->inflight++;
-            c->tx_cur = xf;
+            c->tx_cur = st;
         }
         if (!cli_next_piece(c, c->tx_cur)) {
             if (atomic_load(&c->state) != CONN_UP) return;
@@ -146,60 +156,69 @@ static void cli_write(tcp_conn_t *c)
         }
     }
     cli_update_events(c);
+    /* Other members may have got stripes (dispatch, a deferred NOTIF). */
+    tcp_group_kicks(g);
+}
+
+/* Where the payload of a READ_RESP goes: the next bytes the stripe asked for. */
+static void cli_read_resp_begin(tcp_conn_t *c, tcp_stripe_t *st)
+{
+    mixl_tcp_frame_t *f = &c->rx;
+
+    c->rx_mode = RX_DRAIN;
+    if (st == NULL || st->xf->x->op != MIXL_OP_READ) {
+        c->stale_frames++;
+        return;
+    }
+    mixl_tp_xfer_t *x = st->xf->x;
+    const mixl_tp_op_t *op = st->rx_left > 0 ? &x->ops[st->rx_op] : NULL;
+    uint64_t avail = op != NULL ? op->len - st->rx_off : 0;
+    if (avail > st->rx_left) avail = st->rx_left;
+    if (op == NULL || f->payload_len > st->asked || f->region != op->remote_region->id ||
+        f->offset != op->remote_addr - op->remote_region->addr + st->rx_off ||
+        f->payload_len > avail) {
+        tcp_conn_abort(c, MIXL_ERR_PROTOCOL,
+                       "READ_RESP for request 0x%llx (region %u offset %llu, %u bytes) does "
+                       "not match what was asked",
+                       (unsigned long long)f->req_id, f->region, (unsigned long long)f->offset,
+                       f->payload_len);
+        return;
+    }
+    c->rx_dst = (uint8_t *)(uintptr_t)op->local_addr + st->rx_off;
+    c->rx_mode = RX_DIRECT;
+#ifdef MIXL_HAVE_CUDA
+    if (op->local_region->mem_type == MIXL_MEM_CUDA) {
+        if (tcp_conn_stage_rx(c) == NULL) {
+            tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no pinned staging buffer");
+            return;
+        }
+        c->rx_mode = RX_STAGE;
+    }
+#endif
 }
 
 static void cli_frame_begin(tcp_conn_t *c)
 {
     mixl_tcp_frame_t *f = &c->rx;
-    tcp_xfer_t *xf = cli_lookup(c, f->req_id);
+    tcp_stripe_t *st = cli_lookup(c, f->req_id);
 
     c->rx_got = 0;
-    c->rx_xfer = xf;
+    c->rx_stripe = st;
     switch (f->type) {
-    case MIXL_TCP_READ_RESP: {
-        c->rx_mode = RX_DRAIN;
-        if (xf == NULL || xf->x->op != MIXL_OP_READ) {
-            c->stale_frames++;
-            return;
-        }
-        mixl_tp_xfer_t *x = xf->x;
-        const mixl_tp_op_t *op = xf->rx_op < x->nops ? &x->ops[xf->rx_op] : NULL;
-        if (op == NULL || xf->rx_op >= xf->tx_op || f->region != op->remote_region->id ||
-            f->offset != op->remote_addr - op->remote_region->addr + xf->rx_off ||
-            f->payload_len > op->len - xf->rx_off) {
-            tcp_conn_abort(c, MIXL_ERR_PROTOCOL,
-                           "READ_RESP for request 0x%llx (region %u offset %llu, %u bytes) does "
-                           "not match what was asked",
-                           (unsigned long long)f->req_id, f->region,
-                           (unsigned long long)f->offset, f->payload_len);
-            return;
-        }
-        c->rx_dst = (uint8_t *)(uintptr_t)op->local_addr + xf->rx_off;
-        c->rx_mode = RX_DIRECT;
-#ifdef MIXL_HAVE_CUDA
-        if (op->local_region->mem_type == MIXL_MEM_CUDA) {
-            if (tcp_conn_stage_rx(c) == NULL) {
-                tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no pinned staging buffer");
-                return;
-            }
-            c->rx_mode = RX_STAGE;
-        }
-#endif
-        return;
-    }
+    case MIXL_TCP_READ_RESP: cli_read_resp_begin(c, st); return;
     case MIXL_TCP_ERROR: c->rx_mode = RX_SMALL; return;
     case MIXL_TCP_ACK:
         c->rx_mode = RX_HDR;
-        if (xf == NULL) {
+        if (st == NULL) {
             c->stale_frames++;
             return;
         }
-        if (xf == c->tx_cur || (xf->x->op == MIXL_OP_READ && xf->rx_op < xf->x->nops)) {
+        if (st == c->tx_cur || (st->xf->x->op == MIXL_OP_READ && st->rx_left > 0)) {
             tcp_conn_abort(c, MIXL_ERR_PROTOCOL, "ACK for request 0x%llx before all its data",
                            (unsigned long long)f->req_id);
             return;
         }
-        cli_complete(c, xf, xf->early);
+        cli_complete(c, st, MIXL_OK, NULL);
         return;
     case MIXL_TCP_CLOSE:
         c->rx_mode = RX_HDR;
@@ -215,50 +234,44 @@ static void cli_frame_begin(tcp_conn_t *c)
 static void cli_frame_end(tcp_conn_t *c)
 {
     mixl_tcp_frame_t *f = &c->rx;
-    tcp_xfer_t *xf = c->rx_xfer;
+    tcp_stripe_t *st = c->rx_stripe;
     int mode = c->rx_mode;
+    char msg[TCP_ERR_LEN];
 
     c->rx_mode = RX_HDR;
     c->rx_hdr_got = 0;
     if (f->type == MIXL_TCP_READ_RESP && (mode == RX_DIRECT || mode == RX_STAGE)) {
-        const mixl_tp_op_t *op = &xf->x->ops[xf->rx_op];
+        mixl_tp_xfer_t *x = st->xf->x;
         const uint8_t *got = mode == RX_STAGE ? c->stage_rx : c->rx_dst;
-        if ((f->flags & MIXL_TCP_F_CRC) && mixl_crc32c(0, got, f->payload_len) != f->crc &&
-            xf->early == MIXL_OK) {
-            xf->early = MIXL_ERR_CHECKSUM;
-            snprintf(xf->err, sizeof(xf->err),
+        if ((f->flags & MIXL_TCP_F_CRC) && mixl_crc32c(0, got, f->payload_len) != f->crc) {
+            snprintf(msg, sizeof(msg),
                      "READ from agent %s: data at offset %llu of region %u fails its CRC32C",
                      c->peer_name, (unsigned long long)f->offset, f->region);
+            tcp_xfer_fail(st->xf, MIXL_ERR_CHECKSUM, msg);
         }
 #ifdef MIXL_HAVE_CUDA
+        const mixl_tp_op_t *op = &x->ops[st->rx_op];
         if (mode == RX_STAGE &&
             tcp_cuda_from_host(c->rx_dst, c->stage_rx, f->payload_len, op->local_region->device) !=
-                MIXL_OK &&
-            xf->early == MIXL_OK) {
-            xf->early = MIXL_ERR_BACKEND;
-            snprintf(xf->err, sizeof(xf->err), "copy into local device memory failed");
-        }
+                MIXL_OK)
+            tcp_xfer_fail(st->xf, MIXL_ERR_BACKEND, "copy into local device memory failed");
 #endif
-        xf->rx_off += f->payload_len;
-        if (xf->rx_off == op->len) {
-            xf->rx_op++;
-            xf->rx_off = 0;
-        }
+        st->asked -= f->payload_len;
+        span_advance(x, &st->rx_op, &st->rx_off, &st->rx_left, f->payload_len);
     } else if (f->type == MIXL_TCP_ERROR) {
-        char msg[MIXL_TCP_ERROR_MAX];
-        mixl_status_t st = mixl_tcp_error_decode(c->rx_small, f->payload_len, msg, sizeof(msg));
-        if (xf == NULL) {
+        char why[MIXL_TCP_ERROR_MAX];
+        mixl_status_t status = mixl_tcp_error_decode(c->rx_small, f->payload_len, why, sizeof(why));
+        if (st == NULL) {
             c->stale_frames++;
             return;
         }
-        if (xf == c->tx_cur) {
+        if (st == c->tx_cur) {
             tcp_conn_abort(c, MIXL_ERR_PROTOCOL, "ERROR for request 0x%llx before its last frame",
                            (unsigned long long)f->req_id);
             return;
         }
-        snprintf(xf->err, sizeof(xf->err), "agent %s refused the transfer: %.150s", c->peer_name,
-                 msg);
-        cli_complete(c, xf, st);
+        snprintf(msg, sizeof(msg), "agent %s refused the transfer: %.150s", c->peer_name, why);
+        cli_complete(c, st, status, msg);
     }
 }
 
@@ -276,22 +289,24 @@ static void cli_read(tcp_conn_t *c)
 
 void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
 {
-    tcp_xfer_t *late = NULL;
+    int late = 0;
 
     if (c->role != ROLE_CLIENT || atomic_load(&c->state) != CONN_UP) return;
-    if (c->tx_cur != NULL && now >= c->tx_cur->deadline_ns) late = c->tx_cur;
-    for (unsigned i = 0; late == NULL && c->inflight > 0 && i < TCP_SLOTS; i++)
-        if (c->slots[i] != NULL && now >= c->slots[i]->deadline_ns) late = c->slots[i];
-    if (late == NULL) {
-        pthread_mutex_lock(&c->lock);
-        for (tcp_xfer_t *q = c->q_head; q != NULL && late == NULL; q = q->next)
-            if (now >= q->deadline_ns) late = q;
-        pthread_mutex_unlock(&c->lock);
+    if (c->tx_cur != NULL && now >= c->tx_cur->xf->deadline_ns) late = 1;
+    for (unsigned i = 0; !late && c->inflight > 0 && i < TCP_SLOTS; i++)
+        if (c->slots[i] != NULL && now >= c->slots[i]->xf->deadline_ns) late = 1;
+    for (tcp_stripe_t *q = c->sq_head; !late && q != NULL; q = q->next)
+        if (now >= q->xf->deadline_ns) late = 1;
+    if (!late && c->index == 0) {
+        tcp_group_t *g = c->group;
+        pthread_mutex_lock(&g->lock);
+        for (tcp_xfer_t *q = g->q_head; q != NULL && !late; q = q->next)
+            if (now >= q->deadline_ns) late = 1;
+        pthread_mutex_unlock(&g->lock);
     }
     /* A peer that does not answer in time is treated as failed: the stream
      * may be mid-frame, so the connection cannot carry other transfers. */
-    if (late != NULL)
-        tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no answer within %d ms", c->tcp->timeout_ms);
+    if (late) tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no answer within %d ms", c->tcp->timeout_ms);
 }
 
 void tcp_client_readable(tcp_conn_t *c)

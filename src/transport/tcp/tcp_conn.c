@@ -33,7 +33,6 @@ tcp_conn_t *tcp_conn_new(tcp_t *tcp, int fd, int role)
     c->role = role;
     c->max_frame = tcp->max_frame;
     atomic_init(&c->state, CONN_HANDSHAKE);
-    pthread_mutex_init(&c->lock, NULL);
     if (role == ROLE_SERVER) {
         c->ring = calloc(TCP_SRV_RING, sizeof(*c->ring));
         if (c->ring == NULL) goto err_free;
@@ -65,7 +64,6 @@ void tcp_conn_free(tcp_conn_t *c)
     if (c->stage_rx != NULL) tcp_cuda_host_free(c->stage_rx);
     if (c->stage_tx != NULL) tcp_cuda_host_free(c->stage_tx);
 #endif
-    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
@@ -95,7 +93,7 @@ uint8_t *tcp_conn_stage_tx(tcp_conn_t *c)
 
 void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
 {
-    tcp_t *tcp = xf->conn->tcp;
+    tcp_t *tcp = xf->group->tcp;
 
     atomic_store_explicit(&xf->status, st, memory_order_release);
     /* Sequentially consistent with the waiter's increment of `waiters`: either
@@ -105,72 +103,21 @@ void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
         syscall(SYS_futex, &tcp->completions, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void tcp_slot_release(tcp_conn_t *c, tcp_xfer_t *xf)
+void tcp_slot_release(tcp_conn_t *c, tcp_stripe_t *st)
 {
-    c->slots[xf->slot] = NULL;
-    c->free_slots[c->nfree++] = xf->slot;
+    c->slots[st->slot] = NULL;
+    c->free_slots[c->nfree++] = st->slot;
     c->inflight--;
 }
 
-static void fail_xfer(tcp_xfer_t *xf, mixl_status_t st, uint64_t now, const char *msg)
-{
-    if (now >= xf->deadline_ns) st = MIXL_ERR_TIMED_OUT;
-    snprintf(xf->err, sizeof(xf->err), "%s", msg);
-    tcp_xfer_finish(xf, st);
-}
-
-void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
+/* Close the socket and leave the progress thread's set; the memory stays
+ * (a server connection is freed at the end of the loop turn, a client one
+ * with its group). */
+static void conn_close(tcp_conn_t *c)
 {
     tcp_t *tcp = c->tcp;
-    char why[TCP_ERR_LEN], msg[TCP_ERR_LEN];
-    va_list ap;
-    uint64_t now = mixl_now_ns();
-    tcp_xfer_t *q;
 
-    if (atomic_load(&c->state) == CONN_DEAD) return;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    snprintf(msg, sizeof(msg), "tcp %s agent %s (%.60s): %.100s",
-             c->role == ROLE_CLIENT ? "connection to" : "connection from",
-             c->peer_name[0] ? c->peer_name : "?", c->where, why);
-    pthread_mutex_lock(&c->lock);
-    int affected = c->q_head != NULL || c->inflight > 0;
-    pthread_mutex_unlock(&c->lock);
-    /* An error only where it costs a transfer or came from a bad peer; an
-     * idle connection whose peer went away is news, not an error. */
-    if (status == MIXL_OK)
-        mixl_debug("%s", msg);
-    else if (c->role == ROLE_CLIENT && affected)
-        mixl_error("%s (%s)", msg, mixl_status_str(status));
-    else if (c->role == ROLE_CLIENT || status == MIXL_ERR_DISCONNECTED)
-        mixl_info("%s (%s)", msg, mixl_status_str(status));
-    else
-        mixl_warn("%s (%s)", msg, mixl_status_str(status));
-
-    pthread_mutex_lock(&c->lock);
     atomic_store(&c->state, CONN_DEAD);
-    c->dead_status = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
-    snprintf(c->dead_msg, sizeof(c->dead_msg), "%s", msg);
-    q = c->q_head;
-    c->q_head = c->q_tail = NULL;
-    pthread_mutex_unlock(&c->lock);
-
-    if (c->role == ROLE_CLIENT) {
-        mixl_status_t st = status == MIXL_OK ? MIXL_ERR_DISCONNECTED : status;
-        while (q != NULL) {
-            tcp_xfer_t *next = q->next;
-            fail_xfer(q, st, now, msg);
-            q = next;
-        }
-        c->tx_cur = NULL;
-        for (unsigned i = 0; i < TCP_SLOTS; i++) {
-            tcp_xfer_t *xf = c->slots[i];
-            if (xf == NULL) continue;
-            tcp_slot_release(c, xf);
-            fail_xfer(xf, st, now, msg);
-        }
-    }
     c->tx.active = 0;
     tcp_engine_detach(tcp, c);
     if (c->fd >= 0) {
@@ -181,6 +128,58 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
         c->next_dead = tcp->dead;
         tcp->dead = c;
     }
+}
+
+void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
+{
+    char why[TCP_ERR_LEN], msg[TCP_ERR_LEN], nth[32] = "";
+    va_list ap;
+
+    if (atomic_load(&c->state) == CONN_DEAD) return;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (c->role == ROLE_CLIENT && c->group != NULL) {
+        if (c->group->n > 1) snprintf(nth, sizeof(nth), " %u of %u", c->index + 1, c->group->n);
+        snprintf(msg, sizeof(msg), "tcp connection%s to agent %s (%.60s): %.100s", nth,
+                 c->peer_name[0] ? c->peer_name : "?", c->where, why);
+        /* The group's other connections go too: the order of its requests
+         * and notifications spans all of them. */
+        tcp_group_abort(c->group, status, msg);
+        conn_close(c); /* a connection not yet in its group */
+        return;
+    }
+    snprintf(msg, sizeof(msg), "tcp connection from agent %s (%.60s): %.100s",
+             c->peer_name[0] ? c->peer_name : "?", c->where, why);
+    /* A bad peer is worth a warning; one that went away is news. */
+    if (status == MIXL_OK)
+        mixl_debug("%s", msg);
+    else if (status == MIXL_ERR_DISCONNECTED)
+        mixl_info("%s (%s)", msg, mixl_status_str(status));
+    else
+        mixl_warn("%s (%s)", msg, mixl_status_str(status));
+    conn_close(c);
+}
+
+/* The group's part of an abort: close a member connection, failing its stripes. */
+void tcp_conn_fail_stripes(tcp_conn_t *c, mixl_status_t status, const char *msg)
+{
+    tcp_stripe_t *q = c->sq_head;
+
+    c->sq_head = c->sq_tail = NULL;
+    c->tx_cur = NULL;
+    while (q != NULL) {
+        tcp_stripe_t *next = q->next;
+        tcp_stripe_end(q, status, msg);
+        q = next;
+    }
+    for (unsigned i = 0; c->inflight > 0 && i < TCP_SLOTS; i++) {
+        tcp_stripe_t *st = c->slots[i];
+        if (st == NULL) continue;
+        tcp_slot_release(c, st);
+        tcp_stripe_end(st, status, msg);
+    }
+    if (atomic_load(&c->state) != CONN_DEAD) conn_close(c);
 }
 
 void tcp_conn_io_error(tcp_conn_t *c, const char *where, ssize_t n)
@@ -278,30 +277,50 @@ void tcp_frame_start(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pa
  * before a header. A header is decoded and checked against the negotiated
  * frame size before anything reads according to it; the role's frame_begin
  * chooses where the payload goes (rx_mode), frame_end consumes it.
+ *
+ * Each recv also asks for up to TCP_AHEAD bytes past the current frame, so
+ * the next headers (an ACK, the next frame) come with it; a recv that comes
+ * back short says the socket is empty, and the turn ends without the recv
+ * that would only say EAGAIN (epoll, level-triggered, calls again when more
+ * arrives). Payload bytes that came ahead are copied out of that buffer.
  */
 void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
 {
     size_t budget = TCP_READ_BUDGET;
 
-    while (budget > 0 && atomic_load(&c->state) == CONN_UP && !c->peer_closed) {
+    c->rx_drained = 0;
+    /* Bytes already read ahead are used up whatever the budget: epoll would
+     * not report them. */
+    while ((budget > 0 || c->ahead_len > 0) && atomic_load(&c->state) == CONN_UP &&
+           !c->peer_closed) {
         ssize_t n;
 
         if (c->rx_mode == RX_HDR) {
             if (role->header_room != NULL && !role->header_room(c)) return;
-            n = recv(c->fd, c->rx_hdr + c->rx_hdr_got, MIXL_TCP_HDR_LEN - c->rx_hdr_got, 0);
-            if (n <= 0) {
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-                if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
-                    tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
+            if (c->ahead_len == 0) {
+                if (c->rx_drained || budget == 0) return;
+                n = recv(c->fd, c->rx_ahead, TCP_AHEAD, 0);
+                if (n <= 0) {
+                    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+                    if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
+                        tcp_conn_abort(c, MIXL_OK, "peer closed the connection");
+                        return;
+                    }
+                    tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
                     return;
                 }
-                tcp_conn_io_error(c, c->rx_hdr_got ? " inside a frame header" : "", n);
-                return;
+                c->ahead_off = 0;
+                c->ahead_len = (uint32_t)n;
+                c->rx_drained = n < TCP_AHEAD;
+                budget -= (size_t)n < budget ? (size_t)n : budget;
             }
-            c->rx_hdr_got += (size_t)n;
-            /* A short read drained the socket: epoll (level-triggered) calls
-             * again when more arrives, sparing a recv that says EAGAIN. */
-            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) return;
+            size_t take = MIXL_TCP_HDR_LEN - c->rx_hdr_got;
+            if (take > c->ahead_len) take = c->ahead_len;
+            memcpy(c->rx_hdr + c->rx_hdr_got, c->rx_ahead + c->ahead_off, take);
+            c->ahead_off += (uint32_t)take;
+            c->ahead_len -= (uint32_t)take;
+            c->rx_hdr_got += take;
+            if (c->rx_hdr_got < MIXL_TCP_HDR_LEN) continue; /* ends above when drained */
             char err[160];
             mixl_status_t st =
                 mixl_tcp_frame_decode(c->rx_hdr, c->max_frame, &c->rx, err, sizeof(err));
@@ -323,6 +342,7 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
         uint64_t want = c->rx.payload_len - c->rx_got;
         int guarded = 0;
         uint8_t *dst;
+        if (c->ahead_len == 0 && (c->rx_drained || budget == 0)) return;
         switch (c->rx_mode) {
         case RX_DIRECT:
             if (role->direct_guard != NULL) {
@@ -333,9 +353,31 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             break;
         case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
         case RX_SMALL: dst = c->rx_small + c->rx_got; break;
-        default: dst = c->scratch; break;
+        default: dst = NULL; break; /* drained into scratch */
         }
-        n = recv(c->fd, dst, want, 0);
+        if (c->ahead_len > 0) {
+            n = (ssize_t)(want < c->ahead_len ? want : c->ahead_len);
+            if (dst != NULL) memcpy(dst, c->rx_ahead + c->ahead_off, (size_t)n);
+            c->ahead_off += (uint32_t)n;
+            c->ahead_len -= (uint32_t)n;
+        } else {
+            /* Payloads are at most max_frame bytes: scratch holds a drained one. */
+            struct iovec iov[2] = {{dst != NULL ? dst : c->scratch, want},
+                                   {c->rx_ahead, TCP_AHEAD}};
+            struct msghdr mh;
+            memset(&mh, 0, sizeof(mh));
+            mh.msg_iov = iov;
+            mh.msg_iovlen = 2;
+            n = recvmsg(c->fd, &mh, 0);
+            if (n > 0) {
+                c->rx_drained = (uint64_t)n < want + TCP_AHEAD;
+                if ((uint64_t)n > want) {
+                    c->ahead_off = 0;
+                    c->ahead_len = (uint32_t)((uint64_t)n - want);
+                    n = (ssize_t)want;
+                }
+            }
+        }
         if (guarded) role->direct_unguard(c);
         if (n <= 0) {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
@@ -347,8 +389,6 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
         if (c->rx_got == c->rx.payload_len) {
             role->frame_end(c);
             c->rx_mode = RX_HDR;
-        } else if ((uint64_t)n < want) {
-            return; /* drained (see above) */
         }
     }
 }

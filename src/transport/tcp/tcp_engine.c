@@ -312,23 +312,23 @@ mixl_status_t tcp_engine_start(tcp_t *tcp)
 
 static void engine_close_all(tcp_t *tcp, void *arg)
 {
+    mixl_tcp_frame_t f;
+    uint8_t hdr[MIXL_TCP_HDR_LEN];
+
     (void)arg;
-    while (tcp->conns != NULL) {
-        tcp_conn_t *c = tcp->conns;
-        if (atomic_load(&c->state) == CONN_UP) {
-            /* Orderly close: tell the peer nothing more follows. */
-            mixl_tcp_frame_t f;
-            uint8_t hdr[MIXL_TCP_HDR_LEN];
-            memset(&f, 0, sizeof(f));
-            f.type = MIXL_TCP_CLOSE;
-            mixl_tcp_frame_encode(&f, hdr);
-            if (!c->tx.active) {
-                ssize_t w = send(c->fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
-                (void)w;
-            }
+    /* Orderly close: tell every peer nothing more follows, before a client
+     * connection's abort closes the rest of its group. */
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_CLOSE;
+    mixl_tcp_frame_encode(&f, hdr);
+    for (tcp_conn_t *c = tcp->conns; c != NULL; c = c->next) {
+        if (atomic_load(&c->state) == CONN_UP && !c->tx.active) {
+            ssize_t w = send(c->fd, hdr, sizeof(hdr), MSG_NOSIGNAL);
+            (void)w;
         }
-        tcp_conn_abort(c, MIXL_OK, "agent %s is shutting down", tcp->name);
     }
+    while (tcp->conns != NULL)
+        tcp_conn_abort(tcp->conns, MIXL_OK, "agent %s is shutting down", tcp->name);
 }
 
 void tcp_engine_stop(tcp_t *tcp)

@@ -8,9 +8,14 @@
  * tcp_conn.c (what both roles share), tcp_server.c and tcp_client_io.c (each
  * role's frames), tcp_cuda.c (device-memory staging, CUDA builds only).
  *
+ * A peer is reached through a group of 1..TCP_CONNS_MAX client connections
+ * (data_plane.tcp.connections); a transfer's bytes are split into stripes,
+ * one per connection, each a request of its own on the wire. Notifications
+ * keep their order through the group (tcp_group.c).
+ *
  * Threads: the agent's thread calls the ops; one progress thread per backend
  * owns every socket after its handshake. They meet at four points only:
- *   - conn->lock guards a client connection's post queue and state;
+ *   - group->lock guards a peer group's post queue and state;
  *   - tcp->regions_lock guards the region table and every access the
  *     progress thread makes to registered memory;
  *   - tcp->notif_lock guards the arrived-notification ring;
@@ -33,13 +38,23 @@
 #define TCP_SRV_RING 256    /* queued answers per server connection */
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
+#define TCP_AHEAD 512 /* bytes read past a frame's end in the same recv (next headers) */
 #define TCP_ERR_LEN 256
 #define TCP_SECRET_MIN 16
 #define TCP_SECRET_MAX 1024
 #define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
+#define TCP_CONNS_MAX 16    /* connections per peer */
+#define TCP_CONNS_DEFAULT 1 /* one stream fills loopback; docs/performance.md */
+/* Smallest stripe: a transfer is spread over k connections only when each
+ * gets at least this much, so small transfers ride the lead connection
+ * alone (and keep their notification inline). */
+#define TCP_STRIPE_MIN (256u << 10)
+#define TCP_STRIPE_ALIGN 4096u /* stripe boundaries inside a transfer */
 
 typedef struct tcp tcp_t;
 typedef struct tcp_conn tcp_conn_t;
+typedef struct tcp_group tcp_group_t;
+typedef struct tcp_xfer tcp_xfer_t;
 
 typedef struct tcp_region {
     uint32_t id;
@@ -56,26 +71,45 @@ enum { ROLE_CLIENT = 0, ROLE_SERVER = 1 };
 /* Receive-side payload destinations. */
 enum { RX_HDR = 0, RX_DIRECT, RX_STAGE, RX_DRAIN, RX_SMALL };
 
-/* A client-side transfer (xfer->tp_priv). */
-typedef struct tcp_xfer {
-    mixl_tp_xfer_t *x;
+/*
+ * One connection's share of a transfer: a request of its own on the wire
+ * (own id, own LAST frame, own ACK). Its bytes are a contiguous run of the
+ * transfer's spans. Progress thread only.
+ */
+typedef struct tcp_stripe {
+    tcp_xfer_t *xf;
     tcp_conn_t *conn;
+    uint64_t req_id;
+    uint32_t slot;
+    uint8_t notif;            /* ends with the transfer's NOTIF frame */
+    uint8_t notif_done;
+    size_t tx_op;             /* next span to frame, offset in it, bytes left */
+    uint64_t tx_off, tx_left;
+    size_t rx_op;             /* READ: where the next response bytes go */
+    uint64_t rx_off, rx_left;
+    uint64_t asked;           /* READ: bytes requested minus bytes received */
+    struct tcp_stripe *next;  /* conn's stripe queue */
+} tcp_stripe_t;
+
+/* A client-side transfer (xfer->tp_priv). */
+struct tcp_xfer {
+    mixl_tp_xfer_t *x;
+    tcp_group_t *group;
     _Atomic int status;       /* MIXL_IN_PROGRESS, MIXL_OK or an error */
     int reported;             /* error copied to the agent's buffer (agent thread) */
     int notif_always;         /* send a NOTIF frame even when it is empty */
     uint64_t deadline_ns;
+    struct tcp_xfer *next;    /* group post queue (group->lock) */
     /* progress-thread fields */
-    uint64_t req_id;
-    uint32_t slot;
-    mixl_status_t early;      /* failure noticed before the answer (CRC) */
-    size_t tx_op;             /* next span to frame */
-    uint64_t tx_off;
-    int tx_notif_done;
-    size_t rx_op;             /* READ: where the next response bytes go */
-    uint64_t rx_off;
-    struct tcp_xfer *next;    /* post queue (conn->lock) */
+    unsigned data_left;       /* data stripes not yet answered */
+    unsigned pending;         /* stripes not yet answered, the deferred NOTIF included */
+    int notif_deferred;       /* NOTIF waits until this and every earlier transfer's data is in */
+    int ordered;              /* linked in the group's order queue */
+    mixl_status_t first_err;
+    struct tcp_xfer *ord_next;
     char err[TCP_ERR_LEN];
-} tcp_xfer_t;
+    tcp_stripe_t stripes[];   /* group->n data stripes, then the deferred NOTIF */
+};
 
 /* An answer queued on a server connection. */
 typedef struct {
@@ -116,7 +150,9 @@ struct tcp_conn {
     uint32_t caps;         /* negotiated */
     uint32_t ev;           /* epoll mask now set */
     int in_engine;         /* linked into tcp->conns (progress thread) */
-    int refs;              /* client: peer + prepared transfers (agent thread) */
+    tcp_group_t *group;    /* client: the peer group it belongs to */
+    unsigned index;        /* client: place in the group (0 = lead) */
+    int kick;              /* client: stripes queued since its last write turn */
     struct tcp_conn *next;
     struct tcp_conn *next_dead; /* server connections waiting to be freed */
     uint64_t hs_deadline_ns;
@@ -129,6 +165,9 @@ struct tcp_conn {
 
     /* receive state (progress thread) */
     int rx_mode;
+    uint8_t rx_ahead[TCP_AHEAD]; /* bytes received past the current frame, not yet used */
+    uint32_t ahead_off, ahead_len;
+    int rx_drained;         /* the last recv came back short: the socket is empty */
     uint8_t rx_hdr[MIXL_TCP_HDR_LEN];
     size_t rx_hdr_got;
     mixl_tcp_frame_t rx;
@@ -138,7 +177,7 @@ struct tcp_conn {
     uint32_t rx_region_id;  /* server RX_DIRECT/STAGE: region being written */
     uint64_t rx_region_gen;
     uint64_t rx_region_off;
-    tcp_xfer_t *rx_xfer;    /* client: transfer the payload belongs to */
+    tcp_stripe_t *rx_stripe; /* client: stripe the payload belongs to */
     uint8_t *scratch;       /* drain buffer and zero fill, max_frame bytes */
     /* Pinned staging for device memory, max_frame bytes each: one for frames
      * being received, one for frames being sent. A send paused on EAGAIN
@@ -161,27 +200,46 @@ struct tcp_conn {
     tcp_answer_t *ring;
     unsigned ring_head, ring_count;
 
-    /* client: posted transfers and those awaiting an answer */
-    pthread_mutex_t lock;
-    tcp_xfer_t *q_head, *q_tail; /* posted, not yet framed (lock) */
-    tcp_xfer_t *tx_cur;          /* being framed (progress thread) */
-    tcp_xfer_t **slots;          /* TCP_SLOTS, by req_id % TCP_SLOTS */
+    /* client: stripes to frame and those awaiting an answer (progress thread) */
+    tcp_stripe_t *sq_head, *sq_tail; /* queued, not yet framed */
+    tcp_stripe_t *tx_cur;        /* being framed */
+    tcp_stripe_t **slots;        /* TCP_SLOTS, by req_id % TCP_SLOTS */
     uint32_t *slot_gen;
     uint32_t *free_slots;
     unsigned nfree;
     unsigned inflight;
-    uint64_t next_deadline_check;
-    mixl_status_t dead_status;
-    char dead_msg[TCP_ERR_LEN];
 
     tcp_txframe_t tx;
+};
+
+/*
+ * The connections to one peer. The agent's thread posts whole transfers to
+ * the group's queue; the progress thread splits them into stripes and keeps
+ * the notification order (tcp_group.c). One connection failing fails the
+ * group: every connection is closed and every transfer on it fails.
+ */
+struct tcp_group {
+    tcp_t *tcp;
+    unsigned n;                  /* connections */
+    tcp_conn_t *conns[TCP_CONNS_MAX];
+    int refs;                    /* peer + prepared transfers (agent thread) */
+    pthread_mutex_t lock;
+    _Atomic int state;           /* CONN_UP or CONN_DEAD */
+    _Atomic int posted;          /* the post queue is not empty */
+    tcp_xfer_t *q_head, *q_tail; /* posted, not yet split (lock) */
+    mixl_status_t dead_status;   /* (lock) */
+    char dead_msg[TCP_ERR_LEN];  /* (lock) */
+    /* progress thread */
+    tcp_xfer_t *ord_head, *ord_tail; /* transfers whose data a later NOTIF must follow */
+    int busy;                    /* inside dispatch or kicks: no re-entry */
+    uint64_t next_deadline_check;
 };
 
 typedef struct {
     char name[MIXL_NAME_MAX];
     char host[MIXL_NAME_MAX];
     int port;
-    tcp_conn_t *conn; /* current connection, NULL until first use */
+    tcp_group_t *group; /* current connections, NULL until first use */
 } tcp_peer_t;
 
 typedef void (*tcp_call_fn)(tcp_t *tcp, void *arg);
@@ -193,11 +251,14 @@ struct tcp {
     int port;
     int timeout_ms;
     uint32_t max_frame;
+    unsigned conns_per_peer; /* data_plane.tcp.connections */
     uint32_t caps;          /* what we offer */
     int use_crc;            /* checksum what we send (MIXL_TCP_CRC=1) */
     uint8_t secret[TCP_SECRET_MAX]; /* per-job secret; secret_len 0 = none */
     size_t secret_len;
     _Atomic uint64_t auth_rejected; /* incoming peers refused by authentication */
+    _Atomic uint64_t accepted;      /* incoming connections that completed the handshake */
+    _Atomic uint64_t striped;       /* transfers spread over more than one connection */
 
     int listen_fd, epoll_fd, wake_fd;
     pthread_t thread;
@@ -268,9 +329,12 @@ typedef struct {
 } tcp_rx_role_t;
 void tcp_conn_rx(tcp_conn_t *conn, const tcp_rx_role_t *role);
 void tcp_conn_writable(tcp_conn_t *conn);
-/* Fail everything on the connection and close its socket. */
+/* Fail everything on the connection and close its socket; a client
+ * connection takes the rest of its group with it (tcp_group_abort). */
 void tcp_conn_abort(tcp_conn_t *conn, mixl_status_t status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Part of a group abort: fail the connection's stripes and close it. */
+void tcp_conn_fail_stripes(tcp_conn_t *conn, mixl_status_t status, const char *msg);
 /* Abort after a failed recv/send (n = its result; errno set when n < 0). */
 void tcp_conn_io_error(tcp_conn_t *conn, const char *where, ssize_t n);
 /* Start writing a frame; tcp_send_frame() then returns 1 sent, 0 socket full, -1 error. */
@@ -278,7 +342,24 @@ void tcp_frame_start(tcp_conn_t *conn, const mixl_tcp_frame_t *f, const uint8_t 
 int tcp_send_frame(tcp_conn_t *conn);
 /* Publish a transfer's end (release store read by xfer_test). */
 void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st);
-void tcp_slot_release(tcp_conn_t *conn, tcp_xfer_t *xf);
+void tcp_slot_release(tcp_conn_t *conn, tcp_stripe_t *st);
+
+/* tcp_group.c (progress thread unless said otherwise) */
+/* Agent thread: connect every connection of a new group to the peer. */
+mixl_status_t tcp_group_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_group_t **group_p);
+/* Agent thread: drop the group's connections (CLOSE) and free it. */
+void tcp_group_release(tcp_t *tcp, tcp_group_t *g);
+/* Split the posted transfers into stripes on the connections' queues. */
+void tcp_group_dispatch(tcp_group_t *g);
+/* Write on every connection that got stripes queued (no re-entry). */
+void tcp_group_kicks(tcp_group_t *g);
+/* A stripe was answered (ACK: MIXL_OK) or failed: count it against its
+ * transfer, send deferred notifications whose turn came, finish transfers. */
+void tcp_stripe_end(tcp_stripe_t *st, mixl_status_t status, const char *msg);
+/* Record a transfer's failure; the first one wins (its status and message). */
+void tcp_xfer_fail(tcp_xfer_t *xf, mixl_status_t status, const char *msg);
+/* Fail every transfer of the group and close all its connections. */
+void tcp_group_abort(tcp_group_t *g, mixl_status_t status, const char *msg);
 
 /* tcp_server.c */
 void tcp_server_handshake(tcp_conn_t *conn);
@@ -294,8 +375,10 @@ void tcp_conn_check_deadlines(tcp_conn_t *conn, uint64_t now);
  * so a half-open connection to a vanished host is found). */
 void tcp_socket_options(int fd);
 
-/* tcp_client.c: connect and handshake on the agent's thread. */
-mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_conn_t **conn_p);
+/* tcp_client.c: connect and handshake on the agent's thread; the
+ * connection is handed to the progress thread as member `index` of g. */
+mixl_status_t tcp_client_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_group_t *g, unsigned index,
+                                 tcp_conn_t **conn_p);
 
 /* tcp_regions.c */
 tcp_region_t *tcp_region_find(tcp_t *tcp, uint32_t id);

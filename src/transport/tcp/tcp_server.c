@@ -449,6 +449,7 @@ static int hs_send_frame(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t
 static void hs_up(tcp_conn_t *c)
 {
     atomic_store(&c->state, CONN_UP);
+    atomic_fetch_add_explicit(&c->tcp->accepted, 1, memory_order_relaxed);
     mixl_debug("tcp agent %s: accepted agent %s from %s%s", c->tcp->name, c->peer_name, c->where,
                c->tcp->secret_len ? " (authenticated)" : "");
 }
@@ -591,8 +592,13 @@ void tcp_server_handshake(tcp_conn_t *c)
 
 void tcp_server_readable(tcp_conn_t *c)
 {
-    srv_read(c);
-    if (atomic_load(&c->state) == CONN_UP) srv_write(c);
+    /* Frames read ahead wait in the connection, where epoll cannot see
+     * them: once answers made room, serve them now. */
+    do {
+        srv_read(c);
+        if (atomic_load(&c->state) == CONN_UP) srv_write(c);
+    } while (atomic_load(&c->state) == CONN_UP && c->ahead_len > 0 && !c->peer_closed &&
+             c->rx_mode == RX_HDR && srv_header_room(c));
 }
 
 void tcp_server_writable(tcp_conn_t *c)
