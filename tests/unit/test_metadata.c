@@ -19,10 +19,10 @@ static mixl_metadata_t *sample(void)
     strcpy(md->name, "decode-3");
     strcpy(md->engine_id, "engine-a");
     strcpy(md->hostname, "node17");
-    md->mpi_world = 0x1234567890abcdefull;
-    md->mpi_rank = 3;
-    strcpy(md->tcp_host, "10.1.2.3");
-    md->tcp_port = 41000;
+    md->mpi.world = 0x1234567890abcdefull;
+    md->mpi.rank = 3;
+    strcpy(md->tcp.host, "10.1.2.3");
+    md->tcp.port = 41000;
     md->region_count = 3;
     md->regions = calloc(3, sizeof(*md->regions));
     for (uint32_t i = 0; i < 3; i++) {
@@ -50,10 +50,10 @@ static void test_round_trip(void **state)
     assert_string_equal(back->name, "decode-3");
     assert_string_equal(back->engine_id, "engine-a");
     assert_string_equal(back->hostname, "node17");
-    assert_string_equal(back->tcp_host, "10.1.2.3");
-    assert_int_equal(back->tcp_port, 41000);
-    assert_int_equal(back->mpi_rank, 3);
-    assert_true(back->mpi_world == md->mpi_world);
+    assert_string_equal(back->tcp.host, "10.1.2.3");
+    assert_int_equal(back->tcp.port, 41000);
+    assert_int_equal(back->mpi.rank, 3);
+    assert_true(back->mpi.world == md->mpi.world);
     assert_int_equal(back->region_count, 3);
     for (uint32_t i = 0; i < 3; i++) {
         assert_int_equal(back->regions[i].id, md->regions[i].id);
