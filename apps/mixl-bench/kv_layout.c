@@ -1,11 +1,24 @@
-/* KV geometry of the model-shaped mode; see kv_layout.h. */
+/* The model-shaped mode's request and fragmented pool, laid out by src/kv; see kv_layout.h. */
 #include "kv_layout.h"
 
 #include <stdlib.h>
 
+#include "kv/model.h"
+#include "kv/runs.h"
+
+/* The model as src/kv describes it; block_tokens tokens per block. */
+static mixl_kv_model_t kv_model(const bench_model_t *m, unsigned block_tokens)
+{
+    mixl_kv_model_t k = {.layers = (int)m->layers, .kv_heads = (int)m->kv_heads,
+                         .head_dim = (int)m->head_dim, .elem_bytes = (int)m->dtype_bytes,
+                         .block_size = (int)block_tokens};
+    return k;
+}
+
 uint64_t bench_kv_bytes_per_token(const bench_model_t *m)
 {
-    return (uint64_t)m->layers * 2u * m->kv_heads * m->head_dim * m->dtype_bytes;
+    mixl_kv_model_t k = kv_model(m, 1);
+    return mixl_kv_bytes_per_token(&k);
 }
 
 static uint64_t xorshift(uint64_t *s)
@@ -26,11 +39,17 @@ mixl_status_t bench_kv_layout_init(bench_kv_layout_t *l, const bench_model_t *m,
     l->model = m;
     l->tokens = tokens;
     l->block_tokens = block_tokens;
-    l->nblocks = (tokens + block_tokens - 1) / block_tokens;
+    l->nblocks = mixl_kv_blocks_for(tokens, (int)block_tokens);
     l->pool_blocks = l->nblocks + (l->nblocks + 3) / 4;
-    l->block_bytes = (uint64_t)block_tokens * m->kv_heads * m->head_dim * m->dtype_bytes;
-    l->kv_bytes = (uint64_t)m->layers * 2u * l->nblocks * l->block_bytes;
-    l->pool_bytes = (uint64_t)m->layers * 2u * l->pool_blocks * l->block_bytes;
+    {
+        /* One rank holding every KV head: tensor parallelism 1. */
+        mixl_kv_model_t k = kv_model(m, block_tokens);
+        l->src = mixl_kv_layout(&k, 1, 0, k.layers, l->nblocks);
+        l->pool = mixl_kv_layout(&k, 1, 0, k.layers, l->pool_blocks);
+    }
+    l->block_bytes = mixl_kv_block_bytes(&l->src);
+    l->kv_bytes = mixl_kv_region_bytes(&l->src);
+    l->pool_bytes = mixl_kv_region_bytes(&l->pool);
     l->alloc = malloc(l->nblocks * sizeof(*l->alloc));
     run_start = malloc(l->pool_blocks * sizeof(*run_start));
     run_len = malloc(l->pool_blocks * sizeof(*run_len));
@@ -72,8 +91,6 @@ void bench_kv_layout_free(bench_kv_layout_t *l)
 
 uint64_t bench_kv_runs(const bench_kv_layout_t *l)
 {
-    uint64_t runs = l->nblocks ? 1 : 0;
-    for (uint64_t b = 1; b < l->nblocks; b++)
-        if (l->alloc[b] != l->alloc[b - 1] + 1) runs++;
-    return runs;
+    /* With no room for runs, mixl_kv_runs_from_ids only counts them. */
+    return mixl_kv_runs_from_ids(l->alloc, l->nblocks, NULL, 0);
 }

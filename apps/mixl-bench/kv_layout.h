@@ -1,8 +1,13 @@
 /*
- * The model-shaped mode's KV geometry: a request's KV on the prefill side
+ * The model-shaped mode's request: a request's KV on the prefill side
  * (layer-major, K then V, its blocks contiguous) and where each block lands
  * in the decode side's paged pool, chosen the way a fragmented block
  * allocator hands blocks out (runs of adjacent free blocks, in no order).
+ *
+ * The geometry is src/kv's, the one KV layout mixl-run uses too: both sides
+ * are mixl_kv_layout_t of the whole model on one rank (all KV heads), the
+ * source with the request's blocks, the pool with pool_blocks. This file
+ * only adds the fragmented placement and the fill pattern.
  */
 #ifndef MIXL_BENCH_KV_LAYOUT_H
 #define MIXL_BENCH_KV_LAYOUT_H
@@ -10,6 +15,7 @@
 #include <stdint.h>
 
 #include "bench.h"
+#include "kv/layout.h"
 
 typedef struct {
     const bench_model_t *model;
@@ -21,6 +27,8 @@ typedef struct {
     uint64_t kv_bytes;    /* the request's KV: layers x 2 x nblocks x block_bytes */
     uint64_t pool_bytes;
     uint64_t *alloc;      /* pool block of each request block, all distinct */
+    mixl_kv_layout_t src; /* the prefill buffer: nblocks blocks */
+    mixl_kv_layout_t pool; /* the decode pool: pool_blocks blocks */
 } bench_kv_layout_t;
 
 /* KV bytes one token occupies over all layers (K and V). */
@@ -39,12 +47,12 @@ void bench_kv_layout_free(bench_kv_layout_t *l);
 static inline uint64_t bench_kv_src_off(const bench_kv_layout_t *l, unsigned layer, unsigned kv,
                                         uint64_t b)
 {
-    return (((uint64_t)layer * 2 + kv) * l->nblocks + b) * l->block_bytes;
+    return mixl_kv_offset(&l->src, (int)layer, (int)kv, b, 0, 0);
 }
 static inline uint64_t bench_kv_pool_off(const bench_kv_layout_t *l, unsigned layer, unsigned kv,
                                          uint64_t b)
 {
-    return (((uint64_t)layer * 2 + kv) * l->pool_blocks + l->alloc[b]) * l->block_bytes;
+    return mixl_kv_offset(&l->pool, (int)layer, (int)kv, l->alloc[b], 0, 0);
 }
 
 /* Contiguous runs in the allocation: the operations one layer's K (or V) needs after merging. */

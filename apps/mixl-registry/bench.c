@@ -35,7 +35,7 @@ static void report(FILE *out, const char *what, uint64_t *ns, int n)
 /* A blob like an agent's: `regions` host regions. */
 static mixl_status_t make_blob(const char *agent, int regions, void **blob_p, size_t *len_p)
 {
-    mixl_metadata_t md = {.format = MIXL_METADATA_FORMAT, .mpi_rank = 0, .mpi_world = 0x1234};
+    mixl_metadata_t md = {.format = MIXL_METADATA_FORMAT, .mpi = {.world = 0x1234, .rank = 0}};
     mixl_md_region_t *r = calloc((size_t)regions, sizeof(*r));
     mixl_status_t st;
 

@@ -114,12 +114,12 @@ int cli_show(mixl_registry_h reg, mixl_md_store_h store, const char *agent, FILE
     fprintf(out, "format      %u (library %s)\n", md->format, md->library_version);
     fprintf(out, "engine      %s\n", md->engine_id);
     fprintf(out, "host        %s\n", md->hostname[0] ? md->hostname : "-");
-    if (md->mpi_rank >= 0) {
-        fprintf(out, "mpi         rank %d in world %016" PRIx64 "\n", md->mpi_rank, md->mpi_world);
+    if (md->mpi.rank >= 0) {
+        fprintf(out, "mpi         rank %d in world %016" PRIx64 "\n", md->mpi.rank, md->mpi.world);
     } else {
         fprintf(out, "mpi         -\n");
     }
-    if (md->tcp_host[0]) fprintf(out, "tcp         %s:%d\n", md->tcp_host, md->tcp_port);
+    if (md->tcp.host[0]) fprintf(out, "tcp         %s:%d\n", md->tcp.host, md->tcp.port);
     else fprintf(out, "tcp         -\n");
     for (uint32_t r = 0; r < md->region_count; r++) total += md->regions[r].len;
     human_bytes(total, size, sizeof(size));

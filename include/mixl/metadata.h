@@ -19,24 +19,36 @@ extern "C" {
 
 /*
  * Versioning has two layers. The blob carries MIXL_METADATA_FORMAT: a reader
- * refuses another major (MIXL_ERR_VERSION) and ignores keys it does not know,
+ * refuses another format (MIXL_ERR_VERSION) and ignores keys it does not know,
  * so writers may add keys within a format. The decoded structs below are
  * allocated and freed by the library (mixl_metadata_decode/_free) but read
  * by field, and mixl_md_region_t is indexed as an array: their layout is
  * fixed within a library major version; new information comes as new fields
  * with a new major.
+ *
+ * The blob has a generic part (who the agent is, where its regions lie) and
+ * one section per transport backend under "tp" (how that backend reaches
+ * them). A reader skips a section it has no codec for, so an agent with a
+ * backend this library lacks still decodes; the peer is then simply not
+ * reachable through it. Format 1 (every field at the top level) is refused.
  */
-/* Format version written by this library; blobs with another major are refused. */
-#define MIXL_METADATA_FORMAT 1
+/* Format version written by this library; blobs of another format are refused. */
+#define MIXL_METADATA_FORMAT 2
 
+/*
+ * One region. id..device are the generic part; window..ipc_size come from
+ * the MPI backend's section ("tp"."mpi"."regions", matched by id), which
+ * also carries the CUDA IPC handle while CUDA IPC lives inside that backend.
+ * A region the section does not mention has window -2, window_base 0, no flags.
+ */
 typedef struct {
     uint32_t id;       /* region id, unique within the agent */
     uint64_t addr;     /* base address in the owner's process */
     uint64_t len;
     mixl_mem_type_t mem_type;
     int device;
-    int32_t window;    /* static window index, -1 for the dynamic window, -2 none */
-    uint64_t window_base; /* windowed region: address of displacement 0 of its window;
+    int32_t window;    /* MPI: static window index, -1 for the dynamic window, -2 none */
+    uint64_t window_base; /* MPI: windowed region: address of displacement 0 of its window;
                              device region without a window: base of the CUDA allocation
                              its IPC handle opens */
     uint32_t flags;    /* MIXL_MD_REGION_* */
@@ -47,19 +59,34 @@ typedef struct {
 #define MIXL_MD_REGION_IPC (1u << 0)    /* ipc_handle is valid */
 #define MIXL_MD_REGION_STAGED (1u << 1) /* device region reached through a host shadow window */
 
+/* The MPI backend's section ("tp"."mpi"); absent: world 0, rank -1. */
+typedef struct {
+    uint64_t world;    /* fingerprint of the agent's communicator */
+    int32_t rank;      /* rank in that communicator */
+} mixl_md_mpi_t;
+
+/* The TCP backend's section ("tp"."tcp"); absent: empty host, port -1. */
+typedef struct {
+    char host[MIXL_NAME_MAX]; /* endpoint peers connect to */
+    int32_t port;
+} mixl_md_tcp_t;
+
 typedef struct {
     uint32_t format;            /* MIXL_METADATA_FORMAT of the writer */
     char name[MIXL_NAME_MAX];
     char engine_id[MIXL_NAME_MAX];
     char hostname[MIXL_NAME_MAX];
     char library_version[16];
-    uint64_t mpi_world;         /* fingerprint of the communicator; 0 when none */
-    int32_t mpi_rank;           /* rank in that communicator; -1 when none */
-    char tcp_host[MIXL_NAME_MAX]; /* TCP endpoint; empty when none */
-    int32_t tcp_port;
     uint32_t region_count;
     mixl_md_region_t *regions;
+    /* Backend sections. */
+    mixl_md_mpi_t mpi;
+    mixl_md_tcp_t tcp;
 } mixl_metadata_t;
+
+/* Set the fields of md that a blob may leave out to their "absent" values
+ * (zeroes elsewhere): what an encoder user starts from. Local, thread-safe. */
+MIXL_EXPORT void mixl_metadata_init(mixl_metadata_t *md);
 
 /*
  * Decode and validate a blob. On error returns MIXL_ERR_BAD_METADATA or

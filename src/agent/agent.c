@@ -2,7 +2,7 @@
  * Agent life cycle: create (collective over the communicator), start
  * (collective window creation), destroy, error reporting, path report.
  */
-#include <fcntl.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,18 +40,6 @@ mixl_status_t mixl_agent_agree(mixl_agent_h agent, mixl_status_t local)
     return st;
 }
 
-static uint64_t random_u64(void)
-{
-    uint64_t v = 0;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) v = 0;
-        close(fd);
-    }
-    if (v == 0) v = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&v ^ 0x9e3779b97f4a7c15ull;
-    return v;
-}
-
 /* Shared-memory layout parameters every rank must hold alike: each decides where a peer
  * writes into this rank's windows. */
 typedef struct {
@@ -84,8 +72,7 @@ static mixl_status_t agent_check_layout(mixl_agent_h agent, const agent_layout_t
 
 /*
  * Collective: duplicate the communicator, gather every rank's agent name and
- * layout parameters, refuse duplicates and differences, share a world
- * fingerprint. Every rank makes every call whatever failed locally; the
+ * layout parameters, refuse duplicates and differences. Every rank makes every call whatever failed locally; the
  * outcome is agreed at the end. On failure agent->comm may be set (the caller
  * frees it, collectively on every rank alike).
  */
@@ -133,12 +120,6 @@ static mixl_status_t agent_setup_comm(mixl_agent_h agent, MPI_Comm comm)
                                      "agent name '%s' is used by ranks %d and %d",
                                      agent->rank_names[i], i, j);
     if (st == MIXL_OK) st = agent_check_layout(agent, all);
-
-    if (agent->rank == 0) agent->mpi_world = random_u64();
-    rc = MPI_Bcast(&agent->mpi_world, 1, MPI_UINT64_T, 0, agent->comm);
-    if (rc != MPI_SUCCESS)
-        mixl_coll_keep(&st, mixl_errbuf_set(&agent->eb, MIXL_ERR_BACKEND, "agent %s: MPI_Bcast failed",
-                                            agent->name));
     st = mixl_agent_agree(agent, st);
 out:
     free(all);
@@ -147,6 +128,18 @@ out:
 
 /* The agent's params struct as first released (fields up to gpu_path). */
 #define MIXL_AGENT_PARAMS_SIZE_V1 offsetof(mixl_agent_params_t, gpu_path)
+
+/* No backend asked for: the first in table order whose needs the params meet
+ * (MPI where there is a communicator, else TCP). */
+static unsigned agent_default_backend(const mixl_agent_params_t *params)
+{
+    for (int i = 0; i < MIXL_TP_MAX; i++) {
+        const mixl_tp_ops_t *ops = mixl_tp_get((mixl_tp_id_t)i);
+        if (ops != NULL && (!(ops->flags & MIXL_TP_F_COMM) || params->comm != MPI_COMM_NULL))
+            return MIXL_TP_BIT(i);
+    }
+    return 0;
+}
 
 /* params is the caller's struct loaded by mixl_params_load(): zero past its .size. */
 static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_params_t *params)
@@ -168,8 +161,7 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
     if (agent->params.staging_slot_bytes == 0)
         agent->params.staging_slot_bytes = MIXL_DEFAULT_STAGING_BYTES;
     if (agent->params.timeout_ms == 0) agent->params.timeout_ms = MIXL_DEFAULT_TIMEOUT_MS;
-    if (agent->params.backends == 0)
-        agent->params.backends = params->comm != MPI_COMM_NULL ? MIXL_BACKEND_MPI : MIXL_BACKEND_TCP;
+    if (agent->params.backends == 0) agent->params.backends = agent_default_backend(params);
     if (gethostname(agent->hostname, sizeof(agent->hostname) - 1) != 0)
         snprintf(agent->hostname, sizeof(agent->hostname), "unknown");
 
@@ -181,50 +173,51 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: notif_ring %u exceeds 65536", agent->name,
                                agent->params.notif_ring);
-    if ((agent->params.backends & MIXL_BACKEND_MPI) && params->comm == MPI_COMM_NULL)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
-                               "agent %s: the MPI backend needs a communicator", agent->name);
-    if (agent->params.backends & ~(unsigned)(MIXL_BACKEND_MPI | MIXL_BACKEND_TCP))
+    for (int i = 0; i < MIXL_TP_MAX; i++) {
+        const mixl_tp_ops_t *ops = mixl_tp_get((mixl_tp_id_t)i);
+        if (!(agent->params.backends & MIXL_TP_BIT(i)) || ops == NULL) continue;
+        if ((ops->flags & MIXL_TP_F_COMM) && params->comm == MPI_COMM_NULL)
+            return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
+                                   "agent %s: the %s backend needs a communicator", agent->name,
+                                   ops->name);
+    }
+    if (agent->params.backends & ~mixl_backends_available())
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: unknown backend bits 0x%x", agent->name,
-                               agent->params.backends);
+                               agent->params.backends & ~mixl_backends_available());
     return MIXL_OK;
 }
 
+/* Every backend asked for in params.backends, in table order (backends.c). */
 static mixl_status_t agent_init_backends(mixl_agent_h agent)
 {
-    static const struct {
-        mixl_tp_id_t id;
-        unsigned bit;
-    } wanted[] = {{MIXL_TP_MPI, MIXL_BACKEND_MPI}, {MIXL_TP_TCP, MIXL_BACKEND_TCP}};
     mixl_status_t st = MIXL_OK;
 
-    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]) && st == MIXL_OK; i++) {
-        const mixl_tp_ops_t *ops;
-        mixl_tp_t *tp = &agent->tps[wanted[i].id];
+    for (int i = 0; i < MIXL_TP_MAX && st == MIXL_OK; i++) {
+        const mixl_tp_ops_t *ops = mixl_tp_get((mixl_tp_id_t)i);
+        mixl_tp_t *tp = &agent->tps[i];
 
-        if (!(agent->params.backends & wanted[i].bit)) continue;
-        ops = mixl_tp_get(wanted[i].id);
+        if (!(agent->params.backends & MIXL_TP_BIT(i))) continue;
         if (ops == NULL) {
             st = mixl_errbuf_set(&agent->eb, MIXL_ERR_NOT_SUPPORTED,
                                  "agent %s: transport backend #%d is not built into this library",
-                                 agent->name, (int)wanted[i].id);
+                                 agent->name, i);
             break;
         }
         st = mixl_tp_check_ops(ops, &agent->eb);
         if (st != MIXL_OK) break;
         tp->ops = ops;
-        tp->id = wanted[i].id;
+        tp->id = (mixl_tp_id_t)i;
         tp->eb = &agent->eb;
         tp->agent_name = agent->name;
         tp->comm = agent->comm;
         tp->rank_names = agent->rank_names;
         tp->rank = agent->rank;
         tp->nranks = agent->nranks;
-        tp->mpi_world = agent->mpi_world;
         tp->priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
         if (tp->priv == NULL) {
-            st = MIXL_ERR_NO_MEMORY;
+            st = mixl_errbuf_set(&agent->eb, MIXL_ERR_NO_MEMORY, "agent %s: %s backend state",
+                                 agent->name, ops->name);
             break;
         }
         st = ops->init(tp, &agent->params);
@@ -233,20 +226,38 @@ static mixl_status_t agent_init_backends(mixl_agent_h agent)
             tp->priv = NULL;
             break;
         }
-        agent->tp_active[wanted[i].id] = 1;
+        agent->tp_active[i] = 1;
     }
     return st;
 }
 
+/* Stop one backend: it forgets every region first (its per-region state goes
+ * with it), then fini (collective for a MIXL_TP_F_COMM backend). */
+static void agent_fini_backend(mixl_agent_h agent, int i)
+{
+    mixl_tp_t *tp = &agent->tps[i];
+
+    for (size_t r = 0; r < agent->nregions; r++)
+        tp->ops->mem_deregister(tp, &agent->regions[r]->tp);
+    tp->ops->fini(tp);
+    free(tp->priv);
+    tp->priv = NULL;
+    agent->tp_active[i] = 0;
+}
+
 static void agent_fini_backends(mixl_agent_h agent)
 {
-    for (int i = MIXL_TP_MAX - 1; i >= 0; i--) {
-        if (!agent->tp_active[i]) continue;
-        agent->tps[i].ops->fini(&agent->tps[i]);
-        free(agent->tps[i].priv);
-        agent->tps[i].priv = NULL;
-        agent->tp_active[i] = 0;
-    }
+    for (int i = MIXL_TP_MAX - 1; i >= 0; i--)
+        if (agent->tp_active[i]) agent_fini_backend(agent, i);
+}
+
+/* Another active backend that reaches any peer (across worlds) can stand in for i. */
+static int agent_can_drop(mixl_agent_h agent, int i)
+{
+    for (int j = 0; j < MIXL_TP_MAX; j++)
+        if (j != i && agent->tp_active[j] && (agent->tps[j].ops->caps & MIXL_TP_CAP_CROSS_WORLD))
+            return 1;
+    return 0;
 }
 
 mixl_status_t mixl_agent_create(const mixl_agent_params_t *params, mixl_agent_h *agent_p)
@@ -315,6 +326,32 @@ err_free:
     return st;
 }
 
+/* Upper-case name of the first active backend, for the loud warning. */
+static void agent_first_active_name(mixl_agent_h agent, char *buf, size_t len)
+{
+    snprintf(buf, len, "NONE");
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (agent->tp_active[i]) {
+            size_t k;
+            for (k = 0; k + 1 < len && agent->tps[i].ops->name[k]; k++)
+                buf[k] = (char)toupper((unsigned char)agent->tps[i].ops->name[k]);
+            buf[k] = '\0';
+            return;
+        }
+}
+
+/* Whether params asked for a one-sided backend (which then failed to start). */
+static int agent_wanted_one_sided(mixl_agent_h agent)
+{
+    for (int i = 0; i < MIXL_TP_MAX; i++) {
+        const mixl_tp_ops_t *ops = mixl_tp_get((mixl_tp_id_t)i);
+        if ((agent->params.backends & MIXL_TP_BIT(i)) && ops != NULL &&
+            (ops->flags & MIXL_TP_F_ONE_SIDED))
+            return 1;
+    }
+    return 0;
+}
+
 mixl_status_t mixl_agent_start(mixl_agent_h agent)
 {
     mixl_status_t st = MIXL_OK;
@@ -335,15 +372,11 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         if (!agent->tp_active[i]) continue;
         st = agent->tps[i].ops->start(&agent->tps[i], views, agent->nregions);
         st = mixl_agent_agree(agent, st);
-        if (st != MIXL_OK && i == MIXL_TP_MPI && agent->tp_active[MIXL_TP_TCP]) {
-            /* Windows could not be created on some rank: fall back, on every rank alike. */
-            mixl_warn("agent %s: MPI windows unavailable (%s); falling back to TCP",
-                      agent->name, mixl_errbuf_get(&agent->eb));
-            agent->tps[i].ops->fini(&agent->tps[i]);
-            free(agent->tps[i].priv);
-            agent->tps[i].priv = NULL;
-            agent->tp_active[i] = 0;
-            for (size_t r = 0; r < agent->nregions; r++) agent->regions[r]->tp.window = -2;
+        if (st != MIXL_OK && agent_can_drop(agent, i)) {
+            /* Could not start on some rank: go on without it, on every rank alike. */
+            mixl_warn("agent %s: %s backend unavailable (%s); going on without it", agent->name,
+                      agent->tps[i].ops->name, mixl_errbuf_get(&agent->eb));
+            agent_fini_backend(agent, i);
             st = MIXL_OK;
         }
     }
@@ -367,18 +400,18 @@ mixl_status_t mixl_agent_start(mixl_agent_h agent)
         left -= n;
     }
     mixl_agent_path_choose(agent);
-    if (agent->tp_active[MIXL_TP_TCP] && left > 1) {
-        int n = snprintf(p, left, " (tcp address: %s)", agent->tcp_bind_why);
-        if (n > 0 && (size_t)n < left) p += n, left -= (size_t)n;
-    }
-    if (agent->tp_active[MIXL_TP_MPI] && agent->tp_active[MIXL_TP_TCP] && left > 1)
-        snprintf(p, left, " [path %s]", agent->path_choice);
+    mixl_agent_path_note(agent, p, left);
     if (agent->rank <= 0) {
-        if (!agent->tp_active[MIXL_TP_MPI])
-            /* Loud on purpose: nobody should benchmark the TCP path by mistake. */
-            mixl_warn("agent %s: DATA PLANE IS TCP, NOT RDMA (one-sided MPI is %s): %s",
-                      agent->name, agent->params.backends & MIXL_BACKEND_MPI ? "unavailable" : "disabled",
-                      agent->path_report);
+        char name[16];
+        int one_sided = 0;
+        agent_first_active_name(agent, name, sizeof(name));
+        for (int i = 0; i < MIXL_TP_MAX; i++)
+            if (agent->tp_active[i] && (agent->tps[i].ops->flags & MIXL_TP_F_ONE_SIDED)) one_sided = 1;
+        if (!one_sided)
+            /* Loud on purpose: nobody should benchmark a stream transport by mistake. */
+            mixl_warn("agent %s: DATA PLANE IS %s, NOT RDMA (no one-sided backend is %s): %s",
+                      agent->name, name,
+                      agent_wanted_one_sided(agent) ? "available" : "enabled", agent->path_report);
         else
             mixl_notice("agent %s data path: %s", agent->name, agent->path_report);
     }
@@ -420,8 +453,8 @@ unsigned mixl_agent_backends(mixl_agent_h agent)
 {
     unsigned bits = 0;
     if (agent == NULL) return 0;
-    if (agent->tp_active[MIXL_TP_MPI]) bits |= MIXL_BACKEND_MPI;
-    if (agent->tp_active[MIXL_TP_TCP]) bits |= MIXL_BACKEND_TCP;
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (agent->tp_active[i]) bits |= MIXL_TP_BIT(i);
     return bits;
 }
 

@@ -46,7 +46,7 @@ struct mixl_region {
 
 typedef struct mixl_peer {
     mixl_tp_peer_t tp;   /* first */
-    int backend;         /* mixl_tp_id_t chosen for this peer, -1 = unreachable */
+    int backend;         /* slot (mixl_tp_id_t) chosen for this peer, -1 = unreachable */
     unsigned refs;       /* prepared requests to this peer */
     uint32_t blob_crc;   /* of the imported blob: identical re-imports are no-ops */
     size_t blob_len;
@@ -84,7 +84,6 @@ struct mixl_agent {
 
     MPI_Comm comm; /* duplicate of params.comm, or MPI_COMM_NULL */
     int rank, nranks;
-    uint64_t mpi_world;
     char (*rank_names)[MIXL_NAME_MAX];
 
     mixl_tp_t tps[MIXL_TP_MAX];
@@ -127,8 +126,11 @@ mixl_status_t mixl_agent_node_setup(mixl_agent_h agent);
 void mixl_agent_node_free(mixl_agent_h agent);
 /* Write agent->path_choice once the active backends are known. */
 void mixl_agent_path_choose(mixl_agent_h agent);
-/* Backend order for a peer: 1 = try TCP before MPI. */
-int mixl_agent_prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer);
+/* The data-path policy: which of the backends that reach a peer (slot bits)
+ * carries its transfers; -1 when none does. */
+int mixl_agent_pick_backend(mixl_agent_h agent, const mixl_peer_t *peer, unsigned reachable);
+/* Append the policy's part of the path report (address choice, path per peer). */
+void mixl_agent_path_note(mixl_agent_h agent, char *p, size_t left);
 void mixl_regions_destroy(mixl_agent_h agent);
 void mixl_xfers_destroy(mixl_agent_h agent);
 

@@ -2,9 +2,17 @@
  * The metadata blob: an agent's name, engine id, endpoints and every
  * registered region's remote-access information, as a msgpack map.
  *
- *   {"crc": uint32, "magic": "MIXL-MD", "format": 1, "lib": "0.1.0", "name": str, "engine": str,
- *    "host": str, "mpi_world": uint, "mpi_rank": int, "tcp_host": str, "tcp_port": int,
- *    "regions": [{"id", "addr", "len", "mem", "dev", "win", "wbase", "flags", "ipc": bin}]}
+ *   {"crc": uint32, "magic": "MIXL-MD", "format": 2, "lib": "0.1.0", "name": str,
+ *    "engine": str, "host": str,
+ *    "regions": [{"id", "addr", "len", "mem", "dev"}],
+ *    "tp": {"mpi": {"world": uint, "rank": int,
+ *                   "regions": [{"id", "win", "wbase", "flags", "ipc": bin, "isize"}]},
+ *           "tcp": {"host": str, "port": int}}}
+ *
+ * The generic part says who the agent is and where its regions lie; each
+ * transport backend's section under "tp" says how that backend reaches them
+ * (md_sections[] below: one entry per backend). A section is written only
+ * when it holds something, and a reader skips a section it has no entry for.
  *
  * "crc" is always the first key, written as a fixed 5-byte uint32 (0xce + 4
  * bytes big-endian), holding the CRC32C of the whole blob with those 4 bytes
@@ -46,7 +54,7 @@ void mixl_free(void *ptr)
     free(ptr);
 }
 
-/* --- encoding --------------------------------------------------------- */
+/* --- shared by both directions --------------------------------------- */
 
 /* Offset of the 4 CRC bytes: after the map header, the key "crc" and 0xce;
  * 0 when the blob does not start that way. */
@@ -83,91 +91,6 @@ static void pack_str(msgpack_packer *pk, const char *s)
 static void pack_key(msgpack_packer *pk, const char *key)
 {
     pack_str(pk, key);
-}
-
-mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, size_t *len_p)
-{
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    void *blob;
-
-    if (md == NULL || blob_p == NULL || len_p == NULL) return MIXL_ERR_INVALID_PARAM;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-
-    msgpack_pack_map(&pk, 12);
-    pack_key(&pk, "crc");
-    msgpack_sbuffer_write(&sb, "\xce\0\0\0\0", 5);
-    pack_key(&pk, "magic");
-    pack_str(&pk, MD_MAGIC);
-    pack_key(&pk, "format");
-    msgpack_pack_uint32(&pk, md->format);
-    pack_key(&pk, "lib");
-    pack_str(&pk, md->library_version[0] ? md->library_version : MIXL_VERSION_STRING);
-    pack_key(&pk, "name");
-    pack_str(&pk, md->name);
-    pack_key(&pk, "engine");
-    pack_str(&pk, md->engine_id);
-    pack_key(&pk, "host");
-    pack_str(&pk, md->hostname);
-    pack_key(&pk, "mpi_world");
-    msgpack_pack_uint64(&pk, md->mpi_world);
-    pack_key(&pk, "mpi_rank");
-    msgpack_pack_int32(&pk, md->mpi_rank);
-    pack_key(&pk, "tcp_host");
-    pack_str(&pk, md->tcp_host);
-    pack_key(&pk, "tcp_port");
-    msgpack_pack_int32(&pk, md->tcp_port);
-    pack_key(&pk, "regions");
-    msgpack_pack_array(&pk, md->region_count);
-    for (uint32_t i = 0; i < md->region_count; i++) {
-        const mixl_md_region_t *r = &md->regions[i];
-        int ipc = (r->flags & MIXL_MD_REGION_IPC) != 0;
-        msgpack_pack_map(&pk, 8 + 2 * ipc);
-        pack_key(&pk, "id");
-        msgpack_pack_uint32(&pk, r->id);
-        pack_key(&pk, "addr");
-        msgpack_pack_uint64(&pk, r->addr);
-        pack_key(&pk, "len");
-        msgpack_pack_uint64(&pk, r->len);
-        pack_key(&pk, "mem");
-        msgpack_pack_uint32(&pk, (uint32_t)r->mem_type);
-        pack_key(&pk, "dev");
-        msgpack_pack_int32(&pk, r->device);
-        pack_key(&pk, "win");
-        msgpack_pack_int32(&pk, r->window);
-        pack_key(&pk, "wbase");
-        msgpack_pack_uint64(&pk, r->window_base);
-        pack_key(&pk, "flags");
-        msgpack_pack_uint32(&pk, r->flags);
-        if (ipc) {
-            pack_key(&pk, "ipc");
-            msgpack_pack_bin(&pk, sizeof(r->ipc_handle));
-            msgpack_pack_bin_body(&pk, r->ipc_handle, sizeof(r->ipc_handle));
-            pack_key(&pk, "isize");
-            msgpack_pack_uint64(&pk, r->ipc_size);
-        }
-    }
-
-    blob = malloc(sb.size);
-    if (blob == NULL) {
-        msgpack_sbuffer_destroy(&sb);
-        return MIXL_ERR_NO_MEMORY;
-    }
-    memcpy(blob, sb.data, sb.size);
-    {
-        size_t at = md_crc_offset(blob, sb.size);
-        uint32_t crc = mixl_crc32c(0, blob, sb.size);
-        uint8_t *b = (uint8_t *)blob + at;
-        b[0] = (uint8_t)(crc >> 24);
-        b[1] = (uint8_t)(crc >> 16);
-        b[2] = (uint8_t)(crc >> 8);
-        b[3] = (uint8_t)crc;
-    }
-    *len_p = sb.size;
-    *blob_p = blob;
-    msgpack_sbuffer_destroy(&sb);
-    return MIXL_OK;
 }
 
 /* --- decoding --------------------------------------------------------- */
@@ -240,6 +163,285 @@ static mixl_status_t get_u64(md_err_t *e, const char *field, const msgpack_objec
     return MIXL_OK;
 }
 
+/* --- backend sections ------------------------------------------------ */
+
+/*
+ * One transport backend's section of the blob: its key under "tp", whether
+ * md holds anything for it (an empty section is not written), and its codec.
+ * encode packs one msgpack value; decode reads it into md after the generic
+ * part (regions included) was decoded, and names what is wrong.
+ */
+typedef struct {
+    const char *name;
+    int (*present)(const mixl_metadata_t *md);
+    void (*encode)(msgpack_packer *pk, const mixl_metadata_t *md);
+    mixl_status_t (*decode)(md_err_t *e, const msgpack_object *o, mixl_metadata_t *md);
+} md_section_t;
+
+/* MPI: the world fingerprint and rank, and per region its window (and,
+ * while CUDA IPC lives in the MPI backend, the IPC handle). */
+static int mpi_region_present(const mixl_md_region_t *r)
+{
+    return r->window != -2 || r->window_base != 0 || r->flags != 0;
+}
+
+static int mpi_present(const mixl_metadata_t *md)
+{
+    if (md->mpi.rank != -1 || md->mpi.world != 0) return 1;
+    for (uint32_t i = 0; i < md->region_count; i++)
+        if (mpi_region_present(&md->regions[i])) return 1;
+    return 0;
+}
+
+static void mpi_encode(msgpack_packer *pk, const mixl_metadata_t *md)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < md->region_count; i++) n += mpi_region_present(&md->regions[i]);
+    msgpack_pack_map(pk, 3);
+    pack_key(pk, "world");
+    msgpack_pack_uint64(pk, md->mpi.world);
+    pack_key(pk, "rank");
+    msgpack_pack_int32(pk, md->mpi.rank);
+    pack_key(pk, "regions");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < md->region_count; i++) {
+        const mixl_md_region_t *r = &md->regions[i];
+        int ipc = (r->flags & MIXL_MD_REGION_IPC) != 0;
+        if (!mpi_region_present(r)) continue;
+        msgpack_pack_map(pk, 4 + 2 * ipc);
+        pack_key(pk, "id");
+        msgpack_pack_uint32(pk, r->id);
+        pack_key(pk, "win");
+        msgpack_pack_int32(pk, r->window);
+        pack_key(pk, "wbase");
+        msgpack_pack_uint64(pk, r->window_base);
+        pack_key(pk, "flags");
+        msgpack_pack_uint32(pk, r->flags);
+        if (ipc) {
+            pack_key(pk, "ipc");
+            msgpack_pack_bin(pk, sizeof(r->ipc_handle));
+            msgpack_pack_bin_body(pk, r->ipc_handle, sizeof(r->ipc_handle));
+            pack_key(pk, "isize");
+            msgpack_pack_uint64(pk, r->ipc_size);
+        }
+    }
+}
+
+static mixl_status_t mpi_decode_region(md_err_t *e, uint32_t index, const msgpack_object *o,
+                                       mixl_metadata_t *md, uint8_t *seen)
+{
+    mixl_md_region_t tmp, *r = NULL;
+    mixl_status_t st = MIXL_OK;
+    int have_id = 0;
+    int64_t v;
+
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi.regions[%u] is not a map", index);
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.window = -2;
+    for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
+        if (key_is(k, "id")) {
+            st = get_int(e, "tp.mpi.regions[].id", val, 0, UINT32_MAX, &v);
+            tmp.id = (uint32_t)v;
+            have_id = 1;
+        } else if (key_is(k, "win")) {
+            st = get_int(e, "tp.mpi.regions[].win", val, -2, INT32_MAX, &v);
+            tmp.window = (int32_t)v;
+        } else if (key_is(k, "wbase")) {
+            st = get_u64(e, "tp.mpi.regions[].wbase", val, &tmp.window_base);
+        } else if (key_is(k, "flags")) {
+            st = get_int(e, "tp.mpi.regions[].flags", val, 0, UINT32_MAX, &v);
+            tmp.flags = (uint32_t)v;
+        } else if (key_is(k, "isize")) {
+            st = get_u64(e, "tp.mpi.regions[].isize", val, &tmp.ipc_size);
+        } else if (key_is(k, "ipc")) {
+            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(tmp.ipc_handle))
+                st = md_fail(e, MIXL_ERR_BAD_METADATA,
+                             "tp.mpi.regions[%u]: 'ipc' is not a %zu-byte binary", index,
+                             sizeof(tmp.ipc_handle));
+            else
+                memcpy(tmp.ipc_handle, val->via.bin.ptr, sizeof(tmp.ipc_handle));
+        }
+    }
+    if (st != MIXL_OK) return st;
+    if (!have_id) return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi.regions[%u] has no id", index);
+    for (uint32_t i = 0; i < md->region_count && r == NULL; i++)
+        if (md->regions[i].id == tmp.id) {
+            r = &md->regions[i];
+            if (seen[i])
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi names region %u twice", tmp.id);
+            seen[i] = 1;
+        }
+    if (r == NULL)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi names region %u, which the blob lacks",
+                       tmp.id);
+    r->window = tmp.window;
+    r->window_base = tmp.window_base;
+    r->flags = tmp.flags;
+    memcpy(r->ipc_handle, tmp.ipc_handle, sizeof(r->ipc_handle));
+    r->ipc_size = tmp.ipc_size;
+    return MIXL_OK;
+}
+
+static mixl_status_t mpi_decode(md_err_t *e, const msgpack_object *o, mixl_metadata_t *md)
+{
+    const msgpack_object *regions = NULL;
+    mixl_status_t st = MIXL_OK;
+    uint8_t *seen;
+    int64_t v;
+
+    for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
+        if (key_is(k, "world")) {
+            st = get_u64(e, "tp.mpi.world", val, &md->mpi.world);
+        } else if (key_is(k, "rank")) {
+            st = get_int(e, "tp.mpi.rank", val, -1, INT32_MAX, &v);
+            md->mpi.rank = (int32_t)v;
+        } else if (key_is(k, "regions")) {
+            if (val->type != MSGPACK_OBJECT_ARRAY)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'tp.mpi.regions' is not an array");
+            if (regions != NULL)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'tp.mpi.regions' appears twice");
+            regions = val;
+        }
+    }
+    if (st != MIXL_OK || regions == NULL) return st;
+    if (regions->via.array.size > md->region_count)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi describes %u regions, the blob has %u",
+                       regions->via.array.size, md->region_count);
+    seen = calloc(md->region_count ? md->region_count : 1, 1);
+    if (seen == NULL) return md_fail(e, MIXL_ERR_NO_MEMORY, "decoding tp.mpi");
+    for (uint32_t j = 0; j < regions->via.array.size && st == MIXL_OK; j++)
+        st = mpi_decode_region(e, j, &regions->via.array.ptr[j], md, seen);
+    free(seen);
+    return st;
+}
+
+/* TCP: the endpoint peers connect to. */
+static int tcp_present(const mixl_metadata_t *md)
+{
+    return md->tcp.host[0] != '\0' || md->tcp.port != -1;
+}
+
+static void tcp_encode(msgpack_packer *pk, const mixl_metadata_t *md)
+{
+    msgpack_pack_map(pk, 2);
+    pack_key(pk, "host");
+    pack_str(pk, md->tcp.host);
+    pack_key(pk, "port");
+    msgpack_pack_int32(pk, md->tcp.port);
+}
+
+static mixl_status_t tcp_decode(md_err_t *e, const msgpack_object *o, mixl_metadata_t *md)
+{
+    mixl_status_t st = MIXL_OK;
+    int64_t v;
+
+    for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
+        if (key_is(k, "host")) {
+            st = get_str(e, "tp.tcp.host", val, md->tcp.host, sizeof(md->tcp.host));
+        } else if (key_is(k, "port")) {
+            st = get_int(e, "tp.tcp.port", val, -1, 65535, &v);
+            md->tcp.port = (int32_t)v;
+        }
+    }
+    return st;
+}
+
+/* One line per backend section. A new backend adds its line here. */
+static const md_section_t md_sections[] = {
+    {.name = "mpi", .present = mpi_present, .encode = mpi_encode, .decode = mpi_decode},
+    {.name = "tcp", .present = tcp_present, .encode = tcp_encode, .decode = tcp_decode},
+};
+#define MD_NSECTIONS (sizeof(md_sections) / sizeof(md_sections[0]))
+
+void mixl_metadata_init(mixl_metadata_t *md)
+{
+    memset(md, 0, sizeof(*md));
+    md->format = MIXL_METADATA_FORMAT;
+    md->mpi.rank = -1;
+    md->tcp.port = -1;
+}
+
+/* --- encoding --------------------------------------------------------- */
+
+mixl_status_t mixl_metadata_encode(const mixl_metadata_t *md, void **blob_p, size_t *len_p)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    void *blob;
+
+    if (md == NULL || blob_p == NULL || len_p == NULL) return MIXL_ERR_INVALID_PARAM;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+
+    msgpack_pack_map(&pk, 9);
+    pack_key(&pk, "crc");
+    msgpack_sbuffer_write(&sb, "\xce\0\0\0\0", 5);
+    pack_key(&pk, "magic");
+    pack_str(&pk, MD_MAGIC);
+    pack_key(&pk, "format");
+    msgpack_pack_uint32(&pk, md->format);
+    pack_key(&pk, "lib");
+    pack_str(&pk, md->library_version[0] ? md->library_version : MIXL_VERSION_STRING);
+    pack_key(&pk, "name");
+    pack_str(&pk, md->name);
+    pack_key(&pk, "engine");
+    pack_str(&pk, md->engine_id);
+    pack_key(&pk, "host");
+    pack_str(&pk, md->hostname);
+    pack_key(&pk, "regions");
+    msgpack_pack_array(&pk, md->region_count);
+    for (uint32_t i = 0; i < md->region_count; i++) {
+        const mixl_md_region_t *r = &md->regions[i];
+        msgpack_pack_map(&pk, 5);
+        pack_key(&pk, "id");
+        msgpack_pack_uint32(&pk, r->id);
+        pack_key(&pk, "addr");
+        msgpack_pack_uint64(&pk, r->addr);
+        pack_key(&pk, "len");
+        msgpack_pack_uint64(&pk, r->len);
+        pack_key(&pk, "mem");
+        msgpack_pack_uint32(&pk, (uint32_t)r->mem_type);
+        pack_key(&pk, "dev");
+        msgpack_pack_int32(&pk, r->device);
+    }
+    {
+        uint32_t n = 0;
+        for (size_t i = 0; i < MD_NSECTIONS; i++) n += md_sections[i].present(md);
+        pack_key(&pk, "tp");
+        msgpack_pack_map(&pk, n);
+        for (size_t i = 0; i < MD_NSECTIONS; i++) {
+            if (!md_sections[i].present(md)) continue;
+            pack_key(&pk, md_sections[i].name);
+            md_sections[i].encode(&pk, md);
+        }
+    }
+
+    blob = malloc(sb.size);
+    if (blob == NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    memcpy(blob, sb.data, sb.size);
+    {
+        size_t at = md_crc_offset(blob, sb.size);
+        uint32_t crc = mixl_crc32c(0, blob, sb.size);
+        uint8_t *b = (uint8_t *)blob + at;
+        b[0] = (uint8_t)(crc >> 24);
+        b[1] = (uint8_t)(crc >> 16);
+        b[2] = (uint8_t)(crc >> 8);
+        b[3] = (uint8_t)crc;
+    }
+    *len_p = sb.size;
+    *blob_p = blob;
+    msgpack_sbuffer_destroy(&sb);
+    return MIXL_OK;
+}
+
 static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_object *o,
                                    mixl_md_region_t *r)
 {
@@ -271,22 +473,6 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
         } else if (key_is(k, "dev")) {
             st = get_int(e, "regions[].dev", val, -1, 1024, &v);
             r->device = (int)v;
-        } else if (key_is(k, "win")) {
-            st = get_int(e, "regions[].win", val, -2, INT32_MAX, &v);
-            r->window = (int32_t)v;
-        } else if (key_is(k, "wbase")) {
-            st = get_u64(e, "regions[].wbase", val, &r->window_base);
-        } else if (key_is(k, "flags")) {
-            st = get_int(e, "regions[].flags", val, 0, UINT32_MAX, &v);
-            r->flags = (uint32_t)v;
-        } else if (key_is(k, "isize")) {
-            st = get_u64(e, "regions[].isize", val, &r->ipc_size);
-        } else if (key_is(k, "ipc")) {
-            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(r->ipc_handle))
-                st = md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: 'ipc' is not a %zu-byte binary",
-                             index, sizeof(r->ipc_handle));
-            else
-                memcpy(r->ipc_handle, val->via.bin.ptr, sizeof(r->ipc_handle));
         }
     }
     if (st != MIXL_OK) return st;
@@ -294,6 +480,12 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u lacks one of id, addr, len, mem", index);
     if (r->len == 0 || r->addr + r->len < r->addr)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u has an invalid span", index);
+    return MIXL_OK;
+}
+
+/* Checks across the generic part and the sections, once both are read. */
+static mixl_status_t check_region(md_err_t *e, uint32_t index, const mixl_md_region_t *r)
+{
     if ((r->flags & MIXL_MD_REGION_IPC) && r->mem_type != MIXL_MEM_CUDA)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: IPC handle on non-device memory", index);
     /* An importer copies inside [window_base, window_base + ipc_size) only. */
@@ -302,6 +494,32 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
          r->len > r->ipc_size - (r->addr - r->window_base)))
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u runs past the CUDA allocation its IPC "
                        "handle maps", index);
+    return MIXL_OK;
+}
+
+/* The "tp" map: each backend section this library has a codec for; others are skipped. */
+static mixl_status_t decode_sections(md_err_t *e, const msgpack_object *tp, mixl_metadata_t *md)
+{
+    unsigned done = 0;
+
+    if (tp->type != MSGPACK_OBJECT_MAP)
+        return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'tp' is not a map");
+    for (uint32_t i = 0; i < tp->via.map.size; i++) {
+        const msgpack_object *k = &tp->via.map.ptr[i].key, *val = &tp->via.map.ptr[i].val;
+        for (size_t s = 0; s < MD_NSECTIONS; s++) {
+            mixl_status_t st;
+            if (!key_is(k, md_sections[s].name)) continue;
+            if (done & (1u << s))
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "section 'tp.%s' appears twice",
+                               md_sections[s].name);
+            if (val->type != MSGPACK_OBJECT_MAP)
+                return md_fail(e, MIXL_ERR_BAD_METADATA, "section 'tp.%s' is not a map",
+                               md_sections[s].name);
+            st = md_sections[s].decode(e, val, md);
+            if (st != MIXL_OK) return st;
+            done |= 1u << s;
+        }
+    }
     return MIXL_OK;
 }
 
@@ -391,7 +609,7 @@ err_short:
 static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_metadata_t *md)
 {
     enum { HAVE_NAME = 1, HAVE_REGIONS = 2 };
-    const msgpack_object *magic = NULL, *format = NULL;
+    const msgpack_object *magic = NULL, *format = NULL, *sections = NULL;
     unsigned have = 0;
     mixl_status_t st = MIXL_OK;
     int64_t v;
@@ -414,7 +632,8 @@ static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_m
         return md_fail(e, MIXL_ERR_VERSION, "metadata format %u, this library reads format %u",
                        md->format, MIXL_METADATA_FORMAT);
 
-    md->mpi_rank = -1;
+    md->mpi.rank = -1;
+    md->tcp.port = -1;
     for (uint32_t i = 0; i < root->via.map.size && st == MIXL_OK; i++) {
         const msgpack_object *k = &root->via.map.ptr[i].key, *val = &root->via.map.ptr[i].val;
         if (key_is(k, "name")) {
@@ -428,16 +647,9 @@ static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_m
             st = get_str(e, "lib", val, md->library_version, sizeof(md->library_version));
         } else if (key_is(k, "host")) {
             st = get_str(e, "host", val, md->hostname, sizeof(md->hostname));
-        } else if (key_is(k, "mpi_world")) {
-            st = get_u64(e, "mpi_world", val, &md->mpi_world);
-        } else if (key_is(k, "mpi_rank")) {
-            st = get_int(e, "mpi_rank", val, -1, INT32_MAX, &v);
-            md->mpi_rank = (int32_t)v;
-        } else if (key_is(k, "tcp_host")) {
-            st = get_str(e, "tcp_host", val, md->tcp_host, sizeof(md->tcp_host));
-        } else if (key_is(k, "tcp_port")) {
-            st = get_int(e, "tcp_port", val, -1, 65535, &v);
-            md->tcp_port = (int32_t)v;
+        } else if (key_is(k, "tp")) {
+            if (sections != NULL) return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'tp' appears twice");
+            sections = val;
         } else if (key_is(k, "regions")) {
             if (val->type != MSGPACK_OBJECT_ARRAY)
                 return md_fail(e, MIXL_ERR_BAD_METADATA, "field 'regions' is not an array");
@@ -457,6 +669,10 @@ static mixl_status_t decode_root(md_err_t *e, const msgpack_object *root, mixl_m
     if (st != MIXL_OK) return st;
     if (!(have & HAVE_NAME)) return md_fail(e, MIXL_ERR_BAD_METADATA, "metadata has no agent name");
     if (!(have & HAVE_REGIONS)) return md_fail(e, MIXL_ERR_BAD_METADATA, "metadata has no region list");
+    /* Sections refer to regions by id: read them once every region is known. */
+    if (sections != NULL && (st = decode_sections(e, sections, md)) != MIXL_OK) return st;
+    for (uint32_t i = 0; i < md->region_count; i++)
+        if ((st = check_region(e, i, &md->regions[i])) != MIXL_OK) return st;
     for (uint32_t i = 0; i < md->region_count; i++)
         for (uint32_t j = i + 1; j < md->region_count; j++)
             if (md->regions[i].id == md->regions[j].id)

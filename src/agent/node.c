@@ -6,6 +6,10 @@
  * either node lacks an RDMA transport; measured on emulated nodes, MIXL's own
  * TCP data plane was 21x faster end to end there, so AUTO takes it for such
  * peers (docs/performance.md).
+ *
+ * This is the data-path policy, and the one file of the agent that names
+ * backends: the public data_path option and the TCP address choice are about
+ * the MPI/TCP pair. Everything else in src/agent walks the backend table.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -178,7 +182,8 @@ void mixl_agent_path_choose(mixl_agent_h agent)
                  rma_why[agent->rma_native[r]], r);
 }
 
-int mixl_agent_prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer)
+/* 1 when the policy sends this peer's transfers over TCP although MPI reaches it. */
+static int prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer)
 {
     int me = agent->rank, them = peer->tp.mpi_rank;
 
@@ -186,6 +191,27 @@ int mixl_agent_prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer)
     if (agent->params.data_path == MIXL_DATA_PATH_MPI) return 0;
     if (them < 0 || agent->node_of == NULL || agent->node_of[me] == agent->node_of[them]) return 0;
     return agent->rma_native[me] != RMA_NATIVE || agent->rma_native[them] != RMA_NATIVE;
+}
+
+int mixl_agent_pick_backend(mixl_agent_h agent, const mixl_peer_t *peer, unsigned reachable)
+{
+    if ((reachable & MIXL_TP_BIT(MIXL_TP_TCP)) && (reachable & MIXL_TP_BIT(MIXL_TP_MPI)) &&
+        prefer_tcp(agent, peer))
+        return MIXL_TP_TCP;
+    /* Otherwise the first in table order. */
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (reachable & MIXL_TP_BIT(i)) return i;
+    return -1;
+}
+
+void mixl_agent_path_note(mixl_agent_h agent, char *p, size_t left)
+{
+    if (agent->tp_active[MIXL_TP_TCP] && left > 1) {
+        int n = snprintf(p, left, " (tcp address: %s)", agent->tcp_bind_why);
+        if (n > 0 && (size_t)n < left) p += n, left -= (size_t)n;
+    }
+    if (agent->tp_active[MIXL_TP_MPI] && agent->tp_active[MIXL_TP_TCP] && left > 1)
+        snprintf(p, left, " [path %s]", agent->path_choice);
 }
 
 const char *mixl_agent_path_choice(mixl_agent_h agent)
@@ -197,8 +223,10 @@ const char *mixl_agent_path_choice(mixl_agent_h agent)
 unsigned mixl_agent_peers_on(mixl_agent_h agent, unsigned backend)
 {
     unsigned n = 0;
-    int id = backend == MIXL_BACKEND_MPI ? MIXL_TP_MPI : backend == MIXL_BACKEND_TCP ? MIXL_TP_TCP : -1;
+    int id = -1;
 
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (backend == MIXL_TP_BIT(i)) id = i;
     if (agent == NULL || id < 0) return 0;
     for (size_t i = 0; i < agent->npeers; i++)
         if (agent->peers[i]->backend == id) n++;

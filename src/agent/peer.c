@@ -13,43 +13,49 @@
 
 mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p, size_t *len_p)
 {
+    mixl_tp_region_t **views;
     mixl_metadata_t md;
     mixl_status_t st = MIXL_OK;
 
     if (agent == NULL || blob_p == NULL || len_p == NULL) return MIXL_ERR_INVALID_PARAM;
-    memset(&md, 0, sizeof(md));
-    md.format = MIXL_METADATA_FORMAT;
+    mixl_metadata_init(&md);
     snprintf(md.name, sizeof(md.name), "%s", agent->name);
     snprintf(md.engine_id, sizeof(md.engine_id), "%s", agent->engine_id);
     snprintf(md.hostname, sizeof(md.hostname), "%s", agent->hostname);
     snprintf(md.library_version, sizeof(md.library_version), "%s", MIXL_VERSION_STRING);
-    md.mpi_world = agent->mpi_world;
-    md.mpi_rank = agent->comm != MPI_COMM_NULL ? agent->rank : -1;
-    md.tcp_port = -1;
     md.region_count = (uint32_t)agent->nregions;
     md.regions = calloc(agent->nregions ? agent->nregions : 1, sizeof(*md.regions));
-    if (md.regions == NULL) return MIXL_ERR_NO_MEMORY;
+    views = calloc(agent->nregions ? agent->nregions : 1, sizeof(*views));
+    if (md.regions == NULL || views == NULL) {
+        st = mixl_errbuf_set(&agent->eb, MIXL_ERR_NO_MEMORY, "agent %s: cannot export metadata of "
+                             "%zu regions", agent->name, agent->nregions);
+        goto out;
+    }
+    /* The generic part; each backend adds its section (export_md). */
     for (size_t i = 0; i < agent->nregions; i++) {
-        const mixl_tp_region_t *r = &agent->regions[i]->tp;
+        mixl_tp_region_t *r = &agent->regions[i]->tp;
         mixl_md_region_t *m = &md.regions[i];
+        views[i] = r;
         m->id = r->id;
         m->addr = (uint64_t)(uintptr_t)r->addr;
         m->len = r->len;
         m->mem_type = r->mem_type;
         m->device = r->device;
-        m->window = r->window;
-        m->window_base = r->window_base;
-        m->flags = r->md_flags;
-        memcpy(m->ipc_handle, r->ipc_handle, sizeof(m->ipc_handle));
-        m->ipc_size = r->ipc_size;
+        m->window = -2;
     }
     for (int i = 0; i < MIXL_TP_MAX && st == MIXL_OK; i++)
-        if (agent->tp_active[i]) st = agent->tps[i].ops->export_md(&agent->tps[i], &md);
-    if (st == MIXL_OK) st = mixl_metadata_encode(&md, blob_p, len_p);
+        if (agent->tp_active[i])
+            st = agent->tps[i].ops->export_md(&agent->tps[i], views, agent->nregions, &md);
+    if (st == MIXL_OK) {
+        st = mixl_metadata_encode(&md, blob_p, len_p);
+        if (st != MIXL_OK)
+            mixl_errbuf_set(&agent->eb, st, "agent %s: cannot encode metadata of %zu regions",
+                            agent->name, agent->nregions);
+    }
+out:
+    free(views);
     free(md.regions);
-    if (st != MIXL_OK)
-        return mixl_errbuf_set(&agent->eb, st, "agent %s: cannot export metadata", agent->name);
-    return MIXL_OK;
+    return st;
 }
 
 mixl_peer_t *mixl_agent_find_peer(mixl_agent_h agent, const char *name)
@@ -88,6 +94,13 @@ static void peer_free(mixl_agent_h agent, mixl_peer_t *peer)
     mixl_metadata_free(peer->tp.md);
     free(peer->by_addr);
     free(peer);
+}
+
+/* peer_remove on every backend of mask (slot bits). */
+static void peer_remove_from(mixl_agent_h agent, mixl_peer_t *peer, unsigned mask)
+{
+    for (int i = 0; i < MIXL_TP_MAX; i++)
+        if (mask & MIXL_TP_BIT(i)) agent->tps[i].ops->peer_remove(&agent->tps[i], &peer->tp);
 }
 
 static int peer_index(mixl_agent_h agent, const mixl_peer_t *peer)
@@ -138,9 +151,6 @@ mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t 
     peer->blob_len = len;
     peer->backend = -1;
     peer->tp.mpi_rank = -1;
-    if (agent->comm != MPI_COMM_NULL && md->mpi_world == agent->mpi_world && md->mpi_rank >= 0 &&
-        md->mpi_rank < agent->nranks && strcmp(agent->rank_names[md->mpi_rank], md->name) == 0)
-        peer->tp.mpi_rank = md->mpi_rank;
     peer->by_addr = calloc(md->region_count ? md->region_count : 1, sizeof(*peer->by_addr));
     if (peer->by_addr == NULL) {
         st = MIXL_ERR_NO_MEMORY;
@@ -157,15 +167,29 @@ mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t 
             goto err_peer;
         }
 
-    /* First backend that reaches the peer, in the order the data-path policy
-     * gives (node.c): MPI then TCP, or TCP first where one-sided MPI would be emulated. */
-    int tcp_first = mixl_agent_prefer_tcp(agent, peer);
-    for (int k = 0; k < MIXL_TP_MAX && peer->backend < 0; k++) {
-        int i = tcp_first ? MIXL_TP_MAX - 1 - k : k;
-        if (!agent->tp_active[i]) continue;
-        st = agent->tps[i].ops->peer_add(&agent->tps[i], &peer->tp);
-        if (st == MIXL_OK) peer->backend = i;
-        else if (st != MIXL_ERR_UNREACHABLE) goto err_peer;
+    /* Every active backend says whether it reaches the peer; the data-path
+     * policy (node.c) keeps one and the others forget it. A backend that
+     * does not reach the peer may leave a quiet message: it is not the
+     * caller's error when another one does. */
+    {
+        mixl_errbuf_t before = agent->eb;
+        unsigned reachable = 0;
+        for (int i = 0; i < MIXL_TP_MAX; i++) {
+            if (!agent->tp_active[i]) continue;
+            st = agent->tps[i].ops->peer_add(&agent->tps[i], &peer->tp);
+            if (st == MIXL_OK) {
+                reachable |= MIXL_TP_BIT(i);
+            } else if (st != MIXL_ERR_UNREACHABLE) {
+                peer_remove_from(agent, peer, reachable);
+                goto err_peer;
+            }
+        }
+        peer->backend = mixl_agent_pick_backend(agent, peer, reachable);
+        if (peer->backend >= 0) {
+            peer_remove_from(agent, peer, reachable & ~MIXL_TP_BIT(peer->backend));
+            agent->eb = before;
+        }
+        st = MIXL_OK;
     }
 
     if (old == NULL && agent->npeers == agent->cap_peers) {

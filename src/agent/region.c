@@ -76,7 +76,6 @@ mixl_status_t mixl_mem_register(mixl_agent_h agent, void *addr, size_t len, mixl
     r->tp.len = len;
     r->tp.mem_type = type;
     r->tp.device = type == MIXL_MEM_CUDA ? device : 0;
-    r->tp.window = -2;
 
     for (int i = 0; i < MIXL_TP_MAX; i++) {
         if (!agent->tp_active[i]) continue;

@@ -83,9 +83,7 @@ mixl_status_t mixl_agent_peer_stats(mixl_agent_h agent, mixl_peer_stats_t *out, 
         ctr_read(&p->ctr, &c);
         memset(&out[i], 0, sizeof(out[i]));
         snprintf(out[i].peer, sizeof(out[i].peer), "%s", p->tp.name);
-        out[i].backend = p->backend == MIXL_TP_MPI   ? MIXL_BACKEND_MPI
-                         : p->backend == MIXL_TP_TCP ? MIXL_BACKEND_TCP
-                                                     : 0u;
+        out[i].backend = p->backend >= 0 ? MIXL_TP_BIT(p->backend) : 0u;
         out[i].posts = c.posts;
         out[i].completed = c.completed;
         out[i].errors = c.errors;

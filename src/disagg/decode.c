@@ -77,53 +77,15 @@ static void dc_sources(dc_t *dc, dc_req_t *r)
 /* Pull mode: one READ per (layer, source), prepared when the request is announced. */
 static mixl_status_t dc_prepare_reads(dc_t *dc, dc_req_t *r)
 {
-    mixl_dg_t *dg = dc->dg;
-    const dg_msg_t *m = r->msg;
-    size_t maxspans = 0, n = (size_t)dc->layers * (size_t)r->nsrc;
-    mixl_status_t st = MIXL_OK;
+    size_t n = (size_t)dc->layers * (size_t)r->nsrc;
 
-    for (int s = 0; s < r->nsrc; s++) {
-        size_t k = mixl_kv_spans_max(&r->slayout[s], &dg->layout, m->tokens);
-        if (k > maxspans) maxspans = k;
-    }
-    mixl_kv_span_t *spans = malloc(maxspans * sizeof(*spans));
-    mixl_desc_t *local = malloc(maxspans * sizeof(*local));
-    mixl_desc_t *remote = malloc(maxspans * sizeof(*remote));
     r->xfers = calloc(n, sizeof(mixl_xfer_h));
     r->posted = calloc(n, 1);
     r->post_ns = calloc(n, sizeof(int64_t));
     r->done_ns = calloc(n, sizeof(int64_t));
-    if (!spans || !local || !remote || !r->xfers || !r->posted || !r->post_ns || !r->done_ns) {
-        st = MIXL_ERR_NO_MEMORY;
-        goto out;
-    }
-    for (int l = 0; l < dc->layers && st == MIXL_OK; l++)
-        for (int s = 0; s < r->nsrc && st == MIXL_OK; s++) {
-            size_t k = mixl_kv_layer_spans(&r->slayout[s], l % dg->plan.slots, &dg->layout, l,
-                                           dg_runs(m), m->nruns, m->tokens, spans);
-            for (size_t i = 0; i < k; i++) {
-                local[i] = (mixl_desc_t){(uint64_t)(uintptr_t)dg->mem.ptr + spans[i].dst_off,
-                                         spans[i].len, dg->mem.type, dg->mem.device};
-                remote[i] = (mixl_desc_t){dg->peer_base[r->src[s]] + spans[i].src_off, spans[i].len,
-                                          dg->plan.prefill_mem, 0};
-            }
-            mixl_xfer_params_t xp = {.size = sizeof(xp),
-                                     .op = MIXL_OP_READ,
-                                     .peer = dg->names[r->src[s]],
-                                     .local = local,
-                                     .remote = remote,
-                                     .count = k};
-            st = mixl_xfer_create(dg->agent, &xp, &r->xfers[(size_t)l * r->nsrc + s]);
-            if (st != MIXL_OK)
-                mixl_error("request %llu: preparing the layer %d read from %s: %s",
-                           (unsigned long long)m->req, l, dg->names[r->src[s]],
-                           mixl_agent_last_error(dg->agent));
-        }
-out:
-    free(spans);
-    free(local);
-    free(remote);
-    return st;
+    if (!r->xfers || !r->posted || !r->post_ns || !r->done_ns) return MIXL_ERR_NO_MEMORY;
+    return dg_kv_xfers(dc->dg, r->msg, MIXL_OP_READ, dc->layers, r->src, r->slayout, r->nsrc,
+                       r->xfers);
 }
 
 static void dc_fail(dc_t *dc, dc_req_t *r, mixl_status_t st, const char *what)

@@ -196,6 +196,18 @@ static inline const mixl_kv_run_t *dg_runs(const dg_msg_t *m)
     return (const mixl_kv_run_t *)(m + 1);
 }
 
+/*
+ * Create one request's transfers, layer by layer and peer by peer, into
+ * xfers[l * npeers + p]: WRITE (prefill: from our layer buffers into each
+ * peer's pool, with a layer notification) or READ (decode: from each peer's
+ * layer buffers into our pool). peer_layouts[p] is the KV layout of rank
+ * peers[p]. On failure the transfers made so far stay in xfers for the
+ * caller to release; the agent has logged the cause.
+ */
+mixl_status_t dg_kv_xfers(mixl_dg_t *dg, const dg_msg_t *m, mixl_op_t op, int layers,
+                          const int *peers, const mixl_kv_layout_t *peer_layouts, int npeers,
+                          mixl_xfer_h *xfers);
+
 /* Notifications: send (retrying while the peer's ring is full), collect, park. */
 mixl_status_t dg_notify(mixl_dg_t *dg, int dest, int kind, uint64_t req, int layer, int status);
 /* Fill out[] with up to max arrived notifications (parked first); returns the count. */

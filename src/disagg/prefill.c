@@ -76,55 +76,11 @@ static void pf_targets(pf_t *pf, pf_req_t *r)
 /* Prepare one WRITE per (layer, target) before computing anything. */
 static mixl_status_t pf_prepare(pf_t *pf, pf_req_t *r)
 {
-    mixl_dg_t *dg = pf->dg;
-    const dg_msg_t *m = r->msg;
-    size_t maxspans = 0;
-    mixl_status_t st = MIXL_OK;
-
-    for (int t = 0; t < r->ntargets; t++) {
-        size_t s = mixl_kv_spans_max(&dg->layout, &r->tlayout[t], m->tokens);
-        if (s > maxspans) maxspans = s;
-    }
-    mixl_kv_span_t *spans = malloc(maxspans * sizeof(*spans));
-    mixl_desc_t *local = malloc(maxspans * sizeof(*local));
-    mixl_desc_t *remote = malloc(maxspans * sizeof(*remote));
     r->xfers = calloc((size_t)pf->layers * (size_t)r->ntargets, sizeof(mixl_xfer_h));
     r->xdone = calloc((size_t)pf->layers * (size_t)r->ntargets, 1);
-    if (spans == NULL || local == NULL || remote == NULL || r->xfers == NULL || r->xdone == NULL) {
-        st = MIXL_ERR_NO_MEMORY;
-        goto out;
-    }
-    for (int l = 0; l < pf->layers && st == MIXL_OK; l++)
-        for (int t = 0; t < r->ntargets && st == MIXL_OK; t++) {
-            size_t n = mixl_kv_layer_spans(&dg->layout, l % pf->slots, &r->tlayout[t], l,
-                                           dg_runs(m), m->nruns, m->tokens, spans);
-            for (size_t i = 0; i < n; i++) {
-                local[i] = (mixl_desc_t){(uint64_t)(uintptr_t)dg->mem.ptr + spans[i].src_off,
-                                         spans[i].len, dg->mem.type, dg->mem.device};
-                remote[i] = (mixl_desc_t){dg->peer_base[r->target[t]] + spans[i].dst_off,
-                                          spans[i].len, dg->plan.decode_mem, 0};
-            }
-            dg_notif_t note = {DG_NOTIF_MAGIC, DG_NOTIF_LAYER, (uint16_t)l, m->req, dg->rank, 0,
-                               dg->epoch, 0};
-            mixl_xfer_params_t xp = {.size = sizeof(xp),
-                                     .op = MIXL_OP_WRITE,
-                                     .peer = dg->names[r->target[t]],
-                                     .local = local,
-                                     .remote = remote,
-                                     .count = n,
-                                     .notif = &note,
-                                     .notif_len = sizeof(note)};
-            st = mixl_xfer_create(dg->agent, &xp, &r->xfers[(size_t)l * r->ntargets + t]);
-            if (st != MIXL_OK)
-                mixl_error("request %llu: preparing the layer %d write to %s: %s",
-                           (unsigned long long)m->req, l, dg->names[r->target[t]],
-                           mixl_agent_last_error(dg->agent));
-        }
-out:
-    free(spans);
-    free(local);
-    free(remote);
-    return st;
+    if (r->xfers == NULL || r->xdone == NULL) return MIXL_ERR_NO_MEMORY;
+    return dg_kv_xfers(pf->dg, r->msg, MIXL_OP_WRITE, pf->layers, r->target, r->tlayout,
+                       r->ntargets, r->xfers);
 }
 
 static void pf_release(pf_t *pf, pf_req_t *r)
@@ -244,9 +200,10 @@ static void pf_fail(pf_t *pf, pf_req_t *r, mixl_status_t st, const char *what, i
 {
     if (r->status != MIXL_OK) return;
     r->status = st;
-    const char *why = pf->dg->agent ? mixl_agent_last_error(pf->dg->agent) : "";
+    /* The request's outcome; a failed MIXL call logged its cause already (the agent's
+     * first-error message may be older than this failure, so it is not repeated). */
     mixl_error("request %llu: %s (layer %d): %s", (unsigned long long)r->msg->req, what, layer,
-               why[0] != '\0' ? why : mixl_status_str(st));
+               mixl_status_str(st));
 }
 
 /* Compute a layer: fill this rank's heads of every token, then the emulated time. */

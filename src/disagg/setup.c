@@ -117,20 +117,16 @@ mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
     memset(&sp, 0, sizeof(sp));
     sp.size = sizeof(sp);
     sp.reg = dg->reg;
-    st = mixl_md_store_create(&sp, &dg->store);
-    if (st != MIXL_OK) {
-        mixl_error("cannot start the metadata store: %s", mixl_registry_last_error(dg->reg));
-        dg->store = NULL;
-    }
+    st = mixl_md_store_create(&sp, &dg->store); /* logs its own failure */
+    if (st != MIXL_OK) dg->store = NULL;
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
 
     /* The router moves no KV: only workers publish, and they import every other worker. */
     if (dg->rank != 0) {
         int64_t t0 = (int64_t)mixl_now_ns();
         st = mixl_md_store_publish_agent(dg->store, dg->agent);
+        /* A failure is logged by the store (or the agent) where it happened. */
         if (st == MIXL_OK) dg_reg_time_add(&dg->reg_times, 0, (int64_t)mixl_now_ns() - t0);
-        if (st != MIXL_OK)
-            mixl_error("publishing its metadata: %s", mixl_md_store_last_error(dg->store));
     }
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
     if (dg->rank != 0)
@@ -140,11 +136,6 @@ mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
             st = mixl_md_store_fetch_import(dg->store, dg->agent, dg->names[r],
                                             (int)cfg->registry.timeout_ms);
             if (st == MIXL_OK) dg_reg_time_add(&dg->reg_times, 1, (int64_t)mixl_now_ns() - t0);
-            if (st != MIXL_OK)
-                mixl_error("metadata of %s: %s", dg->names[r],
-                           mixl_md_store_last_error(dg->store)[0] != '\0'
-                               ? mixl_md_store_last_error(dg->store)
-                               : mixl_agent_last_error(dg->agent));
         }
     return dg_agree(dg, st);
 }
@@ -254,24 +245,18 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
         if (st == MIXL_OK) dg_agents_made++;
     }
     memset(secret, 0, sizeof(secret));
-    if (st != MIXL_OK) {
-        /* Agent creation is collective; a failure is seen by every rank or reported here. */
-        mixl_error("cannot create the agent: %s", mixl_status_str(st));
-        dg->agent = NULL;
-    }
+    /* mixl_agent_create logs its own failure (each rank the part it saw). */
+    if (st != MIXL_OK) dg->agent = NULL;
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
     int64_t t_created = (int64_t)mixl_now_ns();
 
     if (dg->mem.ptr != NULL) {
+        /* The agent logs a refusal, naming the region. */
         st = mixl_mem_register(dg->agent, dg->mem.ptr, dg->mem.len, dg->mem.type, dg->mem.device,
                                &dg->region);
-        if (st != MIXL_OK)
-            mixl_error("registering %zu bytes of KV memory: %s", dg->mem.len,
-                       mixl_agent_last_error(dg->agent));
     }
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
-    st = mixl_agent_start(dg->agent);
-    if (st != MIXL_OK) mixl_error("starting the agent: %s", mixl_agent_last_error(dg->agent));
+    st = mixl_agent_start(dg->agent); /* logs its own failure */
     if ((st = dg_agree(dg, st)) != MIXL_OK) return st;
     int64_t t_started = (int64_t)mixl_now_ns();
 

@@ -20,12 +20,19 @@
 
 #include "util/errbuf.h"
 
-/* Backend slots: index into the per-object tp_priv arrays. */
+/*
+ * Backend slots: the index of a backend in the table of backends.c, of its
+ * entry in the per-object tp_priv arrays, and of its public mixl_backend_t
+ * bit (slot i is bit 1u << i). Only backends.c and a backend's own files name
+ * a slot; the agent walks the table.
+ */
 typedef enum {
     MIXL_TP_MPI = 0,
     MIXL_TP_TCP = 1,
     MIXL_TP_MAX = 2,
 } mixl_tp_id_t;
+
+#define MIXL_TP_BIT(id) (1u << (unsigned)(id))
 
 /* Capability flags: the public MIXL_CAP_* values (include/mixl/agent.h), which the
  * conformance suite reads through mixl_backend_caps() to know what to expect. */
@@ -35,6 +42,15 @@ typedef enum {
 #define MIXL_TP_CAP_CROSS_WORLD MIXL_CAP_CROSS_WORLD
 #define MIXL_TP_CAP_PEER_FAILURE MIXL_CAP_PEER_FAILURE
 
+/*
+ * What the agent needs to know to run a backend (mixl_tp_ops_t.flags); not
+ * public. The agent decides by these, never by a backend's name.
+ */
+#define MIXL_TP_F_COMM (1u << 0)      /* needs the agent's communicator; init, start and fini
+                                       * are collective over it */
+#define MIXL_TP_F_ONE_SIDED (1u << 1) /* one-sided RDMA data path (the design's path): an agent
+                                       * without one says so loudly at start */
+
 /* A registered local region, as backends see it. */
 typedef struct mixl_tp_region {
     uint32_t id;
@@ -42,21 +58,29 @@ typedef struct mixl_tp_region {
     size_t len;
     mixl_mem_type_t mem_type;
     int device;
-    /* Exported remote-access information; a backend fills what it owns. */
-    int32_t window;       /* MPI: static window index, -1 dynamic, -2 none */
-    uint64_t window_base; /* MPI: address that displacement 0 of the window maps to */
+    /*
+     * CUDA IPC export of a device region, written by the MPI backend's CUDA
+     * module (mpi_cuda.c) and copied into the MPI metadata section by the MPI
+     * backend's export_md. They belong in that module's per-region state and
+     * move there when mpi_cuda.c is split; nothing outside the MPI backend
+     * reads them.
+     */
+    uint64_t window_base; /* IPC: base of the CUDA allocation (MPI windows keep their own) */
     uint32_t md_flags;    /* MIXL_MD_REGION_* */
     uint8_t ipc_handle[64];
     uint64_t ipc_size;    /* bytes of the CUDA allocation the IPC handle maps */
-    void *tp_priv[MIXL_TP_MAX];
+    void *tp_priv[MIXL_TP_MAX]; /* each backend's per-region state, at its slot */
 } mixl_tp_region_t;
 
 /* A peer whose metadata was imported. */
 typedef struct mixl_tp_peer {
     char name[MIXL_NAME_MAX];
     mixl_metadata_t *md; /* decoded metadata (owned by the agent) */
-    int mpi_rank;        /* rank in the agent's communicator, -1 if not in our world */
-    void *tp_priv[MIXL_TP_MAX];
+    /* Rank of the peer in the agent's communicator, -1 if not in our world: set
+     * by the MPI backend's peer_add from its metadata section (-1 before). Read
+     * by the MPI backend's CUDA module and the data-path policy (agent/node.c). */
+    int mpi_rank;
+    void *tp_priv[MIXL_TP_MAX]; /* each backend's per-peer state, at its slot */
 } mixl_tp_peer_t;
 
 /* One merged operation: a contiguous local span and a contiguous remote span. */
@@ -86,6 +110,7 @@ typedef struct mixl_tp_ops {
     size_t size; /* sizeof(mixl_tp_ops_t), checked at registration */
     const char *name;
     unsigned caps;     /* MIXL_TP_CAP_* */
+    unsigned flags;    /* MIXL_TP_F_* */
     size_t priv_size;  /* bytes of tp->priv, zeroed before init */
 
     /*
@@ -103,10 +128,15 @@ typedef struct mixl_tp_ops {
     mixl_status_t (*mem_register)(mixl_tp_t *tp, mixl_tp_region_t *region);
     mixl_status_t (*mem_deregister)(mixl_tp_t *tp, mixl_tp_region_t *region);
 
-    /* Fill this backend's endpoint fields of the agent's exported metadata. */
-    mixl_status_t (*export_md)(mixl_tp_t *tp, mixl_metadata_t *md);
+    /* Fill this backend's section of the agent's exported metadata (md->mpi,
+     * md->tcp, ...). md->regions[i] describes regions[i]; its generic fields
+     * are set, the backend adds its per-region fields. */
+    mixl_status_t (*export_md)(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count,
+                               mixl_metadata_t *md);
     /* MIXL_OK if the backend can reach the peer (and sets peer->tp_priv[id]),
-     * MIXL_ERR_UNREACHABLE if not. */
+     * MIXL_ERR_UNREACHABLE if not (quietly: another backend may reach it). The
+     * agent asks every active backend and keeps one (data-path policy); the
+     * others get peer_remove. */
     mixl_status_t (*peer_add)(mixl_tp_t *tp, mixl_tp_peer_t *peer);
     void (*peer_remove)(mixl_tp_t *tp, mixl_tp_peer_t *peer);
 
@@ -139,10 +169,9 @@ struct mixl_tp {
     MPI_Comm comm;         /* the agent's communicator (MPI_COMM_NULL when none) */
     char (*rank_names)[MIXL_NAME_MAX]; /* agent name of each rank in comm */
     int rank, nranks;
-    uint64_t mpi_world;    /* communicator fingerprint, 0 when none */
 };
 
-/* Look up a backend by name ("mpi", "tcp") or id; NULL when not built in. */
+/* Look up a backend by name ("mpi", "tcp") or slot; NULL when not built in. */
 const mixl_tp_ops_t *mixl_tp_find(const char *name);
 const mixl_tp_ops_t *mixl_tp_get(mixl_tp_id_t id);
 /* Check an ops table's mandatory entries; MIXL_ERR_INVALID_PARAM names the hole. */

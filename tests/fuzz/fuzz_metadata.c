@@ -43,7 +43,7 @@ static void check_strings(const mixl_metadata_t *md)
     FUZZ_CHECK(memchr(md->engine_id, '\0', sizeof(md->engine_id)) != NULL);
     FUZZ_CHECK(memchr(md->hostname, '\0', sizeof(md->hostname)) != NULL);
     FUZZ_CHECK(memchr(md->library_version, '\0', sizeof(md->library_version)) != NULL);
-    FUZZ_CHECK(memchr(md->tcp_host, '\0', sizeof(md->tcp_host)) != NULL);
+    FUZZ_CHECK(memchr(md->tcp.host, '\0', sizeof(md->tcp.host)) != NULL);
 }
 
 /* Regions as the encoder writes them: an IPC handle and allocation size only where the
@@ -64,9 +64,9 @@ static int same(const mixl_metadata_t *a, const mixl_metadata_t *b)
            /* The encoder writes its own version where the blob named none. */
            strcmp(a->library_version[0] ? a->library_version : MIXL_VERSION_STRING,
                   b->library_version) == 0 &&
-           a->mpi_world == b->mpi_world &&
-           a->mpi_rank == b->mpi_rank && strcmp(a->tcp_host, b->tcp_host) == 0 &&
-           a->tcp_port == b->tcp_port && a->region_count == b->region_count &&
+           a->mpi.world == b->mpi.world &&
+           a->mpi.rank == b->mpi.rank && strcmp(a->tcp.host, b->tcp.host) == 0 &&
+           a->tcp.port == b->tcp.port && a->region_count == b->region_count &&
            (a->region_count == 0 ||
             memcmp(a->regions, b->regions, a->region_count * sizeof(*a->regions)) == 0);
 }
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mixl_fuzz_accepted++;
     FUZZ_CHECK(md->format == MIXL_METADATA_FORMAT);
     FUZZ_CHECK(md->region_count == 0 || md->regions != NULL);
-    FUZZ_CHECK(md->mpi_rank >= -1 && md->tcp_port >= -1 && md->tcp_port <= 65535);
+    FUZZ_CHECK(md->mpi.rank >= -1 && md->tcp.port >= -1 && md->tcp.port <= 65535);
     check_strings(md);
     for (uint32_t i = 0; i < md->region_count; i++) {
         const mixl_md_region_t *r = &md->regions[i];

@@ -76,10 +76,10 @@ static void md_base(mixl_metadata_t *md, mixl_md_region_t *r, uint32_t n)
     snprintf(md->name, sizeof(md->name), "prefill-0");
     snprintf(md->engine_id, sizeof(md->engine_id), "engine-7f3a");
     snprintf(md->hostname, sizeof(md->hostname), "node001");
-    md->mpi_world = 0x1234abcd5678ef00ull;
-    md->mpi_rank = 3;
-    snprintf(md->tcp_host, sizeof(md->tcp_host), "10.0.0.1");
-    md->tcp_port = 40123;
+    md->mpi.world = 0x1234abcd5678ef00ull;
+    md->mpi.rank = 3;
+    snprintf(md->tcp.host, sizeof(md->tcp.host), "10.0.0.1");
+    md->tcp.port = 40123;
     md->region_count = n;
     md->regions = r;
     for (uint32_t i = 0; i < n; i++) {
@@ -181,16 +181,96 @@ static void raw_huge_array_claim(msgpack_packer *pk)
     msgpack_pack_str_body(pk, "\xdd\xff\xff\xff\xff\xc0", 6);
 }
 
+/* One host region with id 1, then a "tp" key whose value body() writes. */
+static void pk_one_region_tp(msgpack_packer *pk)
+{
+    pk_head(pk, 6);
+    pk_str(pk, "regions");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 4);
+    pk_str(pk, "id");
+    msgpack_pack_uint32(pk, 1);
+    pk_str(pk, "addr");
+    msgpack_pack_uint64(pk, 0x10000);
+    pk_str(pk, "len");
+    msgpack_pack_uint64(pk, 4096);
+    pk_str(pk, "mem");
+    msgpack_pack_uint32(pk, 0);
+    pk_str(pk, "tp");
+}
+
+static void raw_tp_unknown_section(msgpack_packer *pk)
+{
+    /* A backend this library lacks: skipped, the blob is accepted. */
+    pk_one_region_tp(pk);
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "rdma-future");
+    msgpack_pack_map(pk, 1);
+    pk_str(pk, "qp");
+    msgpack_pack_uint32(pk, 7);
+    pk_str(pk, "tcp");
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "host");
+    pk_str(pk, "10.0.0.9");
+    pk_str(pk, "port");
+    msgpack_pack_int32(pk, 4000);
+}
+
+static void raw_tp_not_map(msgpack_packer *pk)
+{
+    pk_one_region_tp(pk);
+    msgpack_pack_array(pk, 0);
+}
+
+static void raw_tp_mpi_unknown_region(msgpack_packer *pk)
+{
+    pk_one_region_tp(pk);
+    msgpack_pack_map(pk, 1);
+    pk_str(pk, "mpi");
+    msgpack_pack_map(pk, 3);
+    pk_str(pk, "world");
+    msgpack_pack_uint64(pk, 99);
+    pk_str(pk, "rank");
+    msgpack_pack_int32(pk, 0);
+    pk_str(pk, "regions");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "id");
+    msgpack_pack_uint32(pk, 2);
+    pk_str(pk, "win");
+    msgpack_pack_int32(pk, 0);
+}
+
+static void raw_format1(msgpack_packer *pk)
+{
+    /* The previous format, fields at the top level: refused as another version. */
+    msgpack_pack_map(pk, 7);
+    pk_str(pk, "crc");
+    msgpack_pack_str_body(pk, "\xce\0\0\0\0", 5);
+    pk_str(pk, "magic");
+    pk_str(pk, "MIXL-MD");
+    pk_str(pk, "format");
+    msgpack_pack_uint32(pk, 1);
+    pk_str(pk, "name");
+    pk_str(pk, "decode-0");
+    pk_str(pk, "mpi_rank");
+    msgpack_pack_int32(pk, 0);
+    pk_str(pk, "tcp_port");
+    msgpack_pack_int32(pk, 4000);
+    pk_str(pk, "regions");
+    msgpack_pack_array(pk, 0);
+}
+
 static void metadata_seeds(void)
 {
     mixl_metadata_t md;
     mixl_md_region_t r[8];
 
     md_base(&md, r, 0);
-    md.mpi_rank = -1;
-    md.mpi_world = 0;
-    md.tcp_host[0] = '\0';
-    md.tcp_port = -1;
+    md.mpi.rank = -1;
+    md.mpi.world = 0;
+    md.tcp.host[0] = '\0';
+    md.tcp.port = -1;
     md_put("no-regions", &md);
     md_base(&md, r, 1);
     md_put("one-host-region", &md);
@@ -209,10 +289,10 @@ static void metadata_seeds(void)
     memset(md.name, 'n', sizeof(md.name) - 1);
     memset(md.engine_id, 'e', sizeof(md.engine_id) - 1);
     memset(md.hostname, 'h', sizeof(md.hostname) - 1);
-    memset(md.tcp_host, 't', sizeof(md.tcp_host) - 1);
+    memset(md.tcp.host, 't', sizeof(md.tcp.host) - 1);
     snprintf(md.library_version, sizeof(md.library_version), "123.456.789.012");
-    md.tcp_port = 65535;
-    md.mpi_rank = INT32_MAX;
+    md.tcp.port = 65535;
+    md.mpi.rank = INT32_MAX;
     r[0].id = UINT32_MAX;
     r[0].addr = UINT64_MAX - 4096;
     r[0].len = 4096;
@@ -244,6 +324,10 @@ static void metadata_seeds(void)
     md_raw("too-many-regions", raw_too_many_regions);
     md_raw("region-field-types", raw_region_types);
     md_raw("huge-array-claim", raw_huge_array_claim);
+    md_raw("tp-unknown-section", raw_tp_unknown_section);
+    md_raw("tp-not-map", raw_tp_not_map);
+    md_raw("tp-mpi-unknown-region", raw_tp_mpi_unknown_region);
+    md_raw("format-1", raw_format1);
 }
 
 /* --- config --------------------------------------------------------------- */

@@ -139,8 +139,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&md, 0, sizeof(md));
     memset(&rr, 0, sizeof(rr));
     strcpy(peer.name, "fake");
-    strcpy(md.tcp_host, "127.0.0.1");
-    md.tcp_port = g_port;
+    strcpy(md.tcp.host, "127.0.0.1");
+    md.tcp.port = g_port;
     rr.id = 1;
     rr.addr = REMOTE_BASE;
     rr.len = 1 << 20;

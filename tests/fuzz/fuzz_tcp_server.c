@@ -58,8 +58,8 @@ static void setup(void)
     g_region.mem_type = MIXL_MEM_HOST;
     if (mixl_tp_tcp_ops.mem_register(&g_tp, &g_region) != MIXL_OK) abort();
     memset(&md, 0, sizeof(md));
-    mixl_tp_tcp_ops.export_md(&g_tp, &md);
-    g_port = md.tcp_port;
+    mixl_tp_tcp_ops.export_md(&g_tp, NULL, 0, &md);
+    g_port = md.tcp.port;
     memset(&h, 0, sizeof(h));
     h.version = MIXL_TCP_VERSION;
     h.max_frame = MIXL_TCP_FRAME_MIN;

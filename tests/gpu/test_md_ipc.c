@@ -39,7 +39,7 @@ static mixl_status_t roundtrip(uint64_t off, uint64_t len, uint64_t size, uint64
     snprintf(md.name, sizeof(md.name), "gpu-peer");
     snprintf(md.hostname, sizeof(md.hostname), "node0");
     md.format = MIXL_METADATA_FORMAT;
-    md.mpi_rank = -1;
+    md.mpi.rank = -1;
     r.id = 7;
     r.window_base = 0x7f0000000000ull;
     r.addr = r.window_base + off;

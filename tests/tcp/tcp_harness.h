@@ -116,8 +116,8 @@ static inline int h_port(h_agent_t *a)
     mixl_metadata_t md;
 
     memset(&md, 0, sizeof(md));
-    mixl_tp_tcp_ops.export_md(&a->tp, &md);
-    return md.tcp_port;
+    mixl_tp_tcp_ops.export_md(&a->tp, NULL, 0, &md);
+    return md.tcp.port;
 }
 
 /* Make `target` known to `self` as a peer (what metadata import does). */
@@ -126,7 +126,7 @@ static inline mixl_status_t h_peer_add(h_agent_t *self, h_agent_t *target, h_pee
     memset(p, 0, sizeof(*p));
     snprintf(p->peer.name, sizeof(p->peer.name), "%s", target->name);
     snprintf(p->md.name, sizeof(p->md.name), "%s", target->name);
-    mixl_tp_tcp_ops.export_md(&target->tp, &p->md);
+    mixl_tp_tcp_ops.export_md(&target->tp, NULL, 0, &p->md);
     for (size_t i = 0; i < target->nregions; i++) {
         p->regions[i].id = target->regions[i].id;
         p->regions[i].addr = (uint64_t)(uintptr_t)target->regions[i].addr;
@@ -145,8 +145,8 @@ static inline mixl_status_t h_peer_at(h_agent_t *self, const char *name, int por
 {
     memset(p, 0, sizeof(*p));
     snprintf(p->peer.name, sizeof(p->peer.name), "%s", name);
-    snprintf(p->md.tcp_host, sizeof(p->md.tcp_host), "127.0.0.1");
-    p->md.tcp_port = port;
+    snprintf(p->md.tcp.host, sizeof(p->md.tcp.host), "127.0.0.1");
+    p->md.tcp.port = port;
     p->regions[0].id = 7;
     p->regions[0].addr = region_addr;
     p->regions[0].len = region_len;

@@ -137,7 +137,7 @@ static int fetch_peer(mixl_agent_h a, uint64_t *base_p)
     if (blob == NULL) return -1;
     if (mixl_metadata_import(a, blob, len, NULL) == MIXL_OK &&
         mixl_metadata_decode(blob, len, &md) == MIXL_OK) {
-        if (md->region_count > 0 && md->tcp_port > 0) {
+        if (md->region_count > 0 && md->tcp.port > 0) {
             *base_p = md->regions[0].addr;
             rc = 0;
         }

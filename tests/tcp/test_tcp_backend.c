@@ -458,9 +458,9 @@ static void test_fixed_port(void **state)
     assert_int_equal(mixl_tp_tcp_ops.init(&tp, &p), MIXL_OK);
     mixl_metadata_t md;
     memset(&md, 0, sizeof(md));
-    mixl_tp_tcp_ops.export_md(&tp, &md);
-    assert_int_equal(md.tcp_port, port);
-    assert_string_equal(md.tcp_host, "127.0.0.1");
+    mixl_tp_tcp_ops.export_md(&tp, NULL, 0, &md);
+    assert_int_equal(md.tcp.port, port);
+    assert_string_equal(md.tcp.host, "127.0.0.1");
     mixl_tp_tcp_ops.fini(&tp);
     free(tp.priv);
 }

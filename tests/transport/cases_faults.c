@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mixl/log.h>
 #include <mixl/metadata.h>
 
 #include "conformance.h"
@@ -112,7 +113,36 @@ void case_release_in_flight(void)
     tr_barrier();
 }
 
-/* One create that must fail with want, naming the descriptor; nothing is issued. */
+/* Error lines MIXL logged since the count was reset: an error is logged once, where found. */
+static struct {
+    int lines;
+    char first[512];
+} logged;
+
+static void count_log(mixl_log_level_t level, const char *msg, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "mixl log %d: %s\n", (int)level, msg);
+    if (level != MIXL_LOG_ERROR) return;
+    if (logged.lines++ == 0) snprintf(logged.first, sizeof(logged.first), "%s", msg);
+}
+
+static void log_count_start(void)
+{
+    memset(&logged, 0, sizeof(logged));
+    mixl_log_set_handler(count_log, NULL);
+}
+
+/* Exactly one error line, and it names needle. */
+static void log_count_check(const char *what, const char *needle)
+{
+    mixl_log_set_handler(NULL, NULL);
+    CHECK(logged.lines == 1, "%s: logged %d error lines, expected exactly one", what, logged.lines);
+    CHECK(strstr(logged.first, needle) != NULL, "%s: the logged line lacks '%s': %s", what, needle,
+          logged.first);
+}
+
+/* One create that must fail with want, naming the descriptor, logged once; nothing is issued. */
 static void refuse(const char *what, const mixl_desc_t *l, const mixl_desc_t *r, size_t count,
                    mixl_status_t want, const char *needle)
 {
@@ -120,18 +150,40 @@ static void refuse(const char *what, const mixl_desc_t *l, const mixl_desc_t *r,
                             .local = l, .remote = r, .count = count};
     mixl_xfer_h x = NULL;
     mixl_agent_clear_error(T.agent);
+    log_count_start();
     mixl_status_t st = mixl_xfer_create(T.agent, &p, &x);
+    log_count_check(what, needle);
     CHECK(st == want, "%s: %s, expected %s", what, mixl_status_name(st), mixl_status_name(want));
     CHECK(strstr(mixl_agent_last_error(T.agent), needle) != NULL, "%s: message lacks '%s'", what,
           needle);
     if (st == MIXL_OK) mixl_xfer_release(x);
 }
 
+/* A peer's blob with one bit flipped is refused, the agent's error logged once; the peer
+ * imported before stays usable. */
+static void refuse_import(void)
+{
+    size_t len = (size_t)T.blob_len[1];
+    uint8_t *blob = malloc(len);
+    mixl_status_t st;
+
+    CHECK(blob != NULL, "no memory for the blob copy");
+    memcpy(blob, (uint8_t *)T.blobs + T.blob_off[1], len);
+    blob[len / 2] ^= 0x10;
+    mixl_agent_clear_error(T.agent);
+    log_count_start();
+    st = mixl_metadata_import(T.agent, blob, len, NULL);
+    log_count_check("import of a corrupted blob", "checksum mismatch");
+    CHECK(st == MIXL_ERR_BAD_METADATA, "import of a corrupted blob: %s", mixl_status_name(st));
+    free(blob);
+}
+
 /*
  * Descriptors outside a region (local, remote, straddling the end), of the
  * wrong memory type, and lists whose lengths differ are refused at create
- * with a specific status and a message naming the descriptor; afterwards the
- * agent still transfers, and the target's memory was never touched.
+ * with a specific status and a message naming the descriptor, logged exactly
+ * once; so is a corrupted metadata blob at import. Afterwards the agent still
+ * transfers, and the target's memory was never touched.
  */
 void case_bad_desc(void)
 {
@@ -165,6 +217,7 @@ void case_bad_desc(void)
         r[1] = good_r;
         l[1].len = r[1].len = 0;
         refuse("empty descriptor", l, r, 3, MIXL_ERR_INVALID_PARAM, "descriptor 1");
+        refuse_import();
 
         /* The agent is unharmed. */
         tr_fill(0, 4096, 77);

@@ -8,10 +8,12 @@
  * path (osc/ucx looks up the remote region table on every operation, ~8x
  * slower, and caps attachments at 32-48).
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(OPEN_MPI) && OPEN_MPI
 #include <mpi-ext.h>
@@ -59,9 +61,23 @@ static mixl_status_t mpi_agree(mixl_tp_t *tp, mpi_tp_t *m, mixl_status_t local, 
     return st;
 }
 
+/* A fingerprint of this communicator, so a peer's metadata naming rank r of
+ * "our" world is recognised as ours only when it really is. */
+static uint64_t mpi_random_u64(void)
+{
+    uint64_t v = 0;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v)) v = 0;
+        close(fd);
+    }
+    if (v == 0) v = ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)&v ^ 0x9e3779b97f4a7c15ull;
+    return v;
+}
+
 /*
- * Collective: duplicate the communicator, set up staging (local) and the
- * notification window (collective), then agree. Every rank makes every
+ * Collective: duplicate the communicator, share a world fingerprint, set up
+ * staging (local) and the notification window (collective), then agree. Every rank makes every
  * collective call whatever failed before it locally; on a common failure
  * every rank frees what it made, again collectively.
  */
@@ -85,6 +101,9 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     m->timeout_ms = params->timeout_ms;
     m->gpu_path = params->gpu_path;
     m->cuda_aware = mpi_query_cuda_aware();
+    if (m->rank == 0) m->world = mpi_random_u64();
+    rc = MPI_Bcast(&m->world, 1, MPI_UINT64_T, 0, m->comm);
+    if (rc != MPI_SUCCESS) mixl_coll_lost(m->comm, rc, "MPI_Bcast of the world fingerprint");
 
     /* A refusal here is local: the notification window below is still made with the others. */
     mixl_coll_keep(&st, mpi_cuda_init(tp, m, params));
@@ -162,8 +181,9 @@ static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, 
         if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create for %s", what));
         mixl_coll_keep(&st, mpi_win_open(tp, m->wins[j], what));
         if (use) {
-            r->window = j;
-            r->window_base = (uint64_t)(uintptr_t)r->addr;
+            mpi_region_t *mr = r->tp_priv[tp->id];
+            mr->window = j;
+            mr->base = (uint64_t)(uintptr_t)r->addr;
         }
     }
 
@@ -203,60 +223,104 @@ static void mpi_fini(mixl_tp_t *tp)
 static mixl_status_t mpi_mem_register(mixl_tp_t *tp, mixl_tp_region_t *r)
 {
     mpi_tp_t *m = tp->priv;
+    mpi_region_t *mr;
     mixl_status_t st;
     int rc;
 
+    mr = calloc(1, sizeof(*mr));
+    if (mr == NULL)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: region %u: MPI region state",
+                               tp->agent_name, r->id);
+    mr->window = -2;
+    r->tp_priv[tp->id] = mr;
     if (r->mem_type == MIXL_MEM_CUDA) {
         st = mpi_cuda_region_register(tp, m, r);
-        if (st != MIXL_OK) return st;
+        if (st != MIXL_OK) goto err_state;
     }
     if (!m->started) return MIXL_OK; /* exposed by start() */
     if (!mpi_region_windowable(m, r)) return MIXL_OK; /* device memory: not through MPI */
     rc = MPI_Win_attach(m->dyn_win, r->addr, (MPI_Aint)r->len);
-    if (rc != MPI_SUCCESS)
-        return mpi_tp_error(tp, rc, "late registration of region %u (%zu bytes) in the dynamic "
-                            "window (%d already attached)", r->id, r->len, m->dyn_attached);
+    if (rc != MPI_SUCCESS) {
+        st = mpi_tp_error(tp, rc, "late registration of region %u (%zu bytes) in the dynamic "
+                          "window (%d already attached)", r->id, r->len, m->dyn_attached);
+        goto err_state;
+    }
     m->dyn_attached++;
-    r->window = -1;
-    r->window_base = 0; /* dynamic windows address by absolute address */
+    mr->window = -1;
+    mr->base = 0; /* dynamic windows address by absolute address */
     return MIXL_OK;
+
+err_state:
+    r->tp_priv[tp->id] = NULL;
+    free(mr);
+    return st;
 }
 
 static mixl_status_t mpi_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *r)
 {
     mpi_tp_t *m = tp->priv;
+    mpi_region_t *mr = r->tp_priv[tp->id];
 
-    if (r->window == -1) {
+    if (mr == NULL) return MIXL_OK;
+    if (mr->window == -1) {
         MPI_Win_detach(m->dyn_win, r->addr);
         m->dyn_attached--;
     }
     /* A static window keeps exposing the memory until the agent is destroyed. */
+    r->tp_priv[tp->id] = NULL;
+    free(mr);
     return MIXL_OK;
 }
 
-static mixl_status_t mpi_export_md(mixl_tp_t *tp, mixl_metadata_t *md)
-{
-    /* mpi_world and mpi_rank are filled by the agent; regions carry window info. */
-    return MIXL_OK;
-}
-
-static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
+/* Contract: fills md->mpi (world, rank) and each region's window; a device
+ * region's CUDA IPC export (mpi_cuda.c) rides in the same section. */
+static mixl_status_t mpi_export_md(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count,
+                                   mixl_metadata_t *md)
 {
     mpi_tp_t *m = tp->priv;
 
-    if (peer->mpi_rank < 0) return MIXL_ERR_UNREACHABLE;
-    for (uint32_t i = 0; i < peer->md->region_count; i++)
-        if (peer->md->regions[i].window >= m->nwins)
+    md->mpi.world = m->world;
+    md->mpi.rank = m->rank;
+    for (size_t i = 0; i < count; i++) {
+        const mixl_tp_region_t *r = regions[i];
+        const mpi_region_t *mr = r->tp_priv[tp->id];
+        mixl_md_region_t *out = &md->regions[i];
+
+        out->window = mr->window;
+        /* A windowed region counts displacements from its window's base; a
+         * device region without one, from its CUDA allocation (IPC). */
+        out->window_base = mr->window != -2 ? mr->base : r->window_base;
+        out->flags = r->md_flags;
+        memcpy(out->ipc_handle, r->ipc_handle, sizeof(out->ipc_handle));
+        out->ipc_size = r->ipc_size;
+    }
+    return MIXL_OK;
+}
+
+/* Contract: reachable when the peer's MPI section names a rank of this
+ * world under the peer's own name; sets peer->mpi_rank. */
+static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
+{
+    mpi_tp_t *m = tp->priv;
+    const mixl_metadata_t *md = peer->md;
+
+    if (md->mpi.world != m->world || md->mpi.rank < 0 || md->mpi.rank >= m->nranks ||
+        strcmp(tp->rank_names[md->mpi.rank], md->name) != 0)
+        return MIXL_ERR_UNREACHABLE;
+    for (uint32_t i = 0; i < md->region_count; i++)
+        if (md->regions[i].window >= m->nwins)
             return mixl_errbuf_set(tp->eb, MIXL_ERR_BAD_METADATA,
                                    "agent %s: peer %s region %u names static window %d, only %d exist",
-                                   tp->agent_name, peer->name, peer->md->regions[i].id,
-                                   peer->md->regions[i].window, m->nwins);
+                                   tp->agent_name, peer->name, md->regions[i].id,
+                                   md->regions[i].window, m->nwins);
+    peer->mpi_rank = md->mpi.rank;
     return MIXL_OK;
 }
 
 static void mpi_peer_remove(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 {
     mpi_cuda_peer_remove(tp, peer);
+    peer->mpi_rank = -1;
 }
 
 static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
@@ -279,6 +343,7 @@ const mixl_tp_ops_t mixl_tp_mpi_ops = {
 #else
     .caps = MIXL_TP_CAP_HOST | MIXL_TP_CAP_NOTIF,
 #endif
+    .flags = MIXL_TP_F_COMM | MIXL_TP_F_ONE_SIDED,
     .priv_size = sizeof(mpi_tp_t),
     .init = mpi_init,
     .start = mpi_start,

@@ -35,9 +35,16 @@ _Static_assert(sizeof(mpi_notif_entry_t) == 64, "notification slots are 64 bytes
 struct mpi_cuda;
 struct mpi_cuda_xfer;
 
+/* Per-region state (region->tp_priv[MIXL_TP_MPI]), from mem_register to mem_deregister. */
+typedef struct {
+    int32_t window; /* static window index, -1 the dynamic window, -2 none */
+    uint64_t base;  /* address that displacement 0 of the window maps to */
+} mpi_region_t;
+
 typedef struct {
     MPI_Comm comm; /* our own duplicate: window creation is collective on it */
     int rank, nranks;
+    uint64_t world; /* fingerprint of comm, the same on every rank (mpi.world in metadata) */
 
     MPI_Win notif_win;
     uint8_t *notif_mem;

@@ -213,8 +213,9 @@ static mixl_status_t tcp_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *region)
 /* ------------------------------------------------------------------------ */
 /* Peers                                                                     */
 
-/* Contract: fills tcp_host and tcp_port, the endpoint peers connect to. */
-static mixl_status_t tcp_export_md(mixl_tp_t *tp, mixl_metadata_t *md)
+/* Contract: fills md->tcp, the endpoint peers connect to; no per-region fields. */
+static mixl_status_t tcp_export_md(mixl_tp_t *tp, mixl_tp_region_t *const *regions, size_t count,
+                                   mixl_metadata_t *md)
 {
     tcp_t *tcp = tp->priv;
     const char *host = tcp->bind_host;
@@ -226,8 +227,8 @@ static mixl_status_t tcp_export_md(mixl_tp_t *tp, mixl_metadata_t *md)
         hn[sizeof(hn) - 1] = '\0';
         host = hn[0] ? hn : "127.0.0.1";
     }
-    snprintf(md->tcp_host, sizeof(md->tcp_host), "%s", host);
-    md->tcp_port = tcp->port;
+    snprintf(md->tcp.host, sizeof(md->tcp.host), "%s", host);
+    md->tcp.port = tcp->port;
     return MIXL_OK;
 }
 
@@ -239,7 +240,7 @@ static mixl_status_t tcp_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
     const mixl_metadata_t *md = peer->md;
     tcp_peer_t *p;
 
-    if (md == NULL || md->tcp_host[0] == '\0' || md->tcp_port <= 0 || md->tcp_port > 65535)
+    if (md == NULL || md->tcp.host[0] == '\0' || md->tcp.port <= 0 || md->tcp.port > 65535)
         return mixl_errbuf_set_quiet(tp->eb, MIXL_ERR_UNREACHABLE,
                                      "tcp agent %s: peer %s published no TCP endpoint", tcp->name,
                                      peer->name);
@@ -248,8 +249,8 @@ static mixl_status_t tcp_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "tcp agent %s: peer %s", tcp->name,
                                peer->name);
     snprintf(p->name, sizeof(p->name), "%s", peer->name);
-    snprintf(p->host, sizeof(p->host), "%s", md->tcp_host);
-    p->port = md->tcp_port;
+    snprintf(p->host, sizeof(p->host), "%s", md->tcp.host);
+    p->port = md->tcp.port;
     peer->tp_priv[MIXL_TP_TCP] = p;
     return MIXL_OK;
 }
