@@ -165,7 +165,7 @@ int main(int argc, char **argv)
                                                        : mixl_agent_last_error(agent));
         goto out;
     }
-    printf("%s: %s published tcp %s:%d from host %s\n", me, peer, md->tcp_host, (int)md->tcp_port,
+    printf("%s: %s published tcp %s:%d from host %s\n", me, peer, md->tcp.host, (int)md->tcp.port,
            md->hostname);
     fflush(stdout);
 
