@@ -167,7 +167,7 @@ for t in "${targets[@]}"; do
        "corpus ${corp:-?} from $seeds$([ -n "$dict" ] && echo ", dictionary $(basename "$dict")"), log $log"
   # libFuzzer also writes slow-unit-* (an input over -report_slow_units, 10 s):
   # kept for a look, named in the summary, not a failure.
-  slow=$(ls "$out"/crash-"$t"-slow-unit-* 2>/dev/null | wc -l)
+  slow=$(ls "$out"/crash-"$t"-slow-unit-* 2>/dev/null | wc -l || true)
   [ "$slow" -gt 0 ] && echo "fuzz: $t: $slow slow input(s) (over 10 s): $out/crash-$t-slow-unit-*"
   crash=$(ls "$out"/crash-"$t"-* 2>/dev/null | grep -v -- '-slow-unit-' | head -n 1 || true)
   if [ "$rc" -ne 0 ] || [ -n "$crash" ]; then

@@ -18,7 +18,9 @@ mixl_status_t etcd_kv_decode(json_t *j, int with_value, mixl_registry_kv_t *kv)
     if (!json_is_string(k)) return MIXL_ERR_PROTOCOL;
     status = etcd_b64_decode(json_string_value(k), &key, &key_len);
     if (status != MIXL_OK) return status;
-    if (json_is_string(v)) {
+    /* A keys-only answer carries no values: one that does anyway (a proxy, a
+     * hostile server) must not hand the caller a value with a length of 0. */
+    if (with_value && json_is_string(v)) {
         status = etcd_b64_decode(json_string_value(v), &value, &len);
         if (status != MIXL_OK) goto out;
     }
