@@ -118,7 +118,7 @@ static unsigned g_pageable_us = 3000;
 static unsigned g_delay_min_us;
 static int g_verbose;
 static long g_ctx_created[EMU_MAX_DEVICES];
-static long g_flushes, g_kernels, g_pageable_h2d, g_h2d, g_ipc_opens, g_async_ops;
+static long g_flushes, g_kernels, g_pageable_h2d, g_h2d, g_pinned_copies, g_ipc_opens, g_async_ops;
 static char g_counters_dir[512];
 
 static __thread int t_device;
@@ -164,8 +164,8 @@ static void parse_faults(const char *spec)
     }
 }
 
-static const char *const k_counter_names[] = {"flush", "kernels", "pageable_h2d", "h2d", "ipc_opens",
-                                               "async_ops", "ctx0", "ctx1", "devices"};
+static const char *const k_counter_names[] = {"flush", "kernels", "pageable_h2d", "h2d", "pinned_copies",
+                                               "ipc_opens", "async_ops", "ctx0", "ctx1", "devices"};
 
 /* CUDA_EMU_COUNTERS: the counters of this process, for a test script. */
 static void write_counters(void)
@@ -740,12 +740,16 @@ static uint64_t enqueue_copy(emu_stream_t *s, void *dst, const void *src, size_t
     return stream_push(s, op);
 }
 
-/* Host-to-device copies, and among them those from pageable memory. */
-static void count_h2d(int pageable)
+/* Host-to-device copies (among them those from pageable memory), and copies between device and pinned memory. */
+static void count_copy(alloc_kind_t kd, alloc_kind_t ks)
 {
+    int h2d = is_dev(kd) && !is_dev(ks);
+    int pinned = (is_dev(kd) && ks == A_PINNED) || (kd == A_PINNED && is_dev(ks));
+    if (!h2d && !pinned) return;
     pthread_mutex_lock(&g_mu);
-    g_h2d++;
-    if (pageable) g_pageable_h2d++;
+    g_h2d += h2d;
+    g_pageable_h2d += h2d && ks == 0;
+    g_pinned_copies += pinned;
     pthread_mutex_unlock(&g_mu);
 }
 
@@ -763,7 +767,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t len, enum cudaMemcpyKi
     kd = kind_of(dst, NULL);
     ks = kind_of(src, NULL);
     s = stream_of(NULL);
-    if (is_dev(kd) && !is_dev(ks)) count_h2d(ks == 0);
+    count_copy(kd, ks);
     if (is_dev(kd) && ks == 0) {
         /* Pageable host to device: returns once the source is staged; the
          * DMA to the final destination may not have completed. */
@@ -792,7 +796,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t len, enum cudaMem
     kd = kind_of(dst, NULL);
     ks = kind_of(src, NULL);
     s = stream_of(stream);
-    if (is_dev(kd) && !is_dev(ks)) count_h2d(ks == 0);
+    count_copy(kd, ks);
     if (kd == 0 && is_dev(ks)) {
         /* Device to pageable host: synchronous, as documented. */
         seq = enqueue_copy(s, dst, src, len, 0);
@@ -1267,6 +1271,7 @@ long cuda_emu_counter(const char *name)
     else if (strcmp(name, "kernels") == 0) v = g_kernels;
     else if (strcmp(name, "pageable_h2d") == 0) v = g_pageable_h2d;
     else if (strcmp(name, "h2d") == 0) v = g_h2d;
+    else if (strcmp(name, "pinned_copies") == 0) v = g_pinned_copies;
     else if (strcmp(name, "ipc_opens") == 0) v = g_ipc_opens;
     else if (strcmp(name, "async_ops") == 0) v = g_async_ops;
     else if (strcmp(name, "ctx0") == 0) v = g_ctx_created[0];
