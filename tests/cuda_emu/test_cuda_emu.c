@@ -6,7 +6,7 @@
  * another process (a forked child) onto the same bytes, and injected
  * failures happen on the call asked for. Runs only on the emulation.
  *
- * Then MIXL's KV kernels (src/kv/kernels_cuda.cu) through their host
+ * With the argument "kernels": MIXL's KV kernels (src/kv/kernels_cuda.cu) through their host
  * versions: a layer filled on the device holds exactly the host fill's
  * bytes (odd, unaligned rows; a partial last block), without any
  * host-to-device copy; the check kernel finds no fault in it, one flipped
@@ -101,7 +101,7 @@ static void kv_kernels(long (*counter)(const char *))
     free(ref);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     long (*counter)(const char *) = (long (*)(const char *))dlsym(RTLD_DEFAULT, "cuda_emu_counter");
     struct cudaPointerAttributes a;
@@ -114,6 +114,12 @@ int main(void)
     if (counter == NULL) {
         fprintf(stderr, "not running on the emulated device (LD_LIBRARY_PATH?)\n");
         return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "kernels") == 0) {
+        /* Its own run: without the long minimum delay the promises above need. */
+        kv_kernels(counter);
+        printf("cuda_emu kernels: %s (%d failures)\n", failures ? "FAILED" : "passed", failures);
+        return failures ? 1 : 0;
     }
     CHECK(cudaGetDeviceCount(&n) == cudaSuccess && n == 2, "device count %d, CUDA_EMU_DEVICES=2", n);
     CHECK(cudaSetDevice(1) == cudaSuccess, "cudaSetDevice(1)");
@@ -178,8 +184,6 @@ int main(void)
     CHECK(cudaGetLastError() == cudaErrorMemoryAllocation && cudaGetLastError() == cudaSuccess,
           "last error not kept once");
     CHECK(cudaMalloc(&p2, 4096) == cudaSuccess, "third cudaMalloc failed");
-
-    kv_kernels(counter);
 
     cudaEventDestroy(ev);
     cudaStreamDestroy(s);
