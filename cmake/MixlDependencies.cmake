@@ -39,8 +39,36 @@ if(NOT MIXL_WITH_CUDA STREQUAL "OFF")
     set(CUDAToolkit_FOUND OFF)
     set(MIXL_CUDA_TOO_OLD ON)
   endif()
+  # The KV kernels (src/kv/kernels_cuda.cu) need nvcc as well: CUDA is a
+  # language of the project only when the toolkit is found and usable.
+  if(CUDAToolkit_FOUND)
+    include(CheckLanguage)
+    if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND CUDAToolkit_NVCC_EXECUTABLE)
+      set(CMAKE_CUDA_COMPILER ${CUDAToolkit_NVCC_EXECUTABLE})
+    endif()
+    check_language(CUDA)
+    if(NOT CMAKE_CUDA_COMPILER)
+      if(MIXL_WITH_CUDA STREQUAL "ON")
+        message(FATAL_ERROR "MIXL_WITH_CUDA=ON but nvcc cannot compile for this toolkit")
+      endif()
+      message(STATUS "MIXL: CUDA ${CUDAToolkit_VERSION} found but nvcc does not work, "
+              "building host-memory support only")
+      set(CUDAToolkit_FOUND OFF)
+      set(MIXL_CUDA_TOO_OLD ON)
+    endif()
+  endif()
   if(CUDAToolkit_FOUND)
     set(MIXL_HAVE_CUDA ON)
+    # The runtime as a shared library (libcudart.so.N), like the rest of
+    # MIXL's CUDA code, so the tests' emulated runtime replaces it through
+    # LD_LIBRARY_PATH. One architecture with its PTX keeps the build short
+    # and runs on newer GPUs through the driver's JIT; gpu-check.sh builds
+    # for the GPU it runs on (-DCMAKE_CUDA_ARCHITECTURES=native).
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 75)
+    endif()
+    enable_language(CUDA)
     message(STATUS "MIXL: CUDA ${CUDAToolkit_VERSION} found, device memory support compiled in")
   elseif(MIXL_WITH_CUDA STREQUAL "ON")
     message(FATAL_ERROR "MIXL_WITH_CUDA=ON but no CUDA toolkit was found")

@@ -154,6 +154,19 @@ void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len)
     memcpy(dst, src, len);
 }
 
+int bench_buf_copy_hd(int to_device, void *dst, const void *src, size_t len)
+{
+#ifdef MIXL_HAVE_CUDA
+    cudaError_t ce = cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
+    /* From pageable memory the copy may return before the DMA is done. */
+    if (ce == cudaSuccess && to_device) ce = cudaStreamSynchronize(cudaStreamLegacy);
+    return (int)ce;
+#else
+    (void)to_device, (void)dst, (void)src, (void)len;
+    return -1;
+#endif
+}
+
 void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len)
 {
 #ifdef MIXL_HAVE_CUDA

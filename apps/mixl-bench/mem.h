@@ -40,6 +40,14 @@ void bench_buf_free(bench_buf_t *buf);
 /* The memcpy baseline's copy for this memory type (memcpy, or cudaMemcpy on the device). */
 void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len);
 
+/*
+ * The host<->device baseline's copy: cudaMemcpy between device memory and
+ * host memory of host_kind (pinned or pageable), complete when it returns
+ * (a pageable host-to-device copy is waited for). Returns a cudaError_t;
+ * without CUDA, -1.
+ */
+int bench_buf_copy_hd(int to_device, void *dst, const void *src, size_t len);
+
 /* Copy len bytes from host memory into a buffer of kind, and back (cudaMemcpy for device memory). */
 void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len);
 void bench_buf_download(unsigned kind, void *host, const void *src, size_t len);

@@ -50,9 +50,9 @@ static void side_fill(const bench_verify_t *v, const bench_side_t *s, uint64_t s
     for (unsigned slot = s->first_slot; slot < s->first_slot + s->nslots; slot++)
         for (uint64_t j = 0; j < v->batch; j++) {
             char *d = desc_at(v, s, slot, j);
-            if (v->kind == BENCH_MEM_CUDA) {
+            if ((s->kind ? s->kind : v->kind) == BENCH_MEM_CUDA) {
                 bench_verify_fill(stage, v->size, seed, slot, j);
-                bench_buf_upload(v->kind, d, stage, v->size);
+                bench_buf_upload(BENCH_MEM_CUDA, d, stage, v->size);
             } else {
                 bench_verify_fill((uint8_t *)d, v->size, seed, slot, j);
             }
@@ -65,8 +65,8 @@ static int side_check(const bench_verify_t *v, const bench_side_t *s, uint64_t s
     for (unsigned slot = s->first_slot; slot < s->first_slot + s->nslots; slot++)
         for (uint64_t j = 0; j < v->batch; j++) {
             const uint8_t *got = (const uint8_t *)desc_at(v, s, slot, j);
-            if (v->kind == BENCH_MEM_CUDA) {
-                bench_buf_download(v->kind, stage, got, v->size);
+            if ((s->kind ? s->kind : v->kind) == BENCH_MEM_CUDA) {
+                bench_buf_download(BENCH_MEM_CUDA, stage, got, v->size);
                 got = stage;
             }
             bench_verify_fill(want, v->size, seed, slot, j);

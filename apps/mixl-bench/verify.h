@@ -26,10 +26,11 @@ typedef struct {
     uint64_t stride;
     unsigned first_slot, nslots;
     int permuted;
+    unsigned kind; /* BENCH_MEM_* of this side; 0: the point's kind (bench_verify_t) */
 } bench_side_t;
 
 typedef struct {
-    unsigned kind; /* BENCH_MEM_* of both sides (device memory is copied through the host) */
+    unsigned kind; /* BENCH_MEM_* of a side without its own (device memory is copied through the host) */
     uint64_t size, batch;
     int contig;
     bench_side_t src, dst;

@@ -99,7 +99,7 @@ typedef struct {
     unsigned backends;     /* mixl_backend_t bits; 0 = MPI when comm is set, else TCP */
     mixl_gpu_path_t gpu_path;
     unsigned notif_ring;   /* notification slots per peer (default 256) */
-    unsigned staging_slots;      /* pinned staging slots for device memory (default 2, min 2) */
+    unsigned staging_slots;      /* pinned staging slots for device memory (default 2; 1 serialises copies and network) */
     size_t staging_slot_bytes;   /* bytes per staging slot (default 8 MiB) */
     const char *tcp_bind;  /* TCP backend listen address; NULL or "auto" = 127.0.0.1 when every
                             * rank of comm is on one node, else an address peers can reach */

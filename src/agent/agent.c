@@ -165,10 +165,6 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
     if (gethostname(agent->hostname, sizeof(agent->hostname) - 1) != 0)
         snprintf(agent->hostname, sizeof(agent->hostname), "unknown");
 
-    if (agent->params.staging_slots < 2)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
-                               "agent %s: staging_slots is %u, at least 2 are needed to overlap "
-                               "copies with the network", agent->name, agent->params.staging_slots);
     if (agent->params.notif_ring > (1u << 16))
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: notif_ring %u exceeds 65536", agent->name,

@@ -48,7 +48,8 @@ typedef struct {
     size_t nreqs, capreqs;
     uint8_t *finished; /* by request id: late notifications are dropped */
     uint64_t nfinished_cap;
-    uint8_t *row, *block; /* verification scratch */
+    uint8_t *row;  /* verification scratch */
+    uint32_t *bad; /* device memory: words that differ, per [K,V][request block] */
     int64_t next_step;
     int stop;
 } dc_t;
@@ -99,16 +100,49 @@ static void dc_fail(dc_t *dc, dc_req_t *r, mixl_status_t st, const char *what)
             dg_notify(dc->dg, r->src[s], DG_NOTIF_ABORT, r->msg->req, 0, st);
 }
 
+/*
+ * Device memory: a CUDA kernel compares every word of the layer's blocks
+ * with the expected fill where they landed; only per-block counts of
+ * differing words come back to the host.
+ */
+static void dc_verify_layer_cuda(dc_t *dc, dc_req_t *r, int l)
+{
+    mixl_dg_t *dg = dc->dg;
+    const dg_msg_t *m = r->msg;
+    uint64_t nb = mixl_kv_blocks_for(m->tokens, dg->layout.block_size);
+    mixl_status_t st = mixl_kv_cuda_check_layer(&dg->mem, &dg->layout, l, dg_fill_id(dg, m->req), m->tokens,
+                                                dg_runs(m), m->nruns, dc->bad);
+    if (st != MIXL_OK) {
+        dc_fail(dc, r, st, "checking the layer on the device");
+        return;
+    }
+    for (int kv = 0; kv < 2; kv++)
+        for (uint64_t i = 0; i < nb; i++) {
+            uint32_t bad = dc->bad[(uint64_t)kv * nb + i];
+            if (bad == 0) continue;
+            if (r->bad_blocks == 0)
+                mixl_error("request %llu: layer %d %c block %llu (request block %llu): %u words "
+                           "differ from the expected fill (checked on the device)",
+                           (unsigned long long)m->req, l, kv ? 'V' : 'K',
+                           (unsigned long long)mixl_kv_runs_block(dg_runs(m), m->nruns, i),
+                           (unsigned long long)i, bad);
+            r->bad_blocks++;
+        }
+}
+
 /* Check every block of layer l of the request against the expected fill. */
 static void dc_verify_layer(dc_t *dc, dc_req_t *r, int l)
 {
     mixl_dg_t *dg = dc->dg;
     const dg_msg_t *m = r->msg;
     uint64_t nb = mixl_kv_blocks_for(m->tokens, dg->layout.block_size);
-    uint64_t bb = mixl_kv_block_bytes(&dg->layout);
 
     r->verified[l] = 1;
     if (!dg->cfg->decode.verify) return;
+    if (dg->mem.type == MIXL_MEM_CUDA) {
+        dc_verify_layer_cuda(dc, r, l);
+        return;
+    }
     for (int kv = 0; kv < 2; kv++)
         for (uint64_t i = 0; i < nb; i++) {
             uint64_t id = mixl_kv_runs_block(dg_runs(m), m->nruns, i);
@@ -116,13 +150,6 @@ static void dc_verify_layer(dc_t *dc, dc_req_t *r, int l)
                                        : m->tokens - i * (uint64_t)dg->layout.block_size;
             uint64_t off = mixl_kv_offset(&dg->layout, l, kv, id, 0, 0);
             const void *blk = (const char *)dg->mem.ptr + off;
-            if (dg->mem.type == MIXL_MEM_CUDA) {
-                if (mixl_kv_mem_to_host(&dg->mem, off, dc->block, bb) != MIXL_OK) {
-                    dc_fail(dc, r, MIXL_ERR_BACKEND, "copying a block from the device");
-                    return;
-                }
-                blk = dc->block;
-            }
             uint32_t got = mixl_kv_block_crc(&dg->layout, blk, ntok);
             uint32_t want = mixl_kv_expected_crc(&dg->layout, dg_fill_id(dg, m->req), l, kv, i, ntok,
                                                  dc->row);
@@ -424,12 +451,12 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
     dc.nfinished_cap = (uint64_t)dg->cfg->workload.requests;
     dc.finished = calloc(dc.nfinished_cap, 1);
     dc.row = malloc(mixl_kv_row_bytes(&dg->layout));
-    dc.block = malloc(mixl_kv_block_bytes(&dg->layout));
-    if (!dc.finished || !dc.row || !dc.block ||
+    dc.bad = calloc(2 * (dg->layout.blocks ? dg->layout.blocks : 1), sizeof(*dc.bad));
+    if (!dc.finished || !dc.row || !dc.bad ||
         (dc.leader && mixl_kv_alloc_init(&dc.alloc, dg->plan.pool_blocks) != MIXL_OK)) {
         free(dc.finished);
         free(dc.row);
-        free(dc.block);
+        free(dc.bad);
         return MIXL_ERR_NO_MEMORY;
     }
 
@@ -482,7 +509,7 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
     if (dc.leader) mixl_kv_alloc_fini(&dc.alloc);
     free(dc.finished);
     free(dc.row);
-    free(dc.block);
+    free(dc.bad);
     free(dc.reqs);
     return dg->router_gone ? MIXL_ERR_DISCONNECTED : MIXL_OK;
 }

@@ -49,7 +49,6 @@ typedef struct {
     mixl_dg_t *dg;
     int layers, slots;
     int *slot_busy;   /* outstanding completions of the layer occupying each slot */
-    uint8_t *scratch; /* host staging for device-memory layer buffers */
     dg_msg_t **queue;
     size_t nq, capq;
     pf_req_t **live; /* started, not yet reported (the computing one and draining ones) */
@@ -213,18 +212,10 @@ static void pf_compute(pf_t *pf, pf_req_t *r, int l)
     int slot = l % pf->slots;
     int64_t t0 = dg_now(dg);
     if (l == 0) r->t_start = t0;
-    if (dg->mem.type == MIXL_MEM_CUDA) {
-        uint64_t off = mixl_kv_offset(&dg->layout, slot, 0, 0, 0, 0);
-        uint64_t len = mixl_kv_layer_bytes(&dg->layout);
-        mixl_kv_layout_t one = dg->layout;
-        one.layers = 1;
-        mixl_kv_fill_layer(&one, pf->scratch, 0, l, dg_fill_id(dg, r->msg->req), r->msg->tokens);
-        mixl_status_t st = mixl_kv_mem_from_host(&dg->mem, off, pf->scratch, len);
-        if (st != MIXL_OK) pf_fail(pf, r, st, "copying the layer to the device", l);
-    } else {
-        mixl_kv_fill_layer(&dg->layout, dg->mem.ptr, slot, l, dg_fill_id(dg, r->msg->req),
-                           r->msg->tokens);
-    }
+    /* In device memory a CUDA kernel fills the layer (kv/kernels_cuda.cu). */
+    mixl_status_t st = mixl_kv_mem_fill_layer(&dg->mem, &dg->layout, slot, l,
+                                              dg_fill_id(dg, r->msg->req), r->msg->tokens);
+    if (st != MIXL_OK) pf_fail(pf, r, st, "filling the layer", l);
     /* Fault injection, to show that verification catches damaged KV: one byte of layer 0, TP rank 0. */
     int64_t every = dg->cfg->prefill.corrupt_every;
     int hit = dg_fault_corrupts(dg, r->msg->req, l);
@@ -431,9 +422,7 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
     pf.layers = dg->plan.model.layers;
     pf.slots = dg->plan.slots;
     pf.slot_busy = calloc((size_t)pf.slots, sizeof(int));
-    if (dg->mem.type == MIXL_MEM_CUDA) pf.scratch = malloc(mixl_kv_layer_bytes(&dg->layout));
-    if (pf.slot_busy == NULL || (dg->mem.type == MIXL_MEM_CUDA && pf.scratch == NULL))
-        return MIXL_ERR_NO_MEMORY;
+    if (pf.slot_busy == NULL) return MIXL_ERR_NO_MEMORY;
 
     unsigned idle = 0;
     while (!pf.stop || pf.nlive > 0 || pf.nq > 0) {
@@ -489,7 +478,6 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         }
     }
     free(pf.slot_busy);
-    free(pf.scratch);
     free(pf.queue);
     free(pf.live);
     return dg->router_gone ? MIXL_ERR_DISCONNECTED : MIXL_OK;

@@ -3,29 +3,21 @@
 
 #include <string.h>
 
+#include "kv/fill_elem.h"
 #include "util/crc32c.h"
-
-static inline uint64_t fill_mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 void mixl_kv_fill_row(uint64_t req, int layer, int kv, int head, uint64_t token, void *dst,
                       size_t row_bytes)
 {
-    uint64_t seed = fill_mix(fill_mix(fill_mix(req) ^ ((uint64_t)layer << 1 | (uint64_t)kv)) ^
-                             ((uint64_t)head << 32 | (token & 0xffffffffull)) ^ (token >> 32));
+    uint64_t seed = mixl_kv_row_seed(req, layer, kv, head, token);
     uint8_t *p = dst;
     size_t i = 0;
     for (; i + 8 <= row_bytes; i += 8) {
-        uint64_t w = fill_mix(seed + i);
+        uint64_t w = mixl_kv_row_word(seed, i / 8);
         memcpy(p + i, &w, 8);
     }
     if (i < row_bytes) {
-        uint64_t w = fill_mix(seed + i);
+        uint64_t w = mixl_kv_row_word(seed, i / 8);
         memcpy(p + i, &w, row_bytes - i);
     }
 }

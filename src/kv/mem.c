@@ -1,5 +1,6 @@
 /* Host KV memory and the dispatch to CUDA memory; see mem.h. */
 #include "kv/mem.h"
+#include "kv/fill.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -68,6 +69,15 @@ mixl_status_t mixl_kv_mem_from_host(mixl_kv_mem_t *mem, size_t off, const void *
     return MIXL_OK;
 }
 
+mixl_status_t mixl_kv_mem_fill_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int region_layer,
+                                     int model_layer, uint64_t req, uint64_t tokens)
+{
+    if (mem->type == MIXL_MEM_CUDA)
+        return mixl_kv_cuda_fill_layer(mem, l, region_layer, model_layer, req, tokens);
+    mixl_kv_fill_layer(l, mem->ptr, region_layer, model_layer, req, tokens);
+    return MIXL_OK;
+}
+
 #ifndef MIXL_HAVE_CUDA
 /* Built without CUDA: device memory is an explicit "not supported". */
 mixl_status_t mixl_kv_cuda_alloc(mixl_kv_mem_t *mem, size_t len, int device, int local_rank,
@@ -82,6 +92,19 @@ void mixl_kv_cuda_free(mixl_kv_mem_t *mem)
 }
 
 mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_device)
+{
+    return MIXL_ERR_NOT_SUPPORTED;
+}
+
+mixl_status_t mixl_kv_cuda_fill_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int region_layer,
+                                      int model_layer, uint64_t req, uint64_t tokens)
+{
+    return MIXL_ERR_NOT_SUPPORTED;
+}
+
+mixl_status_t mixl_kv_cuda_check_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int layer,
+                                       uint64_t req, uint64_t tokens, const mixl_kv_run_t *runs,
+                                       size_t nruns, uint32_t *bad_p)
 {
     return MIXL_ERR_NOT_SUPPORTED;
 }

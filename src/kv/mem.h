@@ -10,12 +10,18 @@
 
 #include <mixl/agent.h>
 
+#include "kv/layout.h"
+#include "kv/runs.h"
+
+struct mixl_kv_cuda_work;
+
 typedef struct {
     void *ptr;
     size_t len;
     mixl_mem_type_t type; /* MIXL_MEM_HOST or MIXL_MEM_CUDA */
     int device;
     void *mpi_ptr; /* from mixl_mem_alloc_mpi(): ptr itself for host memory, else a placeholder page */
+    struct mixl_kv_cuda_work *work; /* CUDA: the kernels' stream and buffers, made at first use */
 } mixl_kv_mem_t;
 
 /*
@@ -37,7 +43,28 @@ void mixl_kv_mem_free(mixl_kv_mem_t *mem);
 mixl_status_t mixl_kv_mem_to_host(const mixl_kv_mem_t *mem, size_t off, void *dst, size_t len);
 mixl_status_t mixl_kv_mem_from_host(mixl_kv_mem_t *mem, size_t off, const void *src, size_t len);
 
+/*
+ * Fill one layer of a request into the memory, laid out as l (the
+ * arguments of mixl_kv_fill_layer()): on the host in place, in device
+ * memory by a CUDA kernel. Returns once the bytes are in place, so they may
+ * be sent at once. Not collective; the hot path of neither.
+ */
+mixl_status_t mixl_kv_mem_fill_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int region_layer,
+                                     int model_layer, uint64_t req, uint64_t tokens);
+
 /* CUDA side (mem_cuda.c, or MIXL_ERR_NOT_SUPPORTED without CUDA). */
+mixl_status_t mixl_kv_cuda_fill_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int region_layer,
+                                      int model_layer, uint64_t req, uint64_t tokens);
+/*
+ * Check layer `layer` of request req (tokens long; request block i at
+ * block mixl_kv_runs_block(runs, nruns, i)) against the expected fill with
+ * a CUDA kernel, in device memory: bad_p[kv * nb + i] (nb request blocks)
+ * receives the number of 8-byte words of that block that differ. Only
+ * those counts leave the device. The error is logged.
+ */
+mixl_status_t mixl_kv_cuda_check_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int layer,
+                                       uint64_t req, uint64_t tokens, const mixl_kv_run_t *runs,
+                                       size_t nruns, uint32_t *bad_p);
 mixl_status_t mixl_kv_cuda_alloc(mixl_kv_mem_t *mem, size_t len, int device, int local_rank,
                                  char *err, size_t err_len);
 void mixl_kv_cuda_free(mixl_kv_mem_t *mem);

@@ -90,7 +90,7 @@ void mixl_stage_plan_free(mixl_stage_plan_t *plan)
 
 mixl_status_t mixl_stage_pool_init(mixl_stage_pool_t *pool, unsigned nslots)
 {
-    if (nslots < 2 || nslots > MIXL_STAGE_MAX_SLOTS) return MIXL_ERR_INVALID_PARAM;
+    if (nslots < 1 || nslots > MIXL_STAGE_MAX_SLOTS) return MIXL_ERR_INVALID_PARAM;
     memset(pool, 0, sizeof(*pool));
     pool->nslots = nslots;
     return MIXL_OK;

@@ -18,6 +18,8 @@
  * device copy of chunk k+1 runs while the network moves chunk k. A READ
  * issues one get at a time and starts its slot->device copy as soon as it
  * completed, so that copy runs while the next chunk's get is on the wire.
+ * With one slot nothing overlaps: each chunk's copy and network step run one
+ * after the other, the slot reused only once both ended.
  */
 #ifndef MIXL_MEM_STAGE_H
 #define MIXL_MEM_STAGE_H
@@ -123,7 +125,7 @@ typedef struct mixl_stage_sm {
     void *ctx;
 } mixl_stage_sm_t;
 
-/* Prepare a pool of nslots (2..MIXL_STAGE_MAX_SLOTS) free slots. */
+/* Prepare a pool of nslots (1..MIXL_STAGE_MAX_SLOTS) free slots; one slot serialises. */
 mixl_status_t mixl_stage_pool_init(mixl_stage_pool_t *pool, unsigned nslots);
 
 /* (Re)arm a machine for one post of a transfer with nchunks chunks. */

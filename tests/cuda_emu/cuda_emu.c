@@ -32,6 +32,11 @@
  *                           fails with cudaError_t e (default: 2, out of
  *                           memory, for allocations; 999 otherwise)
  *   CUDA_EMU_VERBOSE=1      one line per injected failure on stderr
+ *   CUDA_EMU_COUNTERS=dir   at exit, write the counters of cuda_emu_counter()
+ *                           to dir/<pid>.counters ("name value" lines, plus
+ *                           "rank" from the MPI launcher's environment), so a
+ *                           test can check what processes it did not start
+ *                           itself did on the device
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -113,7 +118,8 @@ static unsigned g_pageable_us = 3000;
 static unsigned g_delay_min_us;
 static int g_verbose;
 static long g_ctx_created[EMU_MAX_DEVICES];
-static long g_flushes, g_kernels, g_pageable_h2d, g_ipc_opens, g_async_ops;
+static long g_flushes, g_kernels, g_pageable_h2d, g_h2d, g_pinned_copies, g_ipc_opens, g_async_ops;
+static char g_counters_dir[512];
 
 static __thread int t_device;
 static __thread int t_device_set;
@@ -158,6 +164,28 @@ static void parse_faults(const char *spec)
     }
 }
 
+static const char *const k_counter_names[] = {"flush", "kernels", "pageable_h2d", "h2d", "pinned_copies",
+                                               "ipc_opens", "async_ops", "ctx0", "ctx1", "devices"};
+
+/* CUDA_EMU_COUNTERS: the counters of this process, for a test script. */
+static void write_counters(void)
+{
+    char path[600];
+    const char *rank = getenv("OMPI_COMM_WORLD_RANK");
+    FILE *f;
+
+    if (rank == NULL) rank = getenv("PMI_RANK");
+    snprintf(path, sizeof(path), "%s/%ld.counters", g_counters_dir, (long)getpid());
+    if ((f = fopen(path, "w")) == NULL) {
+        fprintf(stderr, "cuda_emu: cannot write %s\n", path);
+        return;
+    }
+    fprintf(f, "rank %s\n", rank != NULL ? rank : "-1");
+    for (size_t i = 0; i < sizeof(k_counter_names) / sizeof(k_counter_names[0]); i++)
+        fprintf(f, "%s %ld\n", k_counter_names[i], cuda_emu_counter(k_counter_names[i]));
+    fclose(f);
+}
+
 static void emu_init(void)
 {
     const char *s;
@@ -172,6 +200,10 @@ static void emu_init(void)
     if ((s = getenv("CUDA_EMU_PAGEABLE_US")) != NULL) g_pageable_us = (unsigned)strtoul(s, NULL, 10);
     if ((s = getenv("CUDA_EMU_FAIL")) != NULL) parse_faults(s);
     g_verbose = getenv("CUDA_EMU_VERBOSE") != NULL;
+    if ((s = getenv("CUDA_EMU_COUNTERS")) != NULL && *s != '\0') {
+        snprintf(g_counters_dir, sizeof(g_counters_dir), "%s", s);
+        atexit(write_counters);
+    }
 }
 
 static cudaError_t ret(cudaError_t e)
@@ -708,6 +740,19 @@ static uint64_t enqueue_copy(emu_stream_t *s, void *dst, const void *src, size_t
     return stream_push(s, op);
 }
 
+/* Host-to-device copies (among them those from pageable memory), and copies between device and pinned memory. */
+static void count_copy(alloc_kind_t kd, alloc_kind_t ks)
+{
+    int h2d = is_dev(kd) && !is_dev(ks);
+    int pinned = (is_dev(kd) && ks == A_PINNED) || (kd == A_PINNED && is_dev(ks));
+    if (!h2d && !pinned) return;
+    pthread_mutex_lock(&g_mu);
+    g_h2d += h2d;
+    g_pageable_h2d += h2d && ks == 0;
+    g_pinned_copies += pinned;
+    pthread_mutex_unlock(&g_mu);
+}
+
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t len, enum cudaMemcpyKind kind)
 {
     alloc_kind_t kd, ks;
@@ -722,13 +767,11 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t len, enum cudaMemcpyKi
     kd = kind_of(dst, NULL);
     ks = kind_of(src, NULL);
     s = stream_of(NULL);
+    count_copy(kd, ks);
     if (is_dev(kd) && ks == 0) {
         /* Pageable host to device: returns once the source is staged; the
          * DMA to the final destination may not have completed. */
         if (enqueue_copy(s, dst, src, len, 1) == 0) return ret(cudaErrorMemoryAllocation);
-        pthread_mutex_lock(&g_mu);
-        g_pageable_h2d++;
-        pthread_mutex_unlock(&g_mu);
         return cudaSuccess;
     }
     seq = enqueue_copy(s, dst, src, len, 0);
@@ -753,6 +796,7 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t len, enum cudaMem
     kd = kind_of(dst, NULL);
     ks = kind_of(src, NULL);
     s = stream_of(stream);
+    count_copy(kd, ks);
     if (kd == 0 && is_dev(ks)) {
         /* Device to pageable host: synchronous, as documented. */
         seq = enqueue_copy(s, dst, src, len, 0);
@@ -1186,6 +1230,35 @@ cudaError_t cudaLaunchKernel(const void *func, dim3 grid, dim3 block, void **arg
     return cudaSuccess;
 }
 
+/*
+ * nvcc 13 launches through a kernel handle: __cudaGetKernel gives the host
+ * stub itself as the handle, so both launch paths find the same fallback.
+ */
+cudaError_t __cudaGetKernel(cudaKernel_t *kernel, const void *func)
+{
+    ENTER("__cudaGetKernel");
+    *kernel = (cudaKernel_t)func;
+    return cudaSuccess;
+}
+
+cudaError_t __cudaLaunchKernel(cudaKernel_t kernel, dim3 grid, dim3 block, void **args, size_t shmem,
+                               cudaStream_t stream)
+{
+    return cudaLaunchKernel((const void *)kernel, grid, block, args, shmem, stream);
+}
+
+cudaError_t __cudaLaunchKernel_ptsz(cudaKernel_t kernel, dim3 grid, dim3 block, void **args, size_t shmem,
+                                    cudaStream_t stream)
+{
+    return cudaLaunchKernel((const void *)kernel, grid, block, args, shmem, stream);
+}
+
+char __cudaInitModule(void **handle)
+{
+    (void)handle;
+    return 0;
+}
+
 /* --------------------------------------------------------- test queries -- */
 
 long cuda_emu_counter(const char *name)
@@ -1197,6 +1270,8 @@ long cuda_emu_counter(const char *name)
     if (strcmp(name, "flush") == 0) v = g_flushes;
     else if (strcmp(name, "kernels") == 0) v = g_kernels;
     else if (strcmp(name, "pageable_h2d") == 0) v = g_pageable_h2d;
+    else if (strcmp(name, "h2d") == 0) v = g_h2d;
+    else if (strcmp(name, "pinned_copies") == 0) v = g_pinned_copies;
     else if (strcmp(name, "ipc_opens") == 0) v = g_ipc_opens;
     else if (strcmp(name, "async_ops") == 0) v = g_async_ops;
     else if (strcmp(name, "ctx0") == 0) v = g_ctx_created[0];

@@ -8,8 +8,9 @@
 
 /*
  * A counter of this process: "flush" (cuFlushGPUDirectRDMAWrites calls),
- * "kernels" (launches), "pageable_h2d" (host-to-device cudaMemcpy from
- * pageable memory), "ipc_opens", "async_ops", "ctx0"/"ctx1" (1 once a
+ * "kernels" (launches), "h2d" (host-to-device copies, cudaMemcpy and
+ * cudaMemcpyAsync), "pageable_h2d" (those from pageable memory),
+ * "pinned_copies" (copies between device and pinned host memory: staging), "ipc_opens", "async_ops", "ctx0"/"ctx1" (1 once a
  * context exists on that device), "devices". -1 for an unknown name.
  */
 long cuda_emu_counter(const char *name);

@@ -4,6 +4,11 @@
 # Runs the job, expects exit 0 and "errors 0", checks the results file with
 # check_results, and requires EXPECTED_PATH (a fixed string) in the summary's
 # "data path" line: a silent fallback to another path fails.
+# On the emulated device (tests/cuda_emu) it also requires, from each
+# process's device counters, that prefill filled every layer with a CUDA
+# kernel and copied nothing more from the host to the device than the
+# router did, and that decode checked every layer with a kernel (one
+# launch per request, layer and TP rank on each side).
 # Environment: MIXL_RUN, MIXL_CHECK, MIXL_MPIRUN (as tests/run/run_case.sh).
 set -uo pipefail
 np=$1 requests=$2 want=$3
@@ -12,6 +17,8 @@ shift 3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out="$work/results.h5"
+mkdir "$work/counters"
+export CUDA_EMU_COUNTERS="$work/counters"
 # shellcheck disable=SC2086
 $MIXL_MPIRUN -np "$np" "$MIXL_RUN" --set run.output="$out" --set run.progress=plain "$@" \
   >"$work/stdout" 2>"$work/stderr"
@@ -25,3 +32,44 @@ path=$(grep "^data path:" "$work/stdout")
 grep -qF -- "$want" <<<"$path" || { echo "expected path '$want', got: $path" >&2; exit 1; }
 "$MIXL_CHECK" "$out" "$requests" || exit 1
 echo "path: $path"
+
+counters=("$work"/counters/*.counters)
+if [ ! -e "${counters[0]}" ]; then
+  echo "device counters: none (not the emulated device)"
+  exit 0
+fi
+layers=$(sed -n 's/^mixl-run .*(\([0-9]*\) layers.*/\1/p' "$work/stdout")
+ptp=$(sed -n 's/^roles: .* prefill x TP \([0-9]*\) .*/\1/p' "$work/stdout")
+dtp=$(sed -n 's/^roles: .* decode x TP \([0-9]*\).*/\1/p' "$work/stdout")
+[ -n "$layers" ] && [ -n "$ptp" ] && [ -n "$dtp" ] ||
+  { echo "cannot read layers and TP sizes from the summary" >&2; exit 1; }
+# role of each rank, from the summary's rss lines; counters per role. The
+# router holds no KV: its host-to-device copies (the device-window
+# self-test at agent start, which every rank runs) are the baseline a
+# prefill rank may not exceed.
+declare -A role
+while read -r r ro; do role[$r]=$ro; done < <(sed -n 's/^rss: rank=\([0-9]*\) role=\([a-z]*\).*/\1 \2/p' "$work/stdout")
+declare -A kernels=([prefill]=0 [decode]=0)
+declare -A h2d
+fail=0 base=0
+for f in "${counters[@]}"; do
+  rank=$(awk '$1 == "rank" {print $2}' "$f")
+  ro=${role[$rank]:-}
+  [ -n "$ro" ] || { echo "counters of rank $rank, which has no role in the summary" >&2; fail=1; continue; }
+  kernels[$ro]=$(( ${kernels[$ro]:-0} + $(awk '$1 == "kernels" {print $2}' "$f") ))
+  h2d[$rank]=$(awk '$1 == "h2d" {print $2}' "$f")
+  [ "$ro" = router ] && base=${h2d[$rank]}
+done
+for rank in "${!h2d[@]}"; do
+  [ "${role[$rank]}" = prefill ] || continue
+  [ "${h2d[$rank]}" -eq "$base" ] || { echo "prefill rank $rank copied from the host to the device" \
+    "${h2d[$rank]} times (the router $base): the KV was not made on the device" >&2; fail=1; }
+done
+want_fill=$((requests * layers * ptp)) want_check=$((requests * layers * dtp))
+echo "device counters: prefill ${kernels[prefill]} kernels, decode ${kernels[decode]} kernels;" \
+  "host-to-device copies per rank (router baseline $base): $(for r in "${!h2d[@]}"; do printf '%s=%s ' "$r" "${h2d[$r]}"; done)"
+[ "${kernels[prefill]}" -eq "$want_fill" ] ||
+  { echo "prefill launched ${kernels[prefill]} kernels, expected $want_fill fills (requests x layers x TP)" >&2; fail=1; }
+[ "${kernels[decode]}" -eq "$want_check" ] ||
+  { echo "decode launched ${kernels[decode]} kernels, expected $want_check checks (requests x layers x TP)" >&2; fail=1; }
+exit $fail

@@ -6,7 +6,8 @@
  * "device": device windows or fail), argv[3] and argv[4] optionally the
  * staging slot count and slot bytes. The path that ran is asserted: the
  * agent's path report names it, and on the emulated device (tests/cuda_emu)
- * its counters show IPC mappings and GPUDirect flushes where they belong.
+ * its counters show IPC mappings, GPUDirect flushes and copies through
+ * pinned slots (at least one per chunk when staged) where they belong.
  *
  *   sizes        device->host WRITE, host->device READ, device->device WRITE
  *                and READ (CUDA IPC on one host, or device windows), 1 B to
@@ -41,6 +42,9 @@
 static int rank, nranks, failures, device;
 static long (*emu_counter)(const char *name); /* the emulated device's counters, else NULL */
 static long flush_base; /* GPUDirect flushes before the case (the self-test's) */
+static long pinned_base;        /* emulated device: device<->pinned copies before the case */
+static uint64_t stage_slot = 8u << 20; /* staging slot size in force (the default unless staged) */
+static long min_staged_copies; /* rank 0: chunks the staged path must have copied */
 static mixl_agent_h agent;
 static uint8_t *hpool, *dpool, *scratch; /* host pool, device pool, host scratch */
 static uint64_t peer_h[2], peer_d[2];
@@ -225,6 +229,7 @@ static void case_sizes(void)
         uint64_t loff = 1 + (s * 13) % 64, roff = 3 + (s * 7) % 64;
         uint32_t salt = (uint32_t)s * 31 + 7;
         write_then_read(MIXL_MEM_CUDA, MIXL_MEM_HOST, sizes[s], loff, roff, salt);  /* staged */
+        min_staged_copies += 2 * (long)((sizes[s] + stage_slot - 1) / stage_slot); /* WRITE + READ */
         write_then_read(MIXL_MEM_CUDA, MIXL_MEM_CUDA, sizes[s], loff, roff, salt + 1); /* IPC/windows */
     }
 }
@@ -270,6 +275,7 @@ static void case_small_descs(void)
             mixl_xfer_release(x);
         }
         CHECK(st == MIXL_OK, "READ of %d descriptors: %s", N, mixl_status_str(st));
+        min_staged_copies += 2 * (long)((total + stage_slot - 1) / stage_slot);
         if (mixl_mem_copy(scratch, dpool + POOL / 2, (uint64_t)N * STRIDE, NULL) == MIXL_OK) {
             int bad = -1;
             for (int i = 0; i < N && bad < 0; i++)
@@ -504,12 +510,14 @@ static void check_path_report(int staged, int devwin, unsigned slots, size_t slo
     char want[96];
 
     if (staged) {
+        char n[32];
+        snprintf(n, sizeof(n), slots == 1 ? "1 pinned slot" : "%u pinned slots", slots);
         if (slot_bytes % (1u << 20) == 0)
-            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu MiB", slots, slot_bytes >> 20);
+            snprintf(want, sizeof(want), "staged through %s of %zu MiB", n, slot_bytes >> 20);
         else if (slot_bytes % 1024 == 0)
-            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu KiB", slots, slot_bytes >> 10);
+            snprintf(want, sizeof(want), "staged through %s of %zu KiB", n, slot_bytes >> 10);
         else
-            snprintf(want, sizeof(want), "staged through %u pinned slots of %zu bytes", slots, slot_bytes);
+            snprintf(want, sizeof(want), "staged through %s of %zu bytes", n, slot_bytes);
     } else if (devwin || (aware != NULL && strcmp(aware, "1") == 0)) {
         snprintf(want, sizeof(want), "device windows: self-test passed");
     } else {
@@ -534,13 +542,19 @@ static void check_path_report(int staged, int devwin, unsigned slots, size_t slo
 static void check_path_ran(const char *which, int staged, int devwin)
 {
     int windows = strstr(mixl_agent_path_report(agent), "cuda: device windows") != NULL;
-    long opens, flushes, ctx0;
+    long opens, flushes, ctx0, pinned;
 
     if (emu_counter == NULL) return; /* real hardware: nothing to count */
     opens = emu_counter("ipc_opens");
+    pinned = emu_counter("pinned_copies") - pinned_base;
     flushes = emu_counter("flush") - flush_base;
     ctx0 = emu_counter("ctx0");
     if (staged) CHECK(!windows, "staged run reports device windows");
+    /* Staging is the only user of pinned memory here: device<->slot copies. */
+    if (windows) CHECK(pinned == 0, "device windows, yet %ld copies through pinned slots", pinned);
+    else if (rank == 0 && (strcmp(which, "sizes") == 0 || strcmp(which, "small_descs") == 0))
+        CHECK(pinned >= min_staged_copies, "staged path: %ld copies through pinned slots, expected at least %ld",
+              pinned, min_staged_copies);
     if (devwin) CHECK(windows, "device run without device windows");
     if (windows) {
         /* Device->device goes through the windows; device data is flushed. */
@@ -555,8 +569,8 @@ static void check_path_ran(const char *which, int staged, int devwin)
     }
     /* A rank that uses device 1 only never creates a context on device 0. */
     if (device != 0) CHECK(ctx0 == 0, "rank %d (device %d) created a context on device 0", rank, device);
-    printf("rank %d: device %d, ipc_opens %ld, gdr_flushes %ld, ctx0 %ld\n", rank, device, opens,
-           flushes, ctx0);
+    printf("rank %d: device %d, ipc_opens %ld, gdr_flushes %ld, ctx0 %ld, pinned copies %ld\n", rank, device,
+           opens, flushes, ctx0, pinned);
 }
 
 int main(int argc, char **argv)
@@ -566,6 +580,7 @@ int main(int argc, char **argv)
     int devwin = strcmp(path, "device") == 0;
     unsigned slots = argc > 3 ? (unsigned)atoi(argv[3]) : 3;
     size_t slot_bytes = argc > 4 ? (size_t)atol(argv[4]) : (1u << 20) + 4093;
+    if (staged) stage_slot = slot_bytes;
     mixl_region_h hreg, dreg;
     char name[MIXL_NAME_MAX];
     int provided, all, ndev = 0;
@@ -606,16 +621,6 @@ int main(int argc, char **argv)
                                   .staging_slots = staged ? slots : 0,
                                   .staging_slot_bytes = staged ? slot_bytes : 0};
     emu_counter = (long (*)(const char *))dlsym(RTLD_DEFAULT, "cuda_emu_counter");
-    if (staged && slots < 2) {
-        /* One slot cannot overlap copies with the network: refused, with the reason. */
-        st = mixl_agent_create(&params, &agent);
-        int ok = st == MIXL_ERR_INVALID_PARAM; /* the reason is logged by the agent */
-        if (rank == 0) printf("staging_slots %u: %s (%s)\n", slots, ok ? "refused as expected" : "FAILED",
-                              mixl_status_str(st));
-        if (st == MIXL_OK) mixl_agent_destroy(agent);
-        MPI_Finalize();
-        return ok ? 0 : 1;
-    }
     if (mixl_agent_create(&params, &agent) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     hpool = aligned_alloc(4096, POOL);
     scratch = malloc(POOL);
@@ -635,7 +640,10 @@ int main(int argc, char **argv)
     }
     if (rank == 0) printf("data path: %s\n", mixl_agent_path_report(agent));
     if (!refuse) check_path_report(staged, devwin, slots, slot_bytes);
-    if (emu_counter != NULL) flush_base = emu_counter("flush");
+    if (emu_counter != NULL) {
+        flush_base = emu_counter("flush");
+        pinned_base = emu_counter("pinned_copies");
+    }
 
     void *blob;
     size_t len;

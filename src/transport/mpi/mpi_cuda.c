@@ -486,6 +486,9 @@ void mpi_cuda_path_report(const mpi_tp_t *m, char *buf, size_t len)
     if (m->device_windows)
         snprintf(buf, len, "cuda: device windows: %s; CUDA IPC for same-node peers' unwindowed regions",
                  c->why);
+    else if (c->nslots == 1)
+        snprintf(buf, len, "cuda: staged through 1 pinned slot of %s (copies and network serialised): "
+                 "%s; CUDA IPC for same-node peers", slot, c->why);
     else
         snprintf(buf, len, "cuda: staged through %u pinned slots of %s: %s; CUDA IPC for same-node peers",
                  c->nslots, slot, c->why);
