@@ -43,12 +43,14 @@ ptp=$(sed -n 's/^roles: .* prefill x TP \([0-9]*\) .*/\1/p' "$work/stdout")
 dtp=$(sed -n 's/^roles: .* decode x TP \([0-9]*\).*/\1/p' "$work/stdout")
 [ -n "$layers" ] && [ -n "$ptp" ] && [ -n "$dtp" ] ||
   { echo "cannot read layers and TP sizes from the summary" >&2; exit 1; }
-# role of each rank, from the summary's rss lines; counters per role. The
+# role of each rank, from the summary's rss line ("rank 1 prefill-0 a/b, ...");
+# counters per role. The
 # router holds no KV: its host-to-device copies (the device-window
 # self-test at agent start, which every rank runs) are the baseline a
 # prefill rank may not exceed.
 declare -A role
-while read -r r ro; do role[$r]=$ro; done < <(sed -n 's/^rss: rank=\([0-9]*\) role=\([a-z]*\).*/\1 \2/p' "$work/stdout")
+while read -r _ r ro; do role[$r]=${ro%%-*}; done < <(sed -n 's/^rss ([^)]*): //p' "$work/stdout" | grep -o 'rank [0-9]* [a-z0-9-]*')
+[ ${#role[@]} -gt 0 ] || { echo "no rss line with the role of each rank in the summary" >&2; exit 1; }
 declare -A kernels=([prefill]=0 [decode]=0)
 declare -A h2d
 fail=0 base=0

@@ -262,9 +262,13 @@ static void test_agent_params(void **state)
     p.name = "";
     assert_int_equal(mixl_agent_create(&p, &a), MIXL_ERR_INVALID_PARAM);
     p.name = "ok";
-    p.staging_slots = 1;
+    p.staging_slots = 65; /* one past MIXL_STAGE_MAX_SLOTS */
     assert_int_equal(mixl_agent_create(&p, &a), MIXL_ERR_INVALID_PARAM);
     assert_null(a);
+    p.staging_slots = 1; /* one slot is allowed: it serialises copies and network */
+    assert_int_equal(mixl_agent_create(&p, &a), MIXL_OK);
+    mixl_agent_destroy(a);
+    a = NULL;
     assert_int_equal(mixl_agent_create(NULL, &a), MIXL_ERR_INVALID_PARAM);
 }
 

@@ -141,7 +141,8 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
     va_end(ap);
     if (c->role == ROLE_CLIENT && c->group != NULL) {
         if (c->group->n > 1) snprintf(nth, sizeof(nth), " %u of %u", c->index + 1, c->group->n);
-        snprintf(msg, sizeof(msg), "tcp connection%s to agent %s (%.60s): %.100s", nth,
+        /* Bounded so that the longest name, address and reason fit msg. */
+        snprintf(msg, sizeof(msg), "tcp connection%.24s to agent %s (%.60s): %.79s", nth,
                  c->peer_name[0] ? c->peer_name : "?", c->where, why);
         /* The group's other connections go too: the order of its requests
          * and notifications spans all of them. */
