@@ -49,6 +49,11 @@ mixl_status_t mixl_ce_slot_mark(mixl_ce_t *ce, unsigned slot, int device, mixl_e
 /* Hot path: MIXL_OK when the slot's marked copies finished, MIXL_IN_PROGRESS, or error. */
 mixl_status_t mixl_ce_slot_query(mixl_ce_t *ce, unsigned slot, mixl_errbuf_t *eb);
 
+/* Blocks until the slot's marked copies finished: MIXL_OK or error. For a
+ * caller that must reuse the slot now (the TCP progress thread, whose next
+ * frame goes into it); a slot never marked is ready. */
+mixl_status_t mixl_ce_slot_wait(mixl_ce_t *ce, unsigned slot, mixl_errbuf_t *eb);
+
 /* An event of the engine's stream on device, for transfers that copy without slots. */
 mixl_status_t mixl_ce_event_create(mixl_ce_t *ce, int device, mixl_errbuf_t *eb,
                                    mixl_ce_event_t **ev_p);

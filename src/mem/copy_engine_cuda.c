@@ -192,6 +192,20 @@ mixl_status_t mixl_ce_slot_query(mixl_ce_t *ce, unsigned slot, mixl_errbuf_t *eb
     return ce_fail_hot(eb, MIXL_ERR_BACKEND, rc, "staging copy (cudaEventQuery)", device);
 }
 
+/* Hot path. */
+mixl_status_t mixl_ce_slot_wait(mixl_ce_t *ce, unsigned slot, mixl_errbuf_t *eb)
+{
+    int device = ce->slot_dev[slot];
+    cudaError_t rc;
+
+    if (device < 0) return MIXL_OK;
+    rc = cudaEventSynchronize(ce->dev[device].slot_ev[slot]);
+    if (rc != cudaSuccess)
+        return ce_fail_hot(eb, MIXL_ERR_BACKEND, rc, "staging copy (cudaEventSynchronize)", device);
+    ce->slot_dev[slot] = -1; /* done: later waits cost nothing */
+    return MIXL_OK;
+}
+
 mixl_status_t mixl_ce_event_create(mixl_ce_t *ce, int device, mixl_errbuf_t *eb,
                                    mixl_ce_event_t **ev_p)
 {

@@ -4,7 +4,9 @@
  * "concurrent": a device->device WRITE and a device<-device READ in flight
  * together on one connection, rounds with different patterns (run with
  * MIXL_TCP_CRC=1): each end receives device payload while it sends device
- * payload, so a staging buffer shared by both directions corrupts data.
+ * payload, so a staging buffer shared by both directions corrupts data;
+ * and each end overlapped its device copies with the socket (two slots per
+ * direction: the connections' counters say how many frames did).
  */
 #include <cuda_runtime.h>
 
@@ -12,6 +14,7 @@
 
 #include "mem/mem.h"
 #include "tcp_harness.h"
+#include "transport/tcp/tcp_internal.h"
 
 #define LEN ((size_t)5 << 20) /* five frames and a bit */
 
@@ -36,6 +39,30 @@ static mixl_tp_region_t *reg_cuda(h_agent_t *a, void *addr, size_t len)
 }
 
 #define CLEN ((size_t)24 << 20)
+#define ROUNDS 3
+
+typedef struct {
+    uint64_t rx_async, prefetched;
+    size_t max_frame;
+} stage_counts_t;
+
+/* Progress thread: the staging counters of every connection of an agent. */
+static void count_call(tcp_t *tcp, void *arg)
+{
+    stage_counts_t *n = arg;
+    for (tcp_conn_t *c = tcp->conns; c != NULL; c = c->next) {
+        n->rx_async += c->stage_rx_async;
+        n->prefetched += c->stage_prefetched;
+        if (c->max_frame > n->max_frame) n->max_frame = c->max_frame;
+    }
+}
+
+static stage_counts_t stage_counts(h_agent_t *a)
+{
+    stage_counts_t n = {0};
+    tcp_engine_call(a->tp.priv, count_call, &n);
+    return n;
+}
 
 static int concurrent(void)
 {
@@ -62,7 +89,7 @@ static int concurrent(void)
         printf("path: %s\n", rep);
         fails += check(strstr(rep, "crc32c on") != NULL, "CRC32C is not on (set MIXL_TCP_CRC=1)");
     }
-    for (int round = 0; round < 3 && fails == 0; round++) {
+    for (int round = 0; round < ROUNDS && fails == 0; round++) {
         h_xfer_t w, r;
         /* a WRITEs a_w -> b_w while READing b_r -> a_r. */
         for (size_t i = 0; i < CLEN; i++) host[i] = (uint8_t)(i * 13 + (size_t)round * 101 + 1);
@@ -98,6 +125,23 @@ static int concurrent(void)
         fails += bad_r != 0 || bad_w != 0;
         mixl_tp_tcp_ops.xfer_release(&a.tp, &w.x);
         mixl_tp_tcp_ops.xfer_release(&a.tp, &r.x);
+    }
+    /* Both directions overlapped copies with the socket, on both ends: each
+     * received device frame left its copy running, and every sent device
+     * frame but a request's first came from a slot filled ahead. */
+    stage_counts_t na = stage_counts(&a), nb = stage_counts(&b);
+    uint64_t frames = na.max_frame ? (CLEN + na.max_frame - 1) / na.max_frame : 0;
+    printf("staging: a received %llu device frames asynchronously and sent %llu copied ahead; "
+           "b %llu and %llu; %llu frames of %zu bytes per request\n",
+           (unsigned long long)na.rx_async, (unsigned long long)na.prefetched,
+           (unsigned long long)nb.rx_async, (unsigned long long)nb.prefetched,
+           (unsigned long long)frames, na.max_frame);
+    if (fails == 0) {
+        fails += check(frames > 1, "a request of one frame cannot show overlap");
+        fails += check(na.rx_async == ROUNDS * frames && nb.rx_async == ROUNDS * frames,
+                       "device frames received with a synchronous copy");
+        fails += check(na.prefetched == ROUNDS * (frames - 1) && nb.prefetched == ROUNDS * (frames - 1),
+                       "device frames sent without being copied ahead");
     }
     mixl_tp_tcp_ops.peer_remove(&a.tp, &pb.peer);
     h_agent_fini(&a);

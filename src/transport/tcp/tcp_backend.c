@@ -187,9 +187,19 @@ static mixl_status_t tcp_mem_register(mixl_tp_t *tp, mixl_tp_region_t *region)
     return MIXL_OK;
 }
 
+#ifdef MIXL_HAVE_CUDA
+/* Progress thread: let every staging copy started so far end. */
+static void stage_drain_call(tcp_t *tcp, void *arg)
+{
+    (void)arg;
+    for (tcp_conn_t *c = tcp->conns; c != NULL; c = c->next) tcp_stage_drain(c);
+}
+#endif
+
 /* Contract: after this returns, no peer frame touches the region's memory:
  * the progress thread accesses registered memory only under regions_lock
- * and re-checks the table when regions_gen moved. */
+ * and re-checks the table when regions_gen moved; copies it started into or
+ * out of device memory, which run on after the lock, are waited for. */
 static mixl_status_t tcp_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *region)
 {
     tcp_t *tcp = tp->priv;
@@ -205,6 +215,11 @@ static mixl_status_t tcp_mem_deregister(mixl_tp_t *tp, mixl_tp_region_t *region)
     }
     tcp->regions_gen++;
     pthread_mutex_unlock(&tcp->regions_lock);
+#ifdef MIXL_HAVE_CUDA
+    if (r->mem_type == MIXL_MEM_CUDA && tcp_engine_call(tcp, stage_drain_call, NULL) != MIXL_OK)
+        mixl_warn("tcp agent %s: region %u: the progress thread did not confirm within %d ms that "
+                  "its device copies ended", tcp->name, r->id, tcp->timeout_ms);
+#endif
     free(r);
     region->tp_priv[MIXL_TP_TCP] = NULL;
     return MIXL_OK;

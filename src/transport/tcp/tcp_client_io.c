@@ -33,6 +33,13 @@ static tcp_stripe_t *cli_lookup(tcp_conn_t *c, uint64_t req)
 
 static void cli_complete(tcp_conn_t *c, tcp_stripe_t *st, mixl_status_t status, const char *msg)
 {
+#ifdef MIXL_HAVE_CUDA
+    /* READ data still being copied into device memory is not there yet. */
+    if (tcp_stage_rx_drain(c) != MIXL_OK && status == MIXL_OK) {
+        status = MIXL_ERR_BACKEND;
+        msg = "copy into local device memory failed";
+    }
+#endif
     tcp_slot_release(c, st);
     tcp_stripe_end(st, status, msg);
 }
@@ -49,6 +56,37 @@ static void span_advance(const mixl_tp_xfer_t *x, size_t *op, uint64_t *off, uin
     }
     while (*left > 0 && x->ops[*op].len == 0) (*op)++;
 }
+
+#ifdef MIXL_HAVE_CUDA
+/* A WRITE frame from local device memory: its bytes through a send slot,
+ * and the stripe's next frame (the position is already past this one)
+ * copied ahead into the other while this one is sent. */
+static int cli_stage_write(tcp_conn_t *c, tcp_stripe_t *st, const mixl_tp_op_t *op,
+                           const uint8_t **pay, uint64_t chunk)
+{
+    mixl_tp_xfer_t *x = st->xf->x;
+    tcp_stage_piece_t now = {*pay, chunk, op->local_region->device}, next = {0};
+
+    if (st->tx_left > 0) {
+        size_t i = st->tx_op;
+        while (x->ops[i].len == 0) i++;
+        const mixl_tp_op_t *n = &x->ops[i];
+        uint64_t len = n->len - st->tx_off;
+        if (len > st->tx_left) len = st->tx_left;
+        if (len > c->max_frame) len = c->max_frame;
+        if (n->local_region->mem_type == MIXL_MEM_CUDA)
+            next = (tcp_stage_piece_t){(const uint8_t *)(uintptr_t)n->local_addr + st->tx_off, len,
+                                       n->local_region->device};
+    }
+    *pay = tcp_stage_tx(c, &now, next.len > 0 ? &next : NULL);
+    if (*pay == NULL) {
+        tcp_conn_abort(c, MIXL_ERR_BACKEND, "staging local device memory failed: %s",
+                       tcp_stage_error(c));
+        return 0;
+    }
+    return 1;
+}
+#endif
 
 /* Frame the next piece of a stripe; 0 when it has no more. */
 static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
@@ -79,16 +117,11 @@ static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
         }
         uint64_t chunk = avail < c->max_frame ? avail : c->max_frame;
         const uint8_t *pay = (const uint8_t *)(uintptr_t)op->local_addr + st->tx_off;
-        if (op->local_region->mem_type == MIXL_MEM_CUDA) {
+        span_advance(x, &st->tx_op, &st->tx_off, &st->tx_left, chunk);
 #ifdef MIXL_HAVE_CUDA
-            if (tcp_conn_stage_tx(c) == NULL ||
-                tcp_cuda_to_host(c->stage_tx, pay, chunk, op->local_region->device) != MIXL_OK) {
-                tcp_conn_abort(c, MIXL_ERR_BACKEND, "staging local device memory failed");
-                return 0;
-            }
-            pay = c->stage_tx;
+        if (op->local_region->mem_type == MIXL_MEM_CUDA && !cli_stage_write(c, st, op, &pay, chunk))
+            return 0;
 #endif
-        }
         f.type = MIXL_TCP_WRITE;
         f.length = chunk;
         f.payload_len = (uint32_t)chunk;
@@ -96,7 +129,6 @@ static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
             f.flags |= MIXL_TCP_F_CRC;
             f.crc = mixl_crc32c(0, pay, chunk);
         }
-        span_advance(x, &st->tx_op, &st->tx_off, &st->tx_left, chunk);
         if (st->tx_left == 0 && !st->notif) f.flags |= MIXL_TCP_F_LAST;
         tcp_frame_start(c, &f, pay);
         return 1;
@@ -188,8 +220,9 @@ static void cli_read_resp_begin(tcp_conn_t *c, tcp_stripe_t *st)
     c->rx_mode = RX_DIRECT;
 #ifdef MIXL_HAVE_CUDA
     if (op->local_region->mem_type == MIXL_MEM_CUDA) {
-        if (tcp_conn_stage_rx(c) == NULL) {
-            tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no pinned staging buffer");
+        c->rx_stage = tcp_stage_rx_buf(c, op->local_region->device);
+        if (c->rx_stage == NULL) {
+            tcp_conn_abort(c, MIXL_ERR_NO_MEMORY, "no pinned staging slot: %s", tcp_stage_error(c));
             return;
         }
         c->rx_mode = RX_STAGE;
@@ -242,7 +275,7 @@ static void cli_frame_end(tcp_conn_t *c)
     c->rx_hdr_got = 0;
     if (f->type == MIXL_TCP_READ_RESP && (mode == RX_DIRECT || mode == RX_STAGE)) {
         mixl_tp_xfer_t *x = st->xf->x;
-        const uint8_t *got = mode == RX_STAGE ? c->stage_rx : c->rx_dst;
+        const uint8_t *got = mode == RX_STAGE ? c->rx_stage : c->rx_dst;
         if ((f->flags & MIXL_TCP_F_CRC) && mixl_crc32c(0, got, f->payload_len) != f->crc) {
             snprintf(msg, sizeof(msg),
                      "READ from agent %s: data at offset %llu of region %u fails its CRC32C",
@@ -252,8 +285,7 @@ static void cli_frame_end(tcp_conn_t *c)
 #ifdef MIXL_HAVE_CUDA
         const mixl_tp_op_t *op = &x->ops[st->rx_op];
         if (mode == RX_STAGE &&
-            tcp_cuda_from_host(c->rx_dst, c->stage_rx, f->payload_len, op->local_region->device) !=
-                MIXL_OK)
+            tcp_stage_rx_commit(c, c->rx_dst, f->payload_len, op->local_region->device) != MIXL_OK)
             tcp_xfer_fail(st->xf, MIXL_ERR_BACKEND, "copy into local device memory failed");
 #endif
         st->asked -= f->payload_len;

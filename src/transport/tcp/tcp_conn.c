@@ -61,8 +61,7 @@ void tcp_conn_free(tcp_conn_t *c)
     free(c->free_slots);
     free(c->scratch);
 #ifdef MIXL_HAVE_CUDA
-    if (c->stage_rx != NULL) tcp_cuda_host_free(c->stage_rx);
-    if (c->stage_tx != NULL) tcp_cuda_host_free(c->stage_tx);
+    tcp_stage_free(c);
 #endif
     free(c);
 }
@@ -74,19 +73,6 @@ int tcp_conn_buffers(tcp_conn_t *c)
     return c->scratch != NULL;
 }
 
-#ifdef MIXL_HAVE_CUDA
-uint8_t *tcp_conn_stage_rx(tcp_conn_t *c)
-{
-    if (c->stage_rx == NULL) c->stage_rx = tcp_cuda_host_alloc(c->max_frame);
-    return c->stage_rx;
-}
-
-uint8_t *tcp_conn_stage_tx(tcp_conn_t *c)
-{
-    if (c->stage_tx == NULL) c->stage_tx = tcp_cuda_host_alloc(c->max_frame);
-    return c->stage_tx;
-}
-#endif
 
 /* ------------------------------------------------------------------------ */
 /* Failure and teardown                                                      */
@@ -136,6 +122,11 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
     va_list ap;
 
     if (atomic_load(&c->state) == CONN_DEAD) return;
+#ifdef MIXL_HAVE_CUDA
+    /* Copies still running must not outlive the requests failed below: their
+     * owners may free the memory as soon as they learn of the failure. */
+    tcp_stage_drain(c);
+#endif
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
@@ -352,7 +343,7 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             }
             dst = c->rx_dst + c->rx_got;
             break;
-        case RX_STAGE: dst = c->stage_rx + c->rx_got; break;
+        case RX_STAGE: dst = c->rx_stage + c->rx_got; break;
         case RX_SMALL: dst = c->rx_small + c->rx_got; break;
         default: dst = NULL; break; /* drained into scratch */
         }

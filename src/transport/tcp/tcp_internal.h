@@ -6,7 +6,7 @@
  * Files: tcp_proto.c (wire codec), tcp_backend.c (the ops table), tcp_engine.c
  * (listener, epoll, progress thread), tcp_client.c (connect and handshake),
  * tcp_conn.c (what both roles share), tcp_server.c and tcp_client_io.c (each
- * role's frames), tcp_cuda.c (device-memory staging, CUDA builds only).
+ * role's frames), tcp_stage_cuda.c (device-memory staging, CUDA builds only).
  *
  * A peer is reached through a group of 1..TCP_CONNS_MAX client connections
  * (data_plane.tcp.connections); a transfer's bytes are split into stripes,
@@ -177,13 +177,24 @@ struct tcp_conn {
     uint32_t rx_region_id;  /* server RX_DIRECT/STAGE: region being written */
     uint64_t rx_region_gen;
     uint64_t rx_region_off;
+    int rx_device;          /* server RX_STAGE: the region's device */
     tcp_stripe_t *rx_stripe; /* client: stripe the payload belongs to */
     uint8_t *scratch;       /* drain buffer and zero fill, max_frame bytes */
-    /* Pinned staging for device memory, max_frame bytes each: one for frames
-     * being received, one for frames being sent. A send paused on EAGAIN
-     * still reads stage_tx while the next frame is received into stage_rx. */
-    uint8_t *stage_rx;
-    uint8_t *stage_tx;
+    /* Device payloads: a copy engine with two pinned slots per direction,
+     * made on first use (tcp_stage_cuda.c). Receive and send slots are apart:
+     * a send paused on EAGAIN still reads its slot while frames arrive. */
+    struct mixl_ce *ce;
+    mixl_errbuf_t stage_eb;   /* the last staging failure */
+    uint8_t *rx_stage;        /* RX_STAGE: the slot this frame is received into */
+    unsigned rx_slot;         /* receive slot of the next device frame (0 or 1) */
+    int rx_pending;           /* copies into device memory not yet waited for */
+    unsigned tx_slot;         /* send slot of the frame on the wire */
+    const void *pf_src;       /* the next frame, copied ahead into pf_slot */
+    size_t pf_len;            /* 0: no copy ahead */
+    int pf_dev;
+    unsigned pf_slot;
+    uint64_t stage_rx_async;  /* device frames received with the copy left running */
+    uint64_t stage_prefetched; /* device frames sent from a slot filled ahead */
     uint8_t tx_small[MIXL_TCP_ERROR_MAX]; /* ERROR payload being sent */
     int peer_closed;        /* CLOSE received */
     uint64_t stale_frames;  /* answers for unknown request ids, drained */
@@ -305,11 +316,6 @@ tcp_conn_t *tcp_conn_new(tcp_t *tcp, int fd, int role);
 void tcp_conn_free(tcp_conn_t *conn);
 /* Buffers sized by the negotiated frame size; 0 when out of memory. */
 int tcp_conn_buffers(tcp_conn_t *conn);
-#ifdef MIXL_HAVE_CUDA
-/* Pinned staging buffers for received and sent device payloads, made on first use. */
-uint8_t *tcp_conn_stage_rx(tcp_conn_t *conn);
-uint8_t *tcp_conn_stage_tx(tcp_conn_t *conn);
-#endif
 void tcp_conn_readable(tcp_conn_t *conn);
 
 /* What a role adds to the shared receive state machine (tcp_conn_rx). */
@@ -395,12 +401,29 @@ int tcp_auth_equal(const uint8_t *a, const uint8_t *b); /* constant time, MAC le
 /* Count and log a peer refused by authentication (progress thread). */
 void tcp_auth_reject(tcp_conn_t *conn, const char *why);
 
-/* tcp_cuda.c (only when CUDA is compiled in) */
+/* tcp_stage_cuda.c (only when CUDA is compiled in; progress thread). On
+ * failure the message is tcp_stage_error(conn). */
 #ifdef MIXL_HAVE_CUDA
-mixl_status_t tcp_cuda_to_host(void *dst, const void *src, size_t len, int device);
-mixl_status_t tcp_cuda_from_host(void *dst, const void *src, size_t len, int device);
-void *tcp_cuda_host_alloc(size_t len);
-void tcp_cuda_host_free(void *p);
+typedef struct {
+    const void *src; /* device memory */
+    size_t len;
+    int device;
+} tcp_stage_piece_t;
+/* The slot the next device frame is received into (waits for the copy that
+ * last left it); NULL on failure. */
+uint8_t *tcp_stage_rx_buf(tcp_conn_t *conn, int device);
+/* The frame is in the slot: start its copy to dst and move to the other slot. */
+mixl_status_t tcp_stage_rx_commit(tcp_conn_t *conn, void *dst, size_t len, int device);
+/* Wait for every copy into device memory started so far. */
+mixl_status_t tcp_stage_rx_drain(tcp_conn_t *conn);
+/* Host bytes of device piece now, ready to send; starts copying next (the
+ * request's following frame, or NULL) into the other slot. NULL on failure. */
+const uint8_t *tcp_stage_tx(tcp_conn_t *conn, const tcp_stage_piece_t *now,
+                            const tcp_stage_piece_t *next);
+/* Wait for every copy of the connection (teardown, deregistration). */
+void tcp_stage_drain(tcp_conn_t *conn);
+const char *tcp_stage_error(const tcp_conn_t *conn);
+void tcp_stage_free(tcp_conn_t *conn);
 #endif
 
 #endif /* MIXL_TCP_INTERNAL_H */

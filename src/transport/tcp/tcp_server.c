@@ -119,12 +119,13 @@ static void srv_frame_begin(tcp_conn_t *c)
             c->rx_region_off = f->offset;
             c->rx_dst = r->addr + f->offset;
             c->rx_mode = r->mem_type == MIXL_MEM_CUDA ? RX_STAGE : RX_DIRECT;
+            c->rx_device = r->device;
         }
         pthread_mutex_unlock(&tcp->regions_lock);
 #ifdef MIXL_HAVE_CUDA
-        if (c->rx_mode == RX_STAGE && tcp_conn_stage_rx(c) == NULL) {
-            rx_fail(c, f->req_id, MIXL_ERR_NO_MEMORY, "no pinned staging buffer for region %u",
-                    f->region);
+        if (c->rx_mode == RX_STAGE && (c->rx_stage = tcp_stage_rx_buf(c, c->rx_device)) == NULL) {
+            rx_fail(c, f->req_id, MIXL_ERR_NO_MEMORY, "no pinned staging slot for region %u: %s",
+                    f->region, tcp_stage_error(c));
             c->rx_mode = RX_DRAIN;
         }
 #endif
@@ -158,6 +159,19 @@ static void srv_frame_begin(tcp_conn_t *c)
     }
 }
 
+/* Before a request is answered or its notification delivered, its copies
+ * into device memory have ended. */
+static void srv_stage_drain(tcp_conn_t *c, const mixl_tcp_frame_t *f)
+{
+#ifdef MIXL_HAVE_CUDA
+    if (tcp_stage_rx_drain(c) != MIXL_OK)
+        rx_fail(c, f->req_id, MIXL_ERR_BACKEND, "copy into device memory failed: %s",
+                tcp_stage_error(c));
+#else
+    (void)c, (void)f;
+#endif
+}
+
 static void srv_frame_end(tcp_conn_t *c)
 {
     tcp_t *tcp = c->tcp;
@@ -176,7 +190,7 @@ static void srv_frame_end(tcp_conn_t *c)
                         "region %u of agent %s was deregistered while being written", f->region,
                         tcp->name);
             } else if ((f->flags & MIXL_TCP_F_CRC) &&
-                       mixl_crc32c(0, mode == RX_STAGE ? c->stage_rx : c->rx_dst, f->payload_len) !=
+                       mixl_crc32c(0, mode == RX_STAGE ? c->rx_stage : c->rx_dst, f->payload_len) !=
                            f->crc) {
                 rx_fail(c, f->req_id, MIXL_ERR_CHECKSUM,
                         "WRITE payload at offset %llu of region %u fails its CRC32C",
@@ -184,20 +198,27 @@ static void srv_frame_end(tcp_conn_t *c)
             }
 #ifdef MIXL_HAVE_CUDA
             else if (mode == RX_STAGE) {
-                mixl_status_t st = tcp_cuda_from_host(r->addr + c->rx_region_off, c->stage_rx,
-                                                      f->payload_len, r->device);
+                /* Started under regions_lock: a deregistration that follows
+                 * waits for it (tcp_mem_deregister). */
+                mixl_status_t st = tcp_stage_rx_commit(c, r->addr + c->rx_region_off,
+                                                       f->payload_len, r->device);
                 if (st != MIXL_OK)
-                    rx_fail(c, f->req_id, st, "copy into device region %u failed", f->region);
+                    rx_fail(c, f->req_id, st, "copy into device region %u failed: %s", f->region,
+                            tcp_stage_error(c));
             }
 #endif
             pthread_mutex_unlock(&tcp->regions_lock);
         }
-        if (f->flags & MIXL_TCP_F_LAST) answer_end(c, f->req_id);
+        if (f->flags & MIXL_TCP_F_LAST) {
+            srv_stage_drain(c, f);
+            answer_end(c, f->req_id);
+        }
         break;
     case MIXL_TCP_READ_REQ:
         if (f->flags & MIXL_TCP_F_LAST) answer_end(c, f->req_id);
         break;
     case MIXL_TCP_NOTIF:
+        srv_stage_drain(c, f); /* the data before a notification is in place when it is delivered */
         if ((f->flags & MIXL_TCP_F_CRC) && mixl_crc32c(0, c->rx_small, f->payload_len) != f->crc)
             rx_fail(c, f->req_id, MIXL_ERR_CHECKSUM, "notification payload fails its CRC32C");
         if (c->rx_failed && c->rx_failed_req == f->req_id) {
@@ -298,20 +319,23 @@ static int srv_next_frame(tcp_conn_t *c)
             }
             if (r->mem_type == MIXL_MEM_CUDA) {
 #ifdef MIXL_HAVE_CUDA
-                mixl_status_t st = tcp_conn_stage_tx(c) == NULL ? MIXL_ERR_NO_MEMORY
-                                                          : tcp_cuda_to_host(c->stage_tx, r->addr + a->offset,
-                                                                             chunk, r->device);
-                if (st != MIXL_OK) {
+                /* The answer's next frame is copied ahead while this one is sent. */
+                uint64_t rest = a->left - chunk;
+                tcp_stage_piece_t now = {r->addr + a->offset, chunk, r->device};
+                tcp_stage_piece_t next = {r->addr + a->offset + chunk,
+                                          rest < c->max_frame ? rest : c->max_frame, r->device};
+                pay = tcp_stage_tx(c, &now, rest > 0 ? &next : NULL);
+                if (pay == NULL) {
                     c->tx_failed = 1;
                     c->tx_failed_req = a->req_id;
-                    c->tx_failed_status = st;
+                    c->tx_failed_status = MIXL_ERR_BACKEND;
                     snprintf(c->tx_failed_msg, sizeof(c->tx_failed_msg),
-                             "staging device region %u of agent %s failed", a->region, tcp->name);
+                             "staging device region %u of agent %s failed: %.40s", a->region,
+                             tcp->name, tcp_stage_error(c));
                     pthread_mutex_unlock(&tcp->regions_lock);
                     ring_pop(c);
                     continue;
                 }
-                pay = c->stage_tx;
 #endif
             } else {
                 pay = r->addr + a->offset;
