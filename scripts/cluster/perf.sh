@@ -8,6 +8,10 @@
 #       loop in the same run, WRITE, 64 KiB..16 MiB), then mixl-run Llama-3-8B-shaped
 #       (layer-wise push, router + prefill on n1, decode on n2) on the path auto chooses and
 #       forced to mpi.
+#   perf.sh conns STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [RATE...]
+#       TCP connections per peer (data_plane.tcp.connections 1, 2, 4) across nodes, per link
+#       rate (default: none 1gbit): mixl-bench n1 -> n2, MIXL TCP WRITE next to the raw socket
+#       loop in the same run, 1 and 16 MiB; one line per run in OUT_DIR/conns.txt.
 #   perf.sh startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [NP...]
 #       mixl-run start-up (agent create + start + publish + import of every peer, slowest rank)
 #       at NP ranks spread over head, n1, n2, n3 (default: 4 8 16 32).
@@ -15,7 +19,7 @@
 # switch sends it). Every run records the load average next to its figures: on a shared
 # machine they compare paths in the same minute, they are not link speeds.
 set -uo pipefail
-what=${1:?usage: perf.sh link|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]}
+what=${1:?usage: perf.sh link|conns|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]}
 state=${2:?} build=${3:?} configs=${4:?} out=${5:?}
 shift 5
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,6 +74,39 @@ link() {
   done
 }
 
+conns() {
+  local rates=("$@") rate n
+  [ ${#rates[@]} -gt 0 ] || rates=(none 1gbit)
+  trap 'shape none' EXIT
+  for rate in "${rates[@]}"; do
+    shape "$rate" || { echo "perf: cannot shape the links at $rate" >&2; return 1; }
+    for rep in 1 2; do
+      for n in 1 2 4; do
+        local tag="conns-$rate-$n-$rep" before
+        before=$(load)
+        mpirun_head --host n1,n2 -np 2 "$bench" --modes mixl,socket --backends tcp --ops write \
+          --sizes 1048576,16777216 --iters 16 --warmup 2 --reps 3 --tcp-connections "$n" \
+          --quiet --json "$out/$tag.json" >"$out/$tag.log" 2>&1 ||
+          echo "perf: mixl-bench $tag failed (see $out/$tag.log)" >&2
+        python3 - "$out/$tag.json" "$rate" "$n" "$rep" "$before" "$(load)" >>"$out/conns.txt" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = {(r["mode"], r["size"]): r for r in d["results"]}
+cells = []
+for size in (1 << 20, 16 << 20):
+    m, s = rows.get(("mixl", size)), rows.get(("socket", size))
+    ok = m and s and m["note"] == "" and s["note"] == ""
+    cells.append("%d MiB: mixl %.3f socket %.3f GB/s ratio %.2f" % (size >> 20, m["gbps"], s["gbps"], m["gbps"] / s["gbps"])
+                 if ok else "%d MiB: failed" % (size >> 20))
+print("rate %s connections %s run %s (load %s / %s): %s" % (sys.argv[2], sys.argv[3], sys.argv[4],
+      sys.argv[5], sys.argv[6], "; ".join(cells)))
+PY
+      done
+    done
+  done
+  cat "$out/conns.txt"
+}
+
 startup() {
   local nps=("$@") np p d
   [ ${#nps[@]} -gt 0 ] || nps=(4 8 16 32)
@@ -92,5 +129,6 @@ startup() {
 case $what in
   link) link "$@" ;;
   startup) startup "$@" ;;
-  *) echo "usage: perf.sh link|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]" >&2; exit 2 ;;
+  conns) conns "$@" ;;
+  *) echo "usage: perf.sh link|conns|startup STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [ARG...]" >&2; exit 2 ;;
 esac

@@ -113,11 +113,13 @@ int main(int argc, char **argv)
 
     if (counter == NULL) {
         fprintf(stderr, "not running on the emulated device (LD_LIBRARY_PATH?)\n");
+        free(host);
         return 1;
     }
     if (argc > 1 && strcmp(argv[1], "kernels") == 0) {
         /* Its own run: without the long minimum delay the promises above need. */
         kv_kernels(counter);
+        free(host);
         printf("cuda_emu kernels: %s (%d failures)\n", failures ? "FAILED" : "passed", failures);
         return failures ? 1 : 0;
     }
