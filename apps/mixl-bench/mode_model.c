@@ -325,8 +325,10 @@ static mixl_status_t model_scheme(bench_ctx_t *ctx, bench_session_t *s, const be
     if (verify)
         st = model_verified(ctx, s, role, l, contiguous, &a, t.per_iter, "first", note, sizeof(note));
     if (st == MIXL_OK) {
+        ctx->target_idle = s->backend == BENCH_BACKEND_TCP;
         st = bench_time_loop(ctx, role->initiator, MODEL_WARMUP, iters, model_iter, &a, lat, rep_ns,
                              role->sources && t.per_iter ? target_rep : NULL, &t);
+        ctx->target_idle = 0;
         if (st != MIXL_OK)
             snprintf(note, sizeof(note), "%s: %s", role->initiator ? "transfer" : "notifications",
                      s->agent ? mixl_agent_last_error(s->agent) : mixl_status_str(st));

@@ -197,7 +197,8 @@ mixl_status_t bench_time_loop(bench_ctx_t *ctx, int initiator, unsigned warmup, 
     if (initiator)
         for (unsigned i = 0; i < warmup && st == MIXL_OK; i++) st = fn(arg);
     for (unsigned r = 0; r < ctx->opts->reps; r++) {
-        bst = bench_boot_barrier(ctx->boot);
+        bst = !initiator && ctx->target_idle ? bench_boot_barrier_idle(ctx->boot)
+                                             : bench_boot_barrier(ctx->boot);
         if (bst != MIXL_OK) return bst;
         if (!initiator) {
             if (target_fn != NULL && st == MIXL_OK) st = target_fn(target_arg);
@@ -214,6 +215,11 @@ mixl_status_t bench_time_loop(bench_ctx_t *ctx, int initiator, unsigned warmup, 
             if (st != MIXL_OK) break;
         }
         rep_ns[r] = (double)(mixl_now_ns() - t0);
+    }
+    /* The last repetition's wait sleeps too: what follows is a spinning collective. */
+    if (ctx->target_idle) {
+        bst = initiator ? bench_boot_barrier(ctx->boot) : bench_boot_barrier_idle(ctx->boot);
+        if (bst != MIXL_OK) return bst;
     }
     return st;
 }

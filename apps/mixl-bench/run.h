@@ -17,6 +17,10 @@ typedef struct {
     bench_results_t *res; /* rows are kept on rank 0 only */
     int rank, size;
     uint64_t verify_seq; /* verified iterations so far (verify.c): each one's pattern seed */
+    /* 1 while the backend being timed progresses on its own thread (TCP): the
+     * targets wait for the initiators in a sleeping barrier, as a busy decode
+     * process would, instead of spinning in MPI on a core that thread needs. */
+    int target_idle;
 } bench_ctx_t;
 
 /* This rank's part in a pattern. */
@@ -81,9 +85,9 @@ typedef mixl_status_t (*bench_iter_fn)(void *arg);
  * Collective. Initiators run warmup untimed iterations, then reps x iters
  * timed ones (lat_ns, reps x iters entries) with a barrier before each
  * repetition (rep_ns gets each repetition's wall time); the other ranks
- * only take part in the barriers, and call target_fn (when not NULL) once
- * per repetition after its barrier (a target that consumes notifications
- * does it there). A failing iteration stops the
+ * only take part in the barriers (sleeping ones when ctx->target_idle), and
+ * call target_fn (when not NULL) once per repetition after its barrier (a
+ * target that consumes notifications does it there). A failing iteration stops the
  * initiator's loop (the barriers still happen) and its status is returned.
  */
 mixl_status_t bench_time_loop(bench_ctx_t *ctx, int initiator, unsigned warmup, unsigned iters,
