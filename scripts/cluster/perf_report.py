@@ -123,7 +123,7 @@ if bench:
         ax.set_title("link %s (load %s)" % (rate, loads.get((rate, "bench"), "?")), fontsize=9)
         ax.set_ylabel("GB/s, WRITE n1 -> n2")
     axes[0].legend(fontsize=7)
-    fig.suptitle("mixl-bench across emulated nodes (shared 2-core machine, loaded)", fontsize=10)
+    fig.suptitle("mixl-bench across emulated nodes (one 2-core machine; 1-minute load per link)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(img, "cluster-link.png"), dpi=110)
 if starts:
