@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
-#include "mem/stage.h"
 #include "util/coll.h"
 #include "util/log.h"
 #include "util/params.h"
@@ -170,10 +169,6 @@ static mixl_status_t agent_copy_params(mixl_agent_h agent, const mixl_agent_para
         return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
                                "agent %s: notif_ring %u exceeds 65536", agent->name,
                                agent->params.notif_ring);
-    if (agent->params.staging_slots > MIXL_STAGE_MAX_SLOTS)
-        return mixl_errbuf_set(&agent->eb, MIXL_ERR_INVALID_PARAM,
-                               "agent %s: staging_slots is %u, at most %d are supported",
-                               agent->name, agent->params.staging_slots, MIXL_STAGE_MAX_SLOTS);
     for (int i = 0; i < MIXL_TP_MAX; i++) {
         const mixl_tp_ops_t *ops = mixl_tp_get((mixl_tp_id_t)i);
         if (!(agent->params.backends & MIXL_TP_BIT(i)) || ops == NULL) continue;

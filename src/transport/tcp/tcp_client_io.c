@@ -35,9 +35,12 @@ static void cli_complete(tcp_conn_t *c, tcp_stripe_t *st, mixl_status_t status, 
 {
 #ifdef MIXL_HAVE_CUDA
     /* READ data still being copied into device memory is not there yet. */
+    char why[TCP_ERR_LEN];
     if (tcp_stage_rx_drain(c) != MIXL_OK && status == MIXL_OK) {
+        snprintf(why, sizeof(why), "READ from agent %.63s: copy into local device memory failed: %.120s",
+                 c->peer_name, tcp_stage_error(c));
         status = MIXL_ERR_BACKEND;
-        msg = "copy into local device memory failed";
+        msg = why;
     }
 #endif
     tcp_slot_release(c, st);
@@ -285,8 +288,11 @@ static void cli_frame_end(tcp_conn_t *c)
 #ifdef MIXL_HAVE_CUDA
         const mixl_tp_op_t *op = &x->ops[st->rx_op];
         if (mode == RX_STAGE &&
-            tcp_stage_rx_commit(c, c->rx_dst, f->payload_len, op->local_region->device) != MIXL_OK)
-            tcp_xfer_fail(st->xf, MIXL_ERR_BACKEND, "copy into local device memory failed");
+            tcp_stage_rx_commit(c, c->rx_dst, f->payload_len, op->local_region->device) != MIXL_OK) {
+            snprintf(msg, sizeof(msg), "READ from agent %.63s: copy into local device memory failed: %.120s",
+                     c->peer_name, tcp_stage_error(c));
+            tcp_xfer_fail(st->xf, MIXL_ERR_BACKEND, msg);
+        }
 #endif
         st->asked -= f->payload_len;
         span_advance(x, &st->rx_op, &st->rx_off, &st->rx_left, f->payload_len);

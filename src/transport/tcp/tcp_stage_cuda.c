@@ -119,8 +119,9 @@ const uint8_t *tcp_stage_tx(tcp_conn_t *c, const tcp_stage_piece_t *now, const t
 void tcp_stage_drain(tcp_conn_t *c)
 {
     if (c->ce == NULL) return;
+    /* rx_pending stays: the request's own drain (tcp_stage_rx_drain) sees a
+     * failed copy again and reports it; waits that succeeded cost it nothing. */
     for (unsigned i = 0; i < NSLOTS; i++) (void)mixl_ce_slot_wait(c->ce, i, &c->stage_eb);
-    c->rx_pending = 0;
     c->pf_len = 0;
 }
 
