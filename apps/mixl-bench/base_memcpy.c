@@ -106,8 +106,8 @@ static mixl_status_t hd_iter(void *p)
 {
     const hd_arg_t *a = p;
     for (uint64_t j = 0; j < a->batch; j++)
-        if (bench_buf_copy_hd(a->to_device, a->dst + bench_slot(j, a->batch, a->contig) * a->size,
-                              a->src + j * a->size, a->size) != 0)
+        if (bench_buf_copy_hd(a->dst + bench_slot(j, a->batch, a->contig) * a->size,
+                              a->src + j * a->size, a->size) != MIXL_OK)
             return MIXL_ERR_BACKEND;
     return MIXL_OK;
 }

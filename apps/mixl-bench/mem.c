@@ -2,15 +2,13 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#ifdef MIXL_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 const char *bench_mem_name(unsigned kind)
 {
@@ -30,13 +28,25 @@ mixl_mem_type_t bench_mem_mixl_type(unsigned kind)
                                                                              : MIXL_MEM_HOST;
 }
 
-#ifdef MIXL_HAVE_CUDA
 static int cuda_device_present(void)
 {
     int ndev = 0;
-    return cudaGetDeviceCount(&ndev) == cudaSuccess && ndev > 0;
+    return mixl_mem_device_count(&ndev) == MIXL_OK && ndev > 0;
 }
-#endif
+
+/* Device memory set to fill, through a host page run (set-up only). */
+static mixl_status_t device_fill(void *dst, int fill, size_t len)
+{
+    size_t chunk = len < (4u << 20) ? len : (4u << 20);
+    uint8_t *host = malloc(chunk);
+    mixl_status_t st = host != NULL ? MIXL_OK : MIXL_ERR_NO_MEMORY;
+
+    if (host != NULL) memset(host, fill, chunk);
+    for (size_t off = 0; st == MIXL_OK && off < len; off += chunk)
+        st = mixl_mem_copy((uint8_t *)dst + off, host, len - off < chunk ? len - off : chunk);
+    free(host);
+    return st;
+}
 
 mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *buf_p, char *note,
                               size_t notelen)
@@ -47,16 +57,15 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
     switch (kind) {
     case BENCH_MEM_HOST:
     case BENCH_MEM_PINNED:
-#ifdef MIXL_HAVE_CUDA
         if (kind == BENCH_MEM_PINNED && cuda_device_present()) {
-            if (cudaMallocHost(&b.ptr, b.len) != cudaSuccess) {
-                snprintf(note, notelen, "cudaMallocHost of %zu bytes failed", b.len);
-                return MIXL_ERR_NO_MEMORY;
+            mixl_status_t st = mixl_mem_alloc(MIXL_MEM_PINNED, 0, b.len, &b.ptr);
+            if (st != MIXL_OK) {
+                snprintf(note, notelen, "%s", mixl_last_error());
+                return st;
             }
             b.cuda_host = 1;
             break;
         }
-#endif
         if (posix_memalign(&b.ptr, (size_t)page, b.len) != 0) {
             snprintf(note, notelen, "%s buffer of %zu bytes: out of memory", bench_mem_name(kind), b.len);
             return MIXL_ERR_NO_MEMORY;
@@ -69,26 +78,27 @@ mixl_status_t bench_buf_alloc(unsigned kind, size_t len, int fill, bench_buf_t *
             return MIXL_ERR_NO_RESOURCE;
         }
         break;
-    case BENCH_MEM_CUDA:
-#ifdef MIXL_HAVE_CUDA
-    {
-        if (!cuda_device_present()) {
+    case BENCH_MEM_CUDA: {
+        int ndev = 0;
+        mixl_status_t st = mixl_mem_device_count(&ndev);
+        if (st == MIXL_ERR_NOT_SUPPORTED) {
+            snprintf(note, notelen, "not measured: MIXL was built without CUDA");
+            return st;
+        }
+        if (st != MIXL_OK || ndev == 0) {
             snprintf(note, notelen, "not measured: no CUDA device");
             return MIXL_ERR_NOT_SUPPORTED;
         }
-        if (cudaMalloc(&b.ptr, b.len) != cudaSuccess) {
-            snprintf(note, notelen, "cudaMalloc of %zu bytes failed", b.len);
-            return MIXL_ERR_NO_MEMORY;
+        st = mixl_mem_alloc(MIXL_MEM_CUDA, 0, b.len, &b.ptr);
+        if (st == MIXL_OK && fill != 0) st = device_fill(b.ptr, fill, b.len);
+        if (st != MIXL_OK) {
+            snprintf(note, notelen, "%s", mixl_last_error());
+            mixl_mem_free(MIXL_MEM_CUDA, b.ptr);
+            return st;
         }
-        cudaMemset(b.ptr, fill, b.len);
-        cudaDeviceSynchronize();
         *buf_p = b;
         return MIXL_OK;
     }
-#else
-        snprintf(note, notelen, "not measured: MIXL was built without CUDA");
-        return MIXL_ERR_NOT_SUPPORTED;
-#endif
     case BENCH_MEM_HOST_MPI:
         snprintf(note, notelen, "host-mpi memory is allocated collectively");
         return MIXL_ERR_NOT_SUPPORTED;
@@ -123,18 +133,11 @@ void bench_buf_free(bench_buf_t *buf)
         buf->ptr = NULL;
         return;
     }
-#ifdef MIXL_HAVE_CUDA
-    if (buf->kind == BENCH_MEM_CUDA) {
-        cudaFree(buf->ptr);
+    if (buf->kind == BENCH_MEM_CUDA || buf->cuda_host) {
+        mixl_mem_free(buf->kind == BENCH_MEM_CUDA ? MIXL_MEM_CUDA : MIXL_MEM_PINNED, buf->ptr);
         buf->ptr = NULL;
         return;
     }
-    if (buf->cuda_host) {
-        cudaFreeHost(buf->ptr);
-        buf->ptr = NULL;
-        return;
-    }
-#endif
     if (buf->kind == BENCH_MEM_PINNED) munlock(buf->ptr, buf->len);
     free(buf->ptr);
     buf->ptr = NULL;
@@ -142,54 +145,24 @@ void bench_buf_free(bench_buf_t *buf)
 
 void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len)
 {
-#ifdef MIXL_HAVE_CUDA
-    if (kind == BENCH_MEM_CUDA) {
-        /* Device to device cudaMemcpy returns before the copy ends: a
-         * baseline must wait for it. */
-        cudaMemcpy(dst, src, len, cudaMemcpyDeviceToDevice);
-        cudaDeviceSynchronize();
-        return;
-    }
-#endif
-    memcpy(dst, src, len);
+    /* On the device the library's copy waits for the bytes: a baseline must. */
+    if (kind == BENCH_MEM_CUDA) (void)mixl_mem_copy(dst, src, len);
+    else memcpy(dst, src, len);
 }
 
-int bench_buf_copy_hd(int to_device, void *dst, const void *src, size_t len)
+mixl_status_t bench_buf_copy_hd(void *dst, const void *src, size_t len)
 {
-#ifdef MIXL_HAVE_CUDA
-    cudaError_t ce = cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
-    /* From pageable memory the copy may return before the DMA is done. */
-    if (ce == cudaSuccess && to_device) ce = cudaStreamSynchronize(cudaStreamLegacy);
-    return (int)ce;
-#else
-    (void)to_device, (void)dst, (void)src, (void)len;
-    return -1;
-#endif
+    return mixl_mem_copy(dst, src, len);
 }
 
 void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len)
 {
-#ifdef MIXL_HAVE_CUDA
-    if (kind == BENCH_MEM_CUDA) {
-        /* From pageable memory the copy may return before the DMA is done:
-         * wait, so the data is there before a peer reads it. */
-        cudaMemcpy(dst, host, len, cudaMemcpyHostToDevice);
-        cudaDeviceSynchronize();
-        return;
-    }
-#endif
-    (void)kind;
-    memcpy(dst, host, len);
+    if (kind == BENCH_MEM_CUDA) (void)mixl_mem_copy(dst, host, len);
+    else memcpy(dst, host, len);
 }
 
 void bench_buf_download(unsigned kind, void *host, const void *src, size_t len)
 {
-#ifdef MIXL_HAVE_CUDA
-    if (kind == BENCH_MEM_CUDA) {
-        cudaMemcpy(host, src, len, cudaMemcpyDeviceToHost);
-        return;
-    }
-#endif
-    (void)kind;
-    memcpy(host, src, len);
+    if (kind == BENCH_MEM_CUDA) (void)mixl_mem_copy(host, src, len);
+    else memcpy(host, src, len);
 }

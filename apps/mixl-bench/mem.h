@@ -13,6 +13,7 @@
 #include <mpi.h>
 
 #include <mixl/agent.h>
+#include <mixl/mem.h>
 
 #include "bench.h"
 
@@ -37,18 +38,17 @@ mixl_status_t bench_buf_alloc_mpi(MPI_Comm comm, size_t len, int fill, bench_buf
                                   size_t notelen);
 void bench_buf_free(bench_buf_t *buf);
 
-/* The memcpy baseline's copy for this memory type (memcpy, or cudaMemcpy on the device). */
+/* The memcpy baseline's copy for this memory type (memcpy, or mixl_mem_copy on the device). */
 void bench_buf_copy(unsigned kind, void *dst, const void *src, size_t len);
 
 /*
- * The host<->device baseline's copy: cudaMemcpy between device memory and
- * host memory of host_kind (pinned or pageable), complete when it returns
- * (a pageable host-to-device copy is waited for). Returns a cudaError_t;
- * without CUDA, -1.
+ * The host<->device baseline's copy: mixl_mem_copy between device memory
+ * and pinned or pageable host memory, complete when it returns (a pageable
+ * host-to-device copy is waited for). MIXL_ERR_NOT_SUPPORTED without CUDA.
  */
-int bench_buf_copy_hd(int to_device, void *dst, const void *src, size_t len);
+mixl_status_t bench_buf_copy_hd(void *dst, const void *src, size_t len);
 
-/* Copy len bytes from host memory into a buffer of kind, and back (cudaMemcpy for device memory). */
+/* Copy len bytes from host memory into a buffer of kind, and back (mixl_mem_copy for device memory). */
 void bench_buf_upload(unsigned kind, void *dst, const void *host, size_t len);
 void bench_buf_download(unsigned kind, void *host, const void *src, size_t len);
 

@@ -42,8 +42,8 @@ static mixl_status_t make_blob(const char *agent, int regions, void **blob_p, si
     if (r == NULL) return MIXL_ERR_NO_MEMORY;
     for (int i = 0; i < regions; i++) {
         r[i] = (mixl_md_region_t){.id = (uint32_t)i, .addr = 0x7f0000000000ull + (uint64_t)i * (1u << 30),
-                                  .len = 1u << 30, .mem_type = MIXL_MEM_HOST, .window = i,
-                                  .window_base = 0x7f0000000000ull + (uint64_t)i * (1u << 30)};
+                                  .len = 1u << 30, .mem_type = MIXL_MEM_HOST, .mpi = {.window = i,
+                                          .window_base = 0x7f0000000000ull + (uint64_t)i * (1u << 30)}};
     }
     snprintf(md.name, sizeof(md.name), "%s", agent);
     snprintf(md.engine_id, sizeof(md.engine_id), "%s", agent);

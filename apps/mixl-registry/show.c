@@ -133,10 +133,10 @@ int cli_show(mixl_registry_h reg, mixl_md_store_h store, const char *agent, FILE
         human_bytes(g->len, size, sizeof(size));
         fprintf(out, "  %4u  %-6s %4d  0x%016" PRIx64 "  %14s  %-10s 0x%016" PRIx64 " %s%s%s\n", g->id,
                 mixl_mem_type_str(g->mem_type), g->device, g->addr, size,
-                window_str(g->window, win, sizeof(win)), g->window_base,
-                (g->flags & MIXL_MD_REGION_IPC) ? "ipc " : "",
-                (g->flags & MIXL_MD_REGION_STAGED) ? "staged" : "",
-                (g->flags & (MIXL_MD_REGION_IPC | MIXL_MD_REGION_STAGED)) ? "" : "-");
+                window_str(g->mpi.window, win, sizeof(win)), g->mpi.window_base,
+                (g->mpi.flags & MIXL_MD_REGION_IPC) ? "ipc " : "",
+                (g->mpi.flags & MIXL_MD_REGION_STAGED) ? "staged" : "",
+                (g->mpi.flags & (MIXL_MD_REGION_IPC | MIXL_MD_REGION_STAGED)) ? "" : "-");
     }
     mixl_metadata_free(md);
     mixl_registry_kv_free(kv);

@@ -36,24 +36,29 @@ extern "C" {
 #define MIXL_METADATA_FORMAT 2
 
 /*
- * One region. id..device are the generic part; window..ipc_size come from
- * the MPI backend's section ("tp"."mpi"."regions", matched by id), which
- * also carries the CUDA IPC handle while CUDA IPC lives inside that backend.
- * A region the section does not mention has window -2, window_base 0, no flags.
+ * The MPI backend's part of a region ("tp"."mpi"."regions", matched by id),
+ * which also carries the CUDA IPC export of device regions (the MPI
+ * backend's device paths use it). A region the section does not mention has
+ * window -2, window_base 0, no flags.
  */
+typedef struct {
+    int32_t window;       /* static window index, -1 for the dynamic window, -2 none */
+    uint64_t window_base; /* windowed region: address of displacement 0 of its window;
+                             device region without a window: base of the CUDA allocation
+                             its IPC handle opens */
+    uint32_t flags;       /* MIXL_MD_REGION_* */
+    uint8_t ipc_handle[64]; /* CUDA IPC handle when flags has MIXL_MD_REGION_IPC */
+    uint64_t ipc_size;    /* bytes the IPC handle maps from window_base; 0 = not told */
+} mixl_md_region_mpi_t;
+
+/* One region: the generic part, then each backend's part of it. */
 typedef struct {
     uint32_t id;       /* region id, unique within the agent */
     uint64_t addr;     /* base address in the owner's process */
     uint64_t len;
     mixl_mem_type_t mem_type;
     int device;
-    int32_t window;    /* MPI: static window index, -1 for the dynamic window, -2 none */
-    uint64_t window_base; /* MPI: windowed region: address of displacement 0 of its window;
-                             device region without a window: base of the CUDA allocation
-                             its IPC handle opens */
-    uint32_t flags;    /* MIXL_MD_REGION_* */
-    uint8_t ipc_handle[64]; /* CUDA IPC handle when flags has MIXL_MD_REGION_IPC */
-    uint64_t ipc_size; /* bytes the IPC handle maps from window_base; 0 = not told (older writer) */
+    mixl_md_region_mpi_t mpi; /* from the MPI section */
 } mixl_md_region_t;
 
 #define MIXL_MD_REGION_IPC (1u << 0)    /* ipc_handle is valid */

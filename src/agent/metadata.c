@@ -182,7 +182,7 @@ typedef struct {
  * while CUDA IPC lives in the MPI backend, the IPC handle). */
 static int mpi_region_present(const mixl_md_region_t *r)
 {
-    return r->window != -2 || r->window_base != 0 || r->flags != 0;
+    return r->mpi.window != -2 || r->mpi.window_base != 0 || r->mpi.flags != 0;
 }
 
 static int mpi_present(const mixl_metadata_t *md)
@@ -207,23 +207,23 @@ static void mpi_encode(msgpack_packer *pk, const mixl_metadata_t *md)
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < md->region_count; i++) {
         const mixl_md_region_t *r = &md->regions[i];
-        int ipc = (r->flags & MIXL_MD_REGION_IPC) != 0;
+        int ipc = (r->mpi.flags & MIXL_MD_REGION_IPC) != 0;
         if (!mpi_region_present(r)) continue;
         msgpack_pack_map(pk, 4 + 2 * ipc);
         pack_key(pk, "id");
         msgpack_pack_uint32(pk, r->id);
         pack_key(pk, "win");
-        msgpack_pack_int32(pk, r->window);
+        msgpack_pack_int32(pk, r->mpi.window);
         pack_key(pk, "wbase");
-        msgpack_pack_uint64(pk, r->window_base);
+        msgpack_pack_uint64(pk, r->mpi.window_base);
         pack_key(pk, "flags");
-        msgpack_pack_uint32(pk, r->flags);
+        msgpack_pack_uint32(pk, r->mpi.flags);
         if (ipc) {
             pack_key(pk, "ipc");
-            msgpack_pack_bin(pk, sizeof(r->ipc_handle));
-            msgpack_pack_bin_body(pk, r->ipc_handle, sizeof(r->ipc_handle));
+            msgpack_pack_bin(pk, sizeof(r->mpi.ipc_handle));
+            msgpack_pack_bin_body(pk, r->mpi.ipc_handle, sizeof(r->mpi.ipc_handle));
             pack_key(pk, "isize");
-            msgpack_pack_uint64(pk, r->ipc_size);
+            msgpack_pack_uint64(pk, r->mpi.ipc_size);
         }
     }
 }
@@ -239,7 +239,7 @@ static mixl_status_t mpi_decode_region(md_err_t *e, uint32_t index, const msgpac
     if (o->type != MSGPACK_OBJECT_MAP)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi.regions[%u] is not a map", index);
     memset(&tmp, 0, sizeof(tmp));
-    tmp.window = -2;
+    tmp.mpi.window = -2;
     for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
         if (key_is(k, "id")) {
@@ -248,21 +248,21 @@ static mixl_status_t mpi_decode_region(md_err_t *e, uint32_t index, const msgpac
             have_id = 1;
         } else if (key_is(k, "win")) {
             st = get_int(e, "tp.mpi.regions[].win", val, -2, INT32_MAX, &v);
-            tmp.window = (int32_t)v;
+            tmp.mpi.window = (int32_t)v;
         } else if (key_is(k, "wbase")) {
-            st = get_u64(e, "tp.mpi.regions[].wbase", val, &tmp.window_base);
+            st = get_u64(e, "tp.mpi.regions[].wbase", val, &tmp.mpi.window_base);
         } else if (key_is(k, "flags")) {
-            st = get_int(e, "tp.mpi.regions[].flags", val, 0, UINT32_MAX, &v);
-            tmp.flags = (uint32_t)v;
+            st = get_int(e, "tp.mpi.regions[].mpi.flags", val, 0, UINT32_MAX, &v);
+            tmp.mpi.flags = (uint32_t)v;
         } else if (key_is(k, "isize")) {
-            st = get_u64(e, "tp.mpi.regions[].isize", val, &tmp.ipc_size);
+            st = get_u64(e, "tp.mpi.regions[].isize", val, &tmp.mpi.ipc_size);
         } else if (key_is(k, "ipc")) {
-            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(tmp.ipc_handle))
+            if (val->type != MSGPACK_OBJECT_BIN || val->via.bin.size != sizeof(tmp.mpi.ipc_handle))
                 st = md_fail(e, MIXL_ERR_BAD_METADATA,
                              "tp.mpi.regions[%u]: 'ipc' is not a %zu-byte binary", index,
-                             sizeof(tmp.ipc_handle));
+                             sizeof(tmp.mpi.ipc_handle));
             else
-                memcpy(tmp.ipc_handle, val->via.bin.ptr, sizeof(tmp.ipc_handle));
+                memcpy(tmp.mpi.ipc_handle, val->via.bin.ptr, sizeof(tmp.mpi.ipc_handle));
         }
     }
     if (st != MIXL_OK) return st;
@@ -277,11 +277,11 @@ static mixl_status_t mpi_decode_region(md_err_t *e, uint32_t index, const msgpac
     if (r == NULL)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "tp.mpi names region %u, which the blob lacks",
                        tmp.id);
-    r->window = tmp.window;
-    r->window_base = tmp.window_base;
-    r->flags = tmp.flags;
-    memcpy(r->ipc_handle, tmp.ipc_handle, sizeof(r->ipc_handle));
-    r->ipc_size = tmp.ipc_size;
+    r->mpi.window = tmp.mpi.window;
+    r->mpi.window_base = tmp.mpi.window_base;
+    r->mpi.flags = tmp.mpi.flags;
+    memcpy(r->mpi.ipc_handle, tmp.mpi.ipc_handle, sizeof(r->mpi.ipc_handle));
+    r->mpi.ipc_size = tmp.mpi.ipc_size;
     return MIXL_OK;
 }
 
@@ -453,7 +453,7 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
     if (o->type != MSGPACK_OBJECT_MAP)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u is not a map", index);
     memset(r, 0, sizeof(*r));
-    r->window = -2;
+    r->mpi.window = -2;
     for (uint32_t i = 0; i < o->via.map.size && st == MIXL_OK; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key, *val = &o->via.map.ptr[i].val;
         if (key_is(k, "id")) {
@@ -486,12 +486,12 @@ static mixl_status_t decode_region(md_err_t *e, uint32_t index, const msgpack_ob
 /* Checks across the generic part and the sections, once both are read. */
 static mixl_status_t check_region(md_err_t *e, uint32_t index, const mixl_md_region_t *r)
 {
-    if ((r->flags & MIXL_MD_REGION_IPC) && r->mem_type != MIXL_MEM_CUDA)
+    if ((r->mpi.flags & MIXL_MD_REGION_IPC) && r->mem_type != MIXL_MEM_CUDA)
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u: IPC handle on non-device memory", index);
     /* An importer copies inside [window_base, window_base + ipc_size) only. */
-    if ((r->flags & MIXL_MD_REGION_IPC) && r->ipc_size != 0 &&
-        (r->addr < r->window_base || r->addr - r->window_base > r->ipc_size ||
-         r->len > r->ipc_size - (r->addr - r->window_base)))
+    if ((r->mpi.flags & MIXL_MD_REGION_IPC) && r->mpi.ipc_size != 0 &&
+        (r->addr < r->mpi.window_base || r->addr - r->mpi.window_base > r->mpi.ipc_size ||
+         r->len > r->mpi.ipc_size - (r->addr - r->mpi.window_base)))
         return md_fail(e, MIXL_ERR_BAD_METADATA, "region %u runs past the CUDA allocation its IPC "
                        "handle maps", index);
     return MIXL_OK;

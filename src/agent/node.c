@@ -185,7 +185,7 @@ void mixl_agent_path_choose(mixl_agent_h agent)
 /* 1 when the policy sends this peer's transfers over TCP although MPI reaches it. */
 static int prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer)
 {
-    int me = agent->rank, them = peer->tp.mpi_rank;
+    int me = agent->rank, them = peer->tp.comm_rank;
 
     if (agent->params.data_path == MIXL_DATA_PATH_TCP) return 1;
     if (agent->params.data_path == MIXL_DATA_PATH_MPI) return 0;

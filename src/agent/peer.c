@@ -41,7 +41,7 @@ mixl_status_t mixl_metadata_export(mixl_agent_h agent, void **blob_p, size_t *le
         m->len = r->len;
         m->mem_type = r->mem_type;
         m->device = r->device;
-        m->window = -2;
+        m->mpi.window = -2;
     }
     for (int i = 0; i < MIXL_TP_MAX && st == MIXL_OK; i++)
         if (agent->tp_active[i])
@@ -150,7 +150,7 @@ mixl_status_t mixl_metadata_import(mixl_agent_h agent, const void *blob, size_t 
     peer->blob_crc = crc;
     peer->blob_len = len;
     peer->backend = -1;
-    peer->tp.mpi_rank = -1;
+    peer->tp.comm_rank = -1;
     peer->by_addr = calloc(md->region_count ? md->region_count : 1, sizeof(*peer->by_addr));
     if (peer->by_addr == NULL) {
         st = MIXL_ERR_NO_MEMORY;

@@ -1,7 +1,8 @@
 /*
  * Memory for KV pools and prefill layer buffers: host pages, or CUDA device
- * memory when MIXL is built with CUDA (mem_cuda.c). Copies to and from the
- * host let the fill and the checksum code run on either kind.
+ * memory from the library's allocator (mixl_mem_alloc, include/mixl/mem.h),
+ * with the KV fill and check kernels in mem_cuda.c. Copies to and from the
+ * host (mixl_mem_copy) let the fill and the checksum code run on either kind.
  */
 #ifndef MIXL_KV_MEM_H
 #define MIXL_KV_MEM_H
@@ -9,6 +10,7 @@
 #include <stddef.h>
 
 #include <mixl/agent.h>
+#include <mixl/mem.h>
 
 #include "kv/layout.h"
 #include "kv/runs.h"
@@ -65,9 +67,7 @@ mixl_status_t mixl_kv_cuda_fill_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t
 mixl_status_t mixl_kv_cuda_check_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_t *l, int layer,
                                        uint64_t req, uint64_t tokens, const mixl_kv_run_t *runs,
                                        size_t nruns, uint32_t *bad_p);
-mixl_status_t mixl_kv_cuda_alloc(mixl_kv_mem_t *mem, size_t len, int device, int local_rank,
-                                 char *err, size_t err_len);
-void mixl_kv_cuda_free(mixl_kv_mem_t *mem);
-mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_device);
+/* Free the kernels' stream and buffers (the memory itself is the allocator's). */
+void mixl_kv_cuda_work_free(mixl_kv_mem_t *mem);
 
 #endif /* MIXL_KV_MEM_H */

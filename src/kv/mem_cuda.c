@@ -1,7 +1,7 @@
 /*
- * CUDA device memory for KV pools and prefill buffers, and the KV fill and
- * check on the device through the kernels of kernels_cuda.cu (built only
- * with the CUDA toolkit).
+ * The KV fill and check on the device through the kernels of
+ * kernels_cuda.cu (built only with the CUDA toolkit). Device memory and the
+ * kernels' buffers come from the library's allocator (mixl_mem_alloc).
  */
 #include "kv/mem.h"
 
@@ -26,10 +26,10 @@ static void work_free(struct mixl_kv_cuda_work *w)
 {
     if (w == NULL) return;
     if (w->stream != NULL) cudaStreamDestroy(w->stream);
-    cudaFreeHost(w->h_blocks);
-    cudaFreeHost(w->h_bad);
-    cudaFree(w->d_blocks);
-    cudaFree(w->d_bad);
+    mixl_mem_free(MIXL_MEM_PINNED, w->h_blocks);
+    mixl_mem_free(MIXL_MEM_PINNED, w->h_bad);
+    mixl_mem_free(MIXL_MEM_CUDA, w->d_blocks);
+    mixl_mem_free(MIXL_MEM_CUDA, w->d_bad);
     free(w);
 }
 
@@ -45,15 +45,19 @@ static mixl_status_t work_get(mixl_kv_mem_t *mem, uint64_t cap, struct mixl_kv_c
     if ((w = calloc(1, sizeof(*w))) == NULL) return MIXL_ERR_NO_MEMORY;
     w->cap = cap ? cap : 1;
     if ((ce = cudaSetDevice(mem->device)) != cudaSuccess ||
-        (ce = cudaStreamCreateWithFlags(&w->stream, cudaStreamNonBlocking)) != cudaSuccess ||
-        (ce = cudaHostAlloc((void **)&w->h_blocks, w->cap * sizeof(uint64_t), cudaHostAllocDefault)) !=
-            cudaSuccess ||
-        (ce = cudaHostAlloc((void **)&w->h_bad, 2 * w->cap * sizeof(uint32_t), cudaHostAllocDefault)) !=
-            cudaSuccess ||
-        (ce = cudaMalloc((void **)&w->d_blocks, w->cap * sizeof(uint64_t))) != cudaSuccess ||
-        (ce = cudaMalloc((void **)&w->d_bad, 2 * w->cap * sizeof(uint32_t))) != cudaSuccess) {
-        mixl_error("KV kernels on device %d: setting up their stream and buffers: %s: %s", mem->device,
+        (ce = cudaStreamCreateWithFlags(&w->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        mixl_error("KV kernels on device %d: setting up their stream: %s: %s", mem->device,
                    cudaGetErrorName(ce), cudaGetErrorString(ce));
+        work_free(w);
+        return MIXL_ERR_BACKEND;
+    }
+    if (mixl_mem_alloc(MIXL_MEM_PINNED, 0, w->cap * sizeof(uint64_t), (void **)&w->h_blocks) != MIXL_OK ||
+        mixl_mem_alloc(MIXL_MEM_PINNED, 0, 2 * w->cap * sizeof(uint32_t), (void **)&w->h_bad) != MIXL_OK ||
+        mixl_mem_alloc(MIXL_MEM_CUDA, mem->device, w->cap * sizeof(uint64_t), (void **)&w->d_blocks) !=
+            MIXL_OK ||
+        mixl_mem_alloc(MIXL_MEM_CUDA, mem->device, 2 * w->cap * sizeof(uint32_t), (void **)&w->d_bad) !=
+            MIXL_OK) {
+        mixl_error("KV kernels on device %d: their buffers: %s", mem->device, mixl_last_error());
         work_free(w);
         return MIXL_ERR_BACKEND;
     }
@@ -154,54 +158,8 @@ mixl_status_t mixl_kv_cuda_check_layer(mixl_kv_mem_t *mem, const mixl_kv_layout_
     return MIXL_OK;
 }
 
-mixl_status_t mixl_kv_cuda_alloc(mixl_kv_mem_t *mem, size_t len, int device, int local_rank,
-                                 char *err, size_t err_len)
-{
-    int count = 0;
-    cudaError_t ce = cudaGetDeviceCount(&count);
-    if (ce != cudaSuccess || count == 0) {
-        snprintf(err, err_len, "CUDA memory requested but no CUDA device is usable: %s",
-                 ce != cudaSuccess ? cudaGetErrorString(ce) : "0 devices");
-        return MIXL_ERR_NOT_SUPPORTED;
-    }
-    if (device < 0) device = (local_rank < 0 ? 0 : local_rank) % count;
-    if (device >= count) {
-        snprintf(err, err_len, "CUDA device %d requested but only %d are visible", device, count);
-        return MIXL_ERR_INVALID_PARAM;
-    }
-    void *p = NULL;
-    if ((ce = cudaSetDevice(device)) != cudaSuccess ||
-        (ce = cudaMalloc(&p, len ? len : 1)) != cudaSuccess ||
-        (ce = cudaMemset(p, 0, len ? len : 1)) != cudaSuccess ||
-        /* cudaMemset may return before it ran; a kernel on another stream
-         * (the fill) or MPI could write first and be overwritten. */
-        (ce = cudaDeviceSynchronize()) != cudaSuccess) {
-        if (p != NULL) cudaFree(p);
-        snprintf(err, err_len, "cudaMalloc of %zu bytes on device %d failed: %s", len, device,
-                 cudaGetErrorString(ce));
-        return MIXL_ERR_NO_MEMORY;
-    }
-    mem->ptr = p;
-    mem->len = len;
-    mem->type = MIXL_MEM_CUDA;
-    mem->device = device;
-    return MIXL_OK;
-}
-
-void mixl_kv_cuda_free(mixl_kv_mem_t *mem)
+void mixl_kv_cuda_work_free(mixl_kv_mem_t *mem)
 {
     work_free(mem->work);
     mem->work = NULL;
-    cudaFree(mem->ptr);
-}
-
-mixl_status_t mixl_kv_cuda_copy(void *dst, const void *src, size_t len, int to_device)
-{
-    cudaError_t ce =
-        cudaMemcpy(dst, src, len, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost);
-    /* From pageable memory cudaMemcpy returns once the source is staged, not
-     * when the bytes are in device memory; MPI or the NIC reads them next
-     * (and the caller reuses its scratch buffer), outside the stream order. */
-    if (ce == cudaSuccess && to_device) ce = cudaStreamSynchronize(cudaStreamLegacy);
-    return ce == cudaSuccess ? MIXL_OK : MIXL_ERR_BACKEND;
 }

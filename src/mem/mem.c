@@ -8,6 +8,7 @@
 
 #include "mem/mem.h"
 #include "mem/mem_cuda.h"
+#include "util/errbuf.h"
 
 #ifndef MIXL_HAVE_CUDA
 static mixl_status_t mem_no_cuda(mixl_errbuf_t *eb, const char *what)
@@ -28,30 +29,40 @@ mixl_status_t mixl_mem_device_count(int *count_p)
 #endif
 }
 
-mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, mixl_errbuf_t *eb,
-                             void **ptr_p)
+mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, void **ptr_p)
 {
-    void *p = NULL;
     long page = sysconf(_SC_PAGESIZE);
+    void *p = NULL;
 
-    if (len == 0 || ptr_p == NULL) return MIXL_ERR_INVALID_PARAM;
+    mixl_thread_error_clear();
+    if (len == 0 || ptr_p == NULL)
+        return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_alloc: %s",
+                                     ptr_p == NULL ? "no result pointer" : "0 bytes asked");
     switch (type) {
     case MIXL_MEM_HOST:
-        if (posix_memalign(&p, page > 0 ? (size_t)page : 4096, len) != 0) {
-            if (eb == NULL) return MIXL_ERR_NO_MEMORY;
-            return mixl_errbuf_set_quiet(eb, MIXL_ERR_NO_MEMORY, "host allocation of %zu bytes failed", len);
-        }
+        if (posix_memalign(&p, page > 0 ? (size_t)page : 4096, len) != 0)
+            return mixl_thread_error_set(1, MIXL_ERR_NO_MEMORY,
+                                         "host allocation of %zu bytes failed", len);
+        memset(p, 0, len);
         *ptr_p = p;
         return MIXL_OK;
     case MIXL_MEM_PINNED:
-    case MIXL_MEM_CUDA:
+    case MIXL_MEM_CUDA: {
 #ifdef MIXL_HAVE_CUDA
-        return mixl_cuda_alloc(type, device, len, eb, ptr_p);
+        mixl_errbuf_t eb = {{0}, 0};
+        mixl_status_t st = mixl_cuda_alloc(type, device, len, &eb, ptr_p);
+        if (st != MIXL_OK) return mixl_thread_error_set(1, st, "%s", mixl_errbuf_get(&eb));
+        return MIXL_OK;
 #else
-        return mem_no_cuda(eb, type == MIXL_MEM_CUDA ? "device allocation" : "pinned allocation");
+        (void)device;
+        return mixl_thread_error_set(1, MIXL_ERR_NOT_SUPPORTED,
+                                     "%s allocation: this library was built without CUDA",
+                                     type == MIXL_MEM_CUDA ? "device" : "pinned");
 #endif
     }
-    return MIXL_ERR_INVALID_PARAM;
+    }
+    return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_alloc: memory type %d",
+                                 (int)type);
 }
 
 void mixl_mem_free(mixl_mem_type_t type, void *ptr)
@@ -80,14 +91,18 @@ mixl_status_t mixl_mem_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t
 #endif
 }
 
-mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb)
+mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len)
 {
+    mixl_thread_error_clear();
     if (len == 0) return MIXL_OK;
-    if (dst == NULL || src == NULL) return MIXL_ERR_INVALID_PARAM;
+    if (dst == NULL || src == NULL)
+        return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_copy: NULL pointer");
 #ifdef MIXL_HAVE_CUDA
-    return mixl_cuda_copy(dst, src, len, eb);
+    mixl_errbuf_t eb = {{0}, 0};
+    mixl_status_t st = mixl_cuda_copy(dst, src, len, &eb);
+    if (st != MIXL_OK) return mixl_thread_error_set(1, st, "%s", mixl_errbuf_get(&eb));
+    return MIXL_OK;
 #else
-    (void)eb;
     memmove(dst, src, len);
     return MIXL_OK;
 #endif

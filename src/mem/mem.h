@@ -1,8 +1,9 @@
 /*
- * Host, pinned-host and CUDA device memory: allocation, pointer-type query
- * and synchronous copies, plus CUDA IPC export/import. Without CUDA (built
- * without the toolkit, or no device at run time) every device operation
- * returns a status saying so; host memory always works.
+ * The memory layer's internal half: pointer-type query and CUDA IPC
+ * export/import for the backends. Allocation and copies are public
+ * (include/mixl/mem.h). Without CUDA (built without the toolkit, or no
+ * device at run time) every device operation returns a status saying so;
+ * host memory always works.
  *
  * None of these functions is for the transfer hot path: they may allocate,
  * synchronize and log. Thread-safe as far as the CUDA runtime is.
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include <mixl/export.h>
+#include <mixl/mem.h>
 #include <mixl/status.h>
 #include <mixl/types.h>
 
@@ -21,20 +23,6 @@
 
 /* Bytes of a CUDA IPC memory handle (cudaIpcMemHandle_t). */
 #define MIXL_IPC_HANDLE_BYTES 64
-
-/* Number of CUDA devices usable now. MIXL_ERR_NOT_SUPPORTED when built
- * without CUDA; MIXL_OK with 0 when the runtime finds no device. */
-mixl_status_t mixl_mem_device_count(int *count_p);
-
-/*
- * Allocate len bytes of the given type (host: page-aligned malloc; pinned:
- * cudaHostAlloc, portable to every device; cuda: cudaMalloc on device).
- * Errors name what failed in eb (may be NULL).
- */
-mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, mixl_errbuf_t *eb,
-                             void **ptr_p);
-/* Free memory from mixl_mem_alloc() with the same type. NULL is ignored. */
-void mixl_mem_free(mixl_mem_type_t type, void *ptr);
 
 /*
  * What ptr is: MIXL_MEM_CUDA (device, or managed memory, with its device),
@@ -44,9 +32,6 @@ void mixl_mem_free(mixl_mem_type_t type, void *ptr);
  */
 mixl_status_t mixl_mem_query(const void *ptr, mixl_errbuf_t *eb, mixl_mem_type_t *type_p,
                              int *device_p);
-
-/* Synchronous copy between any two of host and device memory. */
-mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len, mixl_errbuf_t *eb);
 
 /*
  * CUDA IPC: export the allocation that contains the device span [ptr,

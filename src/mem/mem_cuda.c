@@ -128,16 +128,27 @@ mixl_status_t mixl_cuda_alloc(mixl_mem_type_t type, int device, size_t len, mixl
         rc = cudaHostAlloc(&p, len, cudaHostAllocPortable);
         if (rc != cudaSuccess)
             return cuda_fail(eb, MIXL_ERR_NO_MEMORY, rc, "cudaHostAlloc of %zu pinned bytes", len);
+        memset(p, 0, len);
         *ptr_p = p;
         return MIXL_OK;
     }
     if (mixl_cuda_device_push(device, &prev) != MIXL_OK)
         return cuda_fail(eb, MIXL_ERR_NOT_SUPPORTED, cudaErrorInvalidDevice, "CUDA device %d", device);
     rc = cudaMalloc(&p, len);
-    mixl_cuda_device_pop(prev);
-    if (rc != cudaSuccess)
+    if (rc != cudaSuccess) {
+        mixl_cuda_device_pop(prev);
         return cuda_fail(eb, MIXL_ERR_NO_MEMORY, rc, "cudaMalloc of %zu bytes on device %d", len,
                          device);
+    }
+    /* cudaMemset may return before it ran: a kernel on another stream or
+     * MPI writing next would be overwritten. */
+    rc = cudaMemset(p, 0, len);
+    if (rc == cudaSuccess) rc = cudaDeviceSynchronize();
+    mixl_cuda_device_pop(prev);
+    if (rc != cudaSuccess) {
+        (void)cudaFree(p);
+        return cuda_fail(eb, MIXL_ERR_BACKEND, rc, "zeroing %zu bytes on device %d", len, device);
+    }
     *ptr_p = p;
     return MIXL_OK;
 }

@@ -58,17 +58,6 @@ typedef struct mixl_tp_region {
     size_t len;
     mixl_mem_type_t mem_type;
     int device;
-    /*
-     * CUDA IPC export of a device region, written by the MPI backend's CUDA
-     * module (mpi_cuda.c) and copied into the MPI metadata section by the MPI
-     * backend's export_md. They belong in that module's per-region state and
-     * move there when mpi_cuda.c is split; nothing outside the MPI backend
-     * reads them.
-     */
-    uint64_t window_base; /* IPC: base of the CUDA allocation (MPI windows keep their own) */
-    uint32_t md_flags;    /* MIXL_MD_REGION_* */
-    uint8_t ipc_handle[64];
-    uint64_t ipc_size;    /* bytes of the CUDA allocation the IPC handle maps */
     void *tp_priv[MIXL_TP_MAX]; /* each backend's per-region state, at its slot */
 } mixl_tp_region_t;
 
@@ -76,10 +65,13 @@ typedef struct mixl_tp_region {
 typedef struct mixl_tp_peer {
     char name[MIXL_NAME_MAX];
     mixl_metadata_t *md; /* decoded metadata (owned by the agent) */
-    /* Rank of the peer in the agent's communicator, -1 if not in our world: set
-     * by the MPI backend's peer_add from its metadata section (-1 before). Read
-     * by the MPI backend's CUDA module and the data-path policy (agent/node.c). */
-    int mpi_rank;
+    /* Rank of the peer in the agent's process group (mixl_tp_t.comm), -1 when
+     * it is not a member: the agent's notion, like comm itself, not a
+     * backend's. The backend that can prove membership sets it in peer_add
+     * (MPI, from its metadata section: same world fingerprint, same name at
+     * that rank); the data-path policy (agent/node.c) reads it for node
+     * identity, and backends for their targets. */
+    int comm_rank;
     void *tp_priv[MIXL_TP_MAX]; /* each backend's per-peer state, at its slot */
 } mixl_tp_peer_t;
 

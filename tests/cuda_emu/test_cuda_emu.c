@@ -55,8 +55,8 @@ static void kv_kernels(long (*counter)(const char *))
 
     memset(&mem, 0, sizeof(mem));
     memset(&pool, 0, sizeof(pool));
-    CHECK(mixl_kv_cuda_alloc(&mem, len, 1, 0, err, sizeof(err)) == MIXL_OK &&
-              mixl_kv_cuda_alloc(&pool, len, 1, 0, err, sizeof(err)) == MIXL_OK,
+    CHECK(mixl_kv_mem_alloc(&mem, len, MIXL_MEM_CUDA, 1, 0, MPI_COMM_NULL, err, sizeof(err)) == MIXL_OK &&
+              mixl_kv_mem_alloc(&pool, len, MIXL_MEM_CUDA, 1, 0, MPI_COMM_NULL, err, sizeof(err)) == MIXL_OK,
           "KV device memory: %s", err);
     if (mem.ptr == NULL || pool.ptr == NULL || ref == NULL) return;
 

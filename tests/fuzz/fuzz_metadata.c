@@ -51,9 +51,9 @@ static void check_strings(const mixl_metadata_t *md)
 static void canonical(mixl_metadata_t *md)
 {
     for (uint32_t i = 0; i < md->region_count; i++)
-        if (!(md->regions[i].flags & MIXL_MD_REGION_IPC)) {
-            memset(md->regions[i].ipc_handle, 0, sizeof(md->regions[i].ipc_handle));
-            md->regions[i].ipc_size = 0;
+        if (!(md->regions[i].mpi.flags & MIXL_MD_REGION_IPC)) {
+            memset(md->regions[i].mpi.ipc_handle, 0, sizeof(md->regions[i].mpi.ipc_handle));
+            md->regions[i].mpi.ipc_size = 0;
         }
 }
 
@@ -109,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(r->len > 0 && r->addr + r->len > r->addr);
         FUZZ_CHECK(r->mem_type == MIXL_MEM_HOST || r->mem_type == MIXL_MEM_PINNED ||
                    r->mem_type == MIXL_MEM_CUDA);
-        FUZZ_CHECK(!(r->flags & MIXL_MD_REGION_IPC) || r->mem_type == MIXL_MEM_CUDA);
+        FUZZ_CHECK(!(r->mpi.flags & MIXL_MD_REGION_IPC) || r->mem_type == MIXL_MEM_CUDA);
         for (uint32_t j = i + 1; j < md->region_count; j++) FUZZ_CHECK(r->id != md->regions[j].id);
     }
     FUZZ_CHECK(mixl_metadata_encode(md, &re, &re_len) == MIXL_OK);

@@ -88,8 +88,8 @@ static void md_base(mixl_metadata_t *md, mixl_md_region_t *r, uint32_t n)
         r[i].addr = 0x7f0000000000ull + (uint64_t)i * 0x100000;
         r[i].len = 0x100000;
         r[i].mem_type = MIXL_MEM_HOST;
-        r[i].window = (int32_t)i;
-        r[i].window_base = r[i].addr;
+        r[i].mpi.window = (int32_t)i;
+        r[i].mpi.window_base = r[i].addr;
     }
 }
 
@@ -278,12 +278,12 @@ static void metadata_seeds(void)
     r[1].mem_type = MIXL_MEM_PINNED;
     r[2].mem_type = MIXL_MEM_CUDA;
     r[2].device = 1;
-    r[2].window = -2;
-    r[2].flags = MIXL_MD_REGION_IPC;
-    memset(r[2].ipc_handle, 0xab, sizeof(r[2].ipc_handle));
+    r[2].mpi.window = -2;
+    r[2].mpi.flags = MIXL_MD_REGION_IPC;
+    memset(r[2].mpi.ipc_handle, 0xab, sizeof(r[2].mpi.ipc_handle));
     r[3].mem_type = MIXL_MEM_CUDA;
-    r[3].flags = MIXL_MD_REGION_STAGED;
-    r[3].window = -1;
+    r[3].mpi.flags = MIXL_MD_REGION_STAGED;
+    r[3].mpi.window = -1;
     md_put("mixed-regions", &md);
     md_base(&md, r, 2);
     memset(md.name, 'n', sizeof(md.name) - 1);
@@ -297,8 +297,8 @@ static void metadata_seeds(void)
     r[0].addr = UINT64_MAX - 4096;
     r[0].len = 4096;
     r[1].id = 0;
-    r[1].window = INT32_MAX;
-    r[1].flags = UINT32_MAX & ~MIXL_MD_REGION_IPC;
+    r[1].mpi.window = INT32_MAX;
+    r[1].mpi.flags = UINT32_MAX & ~MIXL_MD_REGION_IPC;
     md_put("limits", &md);
     /* Refused ones: the encoder writes what the decoder must reject. */
     md_base(&md, r, 2);
@@ -311,7 +311,7 @@ static void metadata_seeds(void)
     r[0].len = 0;
     md_put("empty-span", &md);
     md_base(&md, r, 1);
-    r[0].flags = MIXL_MD_REGION_IPC;
+    r[0].mpi.flags = MIXL_MD_REGION_IPC;
     md_put("ipc-on-host", &md);
     md_base(&md, r, 1);
     md.format = MIXL_METADATA_FORMAT + 1;

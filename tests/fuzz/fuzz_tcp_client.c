@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     md.region_count = 1;
     md.regions = &rr;
     peer.md = &md;
-    peer.mpi_rank = -1;
+    peer.comm_rank = -1;
     if (mixl_tp_tcp_ops.peer_add(&g_tp, &peer) != MIXL_OK) abort();
     if (pipe(arg.go) != 0 || pthread_create(&th, NULL, fake_server, &arg) != 0) abort();
 

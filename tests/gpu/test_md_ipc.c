@@ -41,14 +41,14 @@ static mixl_status_t roundtrip(uint64_t off, uint64_t len, uint64_t size, uint64
     md.format = MIXL_METADATA_FORMAT;
     md.mpi.rank = -1;
     r.id = 7;
-    r.window_base = 0x7f0000000000ull;
-    r.addr = r.window_base + off;
+    r.mpi.window_base = 0x7f0000000000ull;
+    r.addr = r.mpi.window_base + off;
     r.len = len;
     r.mem_type = MIXL_MEM_CUDA;
-    r.window = -2;
-    r.flags = MIXL_MD_REGION_IPC;
-    r.ipc_size = size;
-    memset(r.ipc_handle, 0x5a, sizeof(r.ipc_handle));
+    r.mpi.window = -2;
+    r.mpi.flags = MIXL_MD_REGION_IPC;
+    r.mpi.ipc_size = size;
+    memset(r.mpi.ipc_handle, 0x5a, sizeof(r.mpi.ipc_handle));
     md.regions = &r;
     md.region_count = 1;
     st = mixl_metadata_encode(&md, &blob, &blen);
@@ -56,7 +56,7 @@ static mixl_status_t roundtrip(uint64_t off, uint64_t len, uint64_t size, uint64
     st = mixl_metadata_decode(blob, blen, &out);
     if (st != MIXL_OK) snprintf(err, err_len, "%s", mixl_last_error());
     if (st == MIXL_OK) {
-        *size_back = out->regions[0].ipc_size;
+        *size_back = out->regions[0].mpi.ipc_size;
         mixl_metadata_free(out);
     }
     mixl_free(blob);

@@ -82,12 +82,12 @@ static uint64_t first_bad(const uint8_t *p, uint64_t len, uint32_t salt)
 static void dev_fill(uint64_t off, uint64_t len, uint32_t salt)
 {
     pattern(scratch, len, salt);
-    CHECK(mixl_mem_copy(dpool + off, scratch, len, NULL) == MIXL_OK, "filling device memory");
+    CHECK(mixl_mem_copy(dpool + off, scratch, len) == MIXL_OK, "filling device memory");
 }
 
 static uint64_t dev_bad(uint64_t off, uint64_t len, uint32_t salt)
 {
-    if (mixl_mem_copy(scratch, dpool + off, len, NULL) != MIXL_OK) return 0;
+    if (mixl_mem_copy(scratch, dpool + off, len) != MIXL_OK) return 0;
     return first_bad(scratch, len, salt);
 }
 
@@ -96,7 +96,7 @@ static void dev_zero_span(uint64_t span)
 {
     if (span == 0 || span > POOL) span = POOL;
     memset(scratch, 0, span);
-    CHECK(mixl_mem_copy(dpool, scratch, span, NULL) == MIXL_OK, "clearing device memory");
+    CHECK(mixl_mem_copy(dpool, scratch, span) == MIXL_OK, "clearing device memory");
 }
 
 static void dev_zero(void)
@@ -192,8 +192,8 @@ static void write_then_read(mixl_mem_type_t lt, mixl_mem_type_t rt, uint64_t len
         CHECK(wait_notifs(&n, 1, wait_ms() / 1000.0) == 1, "no notification for %llu bytes", (unsigned long long)len);
         if (rt == MIXL_MEM_CUDA) {
             bad = dev_bad(roff, len, salt);
-            mixl_mem_copy(&edge[0], dpool + roff - 1, 1, NULL);
-            mixl_mem_copy(&edge[1], dpool + roff + len, 1, NULL);
+            mixl_mem_copy(&edge[0], dpool + roff - 1, 1);
+            mixl_mem_copy(&edge[1], dpool + roff + len, 1);
         } else {
             bad = first_bad(hpool + roff, len, salt);
             edge[0] = hpool[roff - 1];
@@ -276,7 +276,7 @@ static void case_small_descs(void)
         }
         CHECK(st == MIXL_OK, "READ of %d descriptors: %s", N, mixl_status_str(st));
         min_staged_copies += 2 * (long)((total + stage_slot - 1) / stage_slot);
-        if (mixl_mem_copy(scratch, dpool + POOL / 2, (uint64_t)N * STRIDE, NULL) == MIXL_OK) {
+        if (mixl_mem_copy(scratch, dpool + POOL / 2, (uint64_t)N * STRIDE) == MIXL_OK) {
             int bad = -1;
             for (int i = 0; i < N && bad < 0; i++)
                 for (uint64_t k = 0; k < l[i].len && bad < 0; k++)
@@ -438,7 +438,7 @@ static void case_refuse(const void *peer_blob, size_t peer_len)
         regs[md->region_count].addr = 0x7e0000000000ull;
         regs[md->region_count].len = 1u << 20;
         regs[md->region_count].mem_type = MIXL_MEM_CUDA;
-        regs[md->region_count].window = -2;
+        regs[md->region_count].mpi.window = -2;
         md->region_count++;
 
         static const struct {
@@ -465,10 +465,10 @@ static void case_refuse(const void *peer_blob, size_t peer_len)
             mixl_xfer_h x = NULL;
 
             /* An IPC region's allocation base rides in window_base. */
-            regs[md->region_count - 1].window_base = 0x7e0000000000ull;
-            regs[md->region_count - 1].flags = variants[v].flags;
+            regs[md->region_count - 1].mpi.window_base = 0x7e0000000000ull;
+            regs[md->region_count - 1].mpi.flags = variants[v].flags;
             if (variants[v].flags & MIXL_MD_REGION_IPC)
-                memset(regs[md->region_count - 1].ipc_handle, 0xAB, sizeof(regs->ipc_handle));
+                memset(regs[md->region_count - 1].mpi.ipc_handle, 0xAB, sizeof(regs->mpi.ipc_handle));
             snprintf(md->hostname, sizeof(md->hostname), "%s", variants[v].host ? variants[v].host : own_host);
             md->engine_id[0] = (char)('a' + v); /* a different blob each time */
             CHECK(mixl_metadata_encode(md, &blob, &len) == MIXL_OK, "encode");
@@ -527,7 +527,7 @@ static void check_path_report(int staged, int devwin, unsigned slots, size_t slo
     /* A host span registered as device memory past its allocation is refused. */
     mixl_region_h r;
     uint8_t *small = NULL;
-    mixl_status_t st = mixl_mem_alloc(MIXL_MEM_CUDA, device, 4096, NULL, (void **)&small);
+    mixl_status_t st = mixl_mem_alloc(MIXL_MEM_CUDA, device, 4096, (void **)&small);
     CHECK(st == MIXL_OK, "small device allocation: %s", mixl_status_str(st));
     if (st != MIXL_OK) return;
     st = mixl_mem_register(agent, small + 4000, 200, MIXL_MEM_CUDA, device, &r);
@@ -628,7 +628,7 @@ int main(int argc, char **argv)
     memset(hpool, 0, POOL);
     if (mixl_mem_register(agent, hpool, POOL, MIXL_MEM_HOST, 0, &hreg) != MIXL_OK) MPI_Abort(MPI_COMM_WORLD, 2);
     if (!refuse) {
-        if (mixl_mem_alloc(MIXL_MEM_CUDA, device, POOL, NULL, (void **)&dpool) != MIXL_OK ||
+        if (mixl_mem_alloc(MIXL_MEM_CUDA, device, POOL, (void **)&dpool) != MIXL_OK ||
             mixl_mem_register(agent, dpool, POOL, MIXL_MEM_CUDA, device, &dreg) != MIXL_OK) {
             fprintf(stderr, "rank %d: device pool: %s\n", rank, mixl_agent_last_error(agent));
             MPI_Abort(MPI_COMM_WORLD, 2);

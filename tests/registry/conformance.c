@@ -536,7 +536,7 @@ static void t_store_list(conf_env_t *env, mixl_registry_h reg)
 static mixl_status_t make_blob(const char *agent, void **blob_p, size_t *len_p)
 {
     mixl_md_region_t region = {.id = 1, .addr = 0x10000, .len = 4096, .mem_type = MIXL_MEM_HOST,
-                               .window = 0};
+                               .mpi = {.window = 0}};
     mixl_metadata_t md = {.format = MIXL_METADATA_FORMAT, .mpi = {.rank = -1}, .region_count = 1,
                           .regions = &region};
 

@@ -135,7 +135,7 @@ static inline mixl_status_t h_peer_add(h_agent_t *self, h_agent_t *target, h_pee
     p->md.region_count = (uint32_t)target->nregions;
     p->md.regions = p->regions;
     p->peer.md = &p->md;
-    p->peer.mpi_rank = -1;
+    p->peer.comm_rank = -1;
     return mixl_tp_tcp_ops.peer_add(&self->tp, &p->peer);
 }
 
@@ -153,7 +153,7 @@ static inline mixl_status_t h_peer_at(h_agent_t *self, const char *name, int por
     p->md.region_count = 1;
     p->md.regions = p->regions;
     p->peer.md = &p->md;
-    p->peer.mpi_rank = -1;
+    p->peer.comm_rank = -1;
     return mixl_tp_tcp_ops.peer_add(&self->tp, &p->peer);
 }
 

@@ -61,7 +61,7 @@ mixl_status_t tr_pool_alloc(void)
     if (T.kind->type == MIXL_MEM_CUDA) {
         T.scratch = malloc(TR_POOL);
         if (T.scratch == NULL) return MIXL_ERR_NO_MEMORY;
-        st = mixl_mem_alloc(MIXL_MEM_CUDA, T.device, TR_POOL, NULL, (void **)&T.pool);
+        st = mixl_mem_alloc(MIXL_MEM_CUDA, T.device, TR_POOL, (void **)&T.pool);
         return st;
     }
     T.pool = aligned_alloc(4096, TR_POOL);
@@ -105,7 +105,7 @@ static void pattern(uint8_t *p, uint64_t len, uint32_t salt)
 static uint8_t *host_view(uint64_t off, uint64_t len)
 {
     if (T.kind->type != MIXL_MEM_CUDA) return T.pool + off;
-    if (mixl_mem_copy(T.scratch, T.pool + off, len, NULL) != MIXL_OK) {
+    if (mixl_mem_copy(T.scratch, T.pool + off, len) != MIXL_OK) {
         CHECK(0, "copying %llu bytes of device memory to the host", (unsigned long long)len);
         memset(T.scratch, 0xEE, len);
     }
@@ -119,7 +119,7 @@ void tr_fill(uint64_t off, uint64_t len, uint32_t salt)
         return;
     }
     pattern(T.scratch, len, salt);
-    CHECK(mixl_mem_copy(T.pool + off, T.scratch, len, NULL) == MIXL_OK, "filling device memory");
+    CHECK(mixl_mem_copy(T.pool + off, T.scratch, len) == MIXL_OK, "filling device memory");
 }
 
 uint64_t tr_bad(uint64_t off, uint64_t len, uint32_t salt)
@@ -153,7 +153,7 @@ void tr_clear(void)
 {
     if (T.kind->type == MIXL_MEM_CUDA) {
         memset(T.scratch, 0, TR_POOL);
-        CHECK(mixl_mem_copy(T.pool, T.scratch, TR_POOL, NULL) == MIXL_OK, "clearing device memory");
+        CHECK(mixl_mem_copy(T.pool, T.scratch, TR_POOL) == MIXL_OK, "clearing device memory");
     } else {
         memset(T.pool, 0, TR_POOL);
     }

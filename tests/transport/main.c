@@ -132,8 +132,8 @@ static void check_path(void)
         mixl_metadata_t *md = NULL;
         mixl_status_t st = mixl_metadata_decode((uint8_t *)T.blobs + T.blob_off[peer],
                                                 (size_t)T.blob_len[peer], &md);
-        CHECK(st == MIXL_OK && md->region_count == 1 && md->regions[0].window == -2 &&
-                  (md->regions[0].flags & MIXL_MD_REGION_IPC),
+        CHECK(st == MIXL_OK && md->region_count == 1 && md->regions[0].mpi.window == -2 &&
+                  (md->regions[0].mpi.flags & MIXL_MD_REGION_IPC),
               "memory kind %s: the peer's device region is not exported for CUDA IPC only",
               T.kind->name);
         mixl_metadata_free(md);

@@ -33,11 +33,11 @@ static mixl_metadata_t *sample(void)
         md->regions[i].len = (1ull << 33) + i; /* > 4 GiB: 64-bit lengths survive */
         md->regions[i].mem_type = i == 2 ? MIXL_MEM_CUDA : MIXL_MEM_HOST;
         md->regions[i].device = i == 2 ? 1 : 0;
-        md->regions[i].window = (int32_t)i - 1;
-        md->regions[i].window_base = md->regions[i].addr;
+        md->regions[i].mpi.window = (int32_t)i - 1;
+        md->regions[i].mpi.window_base = md->regions[i].addr;
     }
-    md->regions[2].flags = MIXL_MD_REGION_IPC;
-    memset(md->regions[2].ipc_handle, 0xab, sizeof(md->regions[2].ipc_handle));
+    md->regions[2].mpi.flags = MIXL_MD_REGION_IPC;
+    memset(md->regions[2].mpi.ipc_handle, 0xab, sizeof(md->regions[2].mpi.ipc_handle));
     return md;
 }
 
@@ -62,10 +62,10 @@ static void test_round_trip(void **state)
         assert_true(back->regions[i].addr == md->regions[i].addr);
         assert_true(back->regions[i].len == md->regions[i].len);
         assert_int_equal(back->regions[i].mem_type, md->regions[i].mem_type);
-        assert_int_equal(back->regions[i].window, md->regions[i].window);
-        assert_int_equal(back->regions[i].flags, md->regions[i].flags);
+        assert_int_equal(back->regions[i].mpi.window, md->regions[i].mpi.window);
+        assert_int_equal(back->regions[i].mpi.flags, md->regions[i].mpi.flags);
     }
-    assert_memory_equal(back->regions[2].ipc_handle, md->regions[2].ipc_handle, 64);
+    assert_memory_equal(back->regions[2].mpi.ipc_handle, md->regions[2].mpi.ipc_handle, 64);
     mixl_metadata_free(back);
     mixl_free(blob);
     mixl_metadata_free(md);
@@ -283,7 +283,7 @@ static void test_sections(void **state)
     assert_string_equal(back->tcp.host, "10.0.0.9");
     assert_int_equal(back->tcp.port, 4000);
     assert_int_equal(back->mpi.rank, -1);
-    assert_int_equal(back->regions[0].window, -2);
+    assert_int_equal(back->regions[0].mpi.window, -2);
     mixl_metadata_free(back);
     msgpack_sbuffer_destroy(&sb);
 

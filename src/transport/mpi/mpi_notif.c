@@ -205,7 +205,7 @@ mixl_status_t mpi_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *pa
 {
     mpi_tp_t *m = tp->priv;
     mpi_notif_entry_t entry;
-    int target = peer->mpi_rank;
+    int target = peer->comm_rank;
     mixl_status_t st;
     uint64_t deadline;
     int rc;

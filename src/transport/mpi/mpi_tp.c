@@ -286,19 +286,19 @@ static mixl_status_t mpi_export_md(mixl_tp_t *tp, mixl_tp_region_t *const *regio
         const mpi_region_t *mr = r->tp_priv[tp->id];
         mixl_md_region_t *out = &md->regions[i];
 
-        out->window = mr->window;
+        out->mpi.window = mr->window;
         /* A windowed region counts displacements from its window's base; a
          * device region without one, from its CUDA allocation (IPC). */
-        out->window_base = mr->window != -2 ? mr->base : r->window_base;
-        out->flags = r->md_flags;
-        memcpy(out->ipc_handle, r->ipc_handle, sizeof(out->ipc_handle));
-        out->ipc_size = r->ipc_size;
+        out->mpi.window_base = mr->window != -2 ? mr->base : mr->ipc_base;
+        out->mpi.flags = mr->md_flags;
+        memcpy(out->mpi.ipc_handle, mr->ipc_handle, sizeof(out->mpi.ipc_handle));
+        out->mpi.ipc_size = mr->ipc_size;
     }
     return MIXL_OK;
 }
 
 /* Contract: reachable when the peer's MPI section names a rank of this
- * world under the peer's own name; sets peer->mpi_rank. */
+ * world under the peer's own name; sets peer->comm_rank. */
 static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 {
     mpi_tp_t *m = tp->priv;
@@ -308,19 +308,19 @@ static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
         strcmp(tp->rank_names[md->mpi.rank], md->name) != 0)
         return MIXL_ERR_UNREACHABLE;
     for (uint32_t i = 0; i < md->region_count; i++)
-        if (md->regions[i].window >= m->nwins)
+        if (md->regions[i].mpi.window >= m->nwins)
             return mixl_errbuf_set(tp->eb, MIXL_ERR_BAD_METADATA,
                                    "agent %s: peer %s region %u names static window %d, only %d exist",
                                    tp->agent_name, peer->name, md->regions[i].id,
-                                   md->regions[i].window, m->nwins);
-    peer->mpi_rank = md->mpi.rank;
+                                   md->regions[i].mpi.window, m->nwins);
+    peer->comm_rank = md->mpi.rank;
     return MIXL_OK;
 }
 
 static void mpi_peer_remove(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 {
     mpi_cuda_peer_remove(tp, peer);
-    peer->mpi_rank = -1;
+    peer->comm_rank = -1;
 }
 
 static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)

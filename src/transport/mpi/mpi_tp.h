@@ -11,6 +11,7 @@
 #include <mpi.h>
 #include <stdint.h>
 
+#include "mem/mem.h"
 #include "transport/transport.h"
 
 /*
@@ -39,6 +40,12 @@ struct mpi_cuda_xfer;
 typedef struct {
     int32_t window; /* static window index, -1 the dynamic window, -2 none */
     uint64_t base;  /* address that displacement 0 of the window maps to */
+    /* Device region: its CUDA IPC export (mpi_cuda_region_register), carried
+     * in this backend's metadata section. */
+    uint32_t md_flags;       /* MIXL_MD_REGION_* */
+    uint64_t ipc_base;       /* base of the CUDA allocation the handle opens */
+    uint64_t ipc_size;       /* bytes of that allocation */
+    uint8_t ipc_handle[MIXL_IPC_HANDLE_BYTES];
 } mpi_region_t;
 
 typedef struct {

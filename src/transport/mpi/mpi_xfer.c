@@ -16,8 +16,8 @@
 
 static MPI_Win mpi_remote_win(const mpi_tp_t *m, const mixl_md_region_t *rr)
 {
-    if (rr->window >= 0) return m->wins[rr->window];
-    if (rr->window == -1) return m->dyn_win;
+    if (rr->mpi.window >= 0) return m->wins[rr->mpi.window];
+    if (rr->mpi.window == -1) return m->dyn_win;
     return MPI_WIN_NULL;
 }
 
@@ -87,7 +87,7 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         free(kinds);
         return MIXL_ERR_NO_MEMORY;
     }
-    x->target = xfer->peer->mpi_rank;
+    x->target = xfer->peer->comm_rank;
     for (size_t i = 0; i < xfer->nops; i++) {
         const mixl_tp_op_t *op = &xfer->ops[i];
         MPI_Win win;
@@ -102,7 +102,7 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         if (f == x->nflush) x->flush[x->nflush++] = win;
         if (kinds[i] != MIXL_MPI_OP_DIRECT) continue;
         if (xfer->op == MIXL_OP_READ && op->local_region->mem_type == MIXL_MEM_CUDA) x->gdr_flush = 1;
-        disp = op->remote_addr - op->remote_region->window_base;
+        disp = op->remote_addr - op->remote_region->mpi.window_base;
         for (uint64_t done = 0; done < op->len; done += MIXL_MPI_TP_MAX_CHUNK, k++) {
             uint64_t n = op->len - done < MIXL_MPI_TP_MAX_CHUNK ? op->len - done : MIXL_MPI_TP_MAX_CHUNK;
             x->ops[k].origin = (void *)(uintptr_t)(op->local_addr + done);
