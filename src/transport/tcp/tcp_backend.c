@@ -83,6 +83,17 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
+    tcp->poll_ns = TCP_POLL_US_DEFAULT * 1000ull;
+    env = getenv("MIXL_TCP_POLL_US");
+    if (env != NULL) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*env == '\0' || *end != '\0' || v > TCP_POLL_US_MAX)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
+                                   "tcp agent %s: MIXL_TCP_POLL_US=%s outside 0..%d", tcp->name,
+                                   env, TCP_POLL_US_MAX);
+        tcp->poll_ns = v * 1000ull;
+    }
     tcp->conns_per_peer = params->tcp_connections;
     env = getenv("MIXL_TCP_CONNECTIONS");
     if (tcp->conns_per_peer == 0 && env != NULL) {

@@ -67,6 +67,9 @@ void tcp_engine_wake(tcp_t *tcp)
     uint64_t one = 1;
 
     if (atomic_exchange(&tcp->wake_pending, 1)) return;
+    /* Sequentially consistent with engine_watch's store of 0 to `polling`
+     * and its load of wake_pending: either it sees our 1 or we see its 0. */
+    if (atomic_load(&tcp->polling)) return;
     if (write(tcp->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         atomic_store(&tcp->wake_pending, 0);
 }
@@ -155,15 +158,49 @@ static void engine_reap(tcp_t *tcp)
     }
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Watch wake_pending for up to poll_ns (see tcp_t); 1 when a post came. */
+static int engine_watch(tcp_t *tcp)
+{
+    uint64_t end = mixl_now_ns() + tcp->poll_ns;
+    int got = 0;
+
+    atomic_store(&tcp->polling, 1);
+    for (unsigned spin = 0;; spin++) {
+        if (atomic_load_explicit(&tcp->wake_pending, memory_order_relaxed)) break;
+        if ((spin & 63) == 63 && mixl_now_ns() >= end) break;
+        cpu_relax();
+    }
+    atomic_store(&tcp->polling, 0);
+    if (atomic_load(&tcp->wake_pending)) {
+        got = 1;
+        atomic_fetch_add_explicit(&tcp->polled_posts, 1, memory_order_relaxed);
+    }
+    return got;
+}
+
 static void *engine_main(void *arg)
 {
     tcp_t *tcp = arg;
     struct epoll_event evs[64];
     uint64_t next_tick = 0;
+    uint32_t done_seen = atomic_load(&tcp->completions);
 
     while (!atomic_load(&tcp->stop)) {
-        int n = epoll_wait(tcp->epoll_fd, evs, 64, TCP_TICK_MS);
-        int woke = 0;
+        uint32_t done = atomic_load_explicit(&tcp->completions, memory_order_relaxed);
+        int watched = tcp->poll_ns > 0 && done != done_seen && engine_watch(tcp);
+        int n = watched ? 0 : epoll_wait(tcp->epoll_fd, evs, 64, TCP_TICK_MS);
+        int woke = watched;
+
+        done_seen = done;
 
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
@@ -339,6 +376,7 @@ void tcp_engine_stop(tcp_t *tcp)
         tcp_engine_wake(tcp);
         pthread_join(tcp->thread, NULL);
         tcp->thread_started = 0;
+        fprintf(stderr, "XXX %s polled_posts %lu\n", tcp->name, (unsigned long)atomic_load(&tcp->polled_posts));
     } else {
         engine_close_all(tcp, NULL);
     }

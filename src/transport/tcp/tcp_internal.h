@@ -45,6 +45,8 @@
 #define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
 #define TCP_CONNS_MAX 16    /* connections per peer */
 #define TCP_CONNS_DEFAULT 1 /* one stream fills loopback; docs/performance.md */
+#define TCP_POLL_US_DEFAULT 0 /* progress thread's watch for the next post after a completion */
+#define TCP_POLL_US_MAX 10000
 /* Smallest stripe: a transfer is spread over k connections only when each
  * gets at least this much, so small transfers ride the lead connection
  * alone (and keep their notification inline). */
@@ -276,6 +278,14 @@ struct tcp {
     int thread_started;
     _Atomic int stop;
     _Atomic int wake_pending;
+    /* After a turn that completed a transfer the progress thread watches
+     * wake_pending for poll_ns before it sleeps in epoll: an application that
+     * posts its next transfer at once (the completion woke it) then needs no
+     * eventfd write and no wake-up of this thread. `polling` tells the poster
+     * that a plain store is seen (tcp_engine_wake). */
+    uint64_t poll_ns;
+    _Atomic int polling;
+    _Atomic uint64_t polled_posts; /* posts caught by the watch, without a wake-up */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
