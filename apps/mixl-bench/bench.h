@@ -70,6 +70,7 @@ typedef struct {
     int timeout_ms;         /* bound on every wait */
     char tcp_bind[64];      /* TCP listen address; empty: chosen at start (bench_tcp_bind_resolve) */
     unsigned tcp_connections; /* TCP connections per peer; 0 = the library's default */
+    int tcp_poll_us;          /* mixl_agent_params_t.tcp_poll_us: 0 default, -1 never */
     unsigned mpi_wins;      /* BENCH_WIN_*: window kinds of the raw MPI loop */
     unsigned mpi_origin;    /* BENCH_MEM_HOST or _HOST_MPI: where the raw loop's origin buffer lives */
     /* model-shaped mode */

@@ -202,7 +202,7 @@ enum {
     OPT_MODES = 256, OPT_OPS, OPT_MEM, OPT_BACKENDS, OPT_PATTERN, OPT_SIZES, OPT_BATCH,
     OPT_MAX_REQUEST, OPT_ITERS, OPT_WARMUP, OPT_REPS, OPT_CONTIG, OPT_TIMEOUT, OPT_MODELS,
     OPT_TOKENS, OPT_BLOCKS, OPT_SCHEMES, OPT_MODEL_ITERS, OPT_MODEL_MAX, OPT_NO_NOTIFY, OPT_UCX,
-    OPT_UCX_PORT, OPT_TCP_BIND, OPT_TCP_CONNS, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
+    OPT_UCX_PORT, OPT_TCP_BIND, OPT_TCP_CONNS, OPT_TCP_POLL, OPT_MPI_WIN, OPT_MPI_ORIGIN, OPT_CSV, OPT_JSON, OPT_HDF5, OPT_QUIET, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -230,6 +230,7 @@ static const struct option long_opts[] = {
     {"ucx-port", required_argument, NULL, OPT_UCX_PORT},
     {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
     {"tcp-connections", required_argument, NULL, OPT_TCP_CONNS},
+    {"tcp-poll-us", required_argument, NULL, OPT_TCP_POLL},
     {"mpi-win", required_argument, NULL, OPT_MPI_WIN},
     {"mpi-origin", required_argument, NULL, OPT_MPI_ORIGIN},
     {"csv", required_argument, NULL, OPT_CSV},
@@ -329,6 +330,10 @@ mixl_status_t bench_opts_parse(int argc, char **argv, bench_opts_t *o, char *err
             if ((st = parse_uint("tcp-connections", optarg, 1, 16, &v, err, errlen)) == MIXL_OK)
                 o->tcp_connections = (unsigned)v;
             break;
+        case OPT_TCP_POLL:
+            if ((st = parse_uint("tcp-poll-us", optarg, 0, 10000, &v, err, errlen)) == MIXL_OK)
+                o->tcp_poll_us = v > 0 ? (int)v : -1;
+            break;
         case OPT_UCX_PORT:
             if ((st = parse_uint("ucx-port", optarg, 1, 65535, &v, err, errlen)) == MIXL_OK)
                 o->ucx_port = (int)v;
@@ -421,6 +426,9 @@ void bench_usage(FILE *out, const char *prog)
             "                      authenticate with a secret rank 0 makes)\n"
             "  --tcp-connections N TCP connections per peer, 1..16 (default: the library's, 1;\n"
             "                      data_plane.tcp.connections); large transfers are striped\n"
+            "  --tcp-poll-us US    microseconds the TCP progress thread watches for the next\n"
+            "                      post after a completion, 0..10000, 0 never (default: the\n"
+            "                      library's; data_plane.tcp.poll_us)\n"
             "  --models LIST       llama3-8b,llama3-70b (default both)\n"
             "  --tokens LIST       tokens per request (default 1024,4096)\n"
             "  --block-sizes LIST  tokens per KV block (default 16,64)\n"

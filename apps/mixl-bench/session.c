@@ -125,6 +125,7 @@ mixl_status_t bench_session_open(bench_ctx_t *ctx, unsigned backend, unsigned ki
     if (backend == BENCH_BACKEND_TCP) {
         if (ctx->opts->tcp_bind[0] != '\0') p.tcp_bind = ctx->opts->tcp_bind;
         p.tcp_connections = ctx->opts->tcp_connections;
+        p.tcp_poll_us = ctx->opts->tcp_poll_us;
         if (ctx->rank == 0) secret[0] = mixl_tcp_secret_new(secret + 1) == MIXL_OK;
         secrets = calloc((size_t)ctx->size, sizeof(secret));
         if (secrets != NULL &&

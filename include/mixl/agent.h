@@ -124,6 +124,13 @@ typedef struct {
      * environment, else 1). A transfer of at least 512 KiB is striped over
      * them; notifications keep their order (docs/tcp-protocol.md). */
     unsigned tcp_connections;
+    /* After a transfer completes, the TCP progress thread watches for the
+     * application's next post for this many microseconds before it sleeps
+     * in epoll, so a post right after a completion needs no wake-up of that
+     * thread (1..10000; 0 = MIXL_TCP_POLL_US from the environment, else the
+     * default, docs/tcp-protocol.md; negative = never watch). The watch
+     * spins on one core for at most that long per completion. */
+    int tcp_poll_us;
 } mixl_agent_params_t;
 
 /* Size of the per-job TCP secret that mixl_tcp_secret_new() makes. */

@@ -99,6 +99,7 @@ typedef struct {
         char tcp_secret_file[MIXL_CFG_STR_MAX];
         int tcp_allow_unauthenticated;
         int64_t tcp_connections;
+        int64_t tcp_poll_us;
         int host_memory;
     } data_plane;
     struct {

@@ -220,6 +220,8 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                                                                   : MIXL_DATA_PATH_AUTO;
     ap.tcp_allow_unauthenticated = dg->cfg->data_plane.tcp_allow_unauthenticated;
     ap.tcp_connections = (unsigned)dg->cfg->data_plane.tcp_connections;
+    /* The YAML's 0 is "never"; the library's 0 is "its default". */
+    ap.tcp_poll_us = dg->cfg->data_plane.tcp_poll_us > 0 ? (int)dg->cfg->data_plane.tcp_poll_us : -1;
     /* Start-up as a user sees it: agent create + start + publish + import of every peer. */
     int64_t t_startup = (int64_t)mixl_now_ns();
     /* TCP peers prove a per-job secret: the configured key file, or 32 random

@@ -58,6 +58,7 @@ static inline mixl_status_t h_agent_init_ex(h_agent_t *a, const char *name, int 
         p.tcp_secret_file = tmpl->tcp_secret_file;
         p.tcp_allow_unauthenticated = tmpl->tcp_allow_unauthenticated;
         p.tcp_connections = tmpl->tcp_connections;
+        p.tcp_poll_us = tmpl->tcp_poll_us;
     }
     p.size = sizeof(p);
     p.name = a->name;

@@ -83,9 +83,13 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
-    tcp->poll_ns = TCP_POLL_US_DEFAULT * 1000ull;
+    if (params->tcp_poll_us > TCP_POLL_US_MAX)
+        return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
+                               "tcp agent %s: tcp_poll_us %d is more than %d", tcp->name,
+                               params->tcp_poll_us, TCP_POLL_US_MAX);
+    tcp->poll_ns = params->tcp_poll_us > 0 ? (uint64_t)params->tcp_poll_us * 1000u : 0;
     env = getenv("MIXL_TCP_POLL_US");
-    if (env != NULL) {
+    if (params->tcp_poll_us == 0 && env != NULL) {
         char *end;
         unsigned long v = strtoul(env, &end, 10);
         if (*env == '\0' || *end != '\0' || v > TCP_POLL_US_MAX)
@@ -93,6 +97,8 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    "tcp agent %s: MIXL_TCP_POLL_US=%s outside 0..%d", tcp->name,
                                    env, TCP_POLL_US_MAX);
         tcp->poll_ns = v * 1000ull;
+    } else if (params->tcp_poll_us == 0) {
+        tcp->poll_ns = TCP_POLL_US_DEFAULT * 1000ull;
     }
     tcp->conns_per_peer = params->tcp_connections;
     env = getenv("MIXL_TCP_CONNECTIONS");

@@ -376,7 +376,6 @@ void tcp_engine_stop(tcp_t *tcp)
         tcp_engine_wake(tcp);
         pthread_join(tcp->thread, NULL);
         tcp->thread_started = 0;
-        fprintf(stderr, "XXX %s polled_posts %lu\n", tcp->name, (unsigned long)atomic_load(&tcp->polled_posts));
     } else {
         engine_close_all(tcp, NULL);
     }
