@@ -128,7 +128,7 @@ typedef struct {
      * application's next post for this many microseconds before it sleeps
      * in epoll, so a post right after a completion needs no wake-up of that
      * thread (1..10000; 0 = MIXL_TCP_POLL_US from the environment, else the
-     * default, docs/tcp-protocol.md; negative = never watch). The watch
+     * default, off; negative = never watch; docs/tcp-protocol.md). The watch
      * spins on one core for at most that long per completion. */
     int tcp_poll_us;
 } mixl_agent_params_t;

@@ -122,7 +122,7 @@ static const mixl_cfg_entry_t run_entries[] = {
     INT(SETUP, "data_plane.tcp.connections", "1", 1, 16, data_plane.tcp_connections,
         "TCP connections to each peer; a transfer of 512 KiB or more is striped over them, "
         "notifications keep their order"),
-    INT(SETUP, "data_plane.tcp.poll_us", "50", 0, 10000, data_plane.tcp_poll_us,
+    INT(SETUP, "data_plane.tcp.poll_us", "0", 0, 10000, data_plane.tcp_poll_us,
         "after a TCP transfer completes, microseconds the progress thread watches for the next "
         "post before it sleeps (0: never)"),
     ENUM(SETUP, "data_plane.path", "auto", "auto|mpi|tcp", data_plane.path,

@@ -45,7 +45,7 @@
 #define TCP_TEST_PAUSE_NS 100000 /* longest pause of xfer_test with nothing completed */
 #define TCP_CONNS_MAX 16    /* connections per peer */
 #define TCP_CONNS_DEFAULT 1 /* one stream fills loopback; docs/performance.md */
-#define TCP_POLL_US_DEFAULT 0 /* progress thread's watch for the next post after a completion */
+#define TCP_POLL_US_DEFAULT 0 /* watch after a completion: off; no gain measured on 2 cores, docs/performance.md */
 #define TCP_POLL_US_MAX 10000
 /* Smallest stripe: a transfer is spread over k connections only when each
  * gets at least this much, so small transfers ride the lead connection
