@@ -1,6 +1,7 @@
 /*
- * Device memory in the MPI backend (mpi_cuda.c, built only with the CUDA
- * toolkit). Three paths, chosen once at start and per operation at prepare:
+ * Device memory in the MPI backend (mpi_cuda.c and the *_cuda.c modules of
+ * mpi_cuda_int.h, built only with the CUDA toolkit). Three paths, chosen
+ * once at start and per operation at prepare:
  *   device windows  MPI is CUDA-aware and a collective start-up self-test
  *                   (put/get/flush between neighbours on cudaMalloc memory)
  *                   passed on every rank: device regions get windows like
