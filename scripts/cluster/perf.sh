@@ -7,7 +7,7 @@
 #       mixl-bench n1 -> n2 (MIXL over MPI and over TCP, the raw MPI_Put loop and the raw socket
 #       loop in the same run, WRITE, 64 KiB..16 MiB), then mixl-run Llama-3-8B-shaped
 #       (layer-wise push, router + prefill on n1, decode on n2) on the path auto chooses and
-#       forced to mpi.
+#       forced to mpi: MIXL_PERF_REQUESTS requests of 512 tokens (default 4: 256 MiB), all at once.
 #   perf.sh conns STATE_DIR BUILD_DIR CONFIGS_DIR OUT_DIR [RATE...]
 #       TCP connections per peer (data_plane.tcp.connections 1, 2, 4) across nodes, per link
 #       rate (default: none 1gbit): mixl-bench n1 -> n2, MIXL TCP WRITE next to the raw socket
@@ -63,9 +63,10 @@ link() {
     for path in auto mpi; do
       echo "$rate run-$path start $(load) $(date -u +%FT%TZ)" >>"$out/load.txt"
       # Saturating: every request arrives at once, no compute between layers; 4 x 512 tokens x
-      # 128 KiB = 256 MiB, each request pushed layer by layer (32 layers) into the decode rank.
+      # 128 KiB = 256 MiB by default, each request pushed layer by layer (32 layers) into the
+      # decode rank. More requests weigh the start-up and the last request's drain less.
       mpirun_head --host n1:2,n2:1 -np 3 "$run" "$configs/llama3-8b.yaml" --set data_plane.path=$path \
-        --set workload.requests=4 --set workload.arrival=burst --set prefill.layer_compute_us=0 \
+        --set workload.requests="${MIXL_PERF_REQUESTS:-4}" --set workload.arrival=burst --set prefill.layer_compute_us=0 \
         --set workload.prompt.distribution=fixed --set workload.prompt.tokens=512 \
         --set run.progress=off --set run.output="$state/perf.h5" >"$out/run-$rate-$path.log" 2>&1 ||
         echo "perf: mixl-run $path at $rate failed (see $out/run-$rate-$path.log)" >&2
