@@ -309,6 +309,18 @@ void dg_live_tick(dg_live_t *lv, int64_t now_ns, int finished, const uint64_t *d
         lv->final_gen = gen;
 }
 
+void dg_live_final_registry(dg_live_t *lv, const dg_reg_times_t *all)
+{
+    if (lv == NULL || all == NULL || lv->final_gen == 0) return;
+    for (int r = 0; r < lv->dg->world; r++) lv->reg[r] = all[r];
+    /* Nothing is in flight any more: every decode block is free again. */
+    render(lv, 1, NULL, 0, 0);
+    if (lv->buf.oom) return;
+    uint64_t gen = 0;
+    if (mixl_prom_server_publish(lv->srv, lv->buf.buf, lv->buf.len, &gen) == MIXL_OK)
+        lv->final_gen = gen;
+}
+
 void dg_live_linger(dg_live_t *lv, FILE *out)
 {
     if (lv == NULL || lv->final_gen == 0) return;

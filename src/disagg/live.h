@@ -52,6 +52,12 @@ void dg_live_tick(dg_live_t *lv, int64_t now_ns, int finished, const uint64_t *d
  * metrics.linger_s passed; says which on out.
  */
 void dg_live_linger(dg_live_t *lv, FILE *out);
+/*
+ * Router, after the end-of-run gather: every rank's registry times (world
+ * entries), including ranks that served no request and so never reported,
+ * then the final exposition again with them.
+ */
+void dg_live_final_registry(dg_live_t *lv, const dg_reg_times_t *all);
 
 void dg_live_stop(dg_live_t *lv);
 

@@ -194,11 +194,14 @@ static void dg_point_begin(mixl_dg_t *dg, uint32_t epoch)
 }
 
 /*
- * Every rank's resident memory to the router (collective over the control
- * communicator, after the roles ran): the router's copy goes to the summary
- * and the results file. rss_p is set on rank 0 only.
+ * Every rank's resident memory and registry times to the router (collective
+ * over the control communicator, after the roles ran): the memory goes to the
+ * summary and the results file, the registry times to the final metrics (a
+ * rank that served no request never reported them). rss_p and reg_p are set
+ * on rank 0 only.
  */
-static void dg_gather_rss(mixl_dg_t *dg, long end_kib, mixl_dg_rss_t **rss_p)
+static void dg_gather_rss(mixl_dg_t *dg, long end_kib, mixl_dg_rss_t **rss_p,
+                          dg_reg_times_t **reg_p)
 {
     static const char *const roles[] = {"router", "prefill", "decode"};
     mixl_dg_rss_t mine;
@@ -210,13 +213,27 @@ static void dg_gather_rss(mixl_dg_t *dg, long end_kib, mixl_dg_rss_t **rss_p)
     mine.mark_requests = DG_RSS_MARK;
     mine.mark_kib = dg->finished >= DG_RSS_MARK ? dg->rss_mark_kib : -1;
     mine.end_kib = end_kib;
+    if (rss_p != NULL) *rss_p = NULL;
+    if (reg_p != NULL) *reg_p = NULL;
     mixl_dg_rss_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(*all)) : NULL;
+    dg_reg_times_t *reg = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(*reg)) : NULL;
     /* Every rank takes part even when the router has no room: it then receives nothing. */
-    int room = dg->rank != 0 || all != NULL;
+    int room = dg->rank != 0 || (all != NULL && reg != NULL);
     MPI_Bcast(&room, 1, MPI_INT, 0, dg->ctl);
-    if (room)
+    if (room) {
         MPI_Gather(&mine, sizeof(mine), MPI_BYTE, all, sizeof(mine), MPI_BYTE, 0, dg->ctl);
-    if (dg->rank == 0) *rss_p = all;
+        MPI_Gather(&dg->reg_times, sizeof(dg->reg_times), MPI_BYTE, reg, sizeof(dg->reg_times),
+                   MPI_BYTE, 0, dg->ctl);
+    }
+    if (dg->rank == 0 && room) {
+        if (rss_p != NULL) *rss_p = all;
+        else free(all);
+        if (reg_p != NULL) *reg_p = reg;
+        else free(reg);
+    } else {
+        free(all);
+        free(reg);
+    }
 }
 
 /*
@@ -354,10 +371,13 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         for (int r = 1; r < dg->world; r++) dg_send(dg, r, &stop, NULL); /* not to the dead */
         dg_flush(dg, dg->ndead == 0);
         /* The gather waits for every rank: only when none died. */
+        dg_reg_times_t *reg_all = NULL;
         if (dg->ndead == 0) {
-            dg_gather_rss(dg, rss_end, &res.rss);
+            dg_gather_rss(dg, rss_end, &res.rss, &reg_all);
             if (res.rss != NULL) res.nrss = dg->world;
         }
+        dg_live_final_registry(dg->live, reg_all);
+        free(reg_all);
         uint64_t failed = mixl_dg_results_print(&res, plan, cfg, out);
         if (failed_p != NULL) *failed_p = failed;
         if (cfg->run.output[0] != '\0') {
@@ -375,7 +395,7 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
         if (dg->ndead > 0) st = dg_router_leave(dg, out);
     } else {
         st = dg->me.role == MIXL_ROLE_PREFILL ? dg_prefill_run(dg) : dg_decode_run(dg);
-        if (!dg->router_gone && dg->ndead == 0) dg_gather_rss(dg, dg_rss_kib(), NULL);
+        if (!dg->router_gone && dg->ndead == 0) dg_gather_rss(dg, dg_rss_kib(), NULL, NULL);
     }
     if (dg->rank != 0 && (dg->router_gone || dg->ndead > 0)) st = dg_worker_leave(dg);
     if (st == MIXL_ERR_DISCONNECTED) {
