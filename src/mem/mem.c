@@ -51,8 +51,9 @@ mixl_status_t mixl_mem_alloc(mixl_mem_type_t type, int device, size_t len, void 
 #ifdef MIXL_HAVE_CUDA
         mixl_errbuf_t eb = {{0}, 0};
         mixl_status_t st = mixl_cuda_alloc(type, device, len, &eb, ptr_p);
-        if (st != MIXL_OK) return mixl_thread_error_set(1, st, "%s", mixl_errbuf_get(&eb));
-        return MIXL_OK;
+        /* eb's message already ends with the status. */
+        if (st != MIXL_OK) mixl_thread_error_keep(&eb);
+        return st;
 #else
         (void)device;
         return mixl_thread_error_set(1, MIXL_ERR_NOT_SUPPORTED,
@@ -98,10 +99,18 @@ mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len)
     if (dst == NULL || src == NULL)
         return mixl_thread_error_set(1, MIXL_ERR_INVALID_PARAM, "mixl_mem_copy: NULL pointer");
 #ifdef MIXL_HAVE_CUDA
+    /* Without a usable device no pointer is device memory, and the runtime
+     * would refuse even a host-to-host copy (no driver, or an old one). */
+    int ndev = 0;
+    if (mixl_cuda_device_count(&ndev) != MIXL_OK || ndev == 0) {
+        memmove(dst, src, len);
+        return MIXL_OK;
+    }
     mixl_errbuf_t eb = {{0}, 0};
     mixl_status_t st = mixl_cuda_copy(dst, src, len, &eb);
-    if (st != MIXL_OK) return mixl_thread_error_set(1, st, "%s", mixl_errbuf_get(&eb));
-    return MIXL_OK;
+    /* eb's message already ends with the status. */
+    if (st != MIXL_OK) mixl_thread_error_keep(&eb);
+    return st;
 #else
     memmove(dst, src, len);
     return MIXL_OK;

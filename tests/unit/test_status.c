@@ -39,6 +39,24 @@ static void test_conventions(void **state)
     assert_string_equal(mixl_status_name(MIXL_ERR_TIMED_OUT), "MIXL_ERR_TIMED_OUT");
 }
 
+/* Host memory through the public allocator and copy works in every build,
+ * with or without CUDA and with or without a device. */
+static void test_host_memory(void **state)
+{
+    char src[64] = "kv block 7", dst[64] = {0};
+    uint8_t *p = NULL;
+    (void)state;
+    assert_int_equal(mixl_mem_copy(dst, src, sizeof(src)), MIXL_OK);
+    assert_string_equal(dst, "kv block 7");
+    assert_int_equal(mixl_mem_alloc(MIXL_MEM_HOST, 0, 8192, (void **)&p), MIXL_OK);
+    for (size_t i = 0; i < 8192; i++) assert_int_equal(p[i], 0);
+    assert_int_equal(mixl_mem_copy(p + 100, src, 11), MIXL_OK);
+    assert_string_equal((char *)p + 100, "kv block 7");
+    mixl_mem_free(MIXL_MEM_HOST, p);
+    assert_int_equal(mixl_mem_alloc(MIXL_MEM_HOST, 0, 0, (void **)&p), MIXL_ERR_INVALID_PARAM);
+    assert_non_null(strstr(mixl_last_error(), "0 bytes"));
+}
+
 static void test_version(void **state)
 {
     assert_true(MIXL_VERSION_AT_LEAST(0, 1, 0));
@@ -55,6 +73,7 @@ int main(void)
         cmocka_unit_test(test_every_status_has_a_message),
         cmocka_unit_test(test_conventions),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_host_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
