@@ -217,6 +217,12 @@ mixl_status_t mixl_xfer_wait(mixl_xfer_h xfer, int timeout_ms)
     if (timeout_ms < 0) timeout_ms = xfer->agent->params.timeout_ms;
     deadline = mixl_deadline_ns(timeout_ms);
     while ((st = mixl_xfer_test(xfer)) == MIXL_IN_PROGRESS) {
+        if (xfer->backend->ops->xfer_wait != NULL) {
+            /* Sleep until it ends: no periodic wake-up taking a core from
+             * the threads that move the bytes. */
+            st = xfer->backend->ops->xfer_wait(xfer->backend, &xfer->tp, deadline);
+            if (st != MIXL_IN_PROGRESS) continue; /* mixl_xfer_test records the end */
+        }
         if (mixl_now_ns() > deadline)
             return mixl_errbuf_set(&xfer->agent->eb, MIXL_ERR_TIMED_OUT,
                                    "agent %s: transfer of %llu bytes to %s not complete after %d ms",

@@ -138,6 +138,11 @@ typedef struct mixl_tp_ops {
     mixl_status_t (*xfer_post)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
     /* Hot path: MIXL_OK when done (notification included), MIXL_IN_PROGRESS, or error. */
     mixl_status_t (*xfer_test)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
+    /* Optional: block until the transfer ends or the clock passes deadline_ns
+     * (mixl_now_ns); MIXL_IN_PROGRESS then. A backend whose completions can
+     * wake a sleeper offers it so that mixl_xfer_wait sleeps once instead of
+     * polling xfer_test; without it mixl_xfer_wait polls. */
+    mixl_status_t (*xfer_wait)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t deadline_ns);
     /* Free what xfer_prepare made. The transfer is not in flight. */
     void (*xfer_release)(mixl_tp_t *tp, mixl_tp_xfer_t *xfer);
 

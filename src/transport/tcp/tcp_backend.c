@@ -70,6 +70,7 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                tcp->name, params->tcp_port);
     tcp->port = params->tcp_port;
     tcp->timeout_ms = params->timeout_ms > 0 ? params->timeout_ms : 30000;
+    tcp->test_pause_ns = TCP_TEST_PAUSE_NS;
     tcp->max_frame = MIXL_TCP_FRAME_DEFAULT;
     tcp->caps = MIXL_TCP_CAP_CRC32C;
     env = getenv("MIXL_TCP_CRC");
@@ -390,7 +391,8 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         atomic_store(&xf->status, MIXL_OK);
         return MIXL_OK;
     }
-    xf->deadline_ns = mixl_deadline_ns(tcp->timeout_ms);
+    xf->posted_ns = mixl_now_ns();
+    xf->deadline_ns = xf->posted_ns + (uint64_t)tcp->timeout_ms * 1000000ull;
     atomic_store_explicit(&xf->status, MIXL_IN_PROGRESS, memory_order_relaxed);
     pthread_mutex_lock(&g->lock);
     if (atomic_load(&g->state) != CONN_UP) {
@@ -411,31 +413,68 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     return MIXL_IN_PROGRESS;
 }
 
+/* Sleep on the completion counter while it still reads `seen` and xf is in
+ * flight, at most ns nanoseconds; any completion wakes the sleeper. */
+static void completion_sleep(tcp_t *tcp, tcp_xfer_t *xf, uint32_t seen, uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+
+    atomic_fetch_add(&tcp->waiters, 1);
+    if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
+        syscall(SYS_futex, &tcp->completions, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+    atomic_fetch_sub(&tcp->waiters, 1);
+}
+
 /*
- * Pause the caller until some transfer of this backend completes, at most
- * TCP_TEST_PAUSE_NS, unless one completed since the last in-progress answer
- * (the caller should look at its other transfers first). A caller polling
- * test in a loop then sleeps instead of taking a core from the progress
- * threads that move the bytes: on two cores a spinning caller cost a third
- * of the bandwidth (docs/performance.md).
+ * A caller polling xfer_test in a loop sleeps instead of taking a core from
+ * the progress threads that move the bytes (on two cores a spinning caller
+ * cost a third of the bandwidth), once per round of its polling, not on
+ * every transfer it tests: the first transfer answered "in progress" since
+ * the last completion is the anchor, and the caller pauses when it is back
+ * at it. Any completion ends a pause. Its length aims at the anchor's end,
+ * from the rate of earlier transfers (each wake-up of the caller before the
+ * end costs the core it lands on: 100 us pauses took 12 % of a 16 MiB
+ * WRITE, docs/performance.md), between TCP_TEST_PAUSE_NS and
+ * TCP_TEST_PAUSE_MAX_NS; with no rate known yet it doubles from the shortest.
  */
 static void test_pause(tcp_t *tcp, tcp_xfer_t *xf)
 {
     uint32_t seen = atomic_load(&tcp->completions);
 
-    if (seen == tcp->test_seen) {
-        struct timespec ts = {0, TCP_TEST_PAUSE_NS};
-        atomic_fetch_add(&tcp->waiters, 1);
-        if (atomic_load(&xf->status) == MIXL_IN_PROGRESS)
-            syscall(SYS_futex, &tcp->completions, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
-        atomic_fetch_sub(&tcp->waiters, 1);
-        seen = atomic_load(&tcp->completions);
+    if (seen != tcp->test_seen || tcp->test_anchor == NULL) {
+        /* something completed: a new round, and the next pause the shortest */
+        tcp->test_seen = seen;
+        tcp->test_anchor = xf;
+        tcp->test_pause_ns = TCP_TEST_PAUSE_NS;
+        return;
     }
-    tcp->test_seen = seen;
+    if (tcp->test_anchor != xf) return;
+    uint64_t ns = tcp->test_pause_ns;
+    if (tcp->test_ns_per_kib > 0) {
+        uint64_t now = mixl_now_ns();
+        uint64_t end = xf->posted_ns + (xf->x->bytes >> 10) * tcp->test_ns_per_kib;
+        ns = end > now + TCP_TEST_PAUSE_NS ? end - now : TCP_TEST_PAUSE_NS;
+    } else if (tcp->test_pause_ns < TCP_TEST_PAUSE_MAX_NS) {
+        tcp->test_pause_ns *= 2;
+    }
+    if (ns > TCP_TEST_PAUSE_MAX_NS) ns = TCP_TEST_PAUSE_MAX_NS;
+    completion_sleep(tcp, xf, seen, ns);
 }
 
-/* Contract (hot path): an atomic load; while in progress, a pause of at most
- * TCP_TEST_PAUSE_NS that any completion ends (test_pause). The progress
+/* A transfer the caller saw end: its rate aims the next pauses (transfers
+ * of TCP_TEST_RATE_MIN bytes or more; smaller ones time latency). */
+static void test_rate(tcp_t *tcp, tcp_xfer_t *xf)
+{
+    if (xf->x->bytes < TCP_TEST_RATE_MIN) return;
+    uint64_t per_kib = (mixl_now_ns() - xf->posted_ns) / (xf->x->bytes >> 10);
+    if (per_kib == 0) per_kib = 1;
+    tcp->test_ns_per_kib = tcp->test_ns_per_kib == 0 ? per_kib
+                                                      : (3 * tcp->test_ns_per_kib + per_kib) / 4;
+}
+
+/* Contract (hot path): an atomic load; while in progress, at most once per
+ * round of the caller's polling a pause of at most TCP_TEST_PAUSE_MAX_NS that
+ * any completion ends (test_pause). The progress
  * thread does the work and enforces the deadline. An error's message is
  * copied to the agent's buffer once, without logging (the progress thread
  * logged it). */
@@ -448,6 +487,7 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         test_pause(tp->priv, xf);
         st = atomic_load_explicit(&xf->status, memory_order_acquire);
         if (st == MIXL_IN_PROGRESS) return MIXL_IN_PROGRESS;
+        if (st == MIXL_OK) test_rate(tp->priv, xf);
     }
     if (st < 0 && !xf->reported) {
         xf->reported = 1;
@@ -455,6 +495,26 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
                               xfer->peer->name, xf->err[0] ? xf->err : mixl_status_str(st));
     }
     return (mixl_status_t)st;
+}
+
+/* Contract: sleeps on the completion counter until xf ends or the deadline;
+ * no wake-up in between but completions (the progress thread enforces the
+ * transfer's own deadline, so this returns by then at the latest). */
+static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t deadline_ns)
+{
+    tcp_t *tcp = tp->priv;
+    tcp_xfer_t *xf = xfer->tp_priv;
+
+    for (;;) {
+        uint32_t seen = atomic_load(&tcp->completions);
+        if (atomic_load_explicit(&xf->status, memory_order_acquire) != MIXL_IN_PROGRESS)
+            break;
+        uint64_t now = mixl_now_ns();
+        if (now >= deadline_ns) return MIXL_IN_PROGRESS;
+        completion_sleep(tcp, xf, seen, deadline_ns - now);
+    }
+    tcp->test_seen = atomic_load(&tcp->completions);
+    return tcp_xfer_test(tp, xfer);
 }
 
 static void cancel_call(tcp_t *tcp, void *arg)
@@ -593,6 +653,7 @@ const mixl_tp_ops_t mixl_tp_tcp_ops = {
     .xfer_prepare = tcp_xfer_prepare,
     .xfer_post = tcp_xfer_post,
     .xfer_test = tcp_xfer_test,
+    .xfer_wait = tcp_xfer_wait,
     .xfer_release = tcp_xfer_release,
     .notif_send = tcp_notif_send,
     .notif_poll = tcp_notif_poll,
