@@ -70,7 +70,7 @@ static const mixl_cfg_entry_t run_entries[] = {
     DBL(POINT, "decode.step_us", "0", 0, 1e8, decode.step_us,
         "emulated time per generated token (microseconds)"),
     BOOL(POINT, "decode.verify", "true", decode.verify,
-         "checksum every received block against the expected fill"),
+         "check every received block word by word against the expected fill"),
 
     ENUM(POINT, "transfer.mode", "push", "push|pull", transfer.mode,
          "push: prefill WRITEs each layer; pull: decode READs after a layer-ready notification"),

@@ -48,7 +48,6 @@ typedef struct {
     size_t nreqs, capreqs;
     uint8_t *finished; /* by request id: late notifications are dropped */
     uint64_t nfinished_cap;
-    uint8_t *row;  /* verification scratch */
     uint32_t *bad; /* device memory: words that differ, per [K,V][request block] */
     int64_t next_step;
     int stop;
@@ -150,15 +149,13 @@ static void dc_verify_layer(dc_t *dc, dc_req_t *r, int l)
                                        : m->tokens - i * (uint64_t)dg->layout.block_size;
             uint64_t off = mixl_kv_offset(&dg->layout, l, kv, id, 0, 0);
             const void *blk = (const char *)dg->mem.ptr + off;
-            uint32_t got = mixl_kv_block_crc(&dg->layout, blk, ntok);
-            uint32_t want = mixl_kv_expected_crc(&dg->layout, dg_fill_id(dg, m->req), l, kv, i, ntok,
-                                                 dc->row);
-            if (got != want) {
+            uint64_t bad = mixl_kv_block_diff(&dg->layout, blk, dg_fill_id(dg, m->req), l, kv, i, ntok);
+            if (bad != 0) {
                 if (r->bad_blocks == 0)
-                    mixl_error("request %llu: layer %d %c block %llu (request block %llu): "
-                               "checksum %08x, expected %08x",
-                               (unsigned long long)m->req, l, kv ? 'V' : 'K',
-                               (unsigned long long)id, (unsigned long long)i, got, want);
+                    mixl_error("request %llu: layer %d %c block %llu (request block %llu): %llu "
+                               "words differ from the expected fill",
+                               (unsigned long long)m->req, l, kv ? 'V' : 'K', (unsigned long long)id,
+                               (unsigned long long)i, (unsigned long long)bad);
                 r->bad_blocks++;
             }
         }
@@ -450,12 +447,10 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
     dc.leader = dg->me.tp_rank == 0;
     dc.nfinished_cap = (uint64_t)dg->cfg->workload.requests;
     dc.finished = calloc(dc.nfinished_cap, 1);
-    dc.row = malloc(mixl_kv_row_bytes(&dg->layout));
     dc.bad = calloc(2 * (dg->layout.blocks ? dg->layout.blocks : 1), sizeof(*dc.bad));
-    if (!dc.finished || !dc.row || !dc.bad ||
+    if (!dc.finished || !dc.bad ||
         (dc.leader && mixl_kv_alloc_init(&dc.alloc, dg->plan.pool_blocks) != MIXL_OK)) {
         free(dc.finished);
-        free(dc.row);
         free(dc.bad);
         return MIXL_ERR_NO_MEMORY;
     }
@@ -508,7 +503,6 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
     }
     if (dc.leader) mixl_kv_alloc_fini(&dc.alloc);
     free(dc.finished);
-    free(dc.row);
     free(dc.bad);
     free(dc.reqs);
     return dg->router_gone ? MIXL_ERR_DISCONNECTED : MIXL_OK;

@@ -25,14 +25,15 @@ void mixl_kv_fill_row(uint64_t req, int layer, int kv, int head, uint64_t token,
 void mixl_kv_fill_layer(const mixl_kv_layout_t *l, void *region, int region_layer, int model_layer,
                         uint64_t req, uint64_t tokens);
 
-/* CRC32C of a block's first ntok tokens over every head of l; block points at its head 0, token 0. */
-uint32_t mixl_kv_block_crc(const mixl_kv_layout_t *l, const void *block, uint64_t ntok);
-
 /*
- * The CRC a block must have: request block req_block of (req, layer, kv),
- * ntok tokens, every head of l. scratch holds at least one row.
+ * 8-byte words (the last word of a row counts when any of its bytes differs)
+ * in which a block differs from the expected fill: request block req_block
+ * of (req, layer, kv), its first ntok tokens, every head of l; block points
+ * at its head 0, token 0. One pass that generates each expected word and
+ * compares it with the one received, as the device check does
+ * (kernels_cuda.cu): no checksum of either side.
  */
-uint32_t mixl_kv_expected_crc(const mixl_kv_layout_t *l, uint64_t req, int layer, int kv,
-                              uint64_t req_block, uint64_t ntok, void *scratch);
+uint64_t mixl_kv_block_diff(const mixl_kv_layout_t *l, const void *block, uint64_t req, int layer,
+                            int kv, uint64_t req_block, uint64_t ntok);
 
 #endif /* MIXL_KV_FILL_H */
