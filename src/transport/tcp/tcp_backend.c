@@ -70,7 +70,6 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                tcp->name, params->tcp_port);
     tcp->port = params->tcp_port;
     tcp->timeout_ms = params->timeout_ms > 0 ? params->timeout_ms : 30000;
-    tcp->test_pause_ns = TCP_TEST_PAUSE_NS;
     tcp->max_frame = MIXL_TCP_FRAME_DEFAULT;
     tcp->caps = MIXL_TCP_CAP_CRC32C;
     env = getenv("MIXL_TCP_CRC");
@@ -391,8 +390,7 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         atomic_store(&xf->status, MIXL_OK);
         return MIXL_OK;
     }
-    xf->posted_ns = mixl_now_ns();
-    xf->deadline_ns = xf->posted_ns + (uint64_t)tcp->timeout_ms * 1000000ull;
+    xf->deadline_ns = mixl_deadline_ns(tcp->timeout_ms);
     atomic_store_explicit(&xf->status, MIXL_IN_PROGRESS, memory_order_relaxed);
     pthread_mutex_lock(&g->lock);
     if (atomic_load(&g->state) != CONN_UP) {
@@ -430,51 +428,30 @@ static void completion_sleep(tcp_t *tcp, tcp_xfer_t *xf, uint32_t seen, uint64_t
  * the progress threads that move the bytes (on two cores a spinning caller
  * cost a third of the bandwidth), once per round of its polling, not on
  * every transfer it tests: the first transfer answered "in progress" since
- * the last completion is the anchor, and the caller pauses when it is back
- * at it. Any completion ends a pause. Its length aims at the anchor's end,
- * from the rate of earlier transfers (each wake-up of the caller before the
- * end costs the core it lands on: 100 us pauses took 12 % of a 16 MiB
- * WRITE, docs/performance.md), between TCP_TEST_PAUSE_NS and
- * TCP_TEST_PAUSE_MAX_NS; with no rate known yet it doubles from the shortest.
+ * the last completion is the anchor, and the caller pauses, at most
+ * TCP_TEST_PAUSE_NS, when it is back at it; any completion ends the pause.
+ * The pause stays short because the caller may be waiting for things the
+ * backend does not signal (its own timers, MPI messages): mixl-run's prefill
+ * loop, paused until a completion, shipped its next layer only then and left
+ * the link idle (docs/performance.md). A caller with nothing else to wait for
+ * calls mixl_xfer_wait, which sleeps until the end (tcp_xfer_wait).
  */
 static void test_pause(tcp_t *tcp, tcp_xfer_t *xf)
 {
     uint32_t seen = atomic_load(&tcp->completions);
 
     if (seen != tcp->test_seen || tcp->test_anchor == NULL) {
-        /* something completed: a new round, and the next pause the shortest */
+        /* something completed: a new round */
         tcp->test_seen = seen;
         tcp->test_anchor = xf;
-        tcp->test_pause_ns = TCP_TEST_PAUSE_NS;
         return;
     }
-    if (tcp->test_anchor != xf) return;
-    uint64_t ns = tcp->test_pause_ns;
-    if (tcp->test_ns_per_kib > 0) {
-        uint64_t now = mixl_now_ns();
-        uint64_t end = xf->posted_ns + (xf->x->bytes >> 10) * tcp->test_ns_per_kib;
-        ns = end > now + TCP_TEST_PAUSE_NS ? end - now : TCP_TEST_PAUSE_NS;
-    } else if (tcp->test_pause_ns < TCP_TEST_PAUSE_MAX_NS) {
-        tcp->test_pause_ns *= 2;
-    }
-    if (ns > TCP_TEST_PAUSE_MAX_NS) ns = TCP_TEST_PAUSE_MAX_NS;
-    completion_sleep(tcp, xf, seen, ns);
-}
-
-/* A transfer the caller saw end: its rate aims the next pauses (transfers
- * of TCP_TEST_RATE_MIN bytes or more; smaller ones time latency). */
-static void test_rate(tcp_t *tcp, tcp_xfer_t *xf)
-{
-    if (xf->x->bytes < TCP_TEST_RATE_MIN) return;
-    uint64_t per_kib = (mixl_now_ns() - xf->posted_ns) / (xf->x->bytes >> 10);
-    if (per_kib == 0) per_kib = 1;
-    tcp->test_ns_per_kib = tcp->test_ns_per_kib == 0 ? per_kib
-                                                      : (3 * tcp->test_ns_per_kib + per_kib) / 4;
+    if (tcp->test_anchor == xf) completion_sleep(tcp, xf, seen, TCP_TEST_PAUSE_NS);
 }
 
 /* Contract (hot path): an atomic load; while in progress, at most once per
- * round of the caller's polling a pause of at most TCP_TEST_PAUSE_MAX_NS that
- * any completion ends (test_pause). The progress
+ * round of the caller's polling a pause of at most TCP_TEST_PAUSE_NS that any
+ * completion ends (test_pause). The progress
  * thread does the work and enforces the deadline. An error's message is
  * copied to the agent's buffer once, without logging (the progress thread
  * logged it). */
@@ -487,7 +464,6 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         test_pause(tp->priv, xf);
         st = atomic_load_explicit(&xf->status, memory_order_acquire);
         if (st == MIXL_IN_PROGRESS) return MIXL_IN_PROGRESS;
-        if (st == MIXL_OK) test_rate(tp->priv, xf);
     }
     if (st < 0 && !xf->reported) {
         xf->reported = 1;

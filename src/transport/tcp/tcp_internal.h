@@ -42,10 +42,7 @@
 #define TCP_ERR_LEN 256
 #define TCP_SECRET_MIN 16
 #define TCP_SECRET_MAX 1024
-/* Pauses of a caller polling xfer_test (tcp_backend.c, test_pause). */
-#define TCP_TEST_PAUSE_NS 100000      /* shortest */
-#define TCP_TEST_PAUSE_MAX_NS 5000000 /* longest */
-#define TCP_TEST_RATE_MIN (256u << 10) /* transfers that time the rate */
+#define TCP_TEST_PAUSE_NS 100000 /* longest pause of a caller polling xfer_test (test_pause) */
 #define TCP_CONNS_MAX 16    /* connections per peer */
 #define TCP_CONNS_DEFAULT 1 /* one stream fills loopback; docs/performance.md */
 #define TCP_POLL_US_DEFAULT 0 /* watch after a completion: off; no gain measured on 2 cores, docs/performance.md */
@@ -103,7 +100,6 @@ struct tcp_xfer {
     _Atomic int status;       /* MIXL_IN_PROGRESS, MIXL_OK or an error */
     int reported;             /* error copied to the agent's buffer (agent thread) */
     int notif_always;         /* send a NOTIF frame even when it is empty */
-    uint64_t posted_ns;
     uint64_t deadline_ns;
     struct tcp_xfer *next;    /* group post queue (group->lock) */
     /* progress-thread fields */
@@ -310,8 +306,6 @@ struct tcp {
     /* Agent thread: what a polling caller last saw (test_pause). */
     uint32_t test_seen;     /* completions at the last in-progress answer */
     const tcp_xfer_t *test_anchor; /* first in-progress answer since the last pause */
-    uint64_t test_pause_ns; /* next pause while no rate is known */
-    uint64_t test_ns_per_kib; /* rate of the transfers seen ending (0: none yet) */
 
     pthread_mutex_t notif_lock;
     mixl_notif_t *notifs;
