@@ -1,8 +1,10 @@
 /*
  * KV layer: bytes per token of the presets, layout offsets, block-id runs,
  * the allocator, per-layer spans with tensor-parallel split and merge
- * (applied with memcpy and checked block by block), and the fill/checksum
- * pair catching misplaced or stale data.
+ * (applied with memcpy and checked block by block), the fill and its
+ * word-by-word check catching misplaced or stale data, and both agreeing with
+ * the element function the device kernels use at every row size (8-word
+ * blocks, the words after them, a last partial word).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 
 #include "kv/alloc.h"
 #include "kv/fill.h"
+#include "kv/fill_elem.h"
 #include "kv/layout.h"
 #include "kv/model.h"
 #include "kv/runs.h"
@@ -249,6 +252,56 @@ static void test_fill_distinct(void **state)
     assert_true(nonzero);
 }
 
+/*
+ * The host fill makes words in blocks of 8 (with an AVX-512 copy on CPUs that
+ * have it); every byte must still be the element function's, the one the
+ * device kernels use, and the check must see one flipped byte wherever it is:
+ * in a block of 8, in the words after the blocks, in a last partial word.
+ */
+static void test_fill_matches_elements(void **state)
+{
+    static const size_t rows[] = {8, 13, 56, 64, 72, 131, 200, 256, 259};
+    uint8_t buf[264];
+    (void)state;
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+        size_t len = rows[r];
+        uint64_t seed = mixl_kv_row_seed(5, 6, 1, 7, 8);
+        memset(buf, 0xee, sizeof(buf));
+        mixl_kv_fill_row(5, 6, 1, 7, 8, buf, len);
+        for (size_t i = 0; i < len; i += 8) {
+            uint64_t w = mixl_kv_row_word(seed, i / 8);
+            assert_memory_equal(buf + i, &w, len - i < 8 ? len - i : 8);
+        }
+        assert_int_equal(buf[len], 0xee); /* nothing past the row */
+    }
+    /* A layout whose rows are 259 bytes (fp8, head_dim 259): 4 blocks of 8
+     * words, 0 whole words after them, 3 bytes of a last word. */
+    mixl_kv_model_t m;
+    char err[128];
+    assert_int_equal(mixl_kv_model_resolve("custom", 2, 2, 259, "fp8", 4, &m, err, sizeof(err)),
+                     MIXL_OK);
+    mixl_kv_layout_t l = mixl_kv_layout(&m, 1, 0, 1, 3);
+    assert_int_equal(mixl_kv_row_bytes(&l), 259);
+    uint8_t *region = calloc(1, mixl_kv_region_bytes(&l));
+    assert_non_null(region);
+    mixl_kv_fill_layer(&l, region, 0, 1, 42, 10); /* request blocks 0..2, the last 2 tokens */
+    const size_t at[] = {0, 63, 64, 255, 256, 258};
+    for (int kv = 0; kv < 2; kv++)
+        for (uint64_t b = 0; b < 3; b++) {
+            uint64_t ntok = b < 2 ? 4 : 2;
+            uint8_t *blk = region + mixl_kv_offset(&l, 0, kv, b, 0, 0);
+            assert_int_equal(mixl_kv_block_diff(&l, blk, 42, 1, kv, b, ntok), 0);
+            for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+                /* last head, last token of the block */
+                uint8_t *p = region + mixl_kv_offset(&l, 0, kv, b, 1, ntok - 1) + at[k];
+                *p ^= 0x01;
+                assert_int_equal(mixl_kv_block_diff(&l, blk, 42, 1, kv, b, ntok), 1);
+                *p ^= 0x01;
+            }
+        }
+    free(region);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,7 +309,7 @@ int main(void)
         cmocka_unit_test(test_runs),          cmocka_unit_test(test_alloc),
         cmocka_unit_test(test_tp_same),       cmocka_unit_test(test_tp_merge),
         cmocka_unit_test(test_tp_split),      cmocka_unit_test(test_span_merging),
-        cmocka_unit_test(test_fill_distinct),
+        cmocka_unit_test(test_fill_distinct), cmocka_unit_test(test_fill_matches_elements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
