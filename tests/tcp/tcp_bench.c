@@ -4,7 +4,7 @@
  * loopback, in the same run.
  *
  *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]
- *                  [--connections N]
+ *                  [--connections N] [--pin A,B]
  *
  * The two paths run alternately P times (default 3) so that drifting
  * machine load hits both alike; the medians are compared. Each run also
@@ -18,10 +18,12 @@
  * instead of mixl_xfer_test() with a yield. Exit 0 when every run moved the
  * right bytes; the figures are printed, never judged.
  */
+#define _GNU_SOURCE 1
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +62,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static void pin(int side);
 static int send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -88,6 +91,7 @@ static int recv_all(int fd, void *p, size_t n)
 
 static int plain_receiver(int lfd, int iters)
 {
+    pin(1);
     int fd = accept(lfd, NULL, NULL), one = 1;
     uint8_t *buf = malloc(g_size), ack = 1;
     if (fd < 0 || buf == NULL) return 2;
@@ -117,6 +121,7 @@ static double plain_run(uint8_t *src)
     pid_t pid = fork();
     if (pid == 0) _exit(plain_receiver(lfd, g_iters + 1));
     close(lfd);
+    pin(0);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (connect(fd, (struct sockaddr *)&in, sizeof(in)) != 0) return -1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -134,6 +139,24 @@ static double plain_run(uint8_t *src)
 }
 
 /* --- MIXL TCP ------------------------------------------------------------- */
+
+/* --pin A,B: the initiator's threads (application and, created from it,
+ * the progress thread; the plain loop's sender) on CPU A, the target's on
+ * CPU B, for both paths alike. Which threads share a core and a cache
+ * moves the loopback figures by 2x between runs on a small machine; pinned,
+ * both paths run in the same placement every time. */
+static int g_pin[2] = {-1, -1};
+
+static void pin(int side)
+{
+    cpu_set_t cs;
+
+    if (g_pin[side] < 0) return;
+    CPU_ZERO(&cs);
+    CPU_SET(g_pin[side], &cs);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(cs), &cs) != 0)
+        fprintf(stderr, "mixl-tcp-bench: cannot pin to CPU %d\n", g_pin[side]);
+}
 
 static mixl_agent_h make_agent(const char *name)
 {
@@ -156,6 +179,7 @@ static int mixl_target(int out_fd, int in_fd)
     void *blob;
     size_t len;
     uint64_t n;
+    pin(1);
     mixl_agent_h a = make_agent("bench-target");
     if (a == NULL || buf == NULL) return 2;
     if (mixl_mem_register(a, buf, g_size, MIXL_MEM_HOST, 0, &r) != MIXL_OK) return 3;
@@ -191,6 +215,7 @@ static double mixl_run(uint8_t *src)
     }
     close(up[1]);
     close(down[0]);
+    pin(0);
     mixl_agent_h a = make_agent("bench-init");
     if (a == NULL || mixl_mem_register(a, src, g_size, MIXL_MEM_HOST, 0, &lr) != MIXL_OK ||
         mixl_agent_start(a) != MIXL_OK)
@@ -256,13 +281,17 @@ int main(int argc, char **argv)
             g_conns = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             g_spin = 1;
+        else if (strcmp(argv[i], "--pin") == 0 && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%d,%d", &g_pin[0], &g_pin[1]) == 2 && g_pin[0] >= 0 &&
+                 g_pin[1] >= 0)
+            i++;
         else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             i++;
             g_only = strcmp(argv[i], "plain") == 0 ? 1 : strcmp(argv[i], "mixl") == 0 ? 2 : -1;
             if (g_only < 0) return 2;
         }
         else {
-            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl] [--connections N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl] [--connections N] [--pin A,B]\n", argv[0]);
             return 2;
         }
     }
@@ -287,8 +316,10 @@ int main(int argc, char **argv)
     }
     char conns[16] = "default";
     if (g_conns > 0) snprintf(conns, sizeof(conns), "%u", g_conns);
-    printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s, connections %s\n",
-           g_size >> 20, g_iters, g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield", conns);
+    char pinned[32] = "no";
+    if (g_pin[0] >= 0) snprintf(pinned, sizeof(pinned), "CPU %d -> CPU %d", g_pin[0], g_pin[1]);
+    printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s, connections %s, pinned %s\n",
+           g_size >> 20, g_iters, g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield", conns, pinned);
     printf("plain send/recv GB/s:");
     for (int k = 0; k < g_pairs; k++) printf(" %.2f", plain[k] / 1e9);
     printf("\nmixl tcp WRITE  GB/s:");

@@ -6,7 +6,10 @@
  *   - a caller spinning on xfer_test sleeps in short pauses (at most 100 us,
  *     ended by a completion), not on a core;
  *   - a caller polling two transfers in turn pauses once per round, on the
- *     first of them, never on the second.
+ *     first of them, never on the second;
+ *   - the receiving progress thread, fed a 1 MiB payload in paced pieces by a
+ *     raw client, reads it in a few large recv calls (SO_RCVLOWAT), not one
+ *     per piece.
  * Wake-ups are counted with the thread's voluntary context switches
  * (getrusage RUSAGE_THREAD), which do not depend on the machine's load.
  */
@@ -18,10 +21,12 @@
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <netinet/tcp.h>
 
 #include <cmocka.h>
 
 #include "tcp_harness.h"
+#include "transport/tcp/tcp_internal.h"
 
 #define DELAY_MS 300
 #define LEN (64u << 10)
@@ -183,6 +188,68 @@ static void test_one_pause_per_round(void **state)
                      MIXL_OK);
 }
 
+#define PIECES 32
+#define PIECE (32u << 10)
+
+/* A raw client sends one WRITE of PIECES * PIECE bytes (1 MiB, the default
+ * frame) in pieces 2 ms apart; returns the receiving agent's recv calls for
+ * it, having checked the ACK and every byte. */
+static uint64_t paced_write_reads(void)
+{
+    h_agent_t srv;
+    mixl_tcp_frame_t f, a;
+    uint8_t *mem = calloc(1, PIECES * PIECE), *pay = malloc(PIECES * PIECE);
+    uint8_t ans[MIXL_TCP_ERROR_MAX];
+
+    assert_non_null(mem);
+    assert_non_null(pay);
+    for (size_t i = 0; i < PIECES * PIECE; i++) pay[i] = (uint8_t)(i * 7 + i / 4099);
+    assert_int_equal(h_agent_init(&srv, "paced", 10000), MIXL_OK);
+    mixl_tp_region_t *r = h_register(&srv, mem, PIECES * PIECE);
+    assert_non_null(r);
+    int fd = h_raw_client(h_port(&srv), "pacer", "paced"), one = 1;
+    assert_true(fd >= 0);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tcp_t *tcp = srv.tp.priv;
+    uint64_t before = atomic_load(&tcp->rx_reads);
+    memset(&f, 0, sizeof(f));
+    f.type = MIXL_TCP_WRITE;
+    f.flags = MIXL_TCP_F_LAST;
+    f.req_id = 7;
+    f.region = r->id;
+    f.payload_len = PIECES * PIECE;
+    f.length = PIECES * PIECE;
+    assert_int_equal(h_send_frame(fd, &f, NULL), 0);
+    for (int i = 0; i < PIECES; i++) {
+        struct timespec d = {0, 2000000L};
+        nanosleep(&d, NULL);
+        assert_int_equal(h_send_all(fd, pay + (size_t)i * PIECE, PIECE), 0);
+    }
+    assert_int_equal(h_recv_frame(fd, &a, ans, sizeof(ans)), 0);
+    assert_int_equal(a.type, MIXL_TCP_ACK);
+    assert_true(a.req_id == 7);
+    uint64_t reads = atomic_load(&tcp->rx_reads) - before;
+    assert_memory_equal(mem, pay, PIECES * PIECE);
+    close(fd);
+    h_agent_fini(&srv);
+    free(mem);
+    free(pay);
+    return reads;
+}
+
+/* Inside a payload the receiver is woken for 256 KiB at a time: a 1 MiB
+ * frame arriving as 32 pieces takes a handful of reads, not one per piece
+ * (MIXL_TCP_RCVLOWAT=0 turns it off: then about 33). */
+static void test_payload_read_in_few_calls(void **state)
+{
+    (void)state;
+    uint64_t reads = paced_write_reads();
+    print_message("1 MiB WRITE in %d paced pieces: %llu recv calls\n", PIECES,
+                  (unsigned long long)reads);
+    assert_true(reads >= 1);
+    assert_true(reads <= 8);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -190,6 +257,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wait_sleeps_once, slow_setup, slow_teardown),
         cmocka_unit_test_setup_teardown(test_spinning_caller_pauses, slow_setup, slow_teardown),
         cmocka_unit_test_setup_teardown(test_one_pause_per_round, slow_setup, slow_teardown),
+        cmocka_unit_test(test_payload_read_in_few_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -71,6 +71,7 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     tcp->port = params->tcp_port;
     tcp->timeout_ms = params->timeout_ms > 0 ? params->timeout_ms : 30000;
     tcp->max_frame = MIXL_TCP_FRAME_DEFAULT;
+    tcp->rcvlowat_max = TCP_RCVLOWAT_DEFAULT;
     tcp->caps = MIXL_TCP_CAP_CRC32C;
     env = getenv("MIXL_TCP_CRC");
     tcp->use_crc = env != NULL && strcmp(env, "1") == 0;
@@ -82,6 +83,16 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    "tcp agent %s: MIXL_TCP_FRAME_BYTES=%s outside %u..%u",
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
+    }
+    env = getenv("MIXL_TCP_RCVLOWAT");
+    if (env != NULL) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*env == '\0' || *end != '\0' || v > MIXL_TCP_FRAME_MAX)
+            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
+                                   "tcp agent %s: MIXL_TCP_RCVLOWAT=%s outside 0..%u", tcp->name,
+                                   env, MIXL_TCP_FRAME_MAX);
+        tcp->rcvlowat_max = (int)v;
     }
     if (params->tcp_poll_us > TCP_POLL_US_MAX)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,

@@ -276,7 +276,7 @@ void tcp_frame_start(tcp_conn_t *c, const mixl_tcp_frame_t *f, const uint8_t *pa
  * that would only say EAGAIN (epoll, level-triggered, calls again when more
  * arrives). Payload bytes that came ahead are copied out of that buffer.
  */
-void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
+static void conn_rx_frames(tcp_conn_t *c, const tcp_rx_role_t *role)
 {
     size_t budget = TCP_READ_BUDGET;
 
@@ -292,6 +292,7 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             if (c->ahead_len == 0) {
                 if (c->rx_drained || budget == 0) return;
                 n = recv(c->fd, c->rx_ahead, TCP_AHEAD, 0);
+                atomic_fetch_add_explicit(&c->tcp->rx_reads, 1, memory_order_relaxed);
                 if (n <= 0) {
                     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
                     if (n == 0 && c->rx_hdr_got == 0 && role->eof_between_frames_ok) {
@@ -361,6 +362,7 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             mh.msg_iov = iov;
             mh.msg_iovlen = 2;
             n = recvmsg(c->fd, &mh, 0);
+            atomic_fetch_add_explicit(&c->tcp->rx_reads, 1, memory_order_relaxed);
             if (n > 0) {
                 c->rx_drained = (uint64_t)n < want + TCP_AHEAD;
                 if ((uint64_t)n > want) {
@@ -383,6 +385,33 @@ void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
             c->rx_mode = RX_HDR;
         }
     }
+}
+
+/*
+ * Inside a payload, be woken when a good part of the rest has come
+ * (SO_RCVLOWAT, at most tcp->rcvlowat_max and never more than the frame
+ * still owes), not for every segment: a receiver that copies faster than the
+ * sender was woken some ten times per MiB, each time an inter-processor
+ * wake-up and a trip through epoll for a few tens of KiB. Between frames
+ * any byte wakes it (ACKs, headers). Set only when the value changes.
+ */
+static void rx_lowat(tcp_conn_t *c)
+{
+    int want = 1;
+
+    if (c->tcp->rcvlowat_max > 0 && c->rx_mode != RX_HDR && c->ahead_len == 0) {
+        uint64_t left = c->rx.payload_len - c->rx_got;
+        want = left < (uint64_t)c->tcp->rcvlowat_max ? (int)left : c->tcp->rcvlowat_max;
+        if (want < 1) want = 1;
+    }
+    if (want == c->rcvlowat) return;
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want)) == 0) c->rcvlowat = want;
+}
+
+void tcp_conn_rx(tcp_conn_t *c, const tcp_rx_role_t *role)
+{
+    conn_rx_frames(c, role);
+    if (atomic_load(&c->state) == CONN_UP) rx_lowat(c);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -67,9 +67,9 @@ void tcp_engine_wake(tcp_t *tcp)
     uint64_t one = 1;
 
     if (atomic_exchange(&tcp->wake_pending, 1)) return;
-    /* Sequentially consistent with engine_watch's store of 0 to `polling`
+    /* Sequentially consistent with engine_sleep's store of 0 to `awake`
      * and its load of wake_pending: either it sees our 1 or we see its 0. */
-    if (atomic_load(&tcp->polling)) return;
+    if (atomic_load(&tcp->awake)) return;
     if (write(tcp->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
         atomic_store(&tcp->wake_pending, 0);
 }
@@ -171,20 +171,36 @@ static inline void cpu_relax(void)
 static int engine_watch(tcp_t *tcp)
 {
     uint64_t end = mixl_now_ns() + tcp->poll_ns;
-    int got = 0;
 
-    atomic_store(&tcp->polling, 1);
     for (unsigned spin = 0;; spin++) {
         if (atomic_load_explicit(&tcp->wake_pending, memory_order_relaxed)) break;
         if ((spin & 63) == 63 && mixl_now_ns() >= end) break;
         cpu_relax();
     }
-    atomic_store(&tcp->polling, 0);
+    if (!atomic_load(&tcp->wake_pending)) return 0;
+    atomic_fetch_add_explicit(&tcp->polled_posts, 1, memory_order_relaxed);
+    return 1;
+}
+
+/*
+ * Sleep in epoll unless a post came while this thread was awake: posters
+ * write the eventfd only while `awake` reads 0 (tcp_engine_wake), so a post
+ * made while this thread was busy costs no eventfd write, no read of it and
+ * no trip through epoll. Returns the number of events; *woke is set when a
+ * post is pending.
+ */
+static int engine_sleep(tcp_t *tcp, struct epoll_event *evs, int max, int *woke)
+{
+    atomic_store(&tcp->awake, 0);
     if (atomic_load(&tcp->wake_pending)) {
-        got = 1;
-        atomic_fetch_add_explicit(&tcp->polled_posts, 1, memory_order_relaxed);
+        atomic_store(&tcp->awake, 1);
+        atomic_fetch_add_explicit(&tcp->awake_posts, 1, memory_order_relaxed);
+        *woke = 1;
+        return 0;
     }
-    return got;
+    int n = epoll_wait(tcp->epoll_fd, evs, max, TCP_TICK_MS);
+    atomic_store(&tcp->awake, 1);
+    return n;
 }
 
 static void *engine_main(void *arg)
@@ -194,11 +210,11 @@ static void *engine_main(void *arg)
     uint64_t next_tick = 0;
     uint32_t done_seen = atomic_load(&tcp->completions);
 
+    atomic_store(&tcp->awake, 1);
     while (!atomic_load(&tcp->stop)) {
         uint32_t done = atomic_load_explicit(&tcp->completions, memory_order_relaxed);
-        int watched = tcp->poll_ns > 0 && done != done_seen && engine_watch(tcp);
-        int n = watched ? 0 : epoll_wait(tcp->epoll_fd, evs, 64, TCP_TICK_MS);
-        int woke = watched;
+        int woke = tcp->poll_ns > 0 && done != done_seen && engine_watch(tcp);
+        int n = woke ? 0 : engine_sleep(tcp, evs, 64, &woke);
 
         done_seen = done;
 

@@ -38,6 +38,7 @@
 #define TCP_SRV_RING 256    /* queued answers per server connection */
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
+#define TCP_RCVLOWAT_DEFAULT (256 << 10) /* wake inside a payload for this much (rx_lowat) */
 #define TCP_AHEAD 512 /* bytes read past a frame's end in the same recv (next headers) */
 #define TCP_ERR_LEN 256
 #define TCP_SECRET_MIN 16
@@ -170,6 +171,7 @@ struct tcp_conn {
     uint8_t rx_ahead[TCP_AHEAD]; /* bytes received past the current frame, not yet used */
     uint32_t ahead_off, ahead_len;
     int rx_drained;         /* the last recv came back short: the socket is empty */
+    int rcvlowat;           /* SO_RCVLOWAT now set (0: the kernel's default, 1) */
     uint8_t rx_hdr[MIXL_TCP_HDR_LEN];
     size_t rx_hdr_got;
     mixl_tcp_frame_t rx;
@@ -272,20 +274,24 @@ struct tcp {
     _Atomic uint64_t auth_rejected; /* incoming peers refused by authentication */
     _Atomic uint64_t accepted;      /* incoming connections that completed the handshake */
     _Atomic uint64_t striped;       /* transfers spread over more than one connection */
+    _Atomic uint64_t rx_reads;      /* recv calls on data connections (rx_lowat keeps them few) */
 
     int listen_fd, epoll_fd, wake_fd;
     pthread_t thread;
     int thread_started;
     _Atomic int stop;
     _Atomic int wake_pending;
-    /* After a turn that completed a transfer the progress thread watches
-     * wake_pending for poll_ns before it sleeps in epoll: an application that
-     * posts its next transfer at once (the completion woke it) then needs no
-     * eventfd write and no wake-up of this thread. `polling` tells the poster
-     * that a plain store is seen (tcp_engine_wake). */
+    /* `awake`: the progress thread is not sleeping in epoll, so a poster's
+     * store to wake_pending is seen without an eventfd write
+     * (tcp_engine_wake, engine_sleep). After a turn that completed a
+     * transfer the thread may also watch wake_pending for poll_ns before it
+     * sleeps: an application that posts its next transfer at once (the
+     * completion woke it) then needs no wake-up of this thread either. */
     uint64_t poll_ns;
-    _Atomic int polling;
+    int rcvlowat_max;       /* largest SO_RCVLOWAT inside a payload; 0 = left at 1 (rx_lowat) */
+    _Atomic int awake;
     _Atomic uint64_t polled_posts; /* posts caught by the watch, without a wake-up */
+    _Atomic uint64_t awake_posts;  /* posts seen before sleeping, without an eventfd write */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
