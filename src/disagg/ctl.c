@@ -19,11 +19,11 @@ int64_t dg_now(const mixl_dg_t *dg)
     return (int64_t)mixl_now_ns() + dg->clock_offset_ns;
 }
 
-void dg_idle(unsigned *idle)
+void dg_idle(const mixl_dg_t *dg, unsigned *idle)
 {
     unsigned n = ++*idle;
     if (n < 64) return;
-    if (n < 4096) {
+    if (n < 64 + dg->idle_yields) {
         sched_yield();
         return;
     }

@@ -498,7 +498,7 @@ mixl_status_t dg_decode_run(mixl_dg_t *dg)
         if (progress) {
             idle = 0;
         } else {
-            dg_idle(&idle);
+            dg_idle(dg, &idle);
         }
     }
     if (dc.leader) mixl_kv_alloc_fini(&dc.alloc);

@@ -120,6 +120,12 @@ typedef struct {
     char (*hosts)[DG_HOST_MAX]; /* each rank's host name */
     uint64_t *peer_base; /* each rank's registered KV memory base address */
     unsigned peers_on[2]; /* rank 0: peers over mpi and over tcp, summed over every rank */
+    /* Idle passes spent yielding before sleeping (dg_idle): many while a peer
+     * moves data over MPI, whose one-sided operations across nodes progress
+     * only while this rank calls MPI; none when every data peer is over TCP,
+     * whose progress thread needs no help (the yields took a fifth of the
+     * CPU of a 2-core node from the data plane, docs/performance.md). */
+    unsigned idle_yields;
 
     mixl_agent_h agent;
     mixl_registry_h reg; /* metadata registry (rank 0 serves it for backend mpi) */
@@ -180,10 +186,12 @@ int64_t dg_now(const mixl_dg_t *dg);
 
 /*
  * Back off when a loop found nothing to do: spin briefly (lowest latency),
- * then yield (oversubscribed nodes), then sleep 50 us so idle ranks do not
- * burn a core. *idle counts consecutive idle passes.
+ * then yield (oversubscribed nodes) for dg->idle_yields passes, then sleep
+ * 50 us so idle ranks do not burn a core. *idle counts consecutive idle
+ * passes.
  */
-void dg_idle(unsigned *idle);
+void dg_idle(const mixl_dg_t *dg, unsigned *idle);
+#define DG_IDLE_YIELDS 4032 /* yielding passes while a data peer is over MPI */
 
 /* Control channel. */
 mixl_status_t dg_send(mixl_dg_t *dg, int dest, const dg_msg_t *msg, const mixl_kv_run_t *runs);

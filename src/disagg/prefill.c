@@ -474,7 +474,7 @@ mixl_status_t dg_prefill_run(mixl_dg_t *dg)
         if (progress) {
             idle = 0;
         } else {
-            dg_idle(&idle);
+            dg_idle(dg, &idle);
         }
     }
     free(pf.slot_busy);

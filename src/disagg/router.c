@@ -29,6 +29,7 @@ typedef struct {
     uint32_t nruns;
     uint64_t need;              /* blocks */
     uint64_t pre_rep, dec_rep;  /* TP ranks (bits) of each side that reported */
+    int pre_left;               /* its prefill instance is done with it (queue place freed) */
 } rt_req_t;
 
 typedef struct {
@@ -46,6 +47,22 @@ typedef struct {
 } rt_t;
 
 static void rt_finish(rt_t *rt, size_t id);
+
+/*
+ * Request id no longer occupies its prefill instance: every prefill rank
+ * reported (the KV is shipped) or the request ended. Its place in the
+ * instance's queue (prefill.queue) is free from then on, while the decode
+ * instance still holds its blocks: a place held through decoding left the
+ * prefill idle for the whole decode of the requests before (at 64 output
+ * tokens and prefill.queue 2, a fifth of the link across nodes unused,
+ * docs/performance.md).
+ */
+static void rt_prefill_leave(rt_t *rt, size_t id)
+{
+    if (rt->rq[id].pre_left) return;
+    rt->rq[id].pre_left = 1;
+    rt->pre_active[rt->res->req[id].prefill_inst]--;
+}
 
 static int rt_pick_decode(rt_t *rt, uint64_t need)
 {
@@ -178,7 +195,7 @@ static void rt_finish(rt_t *rt, size_t id)
     rt->rq[id].state = RQ_DONE;
     if (dec_ok) rt->dec_free[r->decode_inst] += rt->rq[id].need;
     rt->dec_active[r->decode_inst]--;
-    rt->pre_active[r->prefill_inst]--;
+    rt_prefill_leave(rt, id);
     rt->inflight--;
     rt->done++;
     dg_finished_one(dg);
@@ -220,6 +237,8 @@ static void rt_report(rt_t *rt, int src, const dg_msg_t *m)
         return;
     }
     *rep |= 1ull << who.tp_rank;
+    if (who.role == MIXL_ROLE_PREFILL && rt->rq[id].pre_rep == ~0ull >> (64 - dg->plan.prefill_tp))
+        rt_prefill_leave(rt, id);
     mixl_dg_req_t *r = &rt->res->req[id];
     if (m->status != 0 && r->status == 0) r->status = m->status;
     r->bytes += m->bytes;
@@ -422,7 +441,7 @@ mixl_status_t dg_router_run(mixl_dg_t *dg, const mixl_workload_t *wl, mixl_dg_re
         if (progress)
             idle = 0;
         else
-            dg_idle(&idle);
+            dg_idle(dg, &idle);
         dg_live_tick(dg->live, now, 0, rt.dec_free, rt.inflight, rt.qtail - rt.qhead);
         mixl_dg_results_tick(res);
         mixl_progress_update(

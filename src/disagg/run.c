@@ -116,7 +116,7 @@ static mixl_status_t dg_router_leave(mixl_dg_t *dg, FILE *out)
             free(m);
             idle = 0;
         } else {
-            dg_idle(&idle);
+            dg_idle(dg, &idle);
         }
     }
     fprintf(out,
@@ -286,6 +286,7 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
             point != NULL ? mixl_kv_blocks_for(point->longest_prompt, plan->model.block_size) : 0;
         if (blocks > kept->max_req_blocks) kept->max_req_blocks = blocks;
         kept->dg.ctl = MPI_COMM_NULL;
+        kept->dg.idle_yields = DG_IDLE_YIELDS; /* until dg_setup knows the data peers */
     }
     mixl_dg_t *dg = &kept->dg;
     dg->cfg = cfg;
