@@ -86,6 +86,23 @@ def main():
                 fail("prometheus did not become ready")
             time.sleep(0.2)
 
+        # Prometheus hands new targets to its scrape loops some seconds after it
+        # is ready (its discovery updates are throttled to one every 5 s): start
+        # the 6 s run only once mixl-run's port is an active target, so that
+        # scrapes land during the run and not only in the linger after it.
+        deadline = time.time() + 30
+        while True:
+            rc, body = curl("/api/v1/targets")
+            try:
+                active = json.loads(body)["data"]["activeTargets"] if rc == 0 else []
+            except (ValueError, KeyError, TypeError):
+                active = []
+            if any(f"127.0.0.1:{mport}" in t.get("scrapeUrl", "") for t in active):
+                break
+            if time.time() > deadline:
+                fail(f"prometheus did not take up the target 127.0.0.1:{mport}: {body[-500:]}")
+            time.sleep(0.2)
+
         out = os.path.join(work, "results.h5")
         cmd = mpirun + ["-np", "4", mixl_run, config, "--set", f"metrics.port={mport}",
                         "--set", "metrics.linger_s=30", "--set", "run.progress=off",
@@ -147,7 +164,8 @@ def main():
             time.sleep(0.5)
         during = query("min_over_time(mixl_run_finished[10m])")
         if not during or float(during[0]["value"][1]) != 0:
-            fail("Prometheus stored no sample from during the run")
+            fail("Prometheus stored no sample from during the run; its scrapes (up, duration): "
+                 f"{query('up[10m]')} {query('scrape_duration_seconds[10m]')}")
         scrapes = query("count_over_time(mixl_run_finished[10m])")
         print(f"prometheus stored {scrapes[0]['value'][1]} scrapes of mixl-run")
 

@@ -2,7 +2,7 @@
  * Checks a mixl-run results file through the HDF5 API:
  *   check_results FILE REQUESTS [--mode push|pull] [--queued] [--failed ID,ID...]
  *                 [--host-memory MPI_Win_allocate|malloc] [--lengths LENGTHS_FILE]
- *                 [--bytes-per-token B]
+ *                 [--bytes-per-token B] [--prefill-queue-one]
  * every expected dataset is there with one entry per request, the request
  * ids are 0..REQUESTS-1 each exactly once, every request was verified
  * (status 0, no bad block), each request moved exactly prompt_tokens x
@@ -10,6 +10,11 @@
  * present, with --queued that back-pressure held requests, and with
  * --failed exactly the requests named failed their checksums (and were
  * counted) while every other one was verified.
+ * With --prefill-queue-one (a run with prefill.queue 1 and decoding longer
+ * than a prefill) a prefill instance never held two requests at once, and
+ * its next request started while an earlier one was still decoding: its
+ * queue place is given back when the KV is shipped, not when the request
+ * ends.
  * The figures mixl-run reports are cross-checked against sources it did not
  * compute: --lengths names the prompt-lengths file the test wrote and gave
  * to the workload (request i has the file's length number i, cycled), and
@@ -129,17 +134,61 @@ static int read_attr_str(hid_t f, const char *obj, const char *name, char *buf, 
     return rc;
 }
 
+/* --prefill-queue-one: see the top of the file. */
+static void check_queue_one(hid_t f, size_t n)
+{
+    double *start = calloc(n, sizeof(double)), *end = calloc(n, sizeof(double)),
+           *dend = calloc(n, sizeof(double));
+    uint64_t *inst = calloc(n, sizeof(uint64_t));
+    size_t *order = calloc(n, sizeof(size_t)), overlapped = 0;
+
+    CHECK(start && end && dend && inst && order, "no memory");
+    if (start && end && dend && inst && order &&
+        read_f64(f, "/requests/prefill_start_us", start, n) == 0 &&
+        read_f64(f, "/requests/prefill_end_us", end, n) == 0 &&
+        read_f64(f, "/requests/decode_end_us", dend, n) == 0 &&
+        read_u64(f, "/requests/prefill_instance", inst, n) == 0) {
+        /* Requests in the order their prefill started (insertion sort: a few dozen). */
+        for (size_t i = 0; i < n; i++) {
+            size_t j = i;
+            for (; j > 0 && start[order[j - 1]] > start[i]; j--) order[j] = order[j - 1];
+            order[j] = i;
+        }
+        for (size_t k = 0; k < n; k++) {
+            size_t a = order[k], b = n;
+            for (size_t m = k + 1; m < n && b == n; m++)
+                if (inst[order[m]] == inst[a]) b = order[m];
+            if (b == n) continue;
+            CHECK(start[b] >= end[a],
+                  "requests %zu and %zu were in prefill instance %" PRIu64 " at once (%.0f < %.0f us)",
+                  a, b, inst[a], start[b], end[a]);
+            if (start[b] < dend[a]) overlapped++;
+        }
+        CHECK(overlapped > 0,
+              "no request started its prefill while the one before it was decoding: the prefill "
+              "instance's queue place was held until the request ended");
+    } else {
+        CHECK(0, "prefill_start_us, prefill_end_us, decode_end_us or prefill_instance unreadable");
+    }
+    free(start);
+    free(end);
+    free(dend);
+    free(inst);
+    free(order);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: check_results FILE REQUESTS [--mode push|pull] [--queued] "
-                        "[--failed ID,...] [--host-memory KIND] [--lengths FILE] [--bytes-per-token B]\n");
+                        "[--failed ID,...] [--host-memory KIND] [--lengths FILE] [--bytes-per-token B]\n"
+                        "       [--prefill-queue-one]\n");
         return 2;
     }
     const char *file = argv[1];
     size_t n = (size_t)strtoull(argv[2], NULL, 10);
     const char *mode = NULL, *host_memory = NULL, *lengths_file = NULL, *failed_list = "";
-    int want_queued = 0;
+    int want_queued = 0, want_queue_one = 0;
     long want_errors = 0;
     uint64_t want_bpt = 0;
     if (n == 0) {
@@ -150,6 +199,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--mode") == 0 && i + 1 < argc) mode = argv[++i];
         else if (strcmp(argv[i], "--host-memory") == 0 && i + 1 < argc) host_memory = argv[++i];
         else if (strcmp(argv[i], "--queued") == 0) want_queued = 1;
+        else if (strcmp(argv[i], "--prefill-queue-one") == 0) want_queue_one = 1;
         else if (strcmp(argv[i], "--failed") == 0 && i + 1 < argc) failed_list = argv[++i];
         else if (strcmp(argv[i], "--lengths") == 0 && i + 1 < argc) lengths_file = argv[++i];
         else if (strcmp(argv[i], "--bytes-per-token") == 0 && i + 1 < argc)
@@ -290,6 +340,7 @@ int main(int argc, char **argv)
     if (want_queued)
         CHECK(read_attr_u64(f, "/summary", "max_queued", &queued) == 0 && queued > 0,
               "expected requests to wait for decode blocks (max_queued %" PRIu64 ")", queued);
+    if (want_queue_one) check_queue_one(f, n);
     hid_t h = H5Dopen2(f, "/histograms/ttft_us", H5P_DEFAULT);
     CHECK(h >= 0, "/histograms/ttft_us missing");
     if (h >= 0) H5Dclose(h);
