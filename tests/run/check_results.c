@@ -22,6 +22,7 @@
  * out by the test.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,15 @@ static int read_attr_u64(hid_t f, const char *obj, const char *name, uint64_t *v
     hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0) return -1;
     int rc = H5Aread(a, H5T_NATIVE_UINT64, v) >= 0 ? 0 : -1;
+    H5Aclose(a);
+    return rc;
+}
+
+static int read_attr_f64(hid_t f, const char *obj, const char *name, double *v)
+{
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) return -1;
+    int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0 ? 0 : -1;
     H5Aclose(a);
     return rc;
 }
@@ -318,6 +328,24 @@ int main(int argc, char **argv)
         read_f64(f, "/requests/last_byte_us", lb, n) == 0)
         for (size_t i = 0; i < n; i++)
             CHECK(fb[i] <= lb[i], "request %zu: first byte after last byte", i);
+    /* The summary's KV stream spans the requests' first and last bytes. */
+    if (read_f64(f, "/requests/first_byte_us", fb, n) == 0 &&
+        read_f64(f, "/requests/last_byte_us", lb, n) == 0 &&
+        read_u64(f, "/requests/transfers", u, n) == 0) {
+        double lo = INFINITY, hi = -INFINITY, stream_s = -1, wall_s = -1;
+        for (size_t i = 0; i < n; i++) {
+            if (u[i] == 0 || fb[i] < 0 || lb[i] < fb[i]) continue;
+            if (fb[i] < lo) lo = fb[i];
+            if (lb[i] > hi) hi = lb[i];
+        }
+        CHECK(read_attr_f64(f, "/summary", "stream_s", &stream_s) == 0 &&
+                  read_attr_f64(f, "/summary", "wall_s", &wall_s) == 0,
+              "summary stream_s or wall_s missing");
+        if (hi > lo)
+            CHECK(fabs(stream_s - (hi - lo) / 1e6) < 1e-6 && stream_s <= wall_s,
+                  "stream_s %.6f s: the requests' first and last bytes give %.6f s (wall %.6f s)",
+                  stream_s, (hi - lo) / 1e6, wall_s);
+    }
     uint64_t reqs = 0, errors = 1;
     CHECK(read_attr_u64(f, "/summary", "requests", &reqs) == 0 && reqs == n, "summary requests");
     CHECK(read_attr_u64(f, "/summary", "errors", &errors) == 0 && errors == (uint64_t)want_errors,

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """check_results refuses what it must refuse: synthetic results files (h5py) with one
 defect each -- a request id twice, an id out of range, a prompt length that differs from
-the lengths file, bytes that differ from the model's geometry, the wrong request failed --
+the lengths file, bytes that differ from the model's geometry, the wrong request failed,
+a KV stream that does not span the requests' first and last bytes --
 must each fail with the message naming it, and the clean file must pass.
   check_results_self.py <check_results>"""
 import os
@@ -26,7 +27,7 @@ F64 = ["arrival_us", "alloc_us", "prefill_start_us", "prefill_end_us", "first_by
        "transfer_latency_us", "transfer_span_us", "bandwidth_gbps", "hidden_share"]
 
 
-def write(path, ids=None, prompt=None, status=None, bad=None, errors=0):
+def write(path, ids=None, prompt=None, status=None, bad=None, errors=0, stream_s=70e-6):
     ids = list(range(N)) if ids is None else ids
     prompt = [LENGTHS[i] for i in ids] if prompt is None else prompt
     with h5py.File(path, "w") as f:
@@ -40,6 +41,9 @@ def write(path, ids=None, prompt=None, status=None, bad=None, errors=0):
         f["requests/bytes"] = np.array([p * BPT for p in prompt], dtype=np.uint64)
         f["requests/bad_blocks"] = np.array(bad or [0] * N, dtype=np.uint64)
         f["requests/status"] = np.array(status or [0] * N, dtype=np.int32)
+        del f["requests/first_byte_us"], f["requests/last_byte_us"]
+        f["requests/first_byte_us"] = np.array([10.0, 20.0, 30.0, 40.0])
+        f["requests/last_byte_us"] = np.array([50.0, 60.0, 70.0, 80.0])
         f["histograms/ttft_us"] = np.zeros(4)
         f.attrs["kv_bytes_per_token"] = np.uint64(BPT)
         for a in ["mixl_version", "mpi_library_version", "hdf5_version", "model"]:
@@ -49,6 +53,8 @@ def write(path, ids=None, prompt=None, status=None, bad=None, errors=0):
         s = f.create_group("summary")
         s.attrs["requests"] = np.uint64(N)
         s.attrs["errors"] = np.uint64(errors)
+        s.attrs["wall_s"] = np.float64(1.0)
+        s.attrs["stream_s"] = np.float64(stream_s)
 
 
 def run(path, extra):
@@ -73,6 +79,8 @@ with tempfile.TemporaryDirectory() as tmp:
          ["--failed", "2"], 1, "request 2 should have failed its checksum"),
         ("failed as expected", {"status": [0, 0, -21, 0], "bad": [0, 0, 1, 0], "errors": 1},
          ["--failed", "2"], 0, "verified"),
+        ("stream shorter than its requests", {"stream_s": 50e-6}, [], 1,
+         "stream_s 0.000050 s: the requests' first and last bytes give 0.000070 s"),
     ]
     for i, (name, kw, extra, want_rc, want_msg) in enumerate(cases):
         path = os.path.join(tmp, f"case{i}.h5")
