@@ -122,7 +122,9 @@ typedef struct {
     unsigned peers_on[2]; /* rank 0: peers over mpi and over tcp, summed over every rank */
     /* Idle passes spent yielding before sleeping (dg_idle): many while a peer
      * moves data over MPI, whose one-sided operations across nodes progress
-     * only while this rank calls MPI; none when every data peer is over TCP,
+     * only while this rank calls MPI, and on the router, whose dispatch
+     * latency is every request's (sleeping there cost 10% of the default
+     * run's wall time); none on a worker whose data peers are all over TCP,
      * whose progress thread needs no help (the yields took a fifth of the
      * CPU of a 2-core node from the data plane, docs/performance.md). */
     unsigned idle_yields;

@@ -296,7 +296,7 @@ mixl_status_t dg_setup(mixl_dg_t *dg)
                       mixl_agent_peers_on(dg->agent, MIXL_BACKEND_TCP)};
     if (MPI_Reduce(on, dg->peers_on, 2, MPI_UNSIGNED, MPI_SUM, 0, dg->ctl) != MPI_SUCCESS)
         st = MIXL_ERR_BACKEND;
-    dg->idle_yields = on[0] > 0 ? DG_IDLE_YIELDS : 0;
+    dg->idle_yields = on[0] > 0 || dg->me.role == MIXL_ROLE_ROUTER ? DG_IDLE_YIELDS : 0;
     st = dg_agree(dg, st);
     if (st == MIXL_OK && dg->rank == 0)
         mixl_info("data path: %s; choice %s", mixl_agent_path_report(dg->agent),
