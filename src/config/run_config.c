@@ -51,7 +51,8 @@ static const mixl_cfg_entry_t run_entries[] = {
     INT(SETUP, "prefill.slots", "4", 1, 1024, prefill.slots,
         "layer buffers per prefill rank: layers computed ahead of their transfer"),
     INT(POINT, "prefill.queue", "2", 1, 1e6, prefill.queue,
-        "requests handed to a prefill instance at once; the rest wait at the router"),
+        "requests handed to a prefill instance at once (until their KV is shipped); the rest wait "
+        "at the router"),
     ENUM(SETUP, "prefill.memory", "host", "host|cuda", prefill.memory, "where prefill computes its KV"),
     INT(SETUP, "prefill.device", "-1", -1, 1024, prefill.device,
         "CUDA device; -1 = local rank modulo visible devices"),
