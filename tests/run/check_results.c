@@ -111,20 +111,12 @@ static int read_f64(hid_t f, const char *path, double *out, size_t n)
     return rc;
 }
 
-static int read_attr_u64(hid_t f, const char *obj, const char *name, uint64_t *v)
+/* A numeric attribute, converted to `type` (H5T_NATIVE_UINT64, H5T_NATIVE_DOUBLE). */
+static int read_attr_num(hid_t f, const char *obj, const char *name, hid_t type, void *v)
 {
     hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_UINT64, v) >= 0 ? 0 : -1;
-    H5Aclose(a);
-    return rc;
-}
-
-static int read_attr_f64(hid_t f, const char *obj, const char *name, double *v)
-{
-    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) >= 0 ? 0 : -1;
+    int rc = H5Aread(a, type, v) >= 0 ? 0 : -1;
     H5Aclose(a);
     return rc;
 }
@@ -295,7 +287,8 @@ int main(int argc, char **argv)
         H5Dclose(st);
     }
     uint64_t bpt = 0, sum_bytes = 0, sum_tokens = 0, queued = 0;
-    CHECK(read_attr_u64(f, "/", "kv_bytes_per_token", &bpt) == 0 && bpt > 0, "kv_bytes_per_token");
+    CHECK(read_attr_num(f, "/", "kv_bytes_per_token", H5T_NATIVE_UINT64, &bpt) == 0 && bpt > 0,
+          "kv_bytes_per_token");
     if (want_bpt != 0)
         CHECK(bpt == want_bpt, "kv_bytes_per_token is %" PRIu64 ", the model's geometry gives %" PRIu64,
               bpt, want_bpt);
@@ -338,8 +331,8 @@ int main(int argc, char **argv)
             if (fb[i] < lo) lo = fb[i];
             if (lb[i] > hi) hi = lb[i];
         }
-        CHECK(read_attr_f64(f, "/summary", "stream_s", &stream_s) == 0 &&
-                  read_attr_f64(f, "/summary", "wall_s", &wall_s) == 0,
+        CHECK(read_attr_num(f, "/summary", "stream_s", H5T_NATIVE_DOUBLE, &stream_s) == 0 &&
+                  read_attr_num(f, "/summary", "wall_s", H5T_NATIVE_DOUBLE, &wall_s) == 0,
               "summary stream_s or wall_s missing");
         if (hi > lo)
             CHECK(fabs(stream_s - (hi - lo) / 1e6) < 1e-6 && stream_s <= wall_s,
@@ -347,8 +340,10 @@ int main(int argc, char **argv)
                   stream_s, (hi - lo) / 1e6, wall_s);
     }
     uint64_t reqs = 0, errors = 1;
-    CHECK(read_attr_u64(f, "/summary", "requests", &reqs) == 0 && reqs == n, "summary requests");
-    CHECK(read_attr_u64(f, "/summary", "errors", &errors) == 0 && errors == (uint64_t)want_errors,
+    CHECK(read_attr_num(f, "/summary", "requests", H5T_NATIVE_UINT64, &reqs) == 0 && reqs == n,
+          "summary requests");
+    CHECK(read_attr_num(f, "/summary", "errors", H5T_NATIVE_UINT64, &errors) == 0 &&
+              errors == (uint64_t)want_errors,
           "summary errors");
     static const char *const attrs[] = {"config",       "mixl_version", "mpi_library_version",
                                         "hdf5_version", "model",        "transfer_mode"};
@@ -366,7 +361,8 @@ int main(int argc, char **argv)
                   strcmp(sval, host_memory) == 0,
               "host_memory is %s, expected %s", sval, host_memory);
     if (want_queued)
-        CHECK(read_attr_u64(f, "/summary", "max_queued", &queued) == 0 && queued > 0,
+        CHECK(read_attr_num(f, "/summary", "max_queued", H5T_NATIVE_UINT64, &queued) == 0 &&
+                  queued > 0,
               "expected requests to wait for decode blocks (max_queued %" PRIu64 ")", queued);
     if (want_queue_one) check_queue_one(f, n);
     hid_t h = H5Dopen2(f, "/histograms/ttft_us", H5P_DEFAULT);

@@ -4,6 +4,7 @@
  * and moves bytes over the framed stream described in docs/tcp-protocol.md.
  */
 #include <linux/futex.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,26 @@ int tcp_notif_push(tcp_t *tcp, const char *peer, const uint8_t *payload, size_t 
 
 /* Contract: called once by the agent before anything else; starts the
  * listening socket and the progress thread. Errors go to tp->eb. */
+/* Environment variable `name`, a decimal number within lo..hi: 1 and *out
+ * when set, 0 when unset, -1 when malformed or out of range (the agent's
+ * error then names the variable, its value and the range). */
+static int env_number(mixl_tp_t *tp, const tcp_t *tcp, const char *name, unsigned long lo,
+                      unsigned long hi, unsigned long *out)
+{
+    const char *env = getenv(name);
+    char *end;
+
+    if (env == NULL) return 0;
+    errno = 0;
+    *out = strtoul(env, &end, 10);
+    if (*env == '\0' || *end != '\0' || errno != 0 || *out < lo || *out > hi) {
+        mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG, "tcp agent %s: %s=%s outside %lu..%lu", tcp->name,
+                        name, env, lo, hi);
+        return -1;
+    }
+    return 1;
+}
+
 static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
 {
     tcp_t *tcp = tp->priv;
@@ -84,43 +105,25 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
                                    tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
         tcp->max_frame = (uint32_t)v;
     }
-    env = getenv("MIXL_TCP_RCVLOWAT");
-    if (env != NULL) {
-        char *end;
-        unsigned long v = strtoul(env, &end, 10);
-        if (*env == '\0' || *end != '\0' || v > MIXL_TCP_FRAME_MAX)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
-                                   "tcp agent %s: MIXL_TCP_RCVLOWAT=%s outside 0..%u", tcp->name,
-                                   env, MIXL_TCP_FRAME_MAX);
-        tcp->rcvlowat_max = (int)v;
-    }
+    unsigned long v;
+    int got = env_number(tp, tcp, "MIXL_TCP_RCVLOWAT", 0, MIXL_TCP_FRAME_MAX, &v);
+    if (got < 0) return MIXL_ERR_CONFIG;
+    if (got) tcp->rcvlowat_max = (int)v;
     if (params->tcp_poll_us > TCP_POLL_US_MAX)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "tcp agent %s: tcp_poll_us %d is more than %d", tcp->name,
                                params->tcp_poll_us, TCP_POLL_US_MAX);
     tcp->poll_ns = params->tcp_poll_us > 0 ? (uint64_t)params->tcp_poll_us * 1000u : 0;
-    env = getenv("MIXL_TCP_POLL_US");
-    if (params->tcp_poll_us == 0 && env != NULL) {
-        char *end;
-        unsigned long v = strtoul(env, &end, 10);
-        if (*env == '\0' || *end != '\0' || v > TCP_POLL_US_MAX)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
-                                   "tcp agent %s: MIXL_TCP_POLL_US=%s outside 0..%d", tcp->name,
-                                   env, TCP_POLL_US_MAX);
-        tcp->poll_ns = v * 1000ull;
-    } else if (params->tcp_poll_us == 0) {
-        tcp->poll_ns = TCP_POLL_US_DEFAULT * 1000ull;
+    if (params->tcp_poll_us == 0) {
+        got = env_number(tp, tcp, "MIXL_TCP_POLL_US", 0, TCP_POLL_US_MAX, &v);
+        if (got < 0) return MIXL_ERR_CONFIG;
+        tcp->poll_ns = (got ? v : TCP_POLL_US_DEFAULT) * 1000ull;
     }
     tcp->conns_per_peer = params->tcp_connections;
-    env = getenv("MIXL_TCP_CONNECTIONS");
-    if (tcp->conns_per_peer == 0 && env != NULL) {
-        char *end;
-        unsigned long v = strtoul(env, &end, 10);
-        if (*env == '\0' || *end != '\0' || v < 1 || v > TCP_CONNS_MAX)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
-                                   "tcp agent %s: MIXL_TCP_CONNECTIONS=%s outside 1..%d", tcp->name,
-                                   env, TCP_CONNS_MAX);
-        tcp->conns_per_peer = (unsigned)v;
+    if (tcp->conns_per_peer == 0) {
+        got = env_number(tp, tcp, "MIXL_TCP_CONNECTIONS", 1, TCP_CONNS_MAX, &v);
+        if (got < 0) return MIXL_ERR_CONFIG;
+        if (got) tcp->conns_per_peer = (unsigned)v;
     }
     if (tcp->conns_per_peer == 0) tcp->conns_per_peer = TCP_CONNS_DEFAULT;
     if (tcp->conns_per_peer > TCP_CONNS_MAX)
