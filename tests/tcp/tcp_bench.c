@@ -3,8 +3,8 @@
  * send/recv loop moving the same bytes between the same two processes over
  * loopback, in the same run.
  *
- *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl]
- *                  [--connections N] [--pin A,B]
+ *   mixl-tcp-bench [--size MiB] [--iters N] [--pairs P] [--spin | --yield]
+ *                  [--only plain|mixl] [--connections N] [--pin A,B]
  *
  * The two paths run alternately P times (default 3) so that drifting
  * machine load hits both alike; the medians are compared. Each run also
@@ -14,8 +14,12 @@
  *
  * Both sides complete an iteration the same way: the receiver has every
  * byte in its buffer and the sender knows it (MIXL: the target's ACK; plain:
- * a one-byte reply). --spin waits with mixl_xfer_wait() (busy polling)
- * instead of mixl_xfer_test() with a yield. Exit 0 when every run moved the
+ * a one-byte reply). By default MIXL's caller polls mixl_xfer_test() in a
+ * plain loop (the backend pauses it, TCP_TEST_PAUSE_NS); --spin waits with
+ * mixl_xfer_wait() instead; --yield calls sched_yield() between tests, as
+ * this tool did before: on a loaded machine the yields push the caller
+ * behind every busy thread (about 1.6 ms per 1 MiB request,
+ * docs/performance.md). Exit 0 when every run moved the
  * right bytes; the figures are printed, never judged.
  */
 #define _GNU_SOURCE 1
@@ -40,7 +44,7 @@
 
 static size_t g_size = 64u << 20;
 static int g_iters = 20;
-static int g_spin;
+static int g_spin, g_yield;
 static int g_pairs = 3;
 static int g_only; /* 0 both, 1 plain, 2 mixl */
 static unsigned g_conns; /* MIXL TCP connections per peer; 0 = the library's default */
@@ -245,7 +249,7 @@ static double mixl_run(uint8_t *src)
             if (st == MIXL_IN_PROGRESS) st = mixl_xfer_wait(x, -1);
         } else {
             while (st == MIXL_IN_PROGRESS) {
-                sched_yield();
+                if (g_yield) sched_yield();
                 st = mixl_xfer_test(x);
             }
         }
@@ -281,6 +285,8 @@ int main(int argc, char **argv)
             g_conns = (unsigned)atoi(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             g_spin = 1;
+        else if (strcmp(argv[i], "--yield") == 0)
+            g_yield = 1;
         else if (strcmp(argv[i], "--pin") == 0 && i + 1 < argc &&
                  sscanf(argv[i + 1], "%d,%d", &g_pin[0], &g_pin[1]) == 2 && g_pin[0] >= 0 &&
                  g_pin[1] >= 0)
@@ -291,7 +297,7 @@ int main(int argc, char **argv)
             if (g_only < 0) return 2;
         }
         else {
-            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin] [--only plain|mixl] [--connections N] [--pin A,B]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--size MiB] [--iters N] [--pairs P] [--spin | --yield] [--only plain|mixl] [--connections N] [--pin A,B]\n", argv[0]);
             return 2;
         }
     }
@@ -319,7 +325,7 @@ int main(int argc, char **argv)
     char pinned[32] = "no";
     if (g_pin[0] >= 0) snprintf(pinned, sizeof(pinned), "CPU %d -> CPU %d", g_pin[0], g_pin[1]);
     printf("size %zu MiB x %d iterations, %d pairs, loopback, wait=%s, connections %s, pinned %s\n",
-           g_size >> 20, g_iters, g_pairs, g_spin ? "mixl_xfer_wait" : "test+yield", conns, pinned);
+           g_size >> 20, g_iters, g_pairs, g_spin ? "mixl_xfer_wait" : g_yield ? "test+yield" : "test", conns, pinned);
     printf("plain send/recv GB/s:");
     for (int k = 0; k < g_pairs; k++) printf(" %.2f", plain[k] / 1e9);
     printf("\nmixl tcp WRITE  GB/s:");
