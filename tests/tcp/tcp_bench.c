@@ -66,7 +66,24 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void pin(int side);
+/* --pin A,B: the initiator's threads (application and, created from it,
+ * the progress thread; the plain loop's sender) on CPU A, the target's on
+ * CPU B, for both paths alike. Which threads share a core and a cache
+ * moves the loopback figures by 2x between runs on a small machine; pinned,
+ * both paths run in the same placement every time. */
+static int g_pin[2] = {-1, -1};
+
+static void pin(int side)
+{
+    cpu_set_t cs;
+
+    if (g_pin[side] < 0) return;
+    CPU_ZERO(&cs);
+    CPU_SET(g_pin[side], &cs);
+    if (pthread_setaffinity_np(pthread_self(), sizeof(cs), &cs) != 0)
+        fprintf(stderr, "mixl-tcp-bench: cannot pin to CPU %d\n", g_pin[side]);
+}
+
 static int send_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -143,24 +160,6 @@ static double plain_run(uint8_t *src)
 }
 
 /* --- MIXL TCP ------------------------------------------------------------- */
-
-/* --pin A,B: the initiator's threads (application and, created from it,
- * the progress thread; the plain loop's sender) on CPU A, the target's on
- * CPU B, for both paths alike. Which threads share a core and a cache
- * moves the loopback figures by 2x between runs on a small machine; pinned,
- * both paths run in the same placement every time. */
-static int g_pin[2] = {-1, -1};
-
-static void pin(int side)
-{
-    cpu_set_t cs;
-
-    if (g_pin[side] < 0) return;
-    CPU_ZERO(&cs);
-    CPU_SET(g_pin[side], &cs);
-    if (pthread_setaffinity_np(pthread_self(), sizeof(cs), &cs) != 0)
-        fprintf(stderr, "mixl-tcp-bench: cannot pin to CPU %d\n", g_pin[side]);
-}
 
 static mixl_agent_h make_agent(const char *name)
 {

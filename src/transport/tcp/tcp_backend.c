@@ -49,8 +49,6 @@ int tcp_notif_push(tcp_t *tcp, const char *peer, const uint8_t *payload, size_t 
 /* ------------------------------------------------------------------------ */
 /* Life cycle                                                                */
 
-/* Contract: called once by the agent before anything else; starts the
- * listening socket and the progress thread. Errors go to tp->eb. */
 /* Environment variable `name`, a decimal number within lo..hi: 1 and *out
  * when set, 0 when unset, -1 when malformed or out of range (the agent's
  * error then names the variable, its value and the range). */
@@ -71,6 +69,8 @@ static int env_number(mixl_tp_t *tp, const tcp_t *tcp, const char *name, unsigne
     return 1;
 }
 
+/* Contract: called once by the agent before anything else; starts the
+ * listening socket and the progress thread. Errors go to tp->eb. */
 static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
 {
     tcp_t *tcp = tp->priv;

@@ -186,20 +186,18 @@ static int engine_watch(tcp_t *tcp)
  * Sleep in epoll unless a post came while this thread was awake: posters
  * write the eventfd only while `awake` reads 0 (tcp_engine_wake), so a post
  * made while this thread was busy costs no eventfd write, no read of it and
- * no trip through epoll. Returns the number of events; *woke is set when a
- * post is pending.
+ * no sleep. The sockets are still polled then (timeout 0), so a stream of
+ * posts cannot hold back the answers that free their slots. Returns the
+ * number of events; *woke is set when a post is pending.
  */
 static int engine_sleep(tcp_t *tcp, struct epoll_event *evs, int max, int *woke)
 {
     atomic_store(&tcp->awake, 0);
-    if (atomic_load(&tcp->wake_pending)) {
-        atomic_store(&tcp->awake, 1);
-        atomic_fetch_add_explicit(&tcp->awake_posts, 1, memory_order_relaxed);
-        *woke = 1;
-        return 0;
-    }
-    int n = epoll_wait(tcp->epoll_fd, evs, max, TCP_TICK_MS);
+    int pending = atomic_load(&tcp->wake_pending);
+    if (pending) atomic_store(&tcp->awake, 1);
+    int n = epoll_wait(tcp->epoll_fd, evs, max, pending ? 0 : TCP_TICK_MS);
     atomic_store(&tcp->awake, 1);
+    if (pending) *woke = 1;
     return n;
 }
 

@@ -291,7 +291,6 @@ struct tcp {
     int rcvlowat_max;       /* largest SO_RCVLOWAT inside a payload; 0 = left at 1 (rx_lowat) */
     _Atomic int awake;
     _Atomic uint64_t polled_posts; /* posts caught by the watch, without a wake-up */
-    _Atomic uint64_t awake_posts;  /* posts seen before sleeping, without an eventfd write */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
