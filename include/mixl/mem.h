@@ -64,7 +64,10 @@ MIXL_EXPORT mixl_status_t mixl_mem_copy(void *dst, const void *src, size_t len);
  * through emulated RMA: several times slower, and dependent on the target
  * calling MPI. Memory MPI placed itself is mapped into the peers on the node,
  * so a region registered on it runs at the speed of raw MPI RMA
- * (docs/performance.md). Elsewhere it costs nothing over malloc.
+ * (docs/performance.md). Elsewhere it costs nothing over malloc. The
+ * window behind it spans only the node's ranks of comm (it exists for
+ * placement, never for transfers), so it leaves MPI no endpoint to another
+ * node to close at MPI_Finalize.
  *
  * Collective over comm (blocks until every rank of it calls); len may
  * differ between ranks (0 gives one page). The memory is zeroed and

@@ -210,6 +210,7 @@ static mixl_status_t agent_init_backends(mixl_agent_h agent)
         tp->rank_names = agent->rank_names;
         tp->rank = agent->rank;
         tp->nranks = agent->nranks;
+        tp->node_only = mixl_agent_node_only(agent, i);
         tp->priv = calloc(1, ops->priv_size ? ops->priv_size : 1);
         if (tp->priv == NULL) {
             st = mixl_errbuf_set(&agent->eb, MIXL_ERR_NO_MEMORY, "agent %s: %s backend state",

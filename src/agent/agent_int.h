@@ -124,6 +124,9 @@ void mixl_peers_destroy(mixl_agent_h agent);
  * agent has a communicator; before the backends start). */
 mixl_status_t mixl_agent_node_setup(mixl_agent_h agent);
 void mixl_agent_node_free(mixl_agent_h agent);
+/* 1 when the policy sends none of backend i's transfers to another node
+ * (mixl_tp_t.node_only); known before the backends start. */
+int mixl_agent_node_only(mixl_agent_h agent, int i);
 /* Write agent->path_choice once the active backends are known. */
 void mixl_agent_path_choose(mixl_agent_h agent);
 /* The data-path policy: which of the backends that reach a peer (slot bits)

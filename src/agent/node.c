@@ -182,6 +182,31 @@ void mixl_agent_path_choose(mixl_agent_h agent)
                  rma_why[agent->rma_native[r]], r);
 }
 
+/*
+ * 1 when MPI carries nothing between nodes: TCP is forced, or on AUTO no two
+ * ranks on different nodes both have native one-sided MPI (prefer_tcp below
+ * sends every such pair over TCP). The MPI backend then builds its windows
+ * among each node's ranks only, so MPI_Finalize has no endpoint to another
+ * node to close (mpi_tp.h says why that matters over UCX's tcp transport).
+ * Needs the TCP backend: a TCP backend that fails to start ends the agent.
+ */
+int mixl_agent_node_only(mixl_agent_h agent, int i)
+{
+    int native_node = -1;
+
+    if (i != MIXL_TP_MPI || agent->nnodes <= 1 || agent->node_of == NULL ||
+        !(agent->params.backends & MIXL_TP_BIT(MIXL_TP_TCP)))
+        return 0;
+    if (agent->params.data_path == MIXL_DATA_PATH_TCP) return 1;
+    if (agent->params.data_path == MIXL_DATA_PATH_MPI) return 0;
+    for (int r = 0; r < agent->nranks; r++) {
+        if (agent->rma_native[r] != RMA_NATIVE) continue;
+        if (native_node >= 0 && agent->node_of[r] != native_node) return 0;
+        native_node = agent->node_of[r];
+    }
+    return 1;
+}
+
 /* 1 when the policy sends this peer's transfers over TCP although MPI reaches it. */
 static int prefer_tcp(mixl_agent_h agent, const mixl_peer_t *peer)
 {

@@ -1,11 +1,15 @@
 /*
  * Host memory placed by MPI (see mixl_mem_alloc_mpi() in agent.h).
  *
- * Each allocation is one MPI_Win_allocate window on a private duplicate of
- * the caller's communicator (errors return instead of aborting, and the
- * caller's communicator keeps its error handler). The window itself is never
- * used for transfers: the agent exposes the memory through its own window
- * when it is registered. A short list maps pointers back to their windows;
+ * Each allocation is one MPI_Win_allocate window among the node's ranks of
+ * the caller's communicator, split from a private duplicate of it (errors
+ * return instead of aborting, and the caller's communicator keeps its error
+ * handler); the ranks agree on the outcome over the whole duplicate. The
+ * window itself is never used for transfers: the agent exposes the memory
+ * through its own window when it is registered. What it buys is placement
+ * (peers on the node map it), so it does not span nodes: a window that did
+ * would wire UCX endpoints to every rank there, which Open MPI 4.1 closes in
+ * MPI_Finalize without a fence ("Endpoint timeout" over UCX's tcp transport). A short list maps pointers back to their windows;
  * it is touched only at allocation and free, never on the transfer path.
  */
 #include <pthread.h>
@@ -73,12 +77,22 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
     }
     MPI_Comm_set_errhandler(work, MPI_ERRORS_RETURN);
 
+    MPI_Comm node = MPI_COMM_NULL;
+    rc = MPI_Comm_split_type(work, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (!mixl_coll_check_created(work, rc, node != MPI_COMM_NULL,
+                                 "MPI_Comm_split_type in mixl_mem_alloc_mpi")) {
+        MPI_Comm_free(&work);
+        free(b);
+        return mixl_thread_error_set(1, MIXL_ERR_BACKEND, "mixl_mem_alloc_mpi: MPI_Comm_split_type failed");
+    }
+    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
+
     /* A rank that cannot go on still takes part, with an empty window. */
     void *base = NULL;
     MPI_Win win = MPI_WIN_NULL;
-    rc = MPI_Win_allocate(ok ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, work, &base, &win);
+    rc = MPI_Win_allocate(ok ? (MPI_Aint)bytes : 0, 1, MPI_INFO_NULL, node, &base, &win);
     /* A window MPI handed back is freed below with the others' whatever the call returned. */
-    if (!mixl_coll_check_created(work, rc, win != MPI_WIN_NULL, "MPI_Win_allocate in mixl_mem_alloc_mpi"))
+    if (!mixl_coll_check_created(node, rc, win != MPI_WIN_NULL, "MPI_Win_allocate in mixl_mem_alloc_mpi"))
         win = MPI_WIN_NULL;
     if (rc != MPI_SUCCESS) {
         char msg[MPI_MAX_ERROR_STRING];
@@ -94,9 +108,10 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
     MPI_Comm_size(work, &n);
     int bad = -1;
     mixl_coll_agree(work, ok ? MIXL_OK : MIXL_ERR_BACKEND, &bad);
+    MPI_Comm_free(&work);
     if (bad >= 0) {
         if (win != MPI_WIN_NULL) MPI_Win_free(&win);
-        MPI_Comm_free(&work);
+        MPI_Comm_free(&node);
         free(b);
         if (!ok)
             return mixl_thread_error_set(1, MIXL_ERR_BACKEND, "mixl_mem_alloc_mpi on rank %d of %d: %s",
@@ -109,7 +124,7 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
     memset(base, 0, bytes);
     b->ptr = base;
     b->win = win;
-    b->comm = work;
+    b->comm = node;
     pthread_mutex_lock(&blocks_lock);
     b->next = blocks;
     blocks = b;

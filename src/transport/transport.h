@@ -166,6 +166,10 @@ struct mixl_tp {
     MPI_Comm comm;         /* the agent's communicator (MPI_COMM_NULL when none) */
     char (*rank_names)[MIXL_NAME_MAX]; /* agent name of each rank in comm */
     int rank, nranks;
+    /* The data-path policy sends none of this backend's transfers to another
+     * node (agent/node.c): collective per-peer state (MPI windows) is built
+     * among the node's ranks only, and peers elsewhere are unreachable. */
+    int node_only;
 };
 
 /* Look up a backend by name ("mpi", "tcp") or slot; NULL when not built in. */

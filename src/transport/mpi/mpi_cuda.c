@@ -90,7 +90,6 @@ void mpi_cuda_fini(mpi_tp_t *m)
 {
     if (m->cuda == NULL) return;
     mixl_ce_destroy(m->cuda->ce);
-    free(m->cuda->same_node);
     free(m->cuda);
     m->cuda = NULL;
 }
@@ -148,58 +147,15 @@ mixl_status_t mpi_cuda_gdr_flush(mixl_tp_t *tp, mpi_tp_t *m)
 }
 
 
-/*
- * Which ranks share this node, by MPI's own answer (a shared-memory split
- * of the communicator), not by host name: containers on different nodes
- * may carry the same host name, and CUDA IPC between them cannot work.
- */
-static mixl_status_t node_map(mixl_tp_t *tp, mpi_tp_t *m)
-{
-    struct mpi_cuda *c = m->cuda;
-    MPI_Comm node = MPI_COMM_NULL;
-    int nlocal = 0, rc;
-    int *local = NULL, *mine = NULL;
-    MPI_Group g_node, g_all;
-
-    c->same_node = calloc((size_t)m->nranks, 1);
-    if (c->same_node == NULL) return MIXL_ERR_NO_MEMORY;
-    rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
-    MPI_Comm_size(node, &nlocal);
-    local = malloc((size_t)nlocal * sizeof(int));
-    mine = malloc((size_t)nlocal * sizeof(int));
-    if (local == NULL || mine == NULL) {
-        free(local);
-        free(mine);
-        MPI_Comm_free(&node);
-        return MIXL_ERR_NO_MEMORY;
-    }
-    for (int i = 0; i < nlocal; i++) local[i] = i;
-    MPI_Comm_group(node, &g_node);
-    MPI_Comm_group(m->comm, &g_all);
-    MPI_Group_translate_ranks(g_node, nlocal, local, g_all, mine);
-    for (int i = 0; i < nlocal; i++)
-        if (mine[i] >= 0 && mine[i] < m->nranks) c->same_node[mine[i]] = 1;
-    MPI_Group_free(&g_node);
-    MPI_Group_free(&g_all);
-    MPI_Comm_free(&node);
-    free(local);
-    free(mine);
-    return MIXL_OK;
-}
-
 mixl_status_t mpi_cuda_select_path(mixl_tp_t *tp, mpi_tp_t *m)
 {
     struct mpi_cuda *c = m->cuda;
-    mixl_status_t st;
     int want = m->gpu_path != MIXL_GPU_PATH_STAGED && m->cuda_aware, all_want = 0;
     int ok = 0, first_bad = 0, mine;
     char why[160] = "";
     int rc;
 
     m->device_windows = 0;
-    st = node_map(tp, m);
-    if (st != MIXL_OK) return st;
     /* Ranks must take the same path through the collective self-test. */
     rc = MPI_Allreduce(&want, &all_want, 1, MPI_INT, MPI_MIN, m->comm);
     if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Allreduce of the GPU path choice");
@@ -331,7 +287,7 @@ mixl_status_t mpi_cuda_xfer_prepare(mixl_tp_t *tp, mpi_tp_t *m, mixl_tp_xfer_t *
     cx->tp = tp;
     cx->m = m;
     cx->xfer = xfer;
-    cx->target = xfer->peer->comm_rank;
+    cx->target = m->wrank_of[xfer->peer->comm_rank]; /* a rank of the windows' communicator */
     for (size_t p = 0; p < NPATHS && st == MIXL_OK; p++) {
         size_t n = 0;
         for (size_t i = 0; i < xfer->nops; i++) n += kinds[i] == paths[p]->kind;

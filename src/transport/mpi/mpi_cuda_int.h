@@ -34,7 +34,6 @@ struct mpi_cuda {
     char why[160];          /* why device windows are or are not used */
     char aware_why[96];     /* where the CUDA-awareness answer came from */
     uint64_t dev_mask;      /* devices of registered device regions */
-    uint8_t *same_node;     /* per rank of the backend's communicator: shares our node */
     mpi_cu_flush_fn flush;  /* cuFlushGPUDirectRDMAWrites, once device windows are on */
     mixl_ce_t *ce;          /* created by the first transfer that needs it */
     mixl_stage_pool_t pool;

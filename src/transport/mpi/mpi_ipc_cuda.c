@@ -33,10 +33,10 @@ mixl_status_t mpi_cuda_ipc_check(mixl_tp_t *tp, mpi_tp_t *m, const mixl_tp_peer_
     const char *reason;
 
     if (peer->comm_rank == m->rank) return MIXL_OK; /* our own memory: a plain device copy */
-    /* Same node by MPI's shared-memory split (node_map); the host name as
+    /* Same node by MPI's shared-memory split (mpi_node_init); the host name as
      * well, so metadata that names another host is never mapped. */
-    if (peer->comm_rank < 0 || peer->comm_rank >= m->nranks || m->cuda->same_node == NULL ||
-        !m->cuda->same_node[peer->comm_rank] || strcmp(peer->md->hostname, m->cuda->hostname) != 0)
+    if (peer->comm_rank < 0 || peer->comm_rank >= m->nranks || m->same_node == NULL ||
+        !m->same_node[peer->comm_rank] || strcmp(peer->md->hostname, m->cuda->hostname) != 0)
         reason = "the peer is on another host and MPI cannot reach device memory there (no "
                  "CUDA-aware MPI with device windows): target a host region instead";
     else if (!(rr->mpi.flags & MIXL_MD_REGION_IPC))

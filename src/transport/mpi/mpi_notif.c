@@ -18,8 +18,8 @@
 
 static size_t notif_win_bytes(const mpi_tp_t *m)
 {
-    return (size_t)m->nranks * sizeof(uint64_t) +
-           (size_t)m->nranks * m->ring_slots * sizeof(mpi_notif_entry_t);
+    return (size_t)m->wnranks * sizeof(uint64_t) +
+           (size_t)m->wnranks * m->ring_slots * sizeof(mpi_notif_entry_t);
 }
 
 static uint64_t *notif_consumed(mpi_tp_t *m)
@@ -29,7 +29,7 @@ static uint64_t *notif_consumed(mpi_tp_t *m)
 
 static MPI_Aint notif_slot_disp(const mpi_tp_t *m, int source, uint64_t seq)
 {
-    return (MPI_Aint)((size_t)m->nranks * sizeof(uint64_t) +
+    return (MPI_Aint)((size_t)m->wnranks * sizeof(uint64_t) +
                       ((size_t)source * m->ring_slots + (size_t)((seq - 1) % m->ring_slots)) *
                           sizeof(mpi_notif_entry_t));
 }
@@ -49,7 +49,7 @@ static uint32_t notif_crc(const mpi_notif_entry_t *e)
  */
 mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m)
 {
-    size_t n = (size_t)m->nranks;
+    size_t n = (size_t)m->wnranks;
     MPI_Aint bytes = (MPI_Aint)notif_win_bytes(m);
     mixl_status_t st = MIXL_OK;
     int rc;
@@ -63,13 +63,13 @@ mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m)
     if (m->sent == NULL || m->consumed_seen == NULL || m->fetch_buf == NULL || m->recv_next == NULL ||
         m->bad_since == NULL)
         st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: notification state for %d ranks",
-                             tp->agent_name, m->nranks);
+                             tp->agent_name, m->wnranks);
     else
         for (size_t i = 0; i < n; i++) m->recv_next[i] = 1;
 
-    rc = MPI_Win_allocate(st == MIXL_OK ? bytes : 0, 1, MPI_INFO_NULL, m->comm, &m->notif_mem,
+    rc = MPI_Win_allocate(st == MIXL_OK ? bytes : 0, 1, MPI_INFO_NULL, m->wcomm, &m->notif_mem,
                           &m->notif_win);
-    if (!mixl_coll_check_created(m->comm, rc, m->notif_win != MPI_WIN_NULL,
+    if (!mixl_coll_check_created(m->wcomm, rc, m->notif_win != MPI_WIN_NULL,
                                  "MPI_Win_allocate of the notification window")) {
         m->notif_win = MPI_WIN_NULL;
         return mpi_tp_error(tp, rc, "MPI_Win_allocate of the %zu-byte notification window",
@@ -81,7 +81,7 @@ mixl_status_t mpi_notif_init(mixl_tp_t *tp, mpi_tp_t *m)
     MPI_Win_set_errhandler(m->notif_win, MPI_ERRORS_RETURN);
     if (st == MIXL_OK) memset(m->notif_mem, 0, (size_t)bytes);
     /* Nobody may write a slot before its owner zeroed the window. */
-    rc = MPI_Barrier(m->comm);
+    rc = MPI_Barrier(m->wcomm);
     if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Barrier after zeroing the "
                                                            "notification window"));
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, m->notif_win);
@@ -105,7 +105,7 @@ void mpi_notif_fini(mpi_tp_t *m)
     m->sent = m->consumed_seen = m->fetch_buf = m->recv_next = m->bad_since = NULL;
 }
 
-/* Hot path when the ring has room: one put and one flush. */
+/* Hot path when the ring has room: one put and one flush. target is a rank of wcomm. */
 mixl_status_t mpi_notif_put(mixl_tp_t *tp, mpi_tp_t *m, int target, mpi_notif_entry_t *entry,
                             const void *payload, uint32_t len)
 {
@@ -115,10 +115,11 @@ mixl_status_t mpi_notif_put(mixl_tp_t *tp, mpi_tp_t *m, int target, mpi_notif_en
     if (seq - m->consumed_seen[target] > m->ring_slots) {
         /* Looks full: refresh our view of what the target consumed. */
         rc = MPI_Get(&m->fetch_buf[target], 1, MPI_UINT64_T, target,
-                     (MPI_Aint)((size_t)m->rank * sizeof(uint64_t)), 1, MPI_UINT64_T, m->notif_win);
+                     (MPI_Aint)((size_t)m->wrank * sizeof(uint64_t)), 1, MPI_UINT64_T, m->notif_win);
         if (rc == MPI_SUCCESS) rc = MPI_Win_flush(target, m->notif_win);
         if (rc != MPI_SUCCESS)
-            return mpi_tp_error(tp, rc, "reading the notification ring state of rank %d", target);
+            return mpi_tp_error(tp, rc, "reading the notification ring state of rank %d",
+                                m->rank_of[target]);
         m->consumed_seen[target] = m->fetch_buf[target];
         if (seq - m->consumed_seen[target] > m->ring_slots) return MIXL_IN_PROGRESS;
     }
@@ -127,11 +128,12 @@ mixl_status_t mpi_notif_put(mixl_tp_t *tp, mpi_tp_t *m, int target, mpi_notif_en
     entry->len = len;
     memcpy(entry->payload, payload, len);
     entry->crc = notif_crc(entry);
-    rc = MPI_Put(entry, sizeof(*entry), MPI_BYTE, target, notif_slot_disp(m, m->rank, seq),
+    rc = MPI_Put(entry, sizeof(*entry), MPI_BYTE, target, notif_slot_disp(m, m->wrank, seq),
                  sizeof(*entry), MPI_BYTE, m->notif_win);
     if (rc == MPI_SUCCESS) rc = MPI_Win_flush(target, m->notif_win);
     if (rc != MPI_SUCCESS)
-        return mpi_tp_error(tp, rc, "notification to rank %d (%s)", target, tp->rank_names[target]);
+        return mpi_tp_error(tp, rc, "notification to rank %d (%s)", m->rank_of[target],
+                            tp->rank_names[m->rank_of[target]]);
     m->sent[target] = seq;
     return MIXL_OK;
 }
@@ -149,8 +151,8 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
     MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, m->comm, &flag, MPI_STATUS_IGNORE);
     /* Unified memory model: make remote puts visible to our loads. */
     MPI_Win_sync(m->notif_win);
-    for (int i = 0; i < m->nranks && count < max; i++) {
-        int src = (m->poll_from + i) % m->nranks;
+    for (int i = 0; i < m->wnranks && count < max; i++) {
+        int src = (m->poll_from + i) % m->wnranks; /* a rank of wcomm */
         while (count < max) {
             uint64_t want = m->recv_next[src];
             const mpi_notif_entry_t *slot =
@@ -176,13 +178,14 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
                                            "agent %s: notification %llu from rank %d (%s) failed its "
                                            "CRC for %d ms (its writer died mid-put, or the slot was "
                                            "damaged); skipped", tp->agent_name,
-                                           (unsigned long long)want, src, tp->rank_names[src],
+                                           (unsigned long long)want, m->rank_of[src],
+                                           tp->rank_names[m->rank_of[src]],
                                            m->timeout_ms);
                 }
                 break;
             }
             m->bad_since[src] = 0;
-            memcpy(out[count].peer, tp->rank_names[src], MIXL_NAME_MAX);
+            memcpy(out[count].peer, tp->rank_names[m->rank_of[src]], MIXL_NAME_MAX);
             out[count].len = e.len;
             memcpy(out[count].payload, e.payload, e.len);
             count++;
@@ -195,7 +198,7 @@ mixl_status_t mpi_notif_poll(mixl_tp_t *tp, mixl_notif_t *out, size_t max, size_
          * notifications must be visible to kernels the consumer launches. */
         (void)mpi_cuda_gdr_flush(tp, m); /* a failure is recorded and logged there */
         MPI_Win_sync(m->notif_win);
-        m->poll_from = (m->poll_from + 1) % m->nranks;
+        m->poll_from = (m->poll_from + 1) % m->wnranks;
     }
     *count_p = count;
     return MIXL_OK;
@@ -205,7 +208,7 @@ mixl_status_t mpi_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *pa
 {
     mpi_tp_t *m = tp->priv;
     mpi_notif_entry_t entry;
-    int target = peer->comm_rank;
+    int target = m->wrank_of[peer->comm_rank];
     mixl_status_t st;
     uint64_t deadline;
     int rc;
@@ -213,7 +216,8 @@ mixl_status_t mpi_notif_send(mixl_tp_t *tp, mixl_tp_peer_t *peer, const void *pa
     /* Order after every operation already issued to the peer. */
     for (int j = 0; j < m->nwins; j++) {
         rc = MPI_Win_flush(target, m->wins[j]);
-        if (rc != MPI_SUCCESS) return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d", target);
+        if (rc != MPI_SUCCESS)
+            return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d", peer->comm_rank);
     }
     if (m->dyn_win != MPI_WIN_NULL) MPI_Win_flush(target, m->dyn_win);
     deadline = mixl_deadline_ns(m->timeout_ms);

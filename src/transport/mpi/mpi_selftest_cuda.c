@@ -62,10 +62,10 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
     uint8_t *host = malloc(SELFTEST_BYTES), *page = calloc(1, SELFTEST_BYTES);
     void *win_buf = NULL, *origin = NULL;
     int ok = *ok_p && host != NULL && page != NULL, all = 0, locked = 0;
-    int right = (m->rank + 1) % m->nranks, left = (m->rank + m->nranks - 1) % m->nranks;
+    int right = (m->wrank + 1) % m->wnranks, left = (m->wrank + m->wnranks - 1) % m->wnranks;
     const char *kind = dynamic ? "dynamic" : "static";
     MPI_Win win = MPI_WIN_NULL;
-    MPI_Aint disp = 0, *disps = calloc((size_t)m->nranks, sizeof(MPI_Aint));
+    MPI_Aint disp = 0, *disps = calloc((size_t)m->wnranks, sizeof(MPI_Aint));
     int rc;
 
     if (ok && disps == NULL) ok = 0;
@@ -75,7 +75,7 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
         ok = 0;
     }
     if (ok) {
-        for (size_t i = 0; i < SELFTEST_BYTES; i++) host[i] = selftest_byte(m->rank, round, i);
+        for (size_t i = 0; i < SELFTEST_BYTES; i++) host[i] = selftest_byte(m->wrank, round, i);
         /* mixl_mem_copy returns once the bytes are in device memory: MPI
          * reads them next, outside the CUDA stream order. */
         if (mixl_mem_copy(origin, host, SELFTEST_BYTES) != MIXL_OK) {
@@ -85,9 +85,9 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
     }
     void *exposed = ok ? win_buf : (page != NULL ? (void *)page : (void *)&disp);
     if (!dynamic) {
-        rc = MPI_Win_create(exposed, SELFTEST_BYTES, 1, MPI_INFO_NULL, m->comm, &win);
+        rc = MPI_Win_create(exposed, SELFTEST_BYTES, 1, MPI_INFO_NULL, m->wcomm, &win);
     } else {
-        rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->comm, &win);
+        rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->wcomm, &win);
         if (rc == MPI_SUCCESS) rc = MPI_Win_attach(win, exposed, SELFTEST_BYTES);
         MPI_Get_address(exposed, &disp);
     }
@@ -98,9 +98,9 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
     if (win != MPI_WIN_NULL) MPI_Win_set_errhandler(win, MPI_ERRORS_RETURN);
     /* Dynamic windows address by absolute address: everyone learns everyone's. */
     if (MPI_Allgather(&disp, 1, MPI_AINT, disps != NULL ? disps : &disp, disps != NULL ? 1 : 0,
-                      MPI_AINT, m->comm) != MPI_SUCCESS)
+                      MPI_AINT, m->wcomm) != MPI_SUCCESS)
         ok = 0;
-    rc = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->comm);
+    rc = MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, m->wcomm);
     if (rc != MPI_SUCCESS) all = 0;
     if (all) {
         MPI_Aint rdisp = dynamic ? disps[right] : 0;
@@ -115,7 +115,7 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
             ok = 0;
         }
         /* Everyone's put has landed once everyone flushed. */
-        MPI_Barrier(m->comm);
+        MPI_Barrier(m->wcomm);
         if (locked) MPI_Win_sync(win);
         if (ok && mpi_cuda_flush_devices(m->cuda->flush, 1ull << dev) != MIXL_OK) {
             snprintf(why, why_len, "cuFlushGPUDirectRDMAWrites on device %d failed", dev);
@@ -130,7 +130,7 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
             for (size_t i = 0; ok && i < SELFTEST_BYTES; i++)
                 if (host[i] != selftest_byte(left, round, i)) {
                     snprintf(why, why_len, "device %d, %s window: byte %zu put by rank %d arrived "
-                             "as 0x%02x, expected 0x%02x", dev, kind, i, left, host[i],
+                             "as 0x%02x, expected 0x%02x", dev, kind, i, m->rank_of[left], host[i],
                              selftest_byte(left, round, i));
                     ok = 0;
                 }
@@ -146,15 +146,15 @@ static void selftest_round(mixl_tp_t *tp, mpi_tp_t *m, int dev, int dynamic, int
                 ok = 0;
             }
             for (size_t i = 0; ok && i < SELFTEST_BYTES; i++)
-                if (host[i] != selftest_byte(m->rank, round, i)) {
+                if (host[i] != selftest_byte(m->wrank, round, i)) {
                     snprintf(why, why_len, "device %d, %s window: MPI_Get returned 0x%02x at byte "
                              "%zu, expected 0x%02x", dev, kind, host[i], i,
-                             selftest_byte(m->rank, round, i));
+                             selftest_byte(m->wrank, round, i));
                     ok = 0;
                 }
         }
         /* Nobody frees the window while a neighbour still reads it. */
-        MPI_Barrier(m->comm);
+        MPI_Barrier(m->wcomm);
         if (locked) MPI_Win_unlock_all(win);
     } else if (ok) {
         snprintf(why, why_len, "another rank could not set up its device memory");

@@ -121,7 +121,7 @@ static mixl_status_t io_net_start(void *ctx, unsigned slot, uint32_t chunk)
     if (rc != MPI_SUCCESS)
         return mpi_tp_error(cx->tp, rc, "staged %s of a %llu-byte chunk with rank %d (%s)",
                             cx->xfer->op == MIXL_OP_WRITE ? "MPI_Put" : "MPI_Get",
-                            (unsigned long long)c->bytes, cx->target, cx->xfer->peer->name);
+                            (unsigned long long)c->bytes, cx->xfer->peer->comm_rank, cx->xfer->peer->name);
     return MIXL_OK;
 }
 
@@ -135,7 +135,7 @@ static mixl_status_t io_net_complete(void *ctx, unsigned slot)
         int rc = MPI_Win_flush_local(cx->target, cx->wins[w]);
         if (rc != MPI_SUCCESS)
             return mpi_tp_error(cx->tp, rc, "MPI_Win_flush_local of staging slot %u to rank %d (%s)",
-                                slot, cx->target, cx->xfer->peer->name);
+                                slot, cx->xfer->peer->comm_rank, cx->xfer->peer->name);
     }
     return MIXL_OK;
 }

@@ -76,7 +76,77 @@ static uint64_t mpi_random_u64(void)
 }
 
 /*
- * Collective: duplicate the communicator, share a world fingerprint, set up
+ * Collective: which ranks share this node, by MPI's own answer (a
+ * shared-memory split, not host names: containers on different nodes may
+ * carry the same name), and the windows' communicator (mpi_tp.h). The split
+ * is made on every rank whatever failed before; one made nowhere is an
+ * error every rank sees alike.
+ */
+static mixl_status_t mpi_node_init(mixl_tp_t *tp, mpi_tp_t *m)
+{
+    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Group g_node, g_all;
+    int nlocal = 0, *local = NULL, rc;
+    size_t n = (size_t)m->nranks;
+    mixl_status_t st = MIXL_OK;
+
+    m->wcomm = m->comm;
+    m->wrank = m->rank;
+    m->wnranks = m->nranks;
+    m->same_node = calloc(n, 1);
+    m->wrank_of = malloc(n * sizeof(int));
+    m->rank_of = malloc(n * sizeof(int));
+    local = malloc(n * sizeof(int));
+    if (m->same_node == NULL || m->wrank_of == NULL || m->rank_of == NULL || local == NULL)
+        st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: node map of %d ranks",
+                             tp->agent_name, m->nranks);
+    rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, m->rank, MPI_INFO_NULL, &node);
+    if (!mixl_coll_check_created(m->comm, rc, node != MPI_COMM_NULL, "MPI_Comm_split_type for the node map")) {
+        free(local);
+        return mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
+    }
+    if (st == MIXL_OK) {
+        for (size_t i = 0; i < n; i++) {
+            local[i] = (int)i;
+            m->wrank_of[i] = m->rank_of[i] = (int)i;
+        }
+        MPI_Comm_size(node, &nlocal);
+        MPI_Comm_group(node, &g_node);
+        MPI_Comm_group(m->comm, &g_all);
+        MPI_Group_translate_ranks(g_node, nlocal, local, g_all, m->rank_of);
+        MPI_Group_free(&g_node);
+        MPI_Group_free(&g_all);
+        for (int i = 0; i < nlocal; i++) m->same_node[m->rank_of[i]] = 1;
+    }
+    free(local);
+    if (st == MIXL_OK && m->node_only) {
+        for (size_t i = 0; i < n; i++) m->wrank_of[i] = -1;
+        for (int i = 0; i < nlocal; i++) m->wrank_of[m->rank_of[i]] = i;
+        m->wcomm = node;
+        MPI_Comm_set_errhandler(m->wcomm, MPI_ERRORS_RETURN);
+        MPI_Comm_rank(node, &m->wrank);
+        m->wnranks = nlocal;
+        return MIXL_OK;
+    }
+    if (st == MIXL_OK)
+        for (size_t i = 0; i < n; i++) m->rank_of[i] = (int)i;
+    MPI_Comm_free(&node);
+    return st;
+}
+
+static void mpi_node_fini(mpi_tp_t *m)
+{
+    if (m->wcomm != m->comm && m->wcomm != MPI_COMM_NULL) MPI_Comm_free(&m->wcomm);
+    m->wcomm = MPI_COMM_NULL;
+    free(m->same_node);
+    free(m->wrank_of);
+    free(m->rank_of);
+    m->same_node = NULL;
+    m->wrank_of = m->rank_of = NULL;
+}
+
+/*
+ * Collective: duplicate the communicator, share a world fingerprint, find the node, set up
  * staging (local) and the notification window (collective), then agree. Every rank makes every
  * collective call whatever failed before it locally; on a common failure
  * every rank frees what it made, again collectively.
@@ -87,7 +157,7 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     mixl_status_t st = MIXL_OK;
     int rc;
 
-    m->comm = MPI_COMM_NULL;
+    m->comm = m->wcomm = MPI_COMM_NULL;
     m->dyn_win = MPI_WIN_NULL;
     m->notif_win = MPI_WIN_NULL;
     rc = MPI_Comm_dup(tp->comm, &m->comm);
@@ -100,11 +170,20 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     m->ring_slots = params->notif_ring;
     m->timeout_ms = params->timeout_ms;
     m->gpu_path = params->gpu_path;
+    m->node_only = tp->node_only;
     m->cuda_aware = mpi_query_cuda_aware();
     if (m->rank == 0) m->world = mpi_random_u64();
     rc = MPI_Bcast(&m->world, 1, MPI_UINT64_T, 0, m->comm);
     if (rc != MPI_SUCCESS) mixl_coll_lost(m->comm, rc, "MPI_Bcast of the world fingerprint");
 
+    mixl_coll_keep(&st, mpi_node_init(tp, m));
+    /* Windows are made only on a communicator every rank holds alike. */
+    st = mpi_agree(tp, m, st, "the node map of the MPI backend");
+    if (st != MIXL_OK) {
+        mpi_node_fini(m);
+        MPI_Comm_free(&m->comm);
+        return st;
+    }
     /* A refusal here is local: the notification window below is still made with the others. */
     mixl_coll_keep(&st, mpi_cuda_init(tp, m, params));
     mixl_coll_keep(&st, mpi_notif_init(tp, m));
@@ -112,6 +191,7 @@ static mixl_status_t mpi_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     if (st != MIXL_OK) {
         mpi_notif_fini(m);
         mpi_cuda_fini(m);
+        mpi_node_fini(m);
         MPI_Comm_free(&m->comm);
     }
     return st;
@@ -171,8 +251,8 @@ static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, 
 
         snprintf(what, sizeof(what), "static window %d (region %u)", j, r ? r->id : 0);
         rc = MPI_Win_create(use ? r->addr : m->placeholder, use ? (MPI_Aint)r->len : 4096, 1,
-                            MPI_INFO_NULL, m->comm, &m->wins[j]);
-        if (mixl_coll_check_created(m->comm, rc, m->wins[j] != MPI_WIN_NULL, "MPI_Win_create") != 1) {
+                            MPI_INFO_NULL, m->wcomm, &m->wins[j]);
+        if (mixl_coll_check_created(m->wcomm, rc, m->wins[j] != MPI_WIN_NULL, "MPI_Win_create") != 1) {
             /* Consistently refused on every rank: nothing to free, nothing more to make. */
             m->nwins = j;
             mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create for %s", what));
@@ -187,8 +267,8 @@ static mixl_status_t mpi_start(mixl_tp_t *tp, mixl_tp_region_t *const *regions, 
         }
     }
 
-    rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->comm, &m->dyn_win);
-    if (mixl_coll_check_created(m->comm, rc, m->dyn_win != MPI_WIN_NULL, "MPI_Win_create_dynamic") == 1)
+    rc = MPI_Win_create_dynamic(MPI_INFO_NULL, m->wcomm, &m->dyn_win);
+    if (mixl_coll_check_created(m->wcomm, rc, m->dyn_win != MPI_WIN_NULL, "MPI_Win_create_dynamic") == 1)
         mixl_coll_keep(&st, mpi_win_open(tp, m->dyn_win, "the dynamic window"));
     if (rc != MPI_SUCCESS) mixl_coll_keep(&st, mpi_tp_error(tp, rc, "MPI_Win_create_dynamic"));
 
@@ -217,6 +297,7 @@ static void mpi_fini(mixl_tp_t *tp)
     free(m->placeholder);
     mpi_cuda_fini(m);
     mpi_notif_fini(m);
+    mpi_node_fini(m);
     MPI_Comm_free(&m->comm);
 }
 
@@ -298,7 +379,8 @@ static mixl_status_t mpi_export_md(mixl_tp_t *tp, mixl_tp_region_t *const *regio
 }
 
 /* Contract: reachable when the peer's MPI section names a rank of this
- * world under the peer's own name; sets peer->comm_rank. */
+ * world under the peer's own name, and (node_only) that rank shares our
+ * node; sets peer->comm_rank. */
 static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
 {
     mpi_tp_t *m = tp->priv;
@@ -307,6 +389,7 @@ static mixl_status_t mpi_peer_add(mixl_tp_t *tp, mixl_tp_peer_t *peer)
     if (md->mpi.world != m->world || md->mpi.rank < 0 || md->mpi.rank >= m->nranks ||
         strcmp(tp->rank_names[md->mpi.rank], md->name) != 0)
         return MIXL_ERR_UNREACHABLE;
+    if (m->wrank_of[md->mpi.rank] < 0) return MIXL_ERR_UNREACHABLE; /* another node, node_only */
     for (uint32_t i = 0; i < md->region_count; i++)
         if (md->regions[i].mpi.window >= m->nwins)
             return mixl_errbuf_set(tp->eb, MIXL_ERR_BAD_METADATA,
@@ -331,7 +414,9 @@ static void mpi_path_report(mixl_tp_t *tp, char *buf, size_t len)
 
     n = snprintf(buf, len,
                  "mpi: one-sided, %d static window%s, dynamic window for late registrations, "
-                 "osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s", osc ? osc : "Open MPI default");
+                 "%s, osc=%s; ", m->nwins, m->nwins == 1 ? "" : "s",
+                 m->wcomm != m->comm ? "windows within this node" : "windows over every rank",
+                 osc ? osc : "Open MPI default");
     if (n >= 0 && (size_t)n < len) mpi_cuda_path_report(m, buf + n, len - (size_t)n);
 }
 

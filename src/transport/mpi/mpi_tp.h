@@ -53,6 +53,19 @@ typedef struct {
     int rank, nranks;
     uint64_t world; /* fingerprint of comm, the same on every rank (mpi.world in metadata) */
 
+    /* The windows' communicator: comm itself, or this node's ranks of it when
+     * the data-path policy keeps this backend on the node (mixl_tp_t.node_only).
+     * A window spanning nodes wires UCX endpoints to every rank there, and
+     * Open MPI 4.1 closes those inside MPI_Finalize without a fence: over
+     * UCX's tcp transport a rank still flushing one to a rank that already
+     * left prints "Endpoint timeout" at the end of a clean run. */
+    MPI_Comm wcomm;
+    int wrank, wnranks;
+    int *wrank_of;      /* rank of comm -> rank of wcomm, -1 when wcomm leaves it out */
+    int *rank_of;       /* rank of wcomm -> rank of comm */
+    uint8_t *same_node; /* per rank of comm: shares our node (MPI's shared-memory split) */
+    int node_only;
+
     MPI_Win notif_win;
     uint8_t *notif_mem;
     unsigned ring_slots;

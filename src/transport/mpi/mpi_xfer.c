@@ -87,7 +87,7 @@ mixl_status_t mpi_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         free(kinds);
         return MIXL_ERR_NO_MEMORY;
     }
-    x->target = xfer->peer->comm_rank;
+    x->target = m->wrank_of[xfer->peer->comm_rank]; /* a rank of the windows' communicator */
     for (size_t i = 0; i < xfer->nops; i++) {
         const mixl_tp_op_t *op = &xfer->ops[i];
         MPI_Win win;
@@ -149,7 +149,7 @@ mixl_status_t mpi_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
         x->phase = MIXL_MPI_XFER_IDLE;
         return mpi_tp_error(tp, rc, "%s of %llu bytes to rank %d (%s)",
                             xfer->op == MIXL_OP_WRITE ? "MPI_Put" : "MPI_Get",
-                            (unsigned long long)xfer->bytes, x->target, xfer->peer->name);
+                            (unsigned long long)xfer->bytes, xfer->peer->comm_rank, xfer->peer->name);
     }
     if (x->cuda != NULL) {
         mixl_status_t st = mpi_cuda_xfer_post(tp, m, x->cuda);
@@ -185,8 +185,8 @@ mixl_status_t mpi_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
             int rc = MPI_Win_flush(x->target, x->flush[f]);
             if (rc != MPI_SUCCESS) {
                 x->phase = MIXL_MPI_XFER_IDLE;
-                return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d (%s)", x->target,
-                                    xfer->peer->name);
+                return mpi_tp_error(tp, rc, "MPI_Win_flush to rank %d (%s)",
+                                    xfer->peer->comm_rank, xfer->peer->name);
             }
         }
         if (x->gdr_flush) {
