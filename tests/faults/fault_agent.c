@@ -209,6 +209,8 @@ int main(int argc, char **argv)
                mixl_status_name(st));
         if (st == MIXL_OK) mixl_agent_destroy(agent);
         mixl_mem_free_mpi(pool);
+        free(names);
+        free(bases);
         MPI_Finalize();
         return refused ? 0 : 1;
     }
