@@ -9,8 +9,9 @@
  * through its own window when it is registered. What it buys is placement
  * (peers on the node map it), so it does not span nodes: a window that did
  * would wire UCX endpoints to every rank there, which Open MPI 4.1 closes in
- * MPI_Finalize without a fence ("Endpoint timeout" over UCX's tcp transport). A short list maps pointers back to their windows;
- * it is touched only at allocation and free, never on the transfer path.
+ * MPI_Finalize without a fence ("Endpoint timeout" over UCX's tcp transport).
+ * A short list maps pointers back to their windows; it is touched only at
+ * allocation and free, never on the transfer path.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -77,7 +78,7 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
     }
     MPI_Comm_set_errhandler(work, MPI_ERRORS_RETURN);
 
-    MPI_Comm node = MPI_COMM_NULL;
+    MPI_Comm node = MPI_COMM_NULL; /* inherits work's error handler */
     rc = MPI_Comm_split_type(work, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     if (!mixl_coll_check_created(work, rc, node != MPI_COMM_NULL,
                                  "MPI_Comm_split_type in mixl_mem_alloc_mpi")) {
@@ -85,7 +86,6 @@ mixl_status_t mixl_mem_alloc_mpi(MPI_Comm comm, size_t len, void **ptr_p)
         free(b);
         return mixl_thread_error_set(1, MIXL_ERR_BACKEND, "mixl_mem_alloc_mpi: MPI_Comm_split_type failed");
     }
-    MPI_Comm_set_errhandler(node, MPI_ERRORS_RETURN);
 
     /* A rank that cannot go on still takes part, with an empty window. */
     void *base = NULL;

@@ -86,8 +86,8 @@ static mixl_status_t mpi_node_init(mixl_tp_t *tp, mpi_tp_t *m)
 {
     MPI_Comm node = MPI_COMM_NULL;
     MPI_Group g_node, g_all;
-    int nlocal = 0, *local = NULL, rc;
     size_t n = (size_t)m->nranks;
+    int nlocal = 0, *idx = malloc(n * sizeof(int)), *on_node = malloc(n * sizeof(int)), rc;
     mixl_status_t st = MIXL_OK;
 
     m->wcomm = m->comm;
@@ -96,41 +96,41 @@ static mixl_status_t mpi_node_init(mixl_tp_t *tp, mpi_tp_t *m)
     m->same_node = calloc(n, 1);
     m->wrank_of = malloc(n * sizeof(int));
     m->rank_of = malloc(n * sizeof(int));
-    local = malloc(n * sizeof(int));
-    if (m->same_node == NULL || m->wrank_of == NULL || m->rank_of == NULL || local == NULL)
+    if (m->same_node == NULL || m->wrank_of == NULL || m->rank_of == NULL || idx == NULL ||
+        on_node == NULL)
         st = mixl_errbuf_set(tp->eb, MIXL_ERR_NO_MEMORY, "agent %s: node map of %d ranks",
                              tp->agent_name, m->nranks);
+    /* Inherits comm's error handler (errors return). */
     rc = MPI_Comm_split_type(m->comm, MPI_COMM_TYPE_SHARED, m->rank, MPI_INFO_NULL, &node);
-    if (!mixl_coll_check_created(m->comm, rc, node != MPI_COMM_NULL, "MPI_Comm_split_type for the node map")) {
-        free(local);
-        return mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
-    }
+    if (!mixl_coll_check_created(m->comm, rc, node != MPI_COMM_NULL, "MPI_Comm_split_type for the node map"))
+        st = mpi_tp_error(tp, rc, "MPI_Comm_split_type for the node map");
     if (st == MIXL_OK) {
-        for (size_t i = 0; i < n; i++) {
-            local[i] = (int)i;
-            m->wrank_of[i] = m->rank_of[i] = (int)i;
-        }
+        /* on_node[i]: rank in comm of the node's i-th rank. */
         MPI_Comm_size(node, &nlocal);
+        for (int i = 0; i < nlocal; i++) idx[i] = i;
         MPI_Comm_group(node, &g_node);
         MPI_Comm_group(m->comm, &g_all);
-        MPI_Group_translate_ranks(g_node, nlocal, local, g_all, m->rank_of);
+        MPI_Group_translate_ranks(g_node, nlocal, idx, g_all, on_node);
         MPI_Group_free(&g_node);
         MPI_Group_free(&g_all);
-        for (int i = 0; i < nlocal; i++) m->same_node[m->rank_of[i]] = 1;
+        for (size_t i = 0; i < n; i++) m->wrank_of[i] = m->rank_of[i] = m->node_only ? -1 : (int)i;
+        for (int i = 0; i < nlocal; i++) {
+            m->same_node[on_node[i]] = 1;
+            if (m->node_only) {
+                m->wrank_of[on_node[i]] = i;
+                m->rank_of[i] = on_node[i];
+            }
+        }
+        if (m->node_only) {
+            m->wcomm = node;
+            node = MPI_COMM_NULL;
+            MPI_Comm_rank(m->wcomm, &m->wrank);
+            m->wnranks = nlocal;
+        }
     }
-    free(local);
-    if (st == MIXL_OK && m->node_only) {
-        for (size_t i = 0; i < n; i++) m->wrank_of[i] = -1;
-        for (int i = 0; i < nlocal; i++) m->wrank_of[m->rank_of[i]] = i;
-        m->wcomm = node;
-        MPI_Comm_set_errhandler(m->wcomm, MPI_ERRORS_RETURN);
-        MPI_Comm_rank(node, &m->wrank);
-        m->wnranks = nlocal;
-        return MIXL_OK;
-    }
-    if (st == MIXL_OK)
-        for (size_t i = 0; i < n; i++) m->rank_of[i] = (int)i;
-    MPI_Comm_free(&node);
+    if (node != MPI_COMM_NULL) MPI_Comm_free(&node);
+    free(idx);
+    free(on_node);
     return st;
 }
 

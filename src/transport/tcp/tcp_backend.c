@@ -96,17 +96,11 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     tcp->caps = MIXL_TCP_CAP_CRC32C;
     env = getenv("MIXL_TCP_CRC");
     tcp->use_crc = env != NULL && strcmp(env, "1") == 0;
-    env = getenv("MIXL_TCP_FRAME_BYTES");
-    if (env != NULL) {
-        unsigned long v = strtoul(env, NULL, 0);
-        if (v < MIXL_TCP_FRAME_MIN || v > MIXL_TCP_FRAME_MAX)
-            return mixl_errbuf_set(tp->eb, MIXL_ERR_CONFIG,
-                                   "tcp agent %s: MIXL_TCP_FRAME_BYTES=%s outside %u..%u",
-                                   tcp->name, env, MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX);
-        tcp->max_frame = (uint32_t)v;
-    }
     unsigned long v;
-    int got = env_number(tp, tcp, "MIXL_TCP_RCVLOWAT", 0, MIXL_TCP_FRAME_MAX, &v);
+    int got = env_number(tp, tcp, "MIXL_TCP_FRAME_BYTES", MIXL_TCP_FRAME_MIN, MIXL_TCP_FRAME_MAX, &v);
+    if (got < 0) return MIXL_ERR_CONFIG;
+    if (got) tcp->max_frame = (uint32_t)v;
+    got = env_number(tp, tcp, "MIXL_TCP_RCVLOWAT", 0, MIXL_TCP_FRAME_MAX, &v);
     if (got < 0) return MIXL_ERR_CONFIG;
     if (got) tcp->rcvlowat_max = (int)v;
     if (params->tcp_poll_us > TCP_POLL_US_MAX)
