@@ -190,13 +190,26 @@ static inline void h_xfer_notif(h_xfer_t *hx, const char *msg)
     memcpy(hx->x.notif, msg, hx->x.notif_len);
 }
 
-/* Test until done, bounded by limit_ms (the backend's own deadline is shorter). */
+/* 1 when the tests wait in xfer_wait (MIXL_TEST_TCP_WAIT=1), where the
+ * caller's thread reads the answers; else they poll xfer_test, where the
+ * progress thread does. */
+static inline int h_waiting(void)
+{
+    const char *w = getenv("MIXL_TEST_TCP_WAIT");
+    return w != NULL && strcmp(w, "1") == 0;
+}
+
+/* Until done, bounded by limit_ms (the backend's own deadline is shorter). */
 static inline mixl_status_t h_wait(h_agent_t *a, h_xfer_t *hx, int limit_ms)
 {
     uint64_t end = mixl_deadline_ns(limit_ms);
     struct timespec pause = {0, 50000};
     mixl_status_t st;
 
+    if (h_waiting()) {
+        st = mixl_tp_tcp_ops.xfer_wait(&a->tp, &hx->x, end);
+        return st == MIXL_IN_PROGRESS ? MIXL_ERR_TIMED_OUT : st;
+    }
     while ((st = mixl_tp_tcp_ops.xfer_test(&a->tp, &hx->x)) == MIXL_IN_PROGRESS) {
         if (mixl_now_ns() > end) return MIXL_ERR_TIMED_OUT;
         nanosleep(&pause, NULL);

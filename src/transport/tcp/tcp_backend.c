@@ -103,6 +103,9 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     got = env_number(tp, tcp, "MIXL_TCP_RCVLOWAT", 0, MIXL_TCP_FRAME_MAX, &v);
     if (got < 0) return MIXL_ERR_CONFIG;
     if (got) tcp->rcvlowat_max = (int)v;
+    got = env_number(tp, tcp, "MIXL_TCP_DIRECT", 0, 1, &v);
+    if (got < 0) return MIXL_ERR_CONFIG;
+    tcp->direct = got ? (int)v : 1;
     if (params->tcp_poll_us > TCP_POLL_US_MAX)
         return mixl_errbuf_set(tp->eb, MIXL_ERR_INVALID_PARAM,
                                "tcp agent %s: tcp_poll_us %d is more than %d", tcp->name,
@@ -371,6 +374,10 @@ static mixl_status_t tcp_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
                                tcp->name, p->name);
     xf->x = xfer;
     xf->group = g;
+    /* Device memory is staged by the progress thread's copy engine. */
+    xf->direct = tcp->direct;
+    for (size_t i = 0; i < xfer->nops; i++)
+        if (xfer->ops[i].local_region->mem_type == MIXL_MEM_CUDA) xf->direct = 0;
     for (unsigned i = 0; i <= g->n; i++) xf->stripes[i].xf = xf;
     atomic_init(&xf->status, MIXL_OK);
     g->refs++;
@@ -379,9 +386,12 @@ static mixl_status_t tcp_xfer_prepare(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
 }
 
 /*
- * Contract (hot path): queue the transfer on its peer's group and wake the
- * progress thread, which splits it over the connections. Takes only the
- * group's lock; no allocation, no logging. MIXL_IN_PROGRESS, or
+ * Contract (hot path): when no other thread works the peer's connections,
+ * split the transfer over them and write its frames until the sockets are
+ * full (the progress thread sends the rest and reads the answers);
+ * otherwise queue it on the group and wake the progress thread. Takes the
+ * group's locks only (one by trylock); no allocation, no logging. A send
+ * error is left to the progress thread to report. MIXL_IN_PROGRESS, or
  * MIXL_ERR_DISCONNECTED when the connections have failed (prepare the
  * transfer again to reconnect).
  */
@@ -400,6 +410,16 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     }
     xf->deadline_ns = mixl_deadline_ns(tcp->timeout_ms);
     atomic_store_explicit(&xf->status, MIXL_IN_PROGRESS, memory_order_relaxed);
+    /* The connections are idle or between events: write the frames here
+     * rather than wake the progress thread to write them. */
+    if (xf->direct && pthread_mutex_trylock(&g->work) == 0) {
+        if (atomic_load(&g->state) == CONN_UP && !atomic_load(&g->posted)) {
+            tcp_group_post_direct(g, xf);
+            pthread_mutex_unlock(&g->work);
+            return MIXL_IN_PROGRESS;
+        }
+        pthread_mutex_unlock(&g->work);
+    }
     pthread_mutex_lock(&g->lock);
     if (atomic_load(&g->state) != CONN_UP) {
         snprintf(xf->err, sizeof(xf->err), "%s", g->dead_msg);
@@ -481,9 +501,12 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     return (mixl_status_t)st;
 }
 
-/* Contract: sleeps on the completion counter until xf ends or the deadline;
- * no wake-up in between but completions (the progress thread enforces the
- * transfer's own deadline, so this returns by then at the latest). */
+/* Contract: reads the peer's answers on this thread until xf ends or the
+ * deadline, when no other thread works the peer's connections and no
+ * device transfer is in flight on them (tcp_client_wait); otherwise sleeps
+ * on the completion counter, woken by completions only. The progress
+ * thread enforces the transfer's own deadline, so this returns by then at
+ * the latest. */
 static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t deadline_ns)
 {
     tcp_t *tcp = tp->priv;
@@ -495,6 +518,7 @@ static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t
             break;
         uint64_t now = mixl_now_ns();
         if (now >= deadline_ns) return MIXL_IN_PROGRESS;
+        if (xf->direct && tcp_client_wait(xf->group, xf, deadline_ns)) continue;
         completion_sleep(tcp, xf, seen, deadline_ns - now);
     }
     tcp->test_seen = atomic_load(&tcp->completions);

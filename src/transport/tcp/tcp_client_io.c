@@ -4,15 +4,18 @@
  * and handling the server's answers. READ data is received straight into
  * the transfer's local span; answers with unknown request ids are dropped.
  */
+#define _GNU_SOURCE /* ppoll */
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport/tcp/tcp_internal.h"
@@ -152,16 +155,20 @@ static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
     return 0;
 }
 
-static void cli_update_events(tcp_conn_t *c)
+/* What the progress thread is woken for: answers, unless the agent's thread
+ * reads them (tcp_client_wait), and room for a frame being written. */
+static uint32_t cli_events(const tcp_conn_t *c)
 {
-    tcp_conn_set_events(c, EPOLLIN | (c->tx.active ? EPOLLOUT : 0));
+    return (c->group->reader ? 0u : (uint32_t)EPOLLIN) | (c->tx.active ? (uint32_t)EPOLLOUT : 0u);
 }
 
-static void cli_write(tcp_conn_t *c)
+void tcp_client_send(tcp_conn_t *c)
 {
     tcp_group_t *g = c->group;
 
-    if (atomic_load_explicit(&g->posted, memory_order_acquire)) tcp_group_dispatch(g);
+    /* The queue may hold device transfers: split on the progress thread only. */
+    if (!g->by_agent && atomic_load_explicit(&g->posted, memory_order_acquire))
+        tcp_group_dispatch(g);
     c->kick = 0;
     for (;;) {
         if (c->tx.active) {
@@ -190,7 +197,7 @@ static void cli_write(tcp_conn_t *c)
             c->tx_cur = NULL;
         }
     }
-    cli_update_events(c);
+    tcp_conn_set_events(c, cli_events(c));
     /* Other members may have got stripes (dispatch, a deferred NOTIF). */
     tcp_group_kicks(g);
 }
@@ -318,18 +325,11 @@ static const tcp_rx_role_t cli_rx = {
     .frame_end = cli_frame_end,
 };
 
-static void cli_read(tcp_conn_t *c)
-{
-    tcp_conn_rx(c, &cli_rx);
-    /* Answers free slots: queued transfers may go now. */
-    if (atomic_load(&c->state) == CONN_UP) cli_write(c);
-}
 
-void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
+static void deadlines(tcp_conn_t *c, uint64_t now)
 {
     int late = 0;
 
-    if (c->role != ROLE_CLIENT || atomic_load(&c->state) != CONN_UP) return;
     if (c->tx_cur != NULL && now >= c->tx_cur->xf->deadline_ns) late = 1;
     for (unsigned i = 0; !late && c->inflight > 0 && i < TCP_SLOTS; i++)
         if (c->slots[i] != NULL && now >= c->slots[i]->xf->deadline_ns) late = 1;
@@ -347,12 +347,109 @@ void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
     if (late) tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no answer within %d ms", c->tcp->timeout_ms);
 }
 
+/* Progress thread, holding group->work: close a connection the agent's
+ * thread gave up (tcp_conn_abort). 1 when the connection is up. */
+static int cli_up(tcp_conn_t *c)
+{
+    int state = atomic_load(&c->state);
+
+    if (state == CONN_CLOSING) tcp_conn_abort(c, c->abort_status, "%s", c->abort_why);
+    return state == CONN_UP;
+}
+
+void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
+{
+    if (c->role != ROLE_CLIENT) return;
+    pthread_mutex_lock(&c->group->work);
+    if (cli_up(c)) deadlines(c, now);
+    pthread_mutex_unlock(&c->group->work);
+}
+
 void tcp_client_readable(tcp_conn_t *c)
 {
-    cli_read(c);
+    pthread_mutex_lock(&c->group->work);
+    /* While the agent's thread reads (tcp_client_wait) this is an event from
+     * before it took over, or a hang-up its poll sees too: the answers are
+     * its to read, or a completion here would not end its poll. */
+    if (cli_up(c) && !c->group->reader) {
+        tcp_conn_rx(c, &cli_rx);
+        /* Answers free slots: queued transfers may go now. */
+        if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
+    }
+    pthread_mutex_unlock(&c->group->work);
 }
 
 void tcp_client_writable(tcp_conn_t *c)
 {
-    cli_write(c);
+    pthread_mutex_lock(&c->group->work);
+    if (cli_up(c)) tcp_client_send(c);
+    pthread_mutex_unlock(&c->group->work);
+}
+
+/* Up connections of g with their sockets in pf; the group's events set for
+ * the current reader. */
+static unsigned wait_fds(tcp_group_t *g, struct pollfd *pf)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < g->n; i++) {
+        tcp_conn_t *c = g->conns[i];
+        if (c == NULL || atomic_load(&c->state) != CONN_UP) continue;
+        tcp_conn_set_events(c, cli_events(c));
+        pf[n].fd = c->fd;
+        pf[n].events = POLLIN;
+        pf[n++].revents = 0;
+    }
+    return n;
+}
+
+/*
+ * A caller that waits, as a blocking recv loop does, is woken by the answer
+ * itself: the progress thread is not (no EPOLLIN while g->reader), so an
+ * answer costs one wake-up instead of two (the progress thread's, then the
+ * caller's through the completion futex). On a loaded machine each wake-up
+ * waits for a turn on a CPU. The work lock is not held while polling: the
+ * progress thread still sends, checks deadlines and closes connections.
+ */
+int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
+{
+    struct pollfd pf[TCP_CONNS_MAX];
+    int passes = 0;
+
+    if (pthread_mutex_trylock(&g->work) != 0) return 0;
+    g->reader = 1;
+    for (;; passes++) {
+        /* Device frames, and posts to split, are the progress thread's. */
+        if (g->staged > 0 || atomic_load(&g->posted) || atomic_load(&g->state) != CONN_UP) break;
+        g->by_agent = 1;
+        for (unsigned i = 0; i < g->n; i++) {
+            tcp_conn_t *c = g->conns[i];
+            if (c == NULL || atomic_load(&c->state) != CONN_UP) continue;
+            tcp_conn_rx(c, &cli_rx);
+            if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
+        }
+        g->by_agent = 0;
+        uint64_t now = mixl_now_ns();
+        if (atomic_load_explicit(&xf->status, memory_order_acquire) != MIXL_IN_PROGRESS ||
+            now >= deadline_ns)
+            break;
+        unsigned n = wait_fds(g, pf);
+        if (n == 0) break;
+        pthread_mutex_unlock(&g->work);
+        /* The progress thread shuts a socket down before closing it while
+         * we read (conn_close), which ends the poll; bounded all the same,
+         * for a descriptor closed and reused before the poll began. */
+        uint64_t ns = deadline_ns - now;
+        struct timespec ts = {0, 0};
+        if (ns > TCP_WAIT_POLL_MS * 1000000ull) ns = TCP_WAIT_POLL_MS * 1000000ull;
+        ts.tv_sec = (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        (void)ppoll(pf, n, &ts, NULL);
+        pthread_mutex_lock(&g->work);
+    }
+    g->reader = 0;
+    (void)wait_fds(g, pf);
+    pthread_mutex_unlock(&g->work);
+    if (passes > 0) atomic_fetch_add_explicit(&g->tcp->agent_reads, 1, memory_order_relaxed);
+    return passes > 0;
 }

@@ -81,6 +81,10 @@ void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
 {
     tcp_t *tcp = xf->group->tcp;
 
+    if (xf->staged) {
+        xf->staged = 0;
+        xf->group->staged--;
+    }
     atomic_store_explicit(&xf->status, st, memory_order_release);
     /* Sequentially consistent with the waiter's increment of `waiters`: either
      * it sees the new count before sleeping or we see it waiting. */
@@ -107,6 +111,10 @@ static void conn_close(tcp_conn_t *c)
     c->tx.active = 0;
     tcp_engine_detach(tcp, c);
     if (c->fd >= 0) {
+        /* A close does not end another thread's poll of the socket; a
+         * shutdown does (the agent's thread may be reading answers). */
+        if (c->role == ROLE_CLIENT && c->group != NULL && c->group->reader)
+            shutdown(c->fd, SHUT_RDWR);
         close(c->fd);
         c->fd = -1;
     }
@@ -130,6 +138,19 @@ void tcp_conn_abort(tcp_conn_t *c, mixl_status_t status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
+    if (c->role == ROLE_CLIENT && c->group != NULL && c->group->by_agent) {
+        /* The agent's thread: closing is the progress thread's, which owns
+         * the epoll set and the connection list (tcp_client_readable). */
+        if (atomic_load(&c->state) == CONN_UP) {
+            c->abort_status = status;
+            snprintf(c->abort_why, sizeof(c->abort_why), "%s", why);
+            atomic_store(&c->state, CONN_CLOSING);
+            tcp_engine_wake(c->tcp);
+            mixl_debug("tcp connection to agent %s: %s (found by the agent's thread; the "
+                       "progress thread closes it)", c->peer_name, why);
+        }
+        return;
+    }
     if (c->role == ROLE_CLIENT && c->group != NULL) {
         if (c->group->n > 1) snprintf(nth, sizeof(nth), " %u of %u", c->index + 1, c->group->n);
         /* Bounded so that the longest name, address and reason fit msg. */
@@ -422,18 +443,16 @@ void tcp_conn_readable(tcp_conn_t *c)
         tcp_server_handshake(c);
         return;
     }
-    if (atomic_load(&c->state) != CONN_UP) return;
-    if (c->role == ROLE_SERVER)
+    if (c->role == ROLE_CLIENT)
+        tcp_client_readable(c); /* CONN_CLOSING too */
+    else if (atomic_load(&c->state) == CONN_UP)
         tcp_server_readable(c);
-    else
-        tcp_client_readable(c);
 }
 
 void tcp_conn_writable(tcp_conn_t *c)
 {
-    if (atomic_load(&c->state) != CONN_UP) return;
-    if (c->role == ROLE_SERVER)
-        tcp_server_writable(c);
-    else
+    if (c->role == ROLE_CLIENT)
         tcp_client_writable(c);
+    else if (atomic_load(&c->state) == CONN_UP)
+        tcp_server_writable(c);
 }

@@ -16,7 +16,9 @@
  * to that peer, as with one connection. Transfers in the order queue also
  * complete in queue order.
  *
- * Everything here except connect and release runs on the progress thread.
+ * Connect and release run on the agent's thread; everything else on the
+ * thread that holds the group's work lock: the progress thread, or the
+ * posting thread in tcp_group_post_direct.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +61,7 @@ static void group_free_call(tcp_t *tcp, void *arg)
         tcp_conn_free(c);
     }
     pthread_mutex_destroy(&g->lock);
+    pthread_mutex_destroy(&g->work);
     free(g);
 }
 
@@ -80,6 +83,7 @@ mixl_status_t tcp_group_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_group_t **grou
                                tcp->name, peer->name);
     g->tcp = tcp;
     g->n = tcp->conns_per_peer;
+    pthread_mutex_init(&g->work, NULL);
     pthread_mutex_init(&g->lock, NULL);
     atomic_init(&g->state, CONN_UP);
     for (unsigned i = 0; i < g->n && st == MIXL_OK; i++) {
@@ -197,6 +201,10 @@ static void xfer_split(tcp_group_t *g, tcp_xfer_t *xf)
     xf->err[0] = '\0';
     xf->ord_next = NULL;
     xf->ordered = 0;
+    if (!xf->direct) {
+        xf->staged = 1;
+        g->staged++;
+    }
     int inline_notif = has_notif && k <= 1 && g->ord_head == NULL;
     xf->notif_deferred = has_notif && !inline_notif;
     for (unsigned s = 0; s < k; s++) {
@@ -241,6 +249,15 @@ void tcp_group_dispatch(tcp_group_t *g)
     }
 }
 
+void tcp_group_post_direct(tcp_group_t *g, tcp_xfer_t *xf)
+{
+    g->by_agent = 1;
+    xfer_split(g, xf);
+    atomic_fetch_add_explicit(&g->tcp->direct_posts, 1, memory_order_relaxed);
+    tcp_group_kicks(g);
+    g->by_agent = 0;
+}
+
 void tcp_group_kicks(tcp_group_t *g)
 {
     int again = 1;
@@ -252,7 +269,7 @@ void tcp_group_kicks(tcp_group_t *g)
         for (unsigned i = 0; i < g->n; i++) {
             tcp_conn_t *c = g->conns[i];
             if (c == NULL || !c->kick || atomic_load(&c->state) != CONN_UP) continue;
-            tcp_client_writable(c);
+            tcp_client_send(c);
             again = 1;
         }
     }

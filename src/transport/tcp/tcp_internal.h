@@ -14,8 +14,19 @@
  * keep their order through the group (tcp_group.c).
  *
  * Threads: the agent's thread calls the ops; one progress thread per backend
- * owns every socket after its handshake. They meet at four points only:
- *   - group->lock guards a peer group's post queue and state;
+ * serves every socket after its handshake. They meet at five points only:
+ *   - group->work: whoever holds it works the group's client connections
+ *     (their send state, request slots, stripes and order queue). The
+ *     progress thread takes it for every event on them; a post takes it
+ *     only if it is free (trylock) and then writes the transfer's frames
+ *     itself until the socket is full, so a request on an idle connection
+ *     costs no hand-off to the progress thread (tcp_group_post_direct); a
+ *     caller waiting in xfer_wait reads the answers itself the same way
+ *     (tcp_client_wait). Only the progress thread closes a connection or
+ *     changes the connection list: an error found by the agent's thread
+ *     marks the connection CONN_CLOSING and wakes it;
+ *   - group->lock guards a peer group's post queue and state (taken after
+ *     group->work when both are held);
  *   - tcp->regions_lock guards the region table and every access the
  *     progress thread makes to registered memory;
  *   - tcp->notif_lock guards the arrived-notification ring;
@@ -37,6 +48,7 @@
 #define TCP_SLOTS 1024      /* transfers awaiting an answer per client connection */
 #define TCP_SRV_RING 256    /* queued answers per server connection */
 #define TCP_TICK_MS 20      /* progress thread wake-up for deadlines */
+#define TCP_WAIT_POLL_MS 1000 /* longest poll of a caller reading answers (tcp_client_wait) */
 #define TCP_READ_BUDGET (16u << 20) /* bytes read from one socket per event, for fairness */
 #define TCP_RCVLOWAT_DEFAULT (256 << 10) /* wake inside a payload for this much (rx_lowat) */
 #define TCP_AHEAD 512 /* bytes read past a frame's end in the same recv (next headers) */
@@ -101,6 +113,9 @@ struct tcp_xfer {
     _Atomic int status;       /* MIXL_IN_PROGRESS, MIXL_OK or an error */
     int reported;             /* error copied to the agent's buffer (agent thread) */
     int notif_always;         /* send a NOTIF frame even when it is empty */
+    int direct;               /* no device memory: the agent's thread may write its frames
+                               * and read its answers (tcp_group_post_direct, tcp_client_wait) */
+    int staged;               /* (work) counted in group->staged */
     uint64_t deadline_ns;
     struct tcp_xfer *next;    /* group post queue (group->lock) */
     /* progress-thread fields */
@@ -201,6 +216,8 @@ struct tcp_conn {
     uint64_t stage_prefetched; /* device frames sent from a slot filled ahead */
     uint8_t tx_small[MIXL_TCP_ERROR_MAX]; /* ERROR payload being sent */
     int peer_closed;        /* CLOSE received */
+    mixl_status_t abort_status; /* client, CONN_CLOSING: why the agent's thread gave it up; */
+    char abort_why[TCP_ERR_LEN];  /* the progress thread closes it (tcp_conn_abort) */
     uint64_t stale_frames;  /* answers for unknown request ids, drained */
 
     /* server: failed request being drained, and the queued answers */
@@ -238,6 +255,10 @@ struct tcp_group {
     unsigned n;                  /* connections */
     tcp_conn_t *conns[TCP_CONNS_MAX];
     int refs;                    /* peer + prepared transfers (agent thread) */
+    pthread_mutex_t work;        /* held by the thread working the connections (above) */
+    int by_agent;                /* (work) held by the agent's thread: aborts are deferred */
+    int reader;                  /* (work) the agent's thread reads the answers (no EPOLLIN) */
+    unsigned staged;             /* (work) transfers in flight that are not `direct` */
     pthread_mutex_t lock;
     _Atomic int state;           /* CONN_UP or CONN_DEAD */
     _Atomic int posted;          /* the post queue is not empty */
@@ -269,6 +290,8 @@ struct tcp {
     unsigned conns_per_peer; /* data_plane.tcp.connections */
     uint32_t caps;          /* what we offer */
     int use_crc;            /* checksum what we send (MIXL_TCP_CRC=1) */
+    int direct;             /* the agent's thread writes frames and reads answers when it
+                             * can (MIXL_TCP_DIRECT, default 1) */
     uint8_t secret[TCP_SECRET_MAX]; /* per-job secret; secret_len 0 = none */
     size_t secret_len;
     _Atomic uint64_t auth_rejected; /* incoming peers refused by authentication */
@@ -291,6 +314,8 @@ struct tcp {
     int rcvlowat_max;       /* largest SO_RCVLOWAT inside a payload; 0 = left at 1 (rx_lowat) */
     _Atomic int awake;
     _Atomic uint64_t polled_posts; /* posts caught by the watch, without a wake-up */
+    _Atomic uint64_t direct_posts; /* posts whose frames the posting thread wrote */
+    _Atomic uint64_t agent_reads;  /* waits in which the agent's thread read answers */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
@@ -372,10 +397,15 @@ void tcp_slot_release(tcp_conn_t *conn, tcp_stripe_t *st);
 mixl_status_t tcp_group_connect(tcp_t *tcp, tcp_peer_t *peer, tcp_group_t **group_p);
 /* Agent thread: drop the group's connections (CLOSE) and free it. */
 void tcp_group_release(tcp_t *tcp, tcp_group_t *g);
+/* The functions below until tcp_group_abort are called with g->work held. */
 /* Split the posted transfers into stripes on the connections' queues. */
 void tcp_group_dispatch(tcp_group_t *g);
 /* Write on every connection that got stripes queued (no re-entry). */
 void tcp_group_kicks(tcp_group_t *g);
+/* Posting thread, the post queue empty (earlier posts go first): split xf
+ * and write its frames until the sockets are full; the progress thread
+ * carries on from there (EPOLLOUT). */
+void tcp_group_post_direct(tcp_group_t *g, tcp_xfer_t *xf);
 /* A stripe was answered (ACK: MIXL_OK) or failed: count it against its
  * transfer, send deferred notifications whose turn came, finish transfers. */
 void tcp_stripe_end(tcp_stripe_t *st, mixl_status_t status, const char *msg);
@@ -389,10 +419,19 @@ void tcp_server_handshake(tcp_conn_t *conn);
 void tcp_server_readable(tcp_conn_t *conn);
 void tcp_server_writable(tcp_conn_t *conn);
 
-/* tcp_client_io.c */
+/* tcp_client_io.c: the progress thread's events (each takes group->work). */
 void tcp_client_readable(tcp_conn_t *conn);
 void tcp_client_writable(tcp_conn_t *conn);
 void tcp_conn_check_deadlines(tcp_conn_t *conn, uint64_t now);
+/* Write what the connection has queued, until the socket is full; the
+ * caller holds group->work (either thread). */
+void tcp_client_send(tcp_conn_t *conn);
+/* Agent thread, waiting for xf until deadline_ns: read the group's answers
+ * on this thread (no progress-thread hand-off per answer) while xf is in
+ * flight. 0 when it read nothing: another thread works the group, a post
+ * waits in its queue, a transfer with device memory is in flight on it, or
+ * a connection is failing. */
+int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns);
 
 /* tcp_engine.c: options every MIXL socket gets (no Nagle, keepalive probes
  * so a half-open connection to a vanished host is found). */
