@@ -28,6 +28,9 @@ n=$("$MIXL_RUN" --print-config "$@" | awk '/^workload:/ {w=1} w && /^  requests:
 t0=$(date +%s)
 # shellcheck disable=SC2086
 if [ "$kind" = died ]; then
+  # A killed rank never unlinks its shared-memory segments (Open MPI's vader, UCX's posix
+  # transport): they go in the work directory, removed whatever the outcome.
+  OMPI_MCA_btl_vader_backing_directory=$work UCX_POSIX_DIR=$work \
   $MIXL_MPIRUN --enable-recovery -np "$np" sh -c '"$0" "$@"; echo $? >"'"$work"'/rc.$OMPI_COMM_WORLD_RANK"' \
     "$MIXL_RUN" "$@" --set run.output="$out" --set run.progress=off >"$work/stdout" 2>"$work/stderr"
   rc=$(cat "$work/rc.0" 2>/dev/null || echo none)

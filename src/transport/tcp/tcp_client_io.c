@@ -403,6 +403,23 @@ static unsigned wait_fds(tcp_group_t *g, struct pollfd *pf)
     return n;
 }
 
+/* One pass over the answers that are there, on the agent's thread, which
+ * holds g->work; 0 when they are not its to read: device frames and posts
+ * to split are the progress thread's. */
+static int agent_pass(tcp_group_t *g)
+{
+    if (g->staged > 0 || atomic_load(&g->posted) || atomic_load(&g->state) != CONN_UP) return 0;
+    g->by_agent = 1;
+    for (unsigned i = 0; i < g->n; i++) {
+        tcp_conn_t *c = g->conns[i];
+        if (c == NULL || atomic_load(&c->state) != CONN_UP) continue;
+        tcp_conn_rx(c, &cli_rx);
+        if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
+    }
+    g->by_agent = 0;
+    return 1;
+}
+
 /*
  * A caller that waits, as a blocking recv loop does, is woken by the answer
  * itself: the progress thread is not (no EPOLLIN while g->reader), so an
@@ -419,16 +436,7 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
     if (pthread_mutex_trylock(&g->work) != 0) return 0;
     g->reader = 1;
     for (;; passes++) {
-        /* Device frames, and posts to split, are the progress thread's. */
-        if (g->staged > 0 || atomic_load(&g->posted) || atomic_load(&g->state) != CONN_UP) break;
-        g->by_agent = 1;
-        for (unsigned i = 0; i < g->n; i++) {
-            tcp_conn_t *c = g->conns[i];
-            if (c == NULL || atomic_load(&c->state) != CONN_UP) continue;
-            tcp_conn_rx(c, &cli_rx);
-            if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
-        }
-        g->by_agent = 0;
+        if (!agent_pass(g)) break;
         uint64_t now = mixl_now_ns();
         if (atomic_load_explicit(&xf->status, memory_order_acquire) != MIXL_IN_PROGRESS ||
             now >= deadline_ns)
