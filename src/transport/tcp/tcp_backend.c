@@ -415,10 +415,10 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     if (xf->direct && pthread_mutex_trylock(&g->work) == 0) {
         if (atomic_load(&g->state) == CONN_UP && !atomic_load(&g->posted)) {
             tcp_group_post_direct(g, xf);
-            pthread_mutex_unlock(&g->work);
+            tcp_group_unlock(g);
             return MIXL_IN_PROGRESS;
         }
-        pthread_mutex_unlock(&g->work);
+        tcp_group_unlock(g);
     }
     pthread_mutex_lock(&g->lock);
     if (atomic_load(&g->state) != CONN_UP) {

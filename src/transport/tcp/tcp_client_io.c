@@ -362,7 +362,7 @@ void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
     if (c->role != ROLE_CLIENT) return;
     pthread_mutex_lock(&c->group->work);
     if (cli_up(c)) deadlines(c, now);
-    pthread_mutex_unlock(&c->group->work);
+    tcp_group_unlock(c->group);
 }
 
 void tcp_client_readable(tcp_conn_t *c)
@@ -376,14 +376,14 @@ void tcp_client_readable(tcp_conn_t *c)
         /* Answers free slots: queued transfers may go now. */
         if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
     }
-    pthread_mutex_unlock(&c->group->work);
+    tcp_group_unlock(c->group);
 }
 
 void tcp_client_writable(tcp_conn_t *c)
 {
     pthread_mutex_lock(&c->group->work);
     if (cli_up(c)) tcp_client_send(c);
-    pthread_mutex_unlock(&c->group->work);
+    tcp_group_unlock(c->group);
 }
 
 /* Up connections of g with their sockets in pf; the group's events set for
@@ -443,7 +443,7 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
             break;
         unsigned n = wait_fds(g, pf);
         if (n == 0) break;
-        pthread_mutex_unlock(&g->work);
+        tcp_group_unlock(g);
         /* The progress thread shuts a socket down before closing it while
          * we read (conn_close), which ends the poll; bounded all the same,
          * for a descriptor closed and reused before the poll began. */
@@ -457,7 +457,7 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
     }
     g->reader = 0;
     (void)wait_fds(g, pf);
-    pthread_mutex_unlock(&g->work);
+    tcp_group_unlock(g);
     if (passes > 0) atomic_fetch_add_explicit(&g->tcp->agent_reads, 1, memory_order_relaxed);
     return passes > 0;
 }

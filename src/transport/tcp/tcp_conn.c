@@ -86,11 +86,27 @@ void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st)
         xf->group->staged--;
     }
     atomic_store_explicit(&xf->status, st, memory_order_release);
-    /* Sequentially consistent with the waiter's increment of `waiters`: either
-     * it sees the new count before sleeping or we see it waiting. */
     atomic_fetch_add(&tcp->completions, 1);
-    if (atomic_load(&tcp->waiters) > 0)
+    /* The wake-up comes when the work lock is let go (tcp_group_unlock): a
+     * waiter woken now may take the CPU from this thread while it still
+     * holds the lock, and its next post then finds the connections busy
+     * (on one CPU, 3 posts in 1001 were written directly). */
+    atomic_store_explicit(&tcp->wake_owed, 1, memory_order_relaxed);
+}
+
+void tcp_completions_wake(tcp_t *tcp)
+{
+    /* Sequentially consistent with the waiter's increment of `waiters`
+     * (completion_sleep): either it sees the completion before sleeping or
+     * we see it waiting. */
+    if (atomic_exchange(&tcp->wake_owed, 0) && atomic_load(&tcp->waiters) > 0)
         syscall(SYS_futex, &tcp->completions, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+void tcp_group_unlock(tcp_group_t *g)
+{
+    pthread_mutex_unlock(&g->work);
+    tcp_completions_wake(g->tcp);
 }
 
 void tcp_slot_release(tcp_conn_t *c, tcp_stripe_t *st)

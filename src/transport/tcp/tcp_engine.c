@@ -251,6 +251,7 @@ static void *engine_main(void *arg)
         /* Freed only here: an epoll batch may still name a connection that
          * an earlier event in the same batch closed. */
         engine_reap(tcp);
+        tcp_completions_wake(tcp); /* completions outside a work lock (calls, aborts) */
     }
     return NULL;
 }

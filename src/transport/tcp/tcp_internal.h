@@ -329,10 +329,12 @@ struct tcp {
     tcp_region_t *regions;
     uint64_t regions_gen;   /* bumped when a region goes away */
 
-    /* Completion signal: the progress thread bumps `completions` after each
-     * transfer ends and wakes a futex waiter; xfer_test sleeps on it. */
+    /* Completion signal: the thread that ends a transfer bumps `completions`
+     * and, once it has let go of the work lock, wakes the futex waiters
+     * (tcp_completions_wake); xfer_test and xfer_wait sleep on it. */
     _Atomic uint32_t completions;
     _Atomic int waiters;
+    _Atomic int wake_owed;  /* a completion since the last tcp_completions_wake */
     /* Agent thread: what a polling caller last saw (test_pause). */
     uint32_t test_seen;     /* completions at the last in-progress answer */
     const tcp_xfer_t *test_anchor; /* first in-progress answer since the last pause */
@@ -388,8 +390,13 @@ void tcp_conn_io_error(tcp_conn_t *conn, const char *where, ssize_t n);
 /* Start writing a frame; tcp_send_frame() then returns 1 sent, 0 socket full, -1 error. */
 void tcp_frame_start(tcp_conn_t *conn, const mixl_tcp_frame_t *f, const uint8_t *pay);
 int tcp_send_frame(tcp_conn_t *conn);
-/* Publish a transfer's end (release store read by xfer_test). */
+/* Publish a transfer's end (release store read by xfer_test); its waiters
+ * are woken by the next tcp_completions_wake. */
 void tcp_xfer_finish(tcp_xfer_t *xf, mixl_status_t st);
+/* Wake the threads sleeping on completions if one came since the last call. */
+void tcp_completions_wake(tcp_t *tcp);
+/* Let go of g->work, then wake completion waiters (never while holding it). */
+void tcp_group_unlock(tcp_group_t *g);
 void tcp_slot_release(tcp_conn_t *conn, tcp_stripe_t *st);
 
 /* tcp_group.c (progress thread unless said otherwise) */
