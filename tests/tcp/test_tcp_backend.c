@@ -487,6 +487,42 @@ static void test_poll_after_completion(void **state)
     assert_true(poll_run(5000) > 0);
 }
 
+/* Each of the backend's environment variables, malformed or out of range,
+ * fails init with MIXL_ERR_CONFIG and a message naming it, its value and
+ * the range; the run's own setting (MIXL_TCP_DIRECT in .queued) is kept. */
+static void test_bad_environment(void **state)
+{
+    static const struct {
+        const char *var, *value, *range;
+    } bad[] = {
+        {"MIXL_TCP_DIRECT", "2", "0..1"},
+        {"MIXL_TCP_DIRECT", "1x", "0..1"},
+        {"MIXL_TCP_FRAME_BYTES", "1x", "4096..67108864"},
+        {"MIXL_TCP_RCVLOWAT", "-1", "0..67108864"},
+        {"MIXL_TCP_POLL_US", "fast", "0..10000"},
+        {"MIXL_TCP_CONNECTIONS", "17", "1..16"},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *old = getenv(bad[i].var);
+        char *keep = old != NULL ? strdup(old) : NULL, want[96];
+        h_agent_t a;
+
+        setenv(bad[i].var, bad[i].value, 1);
+        mixl_status_t st = h_agent_init(&a, "env", 2000);
+        if (keep != NULL)
+            setenv(bad[i].var, keep, 1);
+        else
+            unsetenv(bad[i].var);
+        free(keep);
+        print_message("%s=%s: %s\n", bad[i].var, bad[i].value, mixl_errbuf_get(&a.eb));
+        assert_int_equal(st, MIXL_ERR_CONFIG);
+        snprintf(want, sizeof(want), "%s=%s outside %s", bad[i].var, bad[i].value, bad[i].range);
+        assert_non_null(strstr(mixl_errbuf_get(&a.eb), want));
+    }
+}
+
 /* A configured port is used as given; one already taken fails init, naming it. */
 static void test_fixed_port(void **state)
 {
@@ -544,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_crc),
         cmocka_unit_test(test_unreachable_peer),
         cmocka_unit_test(test_fixed_port),
+        cmocka_unit_test(test_bad_environment),
         cmocka_unit_test(test_poll_after_completion),
     };
     int failed = cmocka_run_group_tests_name("tcp pair", pair_tests, pair_setup, pair_teardown);
