@@ -325,7 +325,6 @@ static const tcp_rx_role_t cli_rx = {
     .frame_end = cli_frame_end,
 };
 
-
 static void deadlines(tcp_conn_t *c, uint64_t now)
 {
     int late = 0;
@@ -431,16 +430,16 @@ static int agent_pass(tcp_group_t *g)
 int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
 {
     struct pollfd pf[TCP_CONNS_MAX];
-    int passes = 0;
+    int read = 0, polled = 0, done = 0;
 
     if (pthread_mutex_trylock(&g->work) != 0) return 0;
     g->reader = 1;
-    for (;; passes++) {
+    for (;;) {
         if (!agent_pass(g)) break;
+        read = 1;
         uint64_t now = mixl_now_ns();
-        if (atomic_load_explicit(&xf->status, memory_order_acquire) != MIXL_IN_PROGRESS ||
-            now >= deadline_ns)
-            break;
+        done = atomic_load_explicit(&xf->status, memory_order_acquire) != MIXL_IN_PROGRESS;
+        if (done || now >= deadline_ns) break;
         unsigned n = wait_fds(g, pf);
         if (n == 0) break;
         tcp_group_unlock(g);
@@ -453,11 +452,14 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
         ts.tv_sec = (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
         (void)ppoll(pf, n, &ts, NULL);
+        polled = 1;
         pthread_mutex_lock(&g->work);
     }
     g->reader = 0;
     (void)wait_fds(g, pf);
     tcp_group_unlock(g);
-    if (passes > 0) atomic_fetch_add_explicit(&g->tcp->agent_reads, 1, memory_order_relaxed);
-    return passes > 0;
+    if (read) atomic_fetch_add_explicit(&g->tcp->agent_reads, 1, memory_order_relaxed);
+    /* Not after a pass that found nothing and could not poll (every
+     * connection failing): the caller then sleeps on completions. */
+    return done || polled;
 }

@@ -435,9 +435,10 @@ void tcp_conn_check_deadlines(tcp_conn_t *conn, uint64_t now);
 void tcp_client_send(tcp_conn_t *conn);
 /* Agent thread, waiting for xf until deadline_ns: read the group's answers
  * on this thread (no progress-thread hand-off per answer) while xf is in
- * flight. 0 when it read nothing: another thread works the group, a post
- * waits in its queue, a transfer with device memory is in flight on it, or
- * a connection is failing. */
+ * flight. 1 when xf ended or the thread waited on the sockets; 0 when it
+ * could not (another thread works the group, a post waits in its queue, a
+ * transfer with device memory is in flight on it, or the connections are
+ * failing): the caller sleeps on completions then. */
 int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns);
 
 /* tcp_engine.c: options every MIXL socket gets (no Nagle, keepalive probes
