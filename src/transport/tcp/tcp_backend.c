@@ -402,6 +402,7 @@ static mixl_status_t tcp_xfer_post(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     tcp_group_t *g = xf->group;
 
     xf->reported = 0;
+    xf->tests = 0;
     xf->err[0] = '\0';
     xf->next = NULL;
     if (xfer->nops == 0 && xfer->notif_len == 0 && !xf->notif_always) {
@@ -477,6 +478,21 @@ static void test_pause(tcp_t *tcp, tcp_xfer_t *xf)
     if (tcp->test_anchor == xf) completion_sleep(tcp, xf, seen, TCP_TEST_PAUSE_NS);
 }
 
+/* A transfer tested a second time is polled, and its caller does not read
+ * the answers: give them back if it kept them (again on its next test if
+ * the group is being worked now). mixl_xfer_wait tests once before it
+ * waits. */
+static void test_unkeep(tcp_xfer_t *xf)
+{
+    tcp_group_t *g = xf->group;
+
+    if (++xf->tests < 2 || atomic_load_explicit(&g->reader, memory_order_relaxed) != TCP_READER_KEPT)
+        return;
+    if (pthread_mutex_trylock(&g->work) != 0) return;
+    tcp_client_unkeep(g);
+    tcp_group_unlock(g);
+}
+
 /* Contract (hot path): an atomic load; while in progress, at most once per
  * round of the caller's polling a pause of at most TCP_TEST_PAUSE_NS that any
  * completion ends (test_pause). The progress
@@ -489,6 +505,7 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     int st = atomic_load_explicit(&xf->status, memory_order_acquire);
 
     if (st == MIXL_IN_PROGRESS) {
+        test_unkeep(xf);
         test_pause(tp->priv, xf);
         st = atomic_load_explicit(&xf->status, memory_order_acquire);
         if (st == MIXL_IN_PROGRESS) return MIXL_IN_PROGRESS;
@@ -521,7 +538,13 @@ static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t
         if (xf->direct && tcp_client_wait(xf->group, xf, deadline_ns)) continue;
         completion_sleep(tcp, xf, seen, deadline_ns - now);
     }
+    /* A wait ends the caller's round of polling: mixl_xfer_wait tests
+     * first, and a test of the anchor of a round with no completion since
+     * pauses (test_pause) - every wait on a reused request then began with
+     * a sleep of up to TCP_TEST_PAUSE_NS that only the progress thread's
+     * completion ended, and the caller never read its own answer. */
     tcp->test_seen = atomic_load(&tcp->completions);
+    tcp->test_anchor = NULL;
     return tcp_xfer_test(tp, xfer);
 }
 

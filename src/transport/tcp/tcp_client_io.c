@@ -159,7 +159,10 @@ static int cli_next_piece(tcp_conn_t *c, tcp_stripe_t *st)
  * reads them (tcp_client_wait), and room for a frame being written. */
 static uint32_t cli_events(const tcp_conn_t *c)
 {
-    return (c->group->reader ? 0u : (uint32_t)EPOLLIN) | (c->tx.active ? (uint32_t)EPOLLOUT : 0u);
+    return (atomic_load_explicit(&c->group->reader, memory_order_relaxed) != TCP_READER_NONE
+                ? 0u
+                : (uint32_t)EPOLLIN) |
+           (c->tx.active ? (uint32_t)EPOLLOUT : 0u);
 }
 
 void tcp_client_send(tcp_conn_t *c)
@@ -358,24 +361,43 @@ static int cli_up(tcp_conn_t *c)
 
 void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
 {
+    tcp_group_t *g = c->group;
+
     if (c->role != ROLE_CLIENT) return;
-    pthread_mutex_lock(&c->group->work);
-    if (cli_up(c)) deadlines(c, now);
-    tcp_group_unlock(c->group);
+    pthread_mutex_lock(&g->work);
+    /* Answers kept for a caller that stopped posting are read here before
+     * any deadline is judged: the caller may never wait again. */
+    if (atomic_load(&g->reader) == TCP_READER_KEPT && now - g->kept_ns >= TCP_TICK_MS * 1000000ull)
+        tcp_client_unkeep(g);
+    if (cli_up(c)) {
+        /* What came is read before a deadline is judged (answers a caller
+         * kept until just now have no event yet). */
+        if (c->inflight > 0 && atomic_load(&g->reader) == TCP_READER_NONE) {
+            tcp_conn_rx(c, &cli_rx);
+            if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
+        }
+        if (atomic_load(&c->state) == CONN_UP) deadlines(c, now);
+    }
+    tcp_group_unlock(g);
 }
 
 void tcp_client_readable(tcp_conn_t *c)
 {
-    pthread_mutex_lock(&c->group->work);
+    tcp_group_t *g = c->group;
+
+    pthread_mutex_lock(&g->work);
+    /* Kept answers have no EPOLLIN: this is a hang-up or an error, which
+     * would be reported again and again; the progress thread reads now. */
+    if (atomic_load(&g->reader) == TCP_READER_KEPT) tcp_client_unkeep(g);
     /* While the agent's thread reads (tcp_client_wait) this is an event from
      * before it took over, or a hang-up its poll sees too: the answers are
      * its to read, or a completion here would not end its poll. */
-    if (cli_up(c) && !c->group->reader) {
+    if (cli_up(c) && atomic_load(&g->reader) == TCP_READER_NONE) {
         tcp_conn_rx(c, &cli_rx);
         /* Answers free slots: queued transfers may go now. */
         if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
     }
-    tcp_group_unlock(c->group);
+    tcp_group_unlock(g);
 }
 
 void tcp_client_writable(tcp_conn_t *c)
@@ -433,7 +455,7 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
     int read = 0, polled = 0, done = 0;
 
     if (pthread_mutex_trylock(&g->work) != 0) return 0;
-    g->reader = 1;
+    atomic_store(&g->reader, TCP_READER_WAITING);
     for (;;) {
         if (!agent_pass(g)) break;
         read = 1;
@@ -455,11 +477,27 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
         polled = 1;
         pthread_mutex_lock(&g->work);
     }
-    g->reader = 0;
-    (void)wait_fds(g, pf);
+    if (done && read) {
+        /* The next request's answer is likely ours too: no EPOLLIN meanwhile. */
+        atomic_store(&g->reader, TCP_READER_KEPT);
+        g->kept_ns = mixl_now_ns();
+    } else {
+        atomic_store(&g->reader, TCP_READER_NONE);
+        (void)wait_fds(g, pf);
+    }
     tcp_group_unlock(g);
     if (read) atomic_fetch_add_explicit(&g->tcp->agent_reads, 1, memory_order_relaxed);
     /* Not after a pass that found nothing and could not poll (every
      * connection failing): the caller then sleeps on completions. */
     return done || polled;
+}
+
+void tcp_client_unkeep(tcp_group_t *g)
+{
+    struct pollfd pf[TCP_CONNS_MAX];
+
+    if (atomic_load(&g->reader) != TCP_READER_KEPT) return;
+    atomic_store(&g->reader, TCP_READER_NONE);
+    (void)wait_fds(g, pf); /* EPOLLIN back on every connection */
+    atomic_fetch_add_explicit(&g->tcp->unkept, 1, memory_order_relaxed);
 }

@@ -426,11 +426,15 @@ static void conn_rx_frames(tcp_conn_t *c, const tcp_rx_role_t *role)
 
 /*
  * Inside a payload, be woken when a good part of the rest has come
- * (SO_RCVLOWAT, at most tcp->rcvlowat_max and never more than the frame
- * still owes), not for every segment: a receiver that copies faster than the
- * sender was woken some ten times per MiB, each time an inter-processor
- * wake-up and a trip through epoll for a few tens of KiB. Between frames
- * any byte wakes it (ACKs, headers). Set only when the value changes.
+ * (SO_RCVLOWAT), not for every segment: a receiver that copies faster than
+ * the sender was woken some ten times per MiB, each time an inter-processor
+ * wake-up and a trip through epoll for a few tens of KiB. The mark is half
+ * of what the frame still owes, at most tcp->rcvlowat_max: waiting for all
+ * of it left up to rcvlowat_max bytes to copy after the last one came, on
+ * the path to the ACK (a 1 MiB WRITE lost 10-20 %, docs/performance.md);
+ * halving keeps that tail to about a segment for a few more wake-ups per
+ * frame. Between frames any byte wakes it (ACKs, headers). Set only when
+ * the value changes.
  */
 static void rx_lowat(tcp_conn_t *c)
 {
@@ -438,7 +442,8 @@ static void rx_lowat(tcp_conn_t *c)
 
     if (c->tcp->rcvlowat_max > 0 && c->rx_mode != RX_HDR && c->ahead_len == 0) {
         uint64_t left = c->rx.payload_len - c->rx_got;
-        want = left < (uint64_t)c->tcp->rcvlowat_max ? (int)left : c->tcp->rcvlowat_max;
+        uint64_t half = left / 2;
+        want = half < (uint64_t)c->tcp->rcvlowat_max ? (int)half : c->tcp->rcvlowat_max;
         if (want < 1) want = 1;
     }
     if (want == c->rcvlowat) return;

@@ -204,6 +204,7 @@ static void xfer_split(tcp_group_t *g, tcp_xfer_t *xf)
     if (!xf->direct) {
         xf->staged = 1;
         g->staged++;
+        tcp_client_unkeep(g); /* device frames are the progress thread's */
     }
     int inline_notif = has_notif && k <= 1 && g->ord_head == NULL;
     xf->notif_deferred = has_notif && !inline_notif;
@@ -252,6 +253,8 @@ void tcp_group_dispatch(tcp_group_t *g)
 void tcp_group_post_direct(tcp_group_t *g, tcp_xfer_t *xf)
 {
     g->by_agent = 1;
+    if (atomic_load_explicit(&g->reader, memory_order_relaxed) == TCP_READER_KEPT)
+        g->kept_ns = mixl_now_ns();
     xfer_split(g, xf);
     atomic_fetch_add_explicit(&g->tcp->direct_posts, 1, memory_order_relaxed);
     tcp_group_kicks(g);

@@ -112,6 +112,7 @@ struct tcp_xfer {
     tcp_group_t *group;
     _Atomic int status;       /* MIXL_IN_PROGRESS, MIXL_OK or an error */
     int reported;             /* error copied to the agent's buffer (agent thread) */
+    unsigned tests;           /* xfer_test calls that found it in flight (agent thread) */
     int notif_always;         /* send a NOTIF frame even when it is empty */
     int direct;               /* no device memory: the agent's thread may write its frames
                                * and read its answers (tcp_group_post_direct, tcp_client_wait) */
@@ -245,6 +246,18 @@ struct tcp_conn {
 };
 
 /*
+ * Who reads a group's answers. The progress thread (NONE, EPOLLIN armed),
+ * or the agent's thread: while it waits in xfer_wait (WAITING), and
+ * between a transfer it waited for and its next wait (KEPT): a caller
+ * that posts and waits in a loop keeps the answers to itself, with no
+ * EPOLLIN and no epoll_ctl per request, and no window after a post in which
+ * the answer wakes the progress thread instead. A test (the caller polls
+ * instead), a device transfer, an error event or TCP_TICK_MS without a post
+ * give them back (tcp_client_unkeep).
+ */
+enum { TCP_READER_NONE = 0, TCP_READER_WAITING = 1, TCP_READER_KEPT = 2 };
+
+/*
  * The connections to one peer. The agent's thread posts whole transfers to
  * the group's queue; the progress thread splits them into stripes and keeps
  * the notification order (tcp_group.c). One connection failing fails the
@@ -257,7 +270,8 @@ struct tcp_group {
     int refs;                    /* peer + prepared transfers (agent thread) */
     pthread_mutex_t work;        /* held by the thread working the connections (above) */
     int by_agent;                /* (work) held by the agent's thread: aborts are deferred */
-    int reader;                  /* (work) the agent's thread reads the answers (no EPOLLIN) */
+    _Atomic int reader;          /* (work to write) TCP_READER_*: who reads the answers */
+    uint64_t kept_ns;            /* (work) TCP_READER_KEPT since, renewed by posts */
     unsigned staged;             /* (work) transfers in flight that are not `direct` */
     pthread_mutex_t lock;
     _Atomic int state;           /* CONN_UP or CONN_DEAD */
@@ -316,6 +330,7 @@ struct tcp {
     _Atomic uint64_t polled_posts; /* posts caught by the watch, without a wake-up */
     _Atomic uint64_t direct_posts; /* posts whose frames the posting thread wrote */
     _Atomic uint64_t agent_reads;  /* waits in which the agent's thread read answers */
+    _Atomic uint64_t unkept;       /* kept answers given back to the progress thread */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
@@ -440,6 +455,9 @@ void tcp_client_send(tcp_conn_t *conn);
  * transfer with device memory is in flight on it, or the connections are
  * failing): the caller sleeps on completions then. */
 int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns);
+/* g->work held: the progress thread reads g's answers again (TCP_READER_KEPT
+ * ends). */
+void tcp_client_unkeep(tcp_group_t *g);
 
 /* tcp_engine.c: options every MIXL socket gets (no Nagle, keepalive probes
  * so a half-open connection to a vanished host is found). */
