@@ -345,8 +345,8 @@ static void test_connections_used(void **state)
     else
         assert_int_equal(atomic_load(&ta->striped), 0);
     /* Who wrote the frames and read the answers: the caller's thread unless
-     * MIXL_TCP_DIRECT=0; it reads them whenever it waits in xfer_wait (a
-     * polling caller's pauses may read some too). */
+     * MIXL_TCP_DIRECT=0; it reads them whenever it waits in xfer_wait (and
+     * in a polling caller's pauses, when the answer is not there at once). */
     uint64_t direct = atomic_load(&ta->direct_posts), reads = atomic_load(&ta->agent_reads);
     print_message("%llu direct posts, %llu waits read by the caller\n", (unsigned long long)direct,
                   (unsigned long long)reads);

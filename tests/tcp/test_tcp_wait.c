@@ -32,7 +32,8 @@
 #define DELAY_MS 300
 #define LEN (64u << 10)
 
-/* Answer every request DELAY_MS after its last frame; until the client closes. */
+/* Answer every request DELAY_MS after its last frame, as the agent the
+ * client asked for; until the client closes. */
 static int slow_serve(int lfd)
 {
     static uint8_t buf[1u << 20];
@@ -40,7 +41,7 @@ static int slow_serve(int lfd)
     mixl_tcp_frame_t f, a;
     int fd = accept(lfd, NULL, NULL);
 
-    if (fd < 0 || h_recv_hello(fd, &h) != 0 || h_send_hello(fd, 1, "slow", "", 0) != 0) return 2;
+    if (fd < 0 || h_recv_hello(fd, &h) != 0 || h_send_hello(fd, 1, h.text, "", 0) != 0) return 2;
     while (h_recv_frame(fd, &f, buf, sizeof(buf)) == 0) {
         if (!(f.flags & MIXL_TCP_F_LAST)) continue;
         struct timespec d = {0, DELAY_MS * 1000000L};
@@ -235,31 +236,86 @@ static void test_waiting_caller_keeps_answers(void **state)
     assert_int_equal(atomic_load(&tcp->unkept), 0);
 }
 
-/* After waiting, the caller polls instead: its second test gives the answers
- * back at once (not a tick later), and the progress thread ends the
- * transfer. */
-static void test_polling_caller_gives_answers_back(void **state)
+/* A caller polling xfer_test reads its answers in its pauses, as a wait
+ * does: the answer wakes it, not the progress thread; before and after a
+ * wait alike. */
+static void test_polling_caller_reads_in_pauses(void **state)
 {
     slow_t *s = *state;
     tcp_t *tcp = s->a.tp.priv;
 
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
+            assert_int_equal(
+                mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &s->x[0].x, mixl_deadline_ns(5000)), MIXL_OK);
+        }
+        uint64_t reads = atomic_load(&tcp->agent_reads), end = mixl_deadline_ns(5000);
+        assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
+        mixl_status_t st;
+        while ((st = test(s, 0)) == MIXL_IN_PROGRESS) assert_true(mixl_now_ns() < end);
+        assert_int_equal(st, MIXL_OK);
+        assert_true(atomic_load(&tcp->agent_reads) > reads);
+        assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_KEPT);
+    }
+    assert_int_equal(atomic_load(&tcp->unkept), 0);
+}
+
+/* Two peers. The caller keeps the answers of the second (it waited on it),
+ * then polls a transfer to each: its pauses read the first peer's answers
+ * (the round's anchor), so the second peer's go back to the progress
+ * thread at that transfer's second test - at once, not a tick later - and
+ * both transfers end. */
+static void test_polled_on_other_peer_gives_back(void **state)
+{
+    slow_t *s = *state;
+    tcp_t *tcp = s->a.tp.priv;
+    h_peer_t p2;
+    h_xfer_t y;
+    int port = 0, lfd = h_listen(&port), status;
+
+    assert_true(lfd >= 0);
+    pid_t pid = fork();
+    if (pid == 0) _exit(slow_serve(lfd));
+    close(lfd);
+    assert_int_equal(h_peer_at(&s->a, "slow2", port, 0x100000, 2 * LEN, &p2), MIXL_OK);
+    h_xfer_init(&y, MIXL_OP_WRITE, &p2);
+    h_xfer_span(&y, s->x[1].x.ops[0].local_region, s->mem + LEN, &p2.regions[0], 0x100000, LEN);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_prepare(&s->a.tp, &y.x), MIXL_OK);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&s->a.tp, &y.x), MIXL_IN_PROGRESS);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &y.x, mixl_deadline_ns(5000)), MIXL_OK);
+    tcp_group_t *g2 = ((tcp_xfer_t *)y.x.tp_priv)->group;
+    assert_ptr_not_equal(g2, group_of(s, 0));
+    assert_int_equal(atomic_load(&g2->reader), TCP_READER_KEPT);
+
     assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
-    assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &s->x[0].x, mixl_deadline_ns(5000)),
-                     MIXL_OK);
-    tcp_group_t *g = group_of(s, 0);
-    assert_int_equal(atomic_load(&g->reader), TCP_READER_KEPT);
-    assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
-    assert_int_equal(test(s, 0), MIXL_IN_PROGRESS); /* answered DELAY_MS later */
-    assert_int_equal(atomic_load(&g->reader), TCP_READER_KEPT);
-    assert_int_equal(test(s, 0), MIXL_IN_PROGRESS);
-    assert_int_equal(atomic_load(&g->reader), TCP_READER_NONE);
-    assert_true(epollin(g));
+    assert_int_equal(mixl_tp_tcp_ops.xfer_post(&s->a.tp, &y.x), MIXL_IN_PROGRESS);
+    assert_int_equal(test(s, 0), MIXL_IN_PROGRESS); /* the anchor */
+    assert_int_equal(mixl_tp_tcp_ops.xfer_test(&s->a.tp, &y.x), MIXL_IN_PROGRESS);
+    assert_int_equal(atomic_load(&g2->reader), TCP_READER_KEPT);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_test(&s->a.tp, &y.x), MIXL_IN_PROGRESS);
+    assert_int_equal(atomic_load(&g2->reader), TCP_READER_NONE);
+    assert_true(epollin(g2));
     assert_int_equal(atomic_load(&tcp->unkept), 1);
-    uint64_t reads = atomic_load(&tcp->agent_reads), end = mixl_deadline_ns(5000);
-    mixl_status_t st;
-    while ((st = test(s, 0)) == MIXL_IN_PROGRESS) assert_true(mixl_now_ns() < end);
-    assert_int_equal(st, MIXL_OK);
-    assert_true(atomic_load(&tcp->agent_reads) == reads);
+    int done[2] = {0, 0};
+    uint64_t end = mixl_deadline_ns(5000);
+    while (!done[0] || !done[1]) {
+        assert_true(mixl_now_ns() < end);
+        mixl_status_t st = done[0] ? MIXL_OK : test(s, 0);
+        if (st != MIXL_IN_PROGRESS) {
+            assert_int_equal(st, MIXL_OK);
+            done[0] = 1;
+        }
+        st = done[1] ? MIXL_OK : mixl_tp_tcp_ops.xfer_test(&s->a.tp, &y.x);
+        if (st != MIXL_IN_PROGRESS) {
+            assert_int_equal(st, MIXL_OK);
+            done[1] = 1;
+        }
+    }
+    mixl_tp_tcp_ops.xfer_release(&s->a.tp, &y.x);
+    mixl_tp_tcp_ops.peer_remove(&s->a.tp, &p2.peer);
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 /* After waiting, the caller posts and then neither tests nor waits: within
@@ -423,7 +479,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spinning_caller_pauses, slow_setup, slow_teardown),
         cmocka_unit_test_setup_teardown(test_one_pause_per_round, slow_setup, slow_teardown),
         cmocka_unit_test_setup_teardown(test_waiting_caller_keeps_answers, slow_setup, slow_teardown),
-        cmocka_unit_test_setup_teardown(test_polling_caller_gives_answers_back, slow_setup,
+        cmocka_unit_test_setup_teardown(test_polling_caller_reads_in_pauses, slow_setup,
+                                        slow_teardown),
+        cmocka_unit_test_setup_teardown(test_polled_on_other_peer_gives_back, slow_setup,
                                         slow_teardown),
         cmocka_unit_test_setup_teardown(test_kept_answers_read_when_idle, slow_setup, slow_teardown),
         cmocka_unit_test(test_peer_gone_while_kept),

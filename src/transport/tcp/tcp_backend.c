@@ -458,7 +458,13 @@ static void completion_sleep(tcp_t *tcp, tcp_xfer_t *xf, uint32_t seen, uint64_t
  * cost a third of the bandwidth), once per round of its polling, not on
  * every transfer it tests: the first transfer answered "in progress" since
  * the last completion is the anchor, and the caller pauses, at most
- * TCP_TEST_PAUSE_NS, when it is back at it; any completion ends the pause.
+ * TCP_TEST_PAUSE_NS, when it is back at it. The pause reads the anchor's
+ * peer's answers on this thread as a wait does (tcp_client_wait), so an
+ * answer wakes the caller itself, not the progress thread which then wakes
+ * the caller: one hand-off per request where there were two, which is what
+ * a polling caller lost when both ends share a CPU. Where the caller
+ * cannot read them (device transfers, another thread at work on the group)
+ * it sleeps on completions, which any completion ends.
  * The pause stays short because the caller may be waiting for things the
  * backend does not signal (its own timers, MPI messages): mixl-run's prefill
  * loop, paused until a completion, shipped its next layer only then and left
@@ -473,20 +479,24 @@ static void test_pause(tcp_t *tcp, tcp_xfer_t *xf)
         /* something completed: a new round */
         tcp->test_seen = seen;
         tcp->test_anchor = xf;
+        tcp->test_group = xf->group;
         return;
     }
-    if (tcp->test_anchor == xf) completion_sleep(tcp, xf, seen, TCP_TEST_PAUSE_NS);
+    if (tcp->test_anchor != xf) return;
+    if (xf->direct && tcp_client_wait(xf->group, xf, mixl_now_ns() + TCP_TEST_PAUSE_NS)) return;
+    completion_sleep(tcp, xf, seen, TCP_TEST_PAUSE_NS);
 }
 
-/* A transfer tested a second time is polled, and its caller does not read
- * the answers: give them back if it kept them (again on its next test if
- * the group is being worked now). mixl_xfer_wait tests once before it
- * waits. */
-static void test_unkeep(tcp_xfer_t *xf)
+/* A transfer tested a second time is polled; if its group is not the one
+ * the caller's pauses read (the anchor's), nobody reads its answers: give
+ * them back if it kept them (again on its next test if the group is being
+ * worked now). mixl_xfer_wait tests once before it waits. */
+static void test_unkeep(tcp_t *tcp, tcp_xfer_t *xf)
 {
     tcp_group_t *g = xf->group;
 
-    if (++xf->tests < 2 || atomic_load_explicit(&g->reader, memory_order_relaxed) != TCP_READER_KEPT)
+    if (++xf->tests < 2 || g == tcp->test_group ||
+        atomic_load_explicit(&g->reader, memory_order_relaxed) != TCP_READER_KEPT)
         return;
     if (pthread_mutex_trylock(&g->work) != 0) return;
     tcp_client_unkeep(g);
@@ -505,7 +515,7 @@ static mixl_status_t tcp_xfer_test(mixl_tp_t *tp, mixl_tp_xfer_t *xfer)
     int st = atomic_load_explicit(&xf->status, memory_order_acquire);
 
     if (st == MIXL_IN_PROGRESS) {
-        test_unkeep(xf);
+        test_unkeep(tp->priv, xf);
         test_pause(tp->priv, xf);
         st = atomic_load_explicit(&xf->status, memory_order_acquire);
         if (st == MIXL_IN_PROGRESS) return MIXL_IN_PROGRESS;
@@ -545,6 +555,7 @@ static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t
      * completion ended, and the caller never read its own answer. */
     tcp->test_seen = atomic_load(&tcp->completions);
     tcp->test_anchor = NULL;
+    tcp->test_group = NULL;
     return tcp_xfer_test(tp, xfer);
 }
 

@@ -477,8 +477,9 @@ int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns)
         polled = 1;
         pthread_mutex_lock(&g->work);
     }
-    if (done && read) {
-        /* The next request's answer is likely ours too: no EPOLLIN meanwhile. */
+    if (read) {
+        /* The next answer is likely ours too (the next wait, or a polling
+         * caller's next pause): no EPOLLIN meanwhile. */
         atomic_store(&g->reader, TCP_READER_KEPT);
         g->kept_ns = mixl_now_ns();
     } else {

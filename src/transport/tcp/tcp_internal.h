@@ -353,6 +353,7 @@ struct tcp {
     /* Agent thread: what a polling caller last saw (test_pause). */
     uint32_t test_seen;     /* completions at the last in-progress answer */
     const tcp_xfer_t *test_anchor; /* first in-progress answer since the last pause */
+    const tcp_group_t *test_group; /* the anchor's group (compared, never followed) */
 
     pthread_mutex_t notif_lock;
     mixl_notif_t *notifs;
