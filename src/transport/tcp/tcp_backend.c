@@ -546,7 +546,14 @@ static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t
         uint64_t now = mixl_now_ns();
         if (now >= deadline_ns) return MIXL_IN_PROGRESS;
         if (xf->direct && tcp_client_wait(xf->group, xf, deadline_ns)) continue;
-        completion_sleep(tcp, xf, seen, deadline_ns - now);
+        uint64_t ns = deadline_ns - now;
+        /* Another thread holds the group: answers we keep are nobody
+         * else's to read (until the tick gives them back), so try again
+         * soon rather than sleep until a completion. */
+        if (xf->direct && atomic_load(&xf->group->reader) == TCP_READER_KEPT &&
+            ns > TCP_TEST_PAUSE_NS)
+            ns = TCP_TEST_PAUSE_NS;
+        completion_sleep(tcp, xf, seen, ns);
     }
     /* A wait ends the caller's round of polling: mixl_xfer_wait tests
      * first, and a test of the anchor of a round with no completion since

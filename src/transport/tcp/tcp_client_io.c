@@ -328,7 +328,8 @@ static const tcp_rx_role_t cli_rx = {
     .frame_end = cli_frame_end,
 };
 
-static void deadlines(tcp_conn_t *c, uint64_t now)
+/* 1 when a transfer on c (sent, in flight or queued) is past its deadline. */
+static int past_deadline(tcp_conn_t *c, uint64_t now)
 {
     int late = 0;
 
@@ -344,9 +345,7 @@ static void deadlines(tcp_conn_t *c, uint64_t now)
             if (now >= q->deadline_ns) late = 1;
         pthread_mutex_unlock(&g->lock);
     }
-    /* A peer that does not answer in time is treated as failed: the stream
-     * may be mid-frame, so the connection cannot carry other transfers. */
-    if (late) tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no answer within %d ms", c->tcp->timeout_ms);
+    return late;
 }
 
 /* Progress thread, holding group->work: close a connection the agent's
@@ -357,6 +356,14 @@ static int cli_up(tcp_conn_t *c)
 
     if (state == CONN_CLOSING) tcp_conn_abort(c, c->abort_status, "%s", c->abort_why);
     return state == CONN_UP;
+}
+
+/* Progress thread, holding group->work: read what came; answers free
+ * slots, so queued transfers may go now. */
+static void cli_read(tcp_conn_t *c)
+{
+    tcp_conn_rx(c, &cli_rx);
+    if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
 }
 
 void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
@@ -372,11 +379,20 @@ void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
     if (cli_up(c)) {
         /* What came is read before a deadline is judged (answers a caller
          * kept until just now have no event yet). */
-        if (c->inflight > 0 && atomic_load(&g->reader) == TCP_READER_NONE) {
-            tcp_conn_rx(c, &cli_rx);
-            if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
+        if (c->inflight > 0 && atomic_load(&g->reader) == TCP_READER_NONE) cli_read(c);
+        int late = atomic_load(&c->state) == CONN_UP && past_deadline(c, now);
+        if (late && atomic_load(&g->reader) == TCP_READER_KEPT) {
+            /* The answer may be there, kept for a caller that posts but has
+             * not come back for it. */
+            tcp_client_unkeep(g);
+            cli_read(c);
+            late = atomic_load(&c->state) == CONN_UP && past_deadline(c, now);
         }
-        if (atomic_load(&c->state) == CONN_UP) deadlines(c, now);
+        /* A peer that does not answer in time is treated as failed: the
+         * stream may be mid-frame, so the connection cannot carry other
+         * transfers. */
+        if (late)
+            tcp_conn_abort(c, MIXL_ERR_TIMED_OUT, "no answer within %d ms", c->tcp->timeout_ms);
     }
     tcp_group_unlock(g);
 }
@@ -392,11 +408,7 @@ void tcp_client_readable(tcp_conn_t *c)
     /* While the agent's thread reads (tcp_client_wait) this is an event from
      * before it took over, or a hang-up its poll sees too: the answers are
      * its to read, or a completion here would not end its poll. */
-    if (cli_up(c) && atomic_load(&g->reader) == TCP_READER_NONE) {
-        tcp_conn_rx(c, &cli_rx);
-        /* Answers free slots: queued transfers may go now. */
-        if (atomic_load(&c->state) == CONN_UP) tcp_client_send(c);
-    }
+    if (cli_up(c) && atomic_load(&g->reader) == TCP_READER_NONE) cli_read(c);
     tcp_group_unlock(g);
 }
 
