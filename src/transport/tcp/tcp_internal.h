@@ -21,10 +21,11 @@
  *     only if it is free (trylock) and then writes the transfer's frames
  *     itself until the socket is full, so a request on an idle connection
  *     costs no hand-off to the progress thread (tcp_group_post_direct); a
- *     caller waiting in xfer_wait reads the answers itself the same way
- *     (tcp_client_wait). Only the progress thread closes a connection or
- *     changes the connection list: an error found by the agent's thread
- *     marks the connection CONN_CLOSING and wakes it;
+ *     caller waiting in xfer_wait, or pausing between polls, reads the
+ *     answers itself the same way and keeps them until it reads again
+ *     (tcp_client_wait, TCP_READER_KEPT). Only the progress thread closes
+ *     a connection or changes the connection list: an error found by the
+ *     agent's thread marks the connection CONN_CLOSING and wakes it;
  *   - group->lock guards a peer group's post queue and state (taken after
  *     group->work when both are held);
  *   - tcp->regions_lock guards the region table and every access the
@@ -247,13 +248,14 @@ struct tcp_conn {
 
 /*
  * Who reads a group's answers. The progress thread (NONE, EPOLLIN armed),
- * or the agent's thread: while it waits in xfer_wait (WAITING), and
- * between a transfer it waited for and its next wait (KEPT): a caller
- * that posts and waits in a loop keeps the answers to itself, with no
- * EPOLLIN and no epoll_ctl per request, and no window after a post in which
- * the answer wakes the progress thread instead. A test (the caller polls
- * instead), a device transfer, an error event or TCP_TICK_MS without a post
- * give them back (tcp_client_unkeep).
+ * or the agent's thread: while it reads them in xfer_wait or in a polling
+ * caller's pause (WAITING), and from then until it reads again (KEPT): a
+ * caller that posts and waits (or polls) in a loop keeps the answers to
+ * itself, with no EPOLLIN and no epoll_ctl per request, and no window after
+ * a post in which the answer wakes the progress thread instead. They go
+ * back (tcp_client_unkeep) on a second test of a transfer to the peer that
+ * is not the one the caller's pauses read, a device transfer, an error or
+ * hang-up event, a deadline passed, or TCP_TICK_MS without a post.
  */
 enum { TCP_READER_NONE = 0, TCP_READER_WAITING = 1, TCP_READER_KEPT = 2 };
 
@@ -271,7 +273,7 @@ struct tcp_group {
     pthread_mutex_t work;        /* held by the thread working the connections (above) */
     int by_agent;                /* (work) held by the agent's thread: aborts are deferred */
     _Atomic int reader;          /* (work to write) TCP_READER_*: who reads the answers */
-    uint64_t kept_ns;            /* (work) TCP_READER_KEPT since, renewed by posts */
+    uint64_t kept_ns;            /* (work) last read or post while TCP_READER_KEPT */
     unsigned staged;             /* (work) transfers in flight that are not `direct` */
     pthread_mutex_t lock;
     _Atomic int state;           /* CONN_UP or CONN_DEAD */
@@ -454,7 +456,8 @@ void tcp_client_send(tcp_conn_t *conn);
  * flight. 1 when xf ended or the thread waited on the sockets; 0 when it
  * could not (another thread works the group, a post waits in its queue, a
  * transfer with device memory is in flight on it, or the connections are
- * failing): the caller sleeps on completions then. */
+ * failing): the caller sleeps on completions then. Having read, it leaves
+ * the answers kept (TCP_READER_KEPT) for its next wait or pause. */
 int tcp_client_wait(tcp_group_t *g, tcp_xfer_t *xf, uint64_t deadline_ns);
 /* g->work held: the progress thread reads g's answers again (TCP_READER_KEPT
  * ends). */
