@@ -7,6 +7,11 @@
  *     ended by a completion), not on a core;
  *   - a caller polling two transfers in turn pauses once per round, on the
  *     first of them, never on the second;
+ *   - who reads the answers: a waiting caller keeps them between requests,
+ *     a polling caller reads them in its pauses, a transfer to another peer
+ *     polled beside the anchor gives that peer's back at once, the progress
+ *     thread reads them within ticks when the caller goes idle, and a peer
+ *     that closes meanwhile is found;
  *   - the receiving progress thread, fed a 1 MiB payload in paced pieces by a
  *     raw client, reads it in a few large recv calls (SO_RCVLOWAT), not one
  *     per piece.
@@ -32,9 +37,10 @@
 #define DELAY_MS 300
 #define LEN (64u << 10)
 
-/* Answer every request DELAY_MS after its last frame, as the agent the
- * client asked for; until the client closes. */
-static int slow_serve(int lfd)
+/* Answer each request delay_ms after its last frame, as the agent the
+ * client asked for, until the client closes or `answers` requests were
+ * answered (then close; -1: no limit). */
+static int fake_serve(int lfd, long delay_ms, int answers)
 {
     static uint8_t buf[1u << 20];
     mixl_tcp_hello_t h;
@@ -42,17 +48,23 @@ static int slow_serve(int lfd)
     int fd = accept(lfd, NULL, NULL);
 
     if (fd < 0 || h_recv_hello(fd, &h) != 0 || h_send_hello(fd, 1, h.text, "", 0) != 0) return 2;
-    while (h_recv_frame(fd, &f, buf, sizeof(buf)) == 0) {
+    while (answers != 0 && h_recv_frame(fd, &f, buf, sizeof(buf)) == 0) {
         if (!(f.flags & MIXL_TCP_F_LAST)) continue;
-        struct timespec d = {0, DELAY_MS * 1000000L};
+        struct timespec d = {0, delay_ms * 1000000L};
         nanosleep(&d, NULL);
         memset(&a, 0, sizeof(a));
         a.type = MIXL_TCP_ACK;
         a.req_id = f.req_id;
         if (h_send_frame(fd, &a, NULL) != 0) return 2;
+        if (answers > 0) answers--;
     }
     close(fd);
     return 0;
+}
+
+static int slow_serve(int lfd)
+{
+    return fake_serve(lfd, DELAY_MS, -1);
 }
 
 typedef struct {
@@ -344,28 +356,9 @@ static void test_kept_answers_read_when_idle(void **state)
     assert_int_equal(test(s, 0), MIXL_OK);
 }
 
-/* Answer the first request at once, then close: a peer going away while a
- * caller keeps the answers (no EPOLLIN) is still found, within a few
- * ticks, and the next post fails naming it. */
-static int answer_once_then_close(int lfd)
-{
-    static uint8_t buf[1u << 20];
-    mixl_tcp_hello_t h;
-    mixl_tcp_frame_t f, a;
-    int fd = accept(lfd, NULL, NULL);
-
-    if (fd < 0 || h_recv_hello(fd, &h) != 0 || h_send_hello(fd, 1, "once", "", 0) != 0) return 2;
-    do {
-        if (h_recv_frame(fd, &f, buf, sizeof(buf)) != 0) return 3;
-    } while (!(f.flags & MIXL_TCP_F_LAST));
-    memset(&a, 0, sizeof(a));
-    a.type = MIXL_TCP_ACK;
-    a.req_id = f.req_id;
-    if (h_send_frame(fd, &a, NULL) != 0) return 4;
-    close(fd);
-    return 0;
-}
-
+/* A peer that answers the first request at once and then closes goes away
+ * while the caller keeps the answers (no EPOLLIN): it is still found, within
+ * a few ticks, and the next post fails naming it. */
 static void test_peer_gone_while_kept(void **state)
 {
     h_agent_t a;
@@ -378,7 +371,7 @@ static void test_peer_gone_while_kept(void **state)
     assert_true(lfd >= 0);
     assert_non_null(mem);
     pid_t pid = fork();
-    if (pid == 0) _exit(answer_once_then_close(lfd));
+    if (pid == 0) _exit(fake_serve(lfd, 0, 1));
     close(lfd);
     assert_int_equal(h_agent_init(&a, "keeper", 10000), MIXL_OK);
     mixl_tp_region_t *r = h_register(&a, mem, LEN);
