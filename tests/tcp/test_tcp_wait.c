@@ -39,8 +39,8 @@
 
 /* Answer each request delay_ms after its last frame, as the agent the
  * client asked for, until the client closes or `answers` requests were
- * answered (then close; -1: no limit). */
-static int fake_serve(int lfd, long delay_ms, int answers)
+ * answered (-1: no limit); then close, linger_ms after the last answer. */
+static int fake_serve(int lfd, long delay_ms, int answers, long linger_ms)
 {
     static uint8_t buf[1u << 20];
     mixl_tcp_hello_t h;
@@ -58,13 +58,15 @@ static int fake_serve(int lfd, long delay_ms, int answers)
         if (h_send_frame(fd, &a, NULL) != 0) return 2;
         if (answers > 0) answers--;
     }
+    struct timespec l = {linger_ms / 1000, (linger_ms % 1000) * 1000000L};
+    nanosleep(&l, NULL);
     close(fd);
     return 0;
 }
 
 static int slow_serve(int lfd)
 {
-    return fake_serve(lfd, DELAY_MS, -1);
+    return fake_serve(lfd, DELAY_MS, -1, 0);
 }
 
 typedef struct {
@@ -85,6 +87,11 @@ static int slow_setup(void **state)
     close(lfd);
     s->mem = calloc(1, 2 * LEN);
     if (s->mem == NULL || h_agent_init(&s->a, "waiter", 10000) != MIXL_OK) return -1;
+    /* The tick gives kept answers back after keep_ns without a post: long
+     * here, so that a stalled test thread does not change who reads them
+     * between two of its checks (test_kept_answers_read_when_idle sets it
+     * back). */
+    atomic_store(&((tcp_t *)s->a.tp.priv)->keep_ns, 10000000000ull);
     mixl_tp_region_t *r = h_register(&s->a, s->mem, 2 * LEN);
     if (r == NULL || h_peer_at(&s->a, "slow", port, 0x100000, 2 * LEN, &s->p) != MIXL_OK) return -1;
     for (int i = 0; i < 2; i++) {
@@ -339,6 +346,7 @@ static void test_kept_answers_read_when_idle(void **state)
     slow_t *s = *state;
     tcp_t *tcp = s->a.tp.priv;
 
+    atomic_store(&tcp->keep_ns, TCP_TICK_MS * 1000000ull); /* the library's own */
     assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
     assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &s->x[0].x, mixl_deadline_ns(5000)),
                      MIXL_OK);
@@ -356,9 +364,9 @@ static void test_kept_answers_read_when_idle(void **state)
     assert_int_equal(test(s, 0), MIXL_OK);
 }
 
-/* A peer that answers the first request at once and then closes goes away
- * while the caller keeps the answers (no EPOLLIN): it is still found, within
- * a few ticks, and the next post fails naming it. */
+/* A peer that answers the first request at once and closes 200 ms later
+ * goes away while the caller keeps the answers (no EPOLLIN): it is still
+ * found, within a few ticks, and the next post fails naming it. */
 static void test_peer_gone_while_kept(void **state)
 {
     h_agent_t a;
@@ -371,7 +379,7 @@ static void test_peer_gone_while_kept(void **state)
     assert_true(lfd >= 0);
     assert_non_null(mem);
     pid_t pid = fork();
-    if (pid == 0) _exit(fake_serve(lfd, 0, 1));
+    if (pid == 0) _exit(fake_serve(lfd, 0, 1, 200)); /* closes after the wait */
     close(lfd);
     assert_int_equal(h_agent_init(&a, "keeper", 10000), MIXL_OK);
     mixl_tp_region_t *r = h_register(&a, mem, LEN);

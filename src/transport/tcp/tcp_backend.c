@@ -93,6 +93,7 @@ static mixl_status_t tcp_init(mixl_tp_t *tp, const mixl_agent_params_t *params)
     tcp->timeout_ms = params->timeout_ms > 0 ? params->timeout_ms : 30000;
     tcp->max_frame = MIXL_TCP_FRAME_DEFAULT;
     tcp->rcvlowat_max = TCP_RCVLOWAT_DEFAULT;
+    atomic_store(&tcp->keep_ns, TCP_TICK_MS * 1000000ull);
     tcp->caps = MIXL_TCP_CAP_CRC32C;
     env = getenv("MIXL_TCP_CRC");
     tcp->use_crc = env != NULL && strcmp(env, "1") == 0;

@@ -374,7 +374,8 @@ void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
     pthread_mutex_lock(&g->work);
     /* Answers kept for a caller that stopped posting are read here before
      * any deadline is judged: the caller may never wait again. */
-    if (atomic_load(&g->reader) == TCP_READER_KEPT && now - g->kept_ns >= TCP_TICK_MS * 1000000ull)
+    if (atomic_load(&g->reader) == TCP_READER_KEPT &&
+        now - g->kept_ns >= atomic_load_explicit(&g->tcp->keep_ns, memory_order_relaxed))
         tcp_client_unkeep(g);
     if (cli_up(c)) {
         /* What came is read before a deadline is judged (answers a caller

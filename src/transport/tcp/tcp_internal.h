@@ -333,6 +333,8 @@ struct tcp {
     _Atomic uint64_t direct_posts; /* posts whose frames the posting thread wrote */
     _Atomic uint64_t agent_reads;  /* waits in which the agent's thread read answers */
     _Atomic uint64_t unkept;       /* kept answers given back to the progress thread */
+    _Atomic uint64_t keep_ns;      /* kept answers go back after this long without a post
+                                    * (TCP_TICK_MS; tests lengthen it) */
     tcp_conn_t *conns;      /* every connection the progress thread serves */
     tcp_conn_t *dead;       /* server connections closed in this loop turn */
 
