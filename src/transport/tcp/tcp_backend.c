@@ -548,11 +548,13 @@ static mixl_status_t tcp_xfer_wait(mixl_tp_t *tp, mixl_tp_xfer_t *xfer, uint64_t
         if (now >= deadline_ns) return MIXL_IN_PROGRESS;
         if (xf->direct && tcp_client_wait(xf->group, xf, deadline_ns)) continue;
         uint64_t ns = deadline_ns - now;
-        /* Another thread holds the group: answers we keep are nobody
-         * else's to read (until the tick gives them back), so try again
-         * soon rather than sleep until a completion. */
-        if (xf->direct && atomic_load(&xf->group->reader) == TCP_READER_KEPT &&
-            ns > TCP_TEST_PAUSE_NS)
+        /* Another thread holds the group (answers we keep are nobody else's
+         * to read until the tick gives them back), or a post waits in its
+         * queue for a moment: try again soon rather than sleep until a
+         * completion. */
+        if (xf->direct && ns > TCP_TEST_PAUSE_NS &&
+            (atomic_load(&xf->group->reader) == TCP_READER_KEPT ||
+             atomic_load(&xf->group->posted)))
             ns = TCP_TEST_PAUSE_NS;
         completion_sleep(tcp, xf, seen, ns);
     }
