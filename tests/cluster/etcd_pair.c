@@ -11,8 +11,10 @@
  * target's buffer, each followed by a notification; the target checks its
  * buffer byte for byte on each notification, then rewrites it with its own
  * pattern for that round and sends a notification back; the initiator reads
- * the buffer back and checks it. When all rounds passed, the target puts a
- * result key, which the initiator waits for before it leaves. Each side
+ * the buffer back and checks it. When all rounds passed, the initiator puts
+ * a key saying so (the target stays until the last read-back is served, or
+ * that read would meet a closed connection), then the target puts a result
+ * key, which the initiator waits for before it leaves. Each side
  * prints the peer's published TCP endpoint and the rounds it verified.
  *
  * Environment: MIXL_TCP_SECRET_FILE (the shared secret, mode 0600) and
@@ -216,19 +218,25 @@ int main(int argc, char **argv)
         }
         verified++;
     }
-    /* The target says it is done; the initiator leaves only after that. */
+    /* The initiator says its reads are done, then the target that it is
+     * done; each leaves only after the other's word. */
+    char done_key[256];
     snprintf(key, sizeof(key), "%s/pair-result", argv[3]);
+    snprintf(done_key, sizeof(done_key), "%s/pair-reads-done", argv[3]);
+    snprintf(text, sizeof(text), "verified %u", verified);
+    mixl_registry_kv_t *kv = NULL;
     if (is_target) {
-        snprintf(text, sizeof(text), "verified %u", verified);
-        st = mixl_registry_put(reg, key, text, strlen(text), 0, NULL);
+        st = mixl_registry_wait(reg, done_key, WAIT_MS, &kv);
+        if (st == MIXL_OK) st = mixl_registry_put(reg, key, text, strlen(text), 0, NULL);
     } else {
-        mixl_registry_kv_t *kv = NULL;
-        st = mixl_registry_wait(reg, key, WAIT_MS, &kv);
+        st = mixl_registry_put(reg, done_key, text, strlen(text), 0, NULL);
+        if (st == MIXL_OK) st = mixl_registry_wait(reg, key, WAIT_MS, &kv);
         if (st == MIXL_OK && (kv->len != strlen("verified 3") || memcmp(kv->value, "verified 3", kv->len) != 0))
             st = MIXL_ERR_INVALID_PARAM;
-        if (kv != NULL) mixl_registry_kv_free(kv);
         if (st == MIXL_OK) st = mixl_registry_delete(reg, key);
+        if (st == MIXL_OK) st = mixl_registry_delete(reg, done_key);
     }
+    if (kv != NULL) mixl_registry_kv_free(kv);
     if (st != MIXL_OK) {
         rc = fail("result key", mixl_registry_last_error(reg));
         goto out;
