@@ -421,6 +421,7 @@ static void test_peer_gone_while_kept(void **state)
     if (st == MIXL_IN_PROGRESS) st = mixl_tp_tcp_ops.xfer_wait(&a.tp, &x.x, mixl_deadline_ns(5000));
     print_message("post after the peer left: %s (%s)\n", mixl_status_str(st), a.eb.msg);
     assert_true(st != MIXL_OK && st != MIXL_IN_PROGRESS);
+    assert_non_null(strstr(a.eb.msg, "tcp connection to agent once")); /* names the peer */
     mixl_tp_tcp_ops.xfer_release(&a.tp, &x.x);
     mixl_tp_tcp_ops.peer_remove(&a.tp, &p.peer);
     h_agent_fini(&a);

@@ -372,19 +372,18 @@ void tcp_conn_check_deadlines(tcp_conn_t *c, uint64_t now)
 
     if (c->role != ROLE_CLIENT) return;
     pthread_mutex_lock(&g->work);
-    /* Answers kept for a caller that stopped posting are read here before
-     * any deadline is judged: the caller may never wait again. */
+    /* Answers kept for a caller that stopped posting go back to this
+     * thread (EPOLLIN again; epoll reports what already came): the caller
+     * may never wait again. */
     if (atomic_load(&g->reader) == TCP_READER_KEPT &&
         now - g->kept_ns >= atomic_load_explicit(&g->tcp->keep_ns, memory_order_relaxed))
         tcp_client_unkeep(g);
     if (cli_up(c)) {
-        /* What came is read before a deadline is judged (answers a caller
-         * kept until just now have no event yet). */
-        if (c->inflight > 0 && atomic_load(&g->reader) == TCP_READER_NONE) cli_read(c);
-        int late = atomic_load(&c->state) == CONN_UP && past_deadline(c, now);
-        if (late && atomic_load(&g->reader) == TCP_READER_KEPT) {
-            /* The answer may be there, kept for a caller that posts but has
-             * not come back for it. */
+        int late = past_deadline(c, now);
+        if (late && atomic_load(&g->reader) != TCP_READER_WAITING) {
+            /* The answer may be there, unread (kept for a caller that posts
+             * but has not come back for it, or not yet seen as an event):
+             * read what came before the transfer is called late. */
             tcp_client_unkeep(g);
             cli_read(c);
             late = atomic_load(&c->state) == CONN_UP && past_deadline(c, now);
