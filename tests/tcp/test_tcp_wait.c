@@ -382,9 +382,11 @@ static void test_kept_answers_read_when_idle(void **state)
     assert_int_equal(test(s, 0), MIXL_OK);
 }
 
-/* A peer that answers the first request at once and closes 200 ms later
- * goes away while the caller keeps the answers (no EPOLLIN): it is still
- * found, within a few ticks, and the next post fails naming it. */
+/* A peer that answers the first request after QUICK_MS (the caller is
+ * waiting by then: an answer at once may be the progress thread's to read)
+ * and closes 200 ms later goes away while the caller keeps the answers (no
+ * EPOLLIN): the tick gives them back after keep_ns without a post, the
+ * hang-up is found, and the next post fails naming the peer. */
 static void test_peer_gone_while_kept(void **state)
 {
     h_agent_t a;
@@ -397,9 +399,13 @@ static void test_peer_gone_while_kept(void **state)
     assert_true(lfd >= 0);
     assert_non_null(mem);
     pid_t pid = fork();
-    if (pid == 0) _exit(fake_serve(lfd, 0, 1, 200)); /* closes after the wait */
+    if (pid == 0) _exit(fake_serve(lfd, QUICK_MS, 1, 200)); /* closes after the wait */
     close(lfd);
     assert_int_equal(h_agent_init(&a, "keeper", 10000), MIXL_OK);
+    tcp_t *tcp = a.tp.priv;
+    /* Long until the check below, so that a stalled test thread does not
+     * see the answers given back before it looks. */
+    atomic_store(&tcp->keep_ns, 10000000000ull);
     mixl_tp_region_t *r = h_register(&a, mem, LEN);
     assert_int_equal(h_peer_at(&a, "once", port, 0x100000, LEN, &p), MIXL_OK);
     h_xfer_init(&x, MIXL_OP_WRITE, &p);
@@ -409,6 +415,7 @@ static void test_peer_gone_while_kept(void **state)
     assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&a.tp, &x.x, mixl_deadline_ns(5000)), MIXL_OK);
     tcp_group_t *g = ((tcp_xfer_t *)x.x.tp_priv)->group;
     assert_int_equal(atomic_load(&g->reader), TCP_READER_KEPT);
+    atomic_store(&tcp->keep_ns, TCP_TICK_MS * 1000000ull); /* the library's own */
     waitpid(pid, &status, 0);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     uint64_t end = mixl_deadline_ns(2000);
