@@ -382,6 +382,41 @@ static void test_kept_answers_read_when_idle(void **state)
     assert_int_equal(test(s, 0), MIXL_OK);
 }
 
+/* After waiting, the caller keeps posting and never comes back (keep_ns
+ * long, so the idle tick does not give the answers back): the answer came
+ * in QUICK_MS but is nobody's to read until the transfer's deadline. The
+ * tick then reads what came before it judges: the transfer ends well, at
+ * its deadline, not as timed out. */
+static void test_kept_answer_read_before_late(void **state)
+{
+    slow_t *s = *state;
+    tcp_t *tcp = s->a.tp.priv;
+    const int timeout_ms = 1000;
+
+    tcp->timeout_ms = timeout_ms; /* read at each post */
+    assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
+    assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &s->x[0].x, mixl_deadline_ns(5000)),
+                     MIXL_OK);
+    assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_KEPT);
+    uint64_t unkept = atomic_load(&tcp->unkept), t0 = mixl_now_ns();
+    assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
+    tcp_xfer_t *xf = s->x[0].x.tp_priv;
+    uint64_t end = mixl_deadline_ns(timeout_ms + 3000);
+    while (atomic_load(&xf->status) == MIXL_IN_PROGRESS) {
+        assert_true(mixl_now_ns() < end);
+        struct timespec d = {0, 5000000L};
+        nanosleep(&d, NULL);
+    }
+    uint64_t ms = (mixl_now_ns() - t0) / 1000000;
+    print_message("kept answer read by the tick after %llu ms (deadline %d ms): %s\n",
+                  (unsigned long long)ms, timeout_ms, mixl_status_str(atomic_load(&xf->status)));
+    assert_int_equal(atomic_load(&xf->status), MIXL_OK);
+    assert_true(ms >= (uint64_t)timeout_ms - 50); /* nobody read it before */
+    assert_int_equal(atomic_load(&tcp->unkept), unkept + 1);
+    assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_NONE);
+    assert_int_equal(test(s, 0), MIXL_OK);
+}
+
 /* A peer that answers the first request after QUICK_MS (the caller is
  * waiting by then: an answer at once may be the progress thread's to read)
  * and closes 200 ms later goes away while the caller keeps the answers (no
@@ -512,6 +547,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_polled_on_other_peer_gives_back, quick_setup,
                                         slow_teardown),
         cmocka_unit_test_setup_teardown(test_kept_answers_read_when_idle, quick_setup,
+                                        slow_teardown),
+        cmocka_unit_test_setup_teardown(test_kept_answer_read_before_late, quick_setup,
                                         slow_teardown),
         cmocka_unit_test(test_peer_gone_while_kept),
         cmocka_unit_test(test_payload_read_in_few_calls),
