@@ -217,6 +217,20 @@ static void test_one_pause_per_round(void **state)
                      MIXL_OK);
 }
 
+/* Transfer i's status once the progress thread has ended it, the caller
+ * neither testing nor waiting; within ms. */
+static mixl_status_t ended_alone(slow_t *s, int i, long ms)
+{
+    tcp_xfer_t *xf = s->x[i].x.tp_priv;
+    uint64_t end = mixl_deadline_ns(ms);
+    while (atomic_load(&xf->status) == MIXL_IN_PROGRESS) {
+        assert_true(mixl_now_ns() < end);
+        struct timespec d = {0, 5000000L};
+        nanosleep(&d, NULL);
+    }
+    return atomic_load(&xf->status);
+}
+
 /* The group xf's transfers go on, and whether its first connection has
  * the progress thread woken for answers. */
 static tcp_group_t *group_of(slow_t *s, int i)
@@ -369,14 +383,7 @@ static void test_kept_answers_read_when_idle(void **state)
     assert_int_equal(mixl_tp_tcp_ops.xfer_wait(&s->a.tp, &s->x[0].x, mixl_deadline_ns(5000)),
                      MIXL_OK);
     assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
-    tcp_xfer_t *xf = s->x[0].x.tp_priv;
-    uint64_t end = mixl_deadline_ns(QUICK_MS + 2000);
-    while (atomic_load(&xf->status) == MIXL_IN_PROGRESS) {
-        assert_true(mixl_now_ns() < end);
-        struct timespec d = {0, 5000000L};
-        nanosleep(&d, NULL);
-    }
-    assert_int_equal(atomic_load(&xf->status), MIXL_OK);
+    assert_int_equal(ended_alone(s, 0, QUICK_MS + 2000), MIXL_OK);
     assert_int_equal(atomic_load(&tcp->unkept), 1);
     assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_NONE);
     assert_int_equal(test(s, 0), MIXL_OK);
@@ -400,17 +407,11 @@ static void test_kept_answer_read_before_late(void **state)
     assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_KEPT);
     uint64_t unkept = atomic_load(&tcp->unkept), t0 = mixl_now_ns();
     assert_int_equal(post(s, 0), MIXL_IN_PROGRESS);
-    tcp_xfer_t *xf = s->x[0].x.tp_priv;
-    uint64_t end = mixl_deadline_ns(timeout_ms + 3000);
-    while (atomic_load(&xf->status) == MIXL_IN_PROGRESS) {
-        assert_true(mixl_now_ns() < end);
-        struct timespec d = {0, 5000000L};
-        nanosleep(&d, NULL);
-    }
+    mixl_status_t st = ended_alone(s, 0, timeout_ms + 3000);
     uint64_t ms = (mixl_now_ns() - t0) / 1000000;
     print_message("kept answer read by the tick after %llu ms (deadline %d ms): %s\n",
-                  (unsigned long long)ms, timeout_ms, mixl_status_str(atomic_load(&xf->status)));
-    assert_int_equal(atomic_load(&xf->status), MIXL_OK);
+                  (unsigned long long)ms, timeout_ms, mixl_status_str(st));
+    assert_int_equal(st, MIXL_OK);
     assert_true(ms >= (uint64_t)timeout_ms - 50); /* nobody read it before */
     assert_int_equal(atomic_load(&tcp->unkept), unkept + 1);
     assert_int_equal(atomic_load(&group_of(s, 0)->reader), TCP_READER_NONE);
