@@ -24,11 +24,15 @@
 # root namespace gets no address or route. Everything goes away when the init
 # processes exit: on `down`, on their TTL, or at the next `up`.
 #
+# Under CTest a guard (tests/fixture_guard.sh) started with the cluster brings it down when the
+# CTest run is gone (CTest killed: no cleanup fixture runs); the TTL bounds it in any case.
+#
 # Open MPI from the head node: `cluster.sh exec head mpirun $MIXL_CLUSTER_MPIRUN_FLAGS ...`
 # with the flags from STATE_DIR/env (launch agent, out-of-band subnet, --bind-to none).
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+guard=$here/../../tests/fixture_guard.sh
 SKIP=77
 SUBNET_PREFIX=10.199.0
 SUBNET=$SUBNET_PREFIX.0/24
@@ -88,6 +92,7 @@ init_pid() {
 
 down() {
   local pids p alive_left
+  [ -x "$guard" ] && "$guard" disarm "$state"
   pids=$(our_pids)
   for p in $pids; do kill -TERM "$p" 2>/dev/null; done
   # Inits exit at once; their PID namespaces die with them. Zombies count as gone.
@@ -140,6 +145,7 @@ up() {
   esac
   down
   mkdir -p "$state/nodes" "$state/log" || die "cannot write to $state"
+  [ -x "$guard" ] && "$guard" arm "$state" "$ttl" bash "$here/cluster.sh" -s "$state" down
   # Traversable (munged runs as the munge user), not listable; the launch socket itself is 0700.
   chmod 0711 "$state"
   cp "$here/launch.py" "$state/launch.py"

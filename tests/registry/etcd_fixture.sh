@@ -13,6 +13,8 @@
 # Every etcd runs in its own session and process group (setsid), and is stopped by killing
 # that group: the stop fixture cleans up after a test that CTest killed (SIGKILL runs no
 # trap), and start first stops whatever an earlier, killed run left in <dir>.
+# A guard (tests/fixture_guard.sh) started with etcd stops it when the CTest run is gone (CTest
+# killed: no cleanup fixture runs), or after an hour at the latest.
 # ETCD_EXTRA_ARGS adds flags (e.g. --auth-token-ttl 1) to start and restart.
 # TLS=1 with start: make a throwaway CA, server and client certificates in <dir>/tls
 # (ca.crt, client.crt, client.key) and serve https with client-certificate auth; without
@@ -24,6 +26,8 @@ set -euo pipefail
 
 cmd=${1:?usage: etcd_fixture.sh start|restart|stop <dir>}
 dir=${2:?usage: etcd_fixture.sh start|restart|stop <dir>}
+self=$(realpath -- "$0")
+guard=$(dirname "$self")/../fixture_guard.sh
 ETCD=${ETCD:-/usr/bin/etcd}
 ETCDCTL=${ETCDCTL:-/usr/bin/etcdctl}
 
@@ -176,8 +180,10 @@ start)
   need_etcd
   stop_pid
   stop_cluster
+  "$guard" disarm "$dir"
   rm -rf "$dir"
   mkdir -p "$dir"
+  "$guard" arm "$dir" 3600 "$self" stop "$dir"
   if [ "$scheme" = https ]; then
     if ! command -v openssl >/dev/null; then
       echo "openssl not installed: no TLS certificates" >"$dir/skip"
@@ -212,8 +218,10 @@ cluster)
   need_etcd
   stop_pid
   stop_cluster
+  "$guard" disarm "$dir"
   rm -rf "$dir"
   mkdir -p "$dir"
+  "$guard" arm "$dir" 3600 "$self" stop "$dir"
   for _ in 1 2 3; do
     if launch_cluster; then
       echo "etcd cluster $(cat "$dir/endpoint")"
@@ -239,6 +247,7 @@ kill)
 stop)
   shift
   for dir in "$@"; do
+    "$guard" disarm "$dir"
     stop_pid
     stop_cluster
     rm -rf "$dir"

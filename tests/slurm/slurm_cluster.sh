@@ -12,6 +12,8 @@
 #                                        group each daemon leads; remove the scratch. As the
 #                                        fixture's cleanup it also ends what a test that CTest
 #                                        killed (SIGKILL, no trap) left running
+# A guard (tests/fixture_guard.sh) started with the daemons runs stop when the CTest run is
+# gone (CTest killed: no cleanup fixture runs), or after an hour at the latest.
 #
 # Exit 77 (CTest SKIP) when Slurm cannot run here: not root, or the packages
 # are absent. Start order and config follow the
@@ -19,6 +21,8 @@
 set -uo pipefail
 
 SKIP=77
+self=$(realpath -- "$0")
+guard=$(dirname "$self")/../fixture_guard.sh
 cmd=${1:-}
 state=${2:-}
 [ -n "$cmd" ] && [ -n "$state" ] || { echo "usage: $0 start|stop <state-dir>" >&2; exit 2; }
@@ -81,6 +85,7 @@ our_stepds() {
 }
 
 do_stop() {
+  "$guard" disarm "$state"
   [ -f "$state/env" ] || { log "nothing to stop in $state"; return 0; }
   # shellcheck disable=SC1091
   . "$state/env"
@@ -182,6 +187,7 @@ do_start() {
   need_packages || { log "SKIP: Slurm/munge not available"; exit $SKIP; }
   id munge >/dev/null 2>&1 || { log "SKIP: no munge user"; exit $SKIP; }
 
+  "$guard" arm "$state" 3600 "$self" stop "$state"
   # Short path: the munge socket path must fit in sun_path (108 bytes).
   MIXL_SLURM_DIR=$(mktemp -d /tmp/mixl-slurm.XXXXXX) || { log "mktemp failed"; exit 1; }
   chmod 0755 "$MIXL_SLURM_DIR"
