@@ -116,6 +116,7 @@ typedef struct {
     MPI_Comm ctl;
     int timeout_ms;
     int64_t clock_offset_ns; /* add to the local monotonic clock to get the router's */
+    char clock_sync[160];    /* rank 0: how the ranks' clocks were aligned (results) */
     char (*names)[MIXL_NAME_MAX];
     char (*hosts)[DG_HOST_MAX]; /* each rank's host name */
     uint64_t *peer_base; /* each rank's registered KV memory base address */

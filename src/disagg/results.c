@@ -168,6 +168,8 @@ uint64_t mixl_dg_results_print(mixl_dg_results_t *res, const mixl_dg_plan_t *pla
     if (res->path_report[0] != '\0') fprintf(out, "\ndata path: %s\n", res->path_report);
     if (res->path_choice[0] != '\0') fprintf(out, "data path choice: %s\n", res->path_choice);
     if (res->host_memory != NULL) fprintf(out, "host memory: %s\n", res->host_memory);
+    if (res->clock_sync != NULL && res->clock_sync[0] != '\0')
+        fprintf(out, "clocks: %s\n", res->clock_sync);
     if (res->nrss > 0) {
         /* One line for every rank: resident memory at the mark and at the end. */
         fprintf(out, "rss (KiB after %llu requests / at the end):",
@@ -430,6 +432,7 @@ mixl_status_t mixl_dg_results_open(mixl_dg_results_t *res, const mixl_dg_plan_t 
         {"data_path", res->path_report},
         {"data_path_choice", res->path_choice},
         {"host_memory", res->host_memory != NULL ? res->host_memory : ""},
+        {"clock_sync", res->clock_sync != NULL ? res->clock_sync : ""},
         {"registry", cfg->registry.backend == MIXL_REG_ETCD ? "etcd" : "mpi"},
         {"model", plan->model.name},
         {"model_dtype", plan->model.dtype},

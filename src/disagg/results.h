@@ -68,6 +68,7 @@ typedef struct mixl_dg_results {
     char path_report[512];
     char path_choice[512]; /* data-path policy, its reason, and peers per backend over all ranks */
     const char *host_memory; /* where host KV memory came from: "MPI_Win_allocate" or "malloc" */
+    const char *clock_sync;  /* how the ranks' timelines share the router's time axis */
     mixl_dg_writer_t *writer; /* the results file while the run goes on, or NULL */
     const mixl_dg_point_t *point; /* the sweep point being run, or NULL */
     int setup_reused;             /* the agents, windows and memory of the previous point served */

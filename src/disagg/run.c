@@ -342,6 +342,7 @@ mixl_status_t mixl_dg_run_point(MPI_Comm comm, const mixl_run_config_t *cfg,
                  mixl_agent_path_choice(dg->agent), dg->peers_on[0], dg->peers_on[1]);
         /* The allocation was agreed collectively: the router's own page says how every rank fared. */
         res.host_memory = dg->mem.mpi_ptr != NULL ? "MPI_Win_allocate" : "malloc";
+        res.clock_sync = dg->clock_sync;
         unsigned be = mixl_agent_backends(dg->agent);
         dg_live_set_info(dg->live, res.path_report,
                          be == (MIXL_BACKEND_MPI | MIXL_BACKEND_TCP) ? "mpi+tcp"

@@ -57,27 +57,125 @@ static mixl_status_t dg_recv_deadline(mixl_dg_t *dg, void *buf, int len, int src
     return MIXL_OK;
 }
 
+#define DG_CLOCK_KEY 128
+
+/* The first line of `path` starting with `prefix` ("" for the first line),
+ * without its newline; "" when there is none. */
+static void read_line(const char *path, const char *prefix, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    char line[64];
+
+    out[0] = '\0';
+    if (f == NULL) return;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, prefix, strlen(prefix)) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            snprintf(out, len, "%s", line);
+            break;
+        }
+    fclose(f);
+}
+
+/* What makes two ranks' CLOCK_MONOTONIC one clock: the same kernel (its boot
+ * id) seen through the same time-namespace offset (a container may shift
+ * it); "" when unknown. Ranks on one node - and the nodes of an emulated
+ * cluster, namespaces on one kernel - share it. */
+static void clock_key(char key[DG_CLOCK_KEY])
+{
+    char boot[64], offset[64];
+
+    read_line("/proc/sys/kernel/random/boot_id", "", boot, sizeof(boot));
+    read_line("/proc/self/timens_offsets", "monotonic", offset, sizeof(offset));
+    memset(key, 0, DG_CLOCK_KEY);
+    if (boot[0] != '\0') snprintf(key, DG_CLOCK_KEY, "%s %s", boot, offset);
+}
+
+/* Rank 0 learns each rank's best round trip (ranks that share its clock had
+ * none) and writes how the timelines were aligned into dg->clock_sync; frees
+ * shared. Collective. */
+static mixl_status_t clock_report(mixl_dg_t *dg, mixl_status_t st, int *shared, int64_t rtt_ns)
+{
+    int64_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(int64_t)) : NULL;
+    int n_shared = 0;
+    int64_t worst = 0;
+
+    if (dg->rank == 0 && all == NULL) st = MIXL_ERR_NO_MEMORY;
+    if (MPI_Gather(&rtt_ns, 1, MPI_INT64_T, all, 1, MPI_INT64_T, 0, dg->ctl) != MPI_SUCCESS)
+        st = MIXL_ERR_BACKEND;
+    if (dg->rank == 0 && all != NULL) {
+        for (int r = 1; r < dg->world; r++) {
+            if (shared[r]) n_shared++;
+            else if (all[r] > worst) worst = all[r];
+        }
+        int probed = dg->world - 1 - n_shared;
+        if (probed == 0)
+            snprintf(dg->clock_sync, sizeof(dg->clock_sync),
+                     "the router's own clock on all %d other ranks (one kernel)", dg->world - 1);
+        else
+            snprintf(dg->clock_sync, sizeof(dg->clock_sync),
+                     "the router's own clock on %d ranks; round trips on %d (worst best round "
+                     "trip %.1f us: times within %.1f us)",
+                     n_shared, probed, (double)worst / 1e3, (double)worst / 2e3);
+    }
+    free(all);
+    free(shared);
+    return st;
+}
+
 /*
- * Align clocks with the router by ping-pong, keeping the round trip with the
- * smallest delay (Cristian's method): timelines from different hosts then
- * share one time axis to within half that round trip.
+ * Align clocks with the router. A rank that reads the router's own clock
+ * (same kernel, same time namespace) needs nothing: offset 0, exactly.
+ * Others ping-pong, keeping the round trip with the smallest delay
+ * (Cristian's method): timelines from different hosts then share one time
+ * axis to within half that round trip - on a loaded machine tens of ms,
+ * enough to put a worker's first byte before the router's start.
  */
 static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
 {
     mixl_status_t st = MIXL_OK;
+    char mine[DG_CLOCK_KEY];
+    char (*keys)[DG_CLOCK_KEY] = calloc((size_t)dg->world, DG_CLOCK_KEY);
+
+    if (keys == NULL) return MIXL_ERR_NO_MEMORY;
+    /* MIXL_CLOCK_SYNC=probe: round trips even where the clock is shared (to
+     * see what they give; tests of the path every multi-node run takes). */
+    const char *how = getenv("MIXL_CLOCK_SYNC");
+    int probe = how != NULL && strcmp(how, "probe") == 0;
+    if (how != NULL && !probe && strcmp(how, "auto") != 0) {
+        if (dg->rank == 0) mixl_error("MIXL_CLOCK_SYNC=%s: expected auto or probe", how);
+        free(keys);
+        return MIXL_ERR_CONFIG;
+    }
+    clock_key(mine);
+    if (probe) mine[0] = '\0';
+    if (MPI_Allgather(mine, DG_CLOCK_KEY, MPI_CHAR, keys, DG_CLOCK_KEY, MPI_CHAR, dg->ctl) !=
+        MPI_SUCCESS) {
+        free(keys);
+        return MIXL_ERR_BACKEND;
+    }
+    /* Every rank decides alike which ranks ping-pong. */
+    int *shared = calloc((size_t)dg->world, sizeof(int));
+    if (shared == NULL) {
+        free(keys);
+        return MIXL_ERR_NO_MEMORY;
+    }
+    for (int r = 0; r < dg->world; r++)
+        shared[r] = keys[0][0] != '\0' && strcmp(keys[r], keys[0]) == 0;
+    free(keys);
+    dg->clock_offset_ns = 0;
     if (dg->rank == 0) {
         for (int r = 1; r < dg->world && st == MIXL_OK; r++)
-            for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK; k++) {
+            for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK && !shared[r]; k++) {
                 int64_t ping, t0;
                 st = dg_recv_deadline(dg, &ping, sizeof(ping), r, DG_TAG_CLOCK);
                 t0 = (int64_t)mixl_now_ns();
                 if (st == MIXL_OK) MPI_Send(&t0, sizeof(t0), MPI_BYTE, r, DG_TAG_CLOCK, dg->ctl);
             }
-        dg->clock_offset_ns = 0;
-        return st;
+        return clock_report(dg, st, shared, 0);
     }
     int64_t best_rtt = INT64_MAX;
-    for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK; k++) {
+    for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK && !shared[dg->rank]; k++) {
         int64_t t1 = (int64_t)mixl_now_ns(), t0 = 0;
         MPI_Send(&t1, sizeof(t1), MPI_BYTE, 0, DG_TAG_CLOCK, dg->ctl);
         st = dg_recv_deadline(dg, &t0, sizeof(t0), 0, DG_TAG_CLOCK);
@@ -87,7 +185,7 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
             dg->clock_offset_ns = t0 - (t1 + t2) / 2;
         }
     }
-    return st;
+    return clock_report(dg, st, shared, best_rtt);
 }
 
 mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)

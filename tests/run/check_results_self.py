@@ -27,7 +27,8 @@ F64 = ["arrival_us", "alloc_us", "prefill_start_us", "prefill_end_us", "first_by
        "transfer_latency_us", "transfer_span_us", "bandwidth_gbps", "hidden_share"]
 
 
-def write(path, ids=None, prompt=None, status=None, bad=None, errors=0, stream_s=70e-6):
+def write(path, ids=None, prompt=None, status=None, bad=None, errors=0, stream_s=70e-6,
+          first=(10.0, 20.0, 30.0, 40.0)):
     ids = list(range(N)) if ids is None else ids
     prompt = [LENGTHS[i] for i in ids] if prompt is None else prompt
     with h5py.File(path, "w") as f:
@@ -42,13 +43,14 @@ def write(path, ids=None, prompt=None, status=None, bad=None, errors=0, stream_s
         f["requests/bad_blocks"] = np.array(bad or [0] * N, dtype=np.uint64)
         f["requests/status"] = np.array(status or [0] * N, dtype=np.int32)
         del f["requests/first_byte_us"], f["requests/last_byte_us"]
-        f["requests/first_byte_us"] = np.array([10.0, 20.0, 30.0, 40.0])
+        f["requests/first_byte_us"] = np.array(first)
         f["requests/last_byte_us"] = np.array([50.0, 60.0, 70.0, 80.0])
         f["histograms/ttft_us"] = np.zeros(4)
         f.attrs["kv_bytes_per_token"] = np.uint64(BPT)
         for a in ["mixl_version", "mpi_library_version", "hdf5_version", "model"]:
             f.attrs[a] = np.bytes_("x")
         f.attrs["transfer_mode"] = np.bytes_("push")
+        f.attrs["clock_sync"] = np.bytes_("the router's own clock on all 3 other ranks (one kernel)")
         f.attrs["config"] = np.bytes_("workload:\n  requests: 4\n")
         s = f.create_group("summary")
         s.attrs["requests"] = np.uint64(N)
@@ -81,6 +83,14 @@ with tempfile.TemporaryDirectory() as tmp:
          ["--failed", "2"], 0, "verified"),
         ("stream shorter than its requests", {"stream_s": 50e-6}, [], 1,
          "stream_s 0.000050 s: the requests' first and last bytes give 0.000070 s"),
+        # A worker on another host may put a first byte before the router's start.
+        ("first byte before the start", {"first": (-5.0, 20.0, 30.0, 40.0), "stream_s": 85e-6},
+         [], 0, "verified"),
+        ("stream without the early first byte", {"first": (-5.0, 20.0, 30.0, 40.0)}, [], 1,
+         "stream_s 0.000070 s: the requests' first and last bytes give 0.000085 s"),
+        ("clocks aligned otherwise", {}, ["--clock-sync", "round trips on 3"], 1,
+         "clock_sync is \"the router's own clock on all 3 other ranks (one kernel)\", "
+         "expected it to say \"round trips on 3\""),
     ]
     for i, (name, kw, extra, want_rc, want_msg) in enumerate(cases):
         path = os.path.join(tmp, f"case{i}.h5")
