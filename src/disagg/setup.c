@@ -136,30 +136,32 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
     mixl_status_t st = MIXL_OK;
     char mine[DG_CLOCK_KEY];
     char (*keys)[DG_CLOCK_KEY] = calloc((size_t)dg->world, DG_CLOCK_KEY);
+    int *shared = calloc((size_t)dg->world, sizeof(int));
 
-    if (keys == NULL) return MIXL_ERR_NO_MEMORY;
+    if (keys == NULL || shared == NULL) st = MIXL_ERR_NO_MEMORY;
     /* MIXL_CLOCK_SYNC=probe: round trips even where the clock is shared (to
-     * see what they give; tests of the path every multi-node run takes). */
+     * see what they give; tests of the path every multi-node run takes).
+     * The environment may differ between nodes: every rank agrees before
+     * the first collective of its own. */
     const char *how = getenv("MIXL_CLOCK_SYNC");
     int probe = how != NULL && strcmp(how, "probe") == 0;
     if (how != NULL && !probe && strcmp(how, "auto") != 0) {
-        if (dg->rank == 0) mixl_error("MIXL_CLOCK_SYNC=%s: expected auto or probe", how);
-        free(keys);
-        return MIXL_ERR_CONFIG;
+        mixl_error("MIXL_CLOCK_SYNC=%s: expected auto or probe", how);
+        st = MIXL_ERR_CONFIG;
     }
-    clock_key(mine);
-    if (probe) mine[0] = '\0';
-    if (MPI_Allgather(mine, DG_CLOCK_KEY, MPI_CHAR, keys, DG_CLOCK_KEY, MPI_CHAR, dg->ctl) !=
-        MPI_SUCCESS) {
+    if ((st = dg_agree(dg, st)) == MIXL_OK) {
+        clock_key(mine);
+        if (probe) mine[0] = '\0';
+        if (MPI_Allgather(mine, DG_CLOCK_KEY, MPI_CHAR, keys, DG_CLOCK_KEY, MPI_CHAR, dg->ctl) !=
+            MPI_SUCCESS)
+            st = MIXL_ERR_BACKEND;
+    }
+    if (st != MIXL_OK) {
         free(keys);
-        return MIXL_ERR_BACKEND;
+        free(shared);
+        return st;
     }
     /* Every rank decides alike which ranks ping-pong. */
-    int *shared = calloc((size_t)dg->world, sizeof(int));
-    if (shared == NULL) {
-        free(keys);
-        return MIXL_ERR_NO_MEMORY;
-    }
     for (int r = 0; r < dg->world; r++)
         shared[r] = keys[0][0] != '\0' && strcmp(keys[r], keys[0]) == 0;
     free(keys);
