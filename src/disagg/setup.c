@@ -91,19 +91,18 @@ static void clock_key(char key[DG_CLOCK_KEY])
     if (boot[0] != '\0') snprintf(key, DG_CLOCK_KEY, "%s %s", boot, offset);
 }
 
-/* Rank 0 learns each rank's best round trip (ranks that share its clock had
- * none) and writes how the timelines were aligned into dg->clock_sync; frees
- * shared. Collective. */
-static mixl_status_t clock_report(mixl_dg_t *dg, mixl_status_t st, int *shared, int64_t rtt_ns)
+/* Rank 0 learns each rank's best round trip into all[] (ranks that share its
+ * clock had none) and writes how the timelines were aligned into
+ * dg->clock_sync; frees shared and all. Collective. */
+static mixl_status_t clock_report(mixl_dg_t *dg, mixl_status_t st, int *shared, int64_t *all,
+                                  int64_t rtt_ns)
 {
-    int64_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(int64_t)) : NULL;
     int n_shared = 0;
     int64_t worst = 0;
 
-    if (dg->rank == 0 && all == NULL) st = MIXL_ERR_NO_MEMORY;
     if (MPI_Gather(&rtt_ns, 1, MPI_INT64_T, all, 1, MPI_INT64_T, 0, dg->ctl) != MPI_SUCCESS)
         st = MIXL_ERR_BACKEND;
-    if (dg->rank == 0 && all != NULL) {
+    if (dg->rank == 0) {
         for (int r = 1; r < dg->world; r++) {
             if (shared[r]) n_shared++;
             else if (all[r] > worst) worst = all[r];
@@ -137,8 +136,12 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
     char mine[DG_CLOCK_KEY];
     char (*keys)[DG_CLOCK_KEY] = calloc((size_t)dg->world, DG_CLOCK_KEY);
     int *shared = calloc((size_t)dg->world, sizeof(int));
+    int64_t *all = dg->rank == 0 ? calloc((size_t)dg->world, sizeof(int64_t)) : NULL;
 
-    if (keys == NULL || shared == NULL) st = MIXL_ERR_NO_MEMORY;
+    if (keys == NULL || shared == NULL || (dg->rank == 0 && all == NULL)) {
+        mixl_error("clock alignment: no memory for the keys of %d ranks", dg->world);
+        st = MIXL_ERR_NO_MEMORY;
+    }
     /* MIXL_CLOCK_SYNC=probe: round trips even where the clock is shared (to
      * see what they give; tests of the path every multi-node run takes).
      * The environment may differ between nodes: every rank agrees before
@@ -159,6 +162,7 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
     if (st != MIXL_OK) {
         free(keys);
         free(shared);
+        free(all);
         return st;
     }
     /* Every rank decides alike which ranks ping-pong. */
@@ -174,7 +178,7 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
                 t0 = (int64_t)mixl_now_ns();
                 if (st == MIXL_OK) MPI_Send(&t0, sizeof(t0), MPI_BYTE, r, DG_TAG_CLOCK, dg->ctl);
             }
-        return clock_report(dg, st, shared, 0);
+        return clock_report(dg, st, shared, all, 0);
     }
     int64_t best_rtt = INT64_MAX;
     for (int k = 0; k < DG_CLOCK_ROUNDS && st == MIXL_OK && !shared[dg->rank]; k++) {
@@ -187,7 +191,7 @@ static mixl_status_t dg_clock_sync(mixl_dg_t *dg)
             dg->clock_offset_ns = t0 - (t1 + t2) / 2;
         }
     }
-    return clock_report(dg, st, shared, best_rtt);
+    return clock_report(dg, st, shared, all, best_rtt);
 }
 
 mixl_status_t dg_exchange_metadata(mixl_dg_t *dg)
